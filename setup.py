@@ -1,0 +1,31 @@
+"""shoal: an erasure-coded, end-to-end-encrypted storage grid, byte-compatible with Tahoe-LAFS 1.20."""
+from setuptools import find_packages, setup
+
+setup(
+    name="shoal",
+    version="0.1.0",
+    description="Erasure-coded, end-to-end-encrypted distributed storage grid (Tahoe-LAFS 1.20 compatible)",
+    package_dir={"": "src"},
+    packages=find_packages("src"),
+    python_requires=">=3.11",
+    install_requires=[
+        "attrs>=23.1",
+        "zfec>=1.5.7",
+        "pycryptodome>=3.19",
+        "twisted>=23.10",
+        "foolscap>=23.11",
+        "zope.interface>=6.0",
+        "cbor2>=5.4",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=7.4",
+            "hypothesis>=6.90",
+            "pyyaml>=6.0",
+            "ruff>=0.4",
+            "mypy>=1.8",
+            "import-linter>=2.0",
+        ],
+    },
+    entry_points={"console_scripts": ["shoal = shoal.cli.main:main"]},
+)

@@ -1,0 +1,305 @@
+"""Pure validating decoder for immutable (CHK) files.
+
+Nothing from a share is believed until it is proven against the cap:
+the UEB against the UEB hash in the cap; each share's hash chain against the
+share root in the UEB; each block hash tree root against that chain; each
+block against its block tree; each decoded ciphertext segment against the
+crypttext tree. Any mismatch raises BadHashError (or a layout error) naming
+the share and the node, and the share is dropped by the driver; no byte that
+failed a check is ever returned.
+
+`FileValidator` holds the file-wide state; `ShareValidator` one share's.
+`decode_segments` is a synchronous driver over share sources (any callable
+`read(offset, length) -> bytes`) that switches away from bad shares.
+"""
+
+from collections.abc import Callable, Iterator, Mapping
+
+import attrs
+
+from shoal.codec import SegmentCodec
+from shoal.crypto.aes import AESCTR
+from shoal.crypto.hashes import HASH_LENGTH, block_hash, crypttext_segment_hash, uri_extension_hash
+from shoal.errors import ShoalError
+from shoal.formats.errors import FormatError
+from shoal.formats.share_layout import (
+    V2_HEADER_SIZE,
+    ShareLayout,
+    parse_share_hash_chain,
+)
+from shoal.formats.ueb import unpack_ueb
+from shoal.hashtree import BadHashError, HashTreeError, IncompleteHashTree, NotEnoughHashesError
+from shoal.immutable.params import FileShape
+
+
+class DownloadError(ShoalError):
+    """An immutable file could not be read."""
+
+
+class UEBMismatchError(DownloadError):
+    """A UEB that matches the cap's hash but describes another file."""
+
+
+class NotEnoughSharesError(DownloadError):
+    """Fewer than k good shares: the message says what was found and what failed."""
+
+
+@attrs.frozen
+class FileIdentity:
+    """What a CHK read or verify cap says about the file."""
+
+    ueb_hash: bytes
+    k: int
+    n: int
+    size: int
+    key: bytes | None = None  # None for a verify-only pass
+
+
+def _int_field(fields: Mapping[str, object], name: str) -> int:
+    value = fields.get(name)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise UEBMismatchError(f"UEB field {name!r} missing or not an integer")
+    return value
+
+
+def _hash_field(fields: Mapping[str, object], name: str) -> bytes:
+    value = fields.get(name)
+    if not isinstance(value, bytes) or len(value) != HASH_LENGTH:
+        raise UEBMismatchError(f"UEB field {name!r} missing or not a 32-byte hash")
+    return value
+
+
+class FileValidator:
+    """File-wide state: the trusted UEB and the share and crypttext trees."""
+
+    def __init__(self, identity: FileIdentity) -> None:
+        self.identity = identity
+        self.shape: FileShape | None = None
+        self.share_tree: IncompleteHashTree | None = None
+        self.crypttext_tree: IncompleteHashTree | None = None
+        self.ueb_fields: dict | None = None
+
+    def accept_ueb(self, ueb: bytes) -> FileShape:
+        """Check a UEB against the cap; the first good one fixes the file's shape."""
+        if uri_extension_hash(ueb) != self.identity.ueb_hash:
+            raise BadHashError("UEB does not match the hash in the cap")
+        if self.shape is not None:
+            return self.shape
+        try:
+            fields = unpack_ueb(ueb)
+        except FormatError as e:
+            raise UEBMismatchError(f"UEB matches the cap but does not parse: {e}") from None
+        ident = self.identity
+        size = _int_field(fields, "size")
+        segment_size = _int_field(fields, "segment_size")
+        if size != ident.size:
+            raise UEBMismatchError(f"UEB says size {size}, the cap says {ident.size}")
+        try:
+            shape = FileShape(size=size, k=ident.k, n=ident.n, segment_size=segment_size)
+        except ShoalError as e:
+            raise UEBMismatchError(f"UEB describes an impossible file: {e}") from None
+        if _int_field(fields, "num_segments") != shape.num_segments:
+            raise UEBMismatchError("UEB num_segments disagrees with size and segment_size")
+        for name, params in (("codec_params", shape.codec_params), ("tail_codec_params", shape.tail_codec_params)):
+            if fields.get(name) != params.serialize():
+                raise UEBMismatchError(f"UEB {name} {fields.get(name)!r} != {params.serialize()!r}")
+        self.share_tree = IncompleteHashTree(ident.n, root=_hash_field(fields, "share_root_hash"))
+        self.crypttext_tree = IncompleteHashTree(
+            shape.num_segments, root=_hash_field(fields, "crypttext_root_hash")
+        )
+        self.ueb_fields = fields
+        self.shape = shape
+        return shape
+
+    def decode_segment(self, segnum: int, blocks: Mapping[int, bytes]) -> bytes:
+        """Blocks of k shares (each already proven) -> the segment's ciphertext, unchecked."""
+        shape = self.shape
+        assert shape is not None
+        last = segnum == shape.num_segments - 1
+        codec = SegmentCodec(shape.tail_codec_params if last else shape.codec_params)
+        return codec.decode(blocks, shape.segment_length(segnum))
+
+    def check_segment(self, segnum: int, crypttext: bytes, hashes: Mapping[int, bytes]) -> None:
+        """Prove a decoded segment against the crypttext root, with the tree
+        nodes it still needs (from any share: a share that sends bad nodes
+        makes this raise BadHashError)."""
+        tree = self.crypttext_tree
+        assert tree is not None
+        tree.add(hashes=hashes, leaves={segnum: crypttext_segment_hash(crypttext)})
+
+    def decrypt_segment(self, segnum: int, crypttext: bytes) -> bytes:
+        assert self.shape is not None
+        if self.identity.key is None:
+            raise DownloadError("a verify cap cannot decrypt")
+        return AESCTR(self.identity.key, segnum * self.shape.segment_size).process(crypttext)
+
+
+class ShareValidator:
+    """One share: its layout, its place in the share tree, its block tree."""
+
+    def __init__(self, file: FileValidator, shnum: int) -> None:
+        if not 0 <= shnum < file.identity.n:
+            raise ValueError(f"share number {shnum} out of range for n={file.identity.n}")
+        self.file = file
+        self.shnum = shnum
+        self.layout: ShareLayout | None = None
+        self.block_tree: IncompleteHashTree | None = None
+
+    def accept_layout(self, header: bytes) -> ShareLayout:
+        self.layout = ShareLayout.parse(header)
+        return self.layout
+
+    def accept_share_chain(self, chain: bytes) -> None:
+        """Prove this share's block-tree root against the share root in the UEB."""
+        file, layout = self.file, self.layout
+        assert file.shape is not None and file.share_tree is not None and layout is not None
+        shape = file.shape
+        layout.check_against(shape.block_size, shape.share_data_size, shape.num_segments)
+        leaf = file.share_tree.first_leaf + self.shnum
+        hashes = parse_share_hash_chain(chain)
+        if leaf not in hashes and file.share_tree.get(leaf) is None:
+            raise NotEnoughHashesError(f"share {self.shnum}: hash chain lacks its own leaf")
+        file.share_tree.add(hashes=hashes)
+        root = file.share_tree.get(leaf)
+        assert root is not None
+        self.block_tree = IncompleteHashTree(shape.num_segments, root=root)
+
+    def needed_block_hashes(self, segnum: int) -> set[int]:
+        assert self.block_tree is not None
+        return self.block_tree.needed_hashes(segnum) - {0}
+
+    def accept_block(self, segnum: int, block: bytes, hashes: Mapping[int, bytes]) -> bytes:
+        """Check a block (with the block-tree nodes it needs); return it if good."""
+        assert self.block_tree is not None and self.file.shape is not None
+        want = self.file.shape.block_length(segnum)
+        if len(block) != want:
+            raise BadHashError(f"share {self.shnum}: block {segnum} is {len(block)} bytes, expected {want}")
+        self.block_tree.add(hashes=hashes, leaves={segnum: block_hash(block)})
+        return block
+
+
+# ---------------------------------------------------------------------------
+# A synchronous driver over share sources (debug decode, tests, the verifier).
+
+ReadFn = Callable[[int, int], bytes]
+
+
+def _read_exact(read: ReadFn, offset: int, length: int, what: str) -> bytes:
+    data = read(offset, length)
+    if len(data) != length:
+        raise FormatError(f"{what}: share truncated (wanted {length} bytes at {offset}, got {len(data)})")
+    return data
+
+
+class _ShareReader:
+    def __init__(self, shnum: int, name: str, read: ReadFn, file: FileValidator) -> None:
+        self.name = name
+        self.read = read
+        self.v = ShareValidator(file, shnum)
+
+    def open(self) -> None:
+        v, read = self.v, self.read
+        layout = v.accept_layout(read(0, V2_HEADER_SIZE))
+        off, size = layout.ueb_length_range()
+        ueb_len = layout.parse_ueb_length(_read_exact(read, off, size, "UEB length"))
+        v.file.accept_ueb(_read_exact(read, off + size, ueb_len, "UEB"))
+        chain = _read_exact(read, layout.share_hashes, layout.uri_extension - layout.share_hashes, "share hash chain")
+        v.accept_share_chain(chain)
+
+    def crypttext_hashes(self, segnum: int) -> dict[int, bytes]:
+        tree = self.v.file.crypttext_tree
+        assert tree is not None and self.v.layout is not None
+        needed = tree.needed_hashes(segnum) - {0}
+        base = self.v.layout.crypttext_hash_tree
+        return {i: _read_exact(self.read, base + i * HASH_LENGTH, HASH_LENGTH, "crypttext hash") for i in needed}
+
+    def block(self, segnum: int) -> bytes:
+        v = self.v
+        assert v.layout is not None and v.file.shape is not None
+        shape = v.file.shape
+        off, length = v.layout.block_range(segnum, shape.block_size, shape.block_length(segnum))
+        block = _read_exact(self.read, off, length, f"block {segnum}")
+        base = v.layout.block_hashes
+        hashes = {
+            i: _read_exact(self.read, base + i * HASH_LENGTH, HASH_LENGTH, "block hash")
+            for i in v.needed_block_hashes(segnum)
+        }
+        return v.accept_block(segnum, block, hashes)
+
+
+def decode_segments(
+    identity: FileIdentity,
+    sources: Mapping[int, tuple[str, ReadFn]],
+    decrypt: bool = True,
+) -> Iterator[bytes]:
+    """Yield the file's plaintext (or ciphertext) segment by segment.
+
+    `sources` maps share numbers to (name, read). Shares that fail any check
+    are dropped and replaced by others; NotEnoughSharesError, listing what was
+    found and why each rejected share failed, when fewer than k remain.
+    """
+    file = FileValidator(identity)
+    failures: dict[str, str] = {}
+    readers = {sh: _ShareReader(sh, name, read, file) for sh, (name, read) in sources.items()}
+    good: dict[int, _ShareReader] = {}
+    # Primary shares first: decoding from shares 0..k-1 is a plain join.
+    pending = sorted(readers)
+
+    def fail(r: _ShareReader, err: Exception) -> None:
+        failures[f"share {r.v.shnum} ({r.name})"] = f"{type(err).__name__}: {err}"
+        good.pop(r.v.shnum, None)
+
+    def top_up() -> None:
+        while len(good) < identity.k and pending:
+            r = readers[pending.pop(0)]
+            try:
+                r.open()
+            except (HashTreeError, FormatError, DownloadError, OSError) as e:
+                if isinstance(e, UEBMismatchError):
+                    raise
+                fail(r, e)
+                continue
+            good[r.v.shnum] = r
+
+    def give_up() -> NotEnoughSharesError:
+        found = ", ".join(f"share {sh} ({r.name})" for sh, r in sorted(readers.items())) or "none"
+        why = "; ".join(f"{k}: {v}" for k, v in failures.items()) or "no failures"
+        return NotEnoughSharesError(
+            f"need {identity.k} good shares, have {len(good)}; found {len(readers)}: {found}; "
+            f"rejected: {why}"
+        )
+
+    top_up()
+    if len(good) < identity.k:
+        raise give_up()
+    shape = file.shape
+    assert shape is not None
+    for segnum in range(shape.num_segments):
+        blocks: dict[int, bytes] = {}
+        while len(blocks) < identity.k:
+            top_up()
+            candidates = [sh for sh in sorted(good) if sh not in blocks]
+            if len(blocks) + len(candidates) < identity.k:
+                raise give_up()
+            for sh in candidates[: identity.k - len(blocks)]:
+                r = good[sh]
+                try:
+                    blocks[sh] = r.block(segnum)
+                except (HashTreeError, FormatError, OSError) as e:
+                    fail(r, e)
+        crypttext = file.decode_segment(segnum, blocks)
+        # Prove the ciphertext with crypttext-tree nodes from any good share.
+        tried: set[int] = set()
+        while True:
+            top_up()
+            untried = [sh for sh in sorted(good) if sh not in tried]
+            if not untried:
+                raise give_up()
+            r = good[untried[0]]
+            tried.add(r.v.shnum)
+            try:
+                file.check_segment(segnum, crypttext, r.crypttext_hashes(segnum))
+                break
+            except (HashTreeError, FormatError, OSError) as e:
+                fail(r, e)
+        yield file.decrypt_segment(segnum, crypttext) if decrypt else crypttext
