@@ -4,8 +4,10 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+PEER_VENV ?= .venv-peer
+PEER_STAMP := $(PEER_VENV)/.installed-stamp
 
-.PHONY: test lint unit run bench clean
+.PHONY: test lint unit run bench peer clean
 
 $(STAMP): setup.py pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,8 +20,17 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-unit: $(STAMP)
-	$(PY) -b -m pytest -q
+# The reference peer (Tahoe-LAFS 1.20.0) for interop tests, in its own virtualenv.
+$(PEER_STAMP):
+	test -x $(PEER_VENV)/bin/python || $(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/python -m pip install -q --upgrade pip
+	$(PEER_VENV)/bin/python -m pip install -q tahoe-lafs==1.20.0
+	touch $(PEER_STAMP)
+
+peer: $(PEER_STAMP)
+
+unit: $(STAMP) $(PEER_STAMP)
+	SHOAL_REQUIRE_PEER=1 $(PY) -b -m pytest -q
 
 test: lint unit
 
@@ -30,4 +41,4 @@ bench: $(STAMP)
 	$(PY) bench/codec.py
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PEER_VENV) build src/*.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache

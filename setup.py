@@ -16,16 +16,17 @@ setup(
         "foolscap>=23.11",
         "zope.interface>=6.0",
         "cbor2>=5.4",
+        "pyyaml>=6.0",
     ],
     extras_require={
         "test": [
             "pytest>=7.4",
+            "pytest-timeout>=2.2",
             "hypothesis>=6.90",
-            "pyyaml>=6.0",
             "ruff>=0.4",
             "mypy>=1.8",
             "import-linter>=2.0",
         ],
     },
-    entry_points={"console_scripts": ["shoal = shoal.cli.main:main"]},
+    entry_points={"console_scripts": ["shoal = shoal.main:main"]},
 )

@@ -14,7 +14,7 @@ import tempfile
 
 
 def run(*args: str) -> bytes:
-    return subprocess.run([sys.executable, "-m", "shoal.cli.main", *args], check=True, capture_output=True).stdout
+    return subprocess.run([sys.executable, "-m", "shoal.main", *args], check=True, capture_output=True).stdout
 
 
 def main() -> int:

@@ -191,7 +191,8 @@ class IncompleteHashTree:
 
     def _stage(self, new: dict[int, bytes], node: int, h: bytes, what: str) -> None:
         if not 0 <= node < self.size:
-            raise IndexError(f"{what} out of range (tree has {self.size} nodes)")
+            # node numbers come from untrusted shares: a bad one is corruption
+            raise BadHashError(f"{what} out of range (tree has {self.size} nodes)")
         if not isinstance(h, bytes) or len(h) != HASH_LENGTH:
             raise BadHashError(f"{what}: a hash must be {HASH_LENGTH} bytes")
         old = self._known.get(node, new.get(node))

@@ -26,9 +26,10 @@ _DECIMAL = re.compile(r"[0-9]+")  # ASCII digits only, unlike str.isdigit()
 
 
 class BadCapError(ShoalError):
-    """Text that starts like a cap of a known kind but is not one.
+    """Not a valid cap: text of a known kind with a bad field, text that is not
+    UTF-8, or an out-of-range value given to a cap constructor.
 
-    `kind` is the cap prefix (``URI:CHK`` ...), `field` the part at fault.
+    `kind` is the cap kind (``URI:CHK`` ...), `field` the part at fault.
     """
 
     def __init__(self, kind: str, field: str, problem: str, message: str | None = None) -> None:

@@ -31,6 +31,8 @@ leaves parse_cap for any str or bytes.
 
 from __future__ import annotations
 
+from typing import cast
+
 from shoal.caps.base import BadCapError, CapBase, CapConstraintError, kind_of
 from shoal.caps.chk import CHKCap, CHKVerifierCap
 from shoal.caps.directory import (
@@ -157,9 +159,7 @@ def parse_cap(text: str | bytes, *, deep_immutable: bool = False) -> Cap:
     cls = _classify(s, deep_immutable)
     if cls is None:
         return UnknownCap(s)
-    cap = cls.from_string(_strip_alleged(s))
-    assert isinstance(cap, _KNOWN_CLASSES)
-    return cap  # type: ignore[return-value]
+    return cast(KnownCap, cls.from_string(_strip_alleged(s)))
 
 
 def format_cap(cap: Cap) -> str:

@@ -66,7 +66,7 @@ def _is_public(_instance: object, _attribute: object, key: RSA.RsaKey) -> None:
 class PublicKey:
     """An RSA verifying key."""
 
-    key: RSA.RsaKey = attrs.field(validator=_is_public)
+    key: RSA.RsaKey = attrs.field(validator=_is_public, eq=lambda k: (int(k.n), int(k.e)))
 
     @property
     def bits(self) -> int:
@@ -80,7 +80,9 @@ class PublicKey:
 class PrivateKey:
     """An RSA signing key (its repr never shows key material)."""
 
-    key: RSA.RsaKey = attrs.field(validator=_is_private)
+    key: RSA.RsaKey = attrs.field(
+        validator=_is_private, eq=lambda k: (int(k.n), int(k.e), int(k.d))
+    )
 
     @property
     def bits(self) -> int:

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import vector_plaintext
 
-SHOAL = [sys.executable, "-m", "shoal.cli.main"]
+SHOAL = [sys.executable, "-m", "shoal.main"]
 
 
 def shoal(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:

@@ -106,6 +106,15 @@ def test_default_key_is_2048_bits_and_round_trips():
     rsa.verify(fresh.public_key(), rsa.sign(fresh, b"m"), b"m")
 
 
+def test_keys_compare_and_hash_by_value(key, key_der, other_key):
+    again = rsa.private_key_from_der(key_der)
+    assert again == key and hash(again) == hash(key)
+    assert again.public_key() == key.public_key()
+    assert hash(again.public_key()) == hash(key.public_key())
+    assert key != other_key and key.public_key() != other_key.public_key()
+    assert len({key, again, other_key}) == 2
+
+
 def test_repr_shows_no_key_material(key):
     assert repr(key) == "<rsa.PrivateKey 2048 bits>"
     assert str(key.key.n)[:10] not in repr(key)

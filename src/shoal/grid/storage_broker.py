@@ -1,0 +1,325 @@
+"""The client's storage broker: every storage server it knows of, and a connection to each.
+
+Servers come from introducer announcements (any number of IntroducerClients)
+and from private/servers.yaml (static entries win over announcements for the
+same server id, as in Tahoe 1.20). For each one the broker keeps a Foolscap
+connection to its anonymous-storage-FURL (Foolscap's Reconnector: retry with
+exponential backoff, reconnect when a lost server returns), asks get_version
+on each connection, and remembers when it connected, when it lost the
+connection and what the server said. When any server connects, the others'
+retry timers are cut short, as Tahoe does after a period offline.
+
+get_servers_for_psi() gives the connected servers in Tahoe's permuted order
+for a storage index (shoal.placement.permute).
+
+The Tub must be running before this service starts.
+"""
+
+import re
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import Any
+
+from foolscap.api import RemoteException, Violation, eventually
+from twisted.application import service
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from shoal.encoding.base32 import a2b, b2a
+from shoal.errors import EncodingError, ShoalError
+from shoal.introducer.client import IntroducerClient, StaticServer, censor_furl
+from shoal.placement.permute import BadSeedError, permuted_servers, seed_for
+from shoal.protocol import connection_status
+from shoal.protocol.announcement import ANONYMOUS_STORAGE_FURL
+
+_log = Logger()
+
+_FURL_TUBID = re.compile(r"\Apb://([a-zA-Z0-9]+)@")
+
+STORAGE_V1 = b"http://allmydata.org/tahoe/protocols/storage/v1"
+APPLICATION_VERSION = b"application-version"
+
+# What a server that cannot answer get_version is assumed to be (Tahoe's defaults).
+VERSION_DEFAULTS: dict[bytes, Any] = {
+    STORAGE_V1: {
+        b"maximum-immutable-share-size": 2**32 - 1,
+        b"maximum-mutable-share-size": 2 * 1000 * 1000 * 1000,
+        b"tolerates-immutable-read-overrun": False,
+        b"delete-mutable-shares-with-zero-length-writev": False,
+        b"available-space": None,
+    },
+    APPLICATION_VERSION: b"unknown: no get_version()",
+}
+
+
+class UnusableServerError(ShoalError):
+    """A storage announcement we cannot connect to (no FURL): the announcer's fault."""
+
+
+def available_space(version: Mapping[bytes, Any] | None) -> int | None:
+    """A server's free space from its get_version answer (else its largest share size)."""
+    if not version:
+        return None
+    v1 = version.get(STORAGE_V1)
+    if not isinstance(v1, dict):
+        return None
+    space = v1.get(b"available-space")
+    if space is None:
+        space = v1.get(b"maximum-immutable-share-size")
+    return space if isinstance(space, int) else None
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value if isinstance(value, str) else ""
+
+
+class GridServer:
+    """One storage server we know of: its announcement and our connection to it."""
+
+    def __init__(
+        self, server_id: bytes, ann: dict[str, Any], *, static: bool, clock: Callable[[], float]
+    ) -> None:
+        furl = ann.get(ANONYMOUS_STORAGE_FURL)
+        if not isinstance(furl, str) or not furl.startswith("pb://"):
+            raise UnusableServerError(f"server {_text(server_id)}: announcement has no pb:// anonymous-storage-FURL")
+        m = _FURL_TUBID.match(furl)
+        try:
+            tubid = a2b(m.group(1).lower()) if m else None
+        except EncodingError:
+            tubid = None
+        if tubid is None:
+            raise UnusableServerError(f"server {_text(server_id)}: bad tub id in FURL {censor_furl(furl)}")
+        self.server_id = server_id
+        # the 20-byte tub id: Tahoe's lease and write-enabler seed for this server
+        self.tubid: bytes = tubid
+        self.announcement = ann
+        self.static = static
+        self.furl = furl
+        self.permutation_seed = seed_for(ann, server_id)
+        nickname = ann.get("nickname", "")
+        self.nickname: str = nickname if isinstance(nickname, str) else ""
+        self.rref: Any = None  # the RIStorageServer reference (kept, though stale, after a loss)
+        self.version: dict[bytes, Any] | None = None
+        self.last_connect_time: float | None = None
+        self.last_loss_time: float | None = None
+        self._connected = False
+        self._reconnector: Any = None
+        self._clock = clock
+        self._on_connect: Callable[[GridServer], None] | None = None
+
+    @property
+    def name(self) -> str:
+        """Short name: the first 8 characters after "v0-"."""
+        sid = self.server_id[3:] if self.server_id.startswith(b"v0-") else self.server_id
+        return _text(sid[:8])
+
+    def is_connected(self) -> bool:
+        return self._connected
+
+    @property
+    def available_space(self) -> int | None:
+        return available_space(self.version)
+
+    @property
+    def application_version(self) -> str | None:
+        if self.version is None:
+            return None
+        return _text(self.version.get(APPLICATION_VERSION))
+
+    # -- connection --
+
+    def start_connecting(self, tub: Any, on_connect: Callable[["GridServer"], None]) -> None:
+        self._on_connect = on_connect
+        self._reconnector = tub.connectTo(self.furl, self._got_connection)
+
+    def stop_connecting(self) -> None:
+        if self._reconnector is not None:
+            self._reconnector.stopConnecting()
+        self._on_connect = None
+
+    def try_to_connect(self) -> None:
+        """Retry soon (in about a second) if waiting to reconnect."""
+        if self._reconnector is not None:
+            self._reconnector.reset()
+
+    def _got_connection(self, rref: Any) -> None:
+        d = rref.callRemote("get_version")
+
+        def got_version(version: Any) -> Any:
+            return version if isinstance(version, dict) else VERSION_DEFAULTS
+
+        def no_version(f: Any) -> Any:
+            f.trap(Violation, RemoteException)
+            return VERSION_DEFAULTS
+
+        d.addCallbacks(got_version, no_version)
+        d.addCallback(self._connected_with_version, rref)
+        d.addErrback(lambda f: _log.info("server {name}: get_version failed: {e}",
+                                         name=self.name, e=f.getErrorMessage()))
+
+    def _connected_with_version(self, version: dict[bytes, Any], rref: Any) -> None:
+        if self._on_connect is None:  # stopped meanwhile
+            return
+        self.rref = rref
+        self.version = version
+        self._connected = True
+        self.last_connect_time = self._clock()
+        rref.notifyOnDisconnect(self._lost, rref)
+        self._on_connect(self)
+
+    def _lost(self, rref: Any) -> None:
+        if rref is not self.rref:
+            return
+        self._connected = False
+        self.last_loss_time = self._clock()
+
+    # -- status --
+
+    def connection_status(self) -> connection_status.ConnectionStatus:
+        if self._reconnector is None:
+            return connection_status.unstarted()
+        last_received = self.rref.getDataLastReceivedAt() if self.rref is not None else None
+        return connection_status.from_reconnection_info(
+            self._reconnector.getReconnectionInfo(), last_received, self._clock()
+        )
+
+    def status(self) -> dict[str, Any]:
+        """JSON-ready; the first six keys are the fields of Tahoe's welcome-page JSON."""
+        cs = self.connection_status()
+        since = self.last_connect_time if self._connected else self.last_loss_time
+        return {
+            "nodeid": _text(self.server_id),
+            "connection_status": cs.summary,
+            "available_space": self.available_space,
+            "nickname": self.nickname,
+            "version": self.application_version,
+            "last_received_data": cs.last_received_time,
+            "connected": self._connected,
+            "since": since,
+            "last_connect_time": self.last_connect_time,
+            "last_loss_time": self.last_loss_time,
+            "my_version": _text(self.announcement.get("my-version", "")),
+            "permutation_seed": b2a(self.permutation_seed),
+            "static": self.static,
+            "details": cs.non_connected_statuses,
+        }
+
+
+class StorageBroker(service.MultiService):
+    def __init__(
+        self, tub: Any, *, preferred: Collection[bytes] = (), clock: Callable[[], float] = time.time
+    ) -> None:
+        super().__init__()
+        self._tub = tub
+        self._preferred = frozenset(preferred)
+        self._clock = clock
+        self.servers: dict[bytes, GridServer] = {}
+        self._static_ids: set[bytes] = set()
+        self._waiters: list[tuple[int, defer.Deferred[None]]] = []
+        self._high_water = 0
+
+    # -- sources --
+
+    def use_introducer(self, introducer_client: IntroducerClient) -> None:
+        introducer_client.subscribe_to("storage", self.got_announcement)
+
+    def set_static_servers(self, servers: Mapping[bytes, StaticServer] | Iterable[StaticServer]) -> None:
+        entries = servers.values() if isinstance(servers, Mapping) else servers
+        for entry in sorted(entries, key=lambda s: s.server_id):
+            self._static_ids.add(entry.server_id)
+            self._replace(entry.server_id, dict(entry.ann), static=True)
+
+    def got_announcement(self, server_id: bytes, ann: dict[str, Any]) -> None:
+        """An IntroducerClient callback: a verified storage announcement, new or changed."""
+        if server_id in self._static_ids:
+            return  # local configuration wins
+        old = self.servers.get(server_id)
+        if old is not None and old.announcement == ann:
+            return
+        self._replace(server_id, ann, static=False)
+
+    def _replace(self, server_id: bytes, ann: dict[str, Any], static: bool) -> None:
+        try:
+            server = GridServer(server_id, ann, static=static, clock=self._clock)
+        except (BadSeedError, UnusableServerError) as e:
+            _log.warn("ignoring storage server {id}: {e}", id=_text(server_id), e=str(e))
+            return
+        old = self.servers.pop(server_id, None)
+        if old is not None:
+            old.stop_connecting()
+        self.servers[server_id] = server
+        if self.running:
+            server.start_connecting(self._tub, self._connected)
+
+    # -- service --
+
+    def startService(self) -> None:
+        super().startService()
+        for server in list(self.servers.values()):
+            server.start_connecting(self._tub, self._connected)
+
+    def stopService(self) -> Any:
+        for server in self.servers.values():
+            server.stop_connecting()
+        for _, d in self._waiters:
+            d.cancel()
+        self._waiters = []
+        return super().stopService()
+
+    def _connected(self, server: GridServer) -> None:
+        # one server is back: try the others soon too (Tahoe's #374)
+        for other in list(self.servers.values()):
+            if other is not server and not other.is_connected():
+                other.try_to_connect()
+        count = len(self.get_connected_servers())
+        self._high_water = max(self._high_water, count)
+        waiting = []
+        for threshold, d in self._waiters:
+            if self._high_water >= threshold:
+                eventually(d.callback, None)
+            else:
+                waiting.append((threshold, d))
+        self._waiters = waiting
+
+    def try_to_connect(self) -> None:
+        """Cut every waiting server's retry timer short."""
+        for server in list(self.servers.values()):
+            server.try_to_connect()
+
+    def when_connected_enough(self, threshold: int) -> "defer.Deferred[None]":
+        """Fires once at least threshold servers are (or ever were at once) connected."""
+        d: defer.Deferred[None] = defer.Deferred()
+        if self._high_water >= threshold:
+            d.callback(None)
+        else:
+            self._waiters.append((threshold, d))
+        return d
+
+    # -- queries --
+
+    def get_server(self, server_id: bytes) -> GridServer | None:
+        return self.servers.get(server_id)
+
+    def get_all_servers(self) -> list[GridServer]:
+        """Every known server, connected or not, by server id."""
+        return [self.servers[sid] for sid in sorted(self.servers)]
+
+    def get_all_serverids(self) -> frozenset[bytes]:
+        return frozenset(self.servers)
+
+    def get_connected_servers(self) -> list[GridServer]:
+        return [s for s in self.get_all_servers() if s.is_connected()]
+
+    def get_servers_for_psi(self, storage_index: bytes) -> list[GridServer]:
+        """Connected servers in Tahoe's permuted order for storage_index."""
+        connected = {s.server_id: s for s in self.get_connected_servers()}
+        order = permuted_servers(
+            storage_index, ((sid, s.permutation_seed) for sid, s in connected.items()), self._preferred
+        )
+        return [connected[sid] for sid in order]
+
+    def status(self) -> list[dict[str, Any]]:
+        """One GridServer.status() per known server, by server id."""
+        return [s.status() for s in self.get_all_servers()]

@@ -1,0 +1,1 @@
+"""The introducer: a server that relays signed announcements, and the client every node runs."""

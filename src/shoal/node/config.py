@@ -1,0 +1,195 @@
+"""tahoe.cfg as Tahoe-LAFS 1.20 reads it, frozen and validated.
+
+INI via configparser; sections [node], [client], [storage] (and the others
+Tahoe knows); unknown sections or keys are errors naming the file and key,
+as in Tahoe. shoal adds `[storage] max_space`. Sizes use Tahoe's
+abbreviations (1G = 10**9, 1GiB = 2**30), durations its units
+(s/second/seconds, day/days, mo/month/months, year/years; a month is 31
+days), cutoff dates YYYY-MM-DD (UTC midnight).
+"""
+
+import calendar
+import configparser
+import os
+import re
+
+import attrs
+
+from shoal.errors import ShoalError
+
+CONFIG_FILE = "tahoe.cfg"
+
+
+class ConfigError(ShoalError):
+    """A node directory or tahoe.cfg that cannot be used; the message names file and key."""
+
+
+_VALID: dict[str, frozenset[str]] = {
+    "node": frozenset({
+        "nickname", "web.port", "web.static", "tub.port", "tub.location", "log_gatherer.furl",
+        "timeout.keepalive", "timeout.disconnect", "ssh.port", "ssh.authorized_keys_file",
+        "reveal-IP-address", "tempdir", "http_pool_keepalive", "logdir", "force_foolscap",
+    }),
+    "client": frozenset({
+        "helper.furl", "introducer.furl", "key_generator.furl", "mutable.format",
+        "peers.preferred", "shares.happy", "shares.needed", "shares.total",
+        "shares._max_immutable_segment_size_for_testing", "storage.plugins", "force_foolscap",
+    }),
+    "storage": frozenset({
+        "debug_discard", "enabled", "anonymous", "expire.cutoff_date", "expire.enabled",
+        "expire.immutable", "expire.mode", "expire.mutable", "expire.override_lease_duration",
+        "readonly", "reserved_space", "storage_dir", "plugins", "grid_management",
+        "force_foolscap", "max_space",
+    }),
+    "helper": frozenset({"enabled"}),
+    "sftpd": frozenset({"accounts.file", "enabled", "host_privkey_file", "host_pubkey_file", "port"}),
+}
+# Sections whose keys Tahoe does not check (or shoal's own open-ended ones).
+_OPEN_SECTIONS = frozenset({"connections", "tor", "i2p", "grid_managers", "grid_manager_certificates", "blobs"})
+_OPEN_PREFIXES = ("storageserver.plugins.", "storageclient.plugins.")
+
+_SIZE = re.compile(r"^(\d+)([KMGTPE]?I?B?)$")
+_SIZE_MULT = {"": 1, "I": 1}
+for _i, _p in enumerate("KMGTPE", start=1):
+    _SIZE_MULT[_p] = 1000**_i
+    _SIZE_MULT[_p + "I"] = 1024**_i
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|seconds?|days?|mo|months?|years?)\s*$", re.IGNORECASE)
+_DAY = 24 * 3600
+_DURATION_MULT = {"s": 1, "second": 1, "seconds": 1, "day": _DAY, "days": _DAY, "mo": 31 * _DAY,
+                  "month": 31 * _DAY, "months": 31 * _DAY, "year": 365 * _DAY, "years": 365 * _DAY}
+_BOOLS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+
+
+def parse_size(text: str) -> int:
+    """Tahoe's abbreviated sizes: 100, 5K (10**3), 5KiB (2**10), 1G, 1GB, 2TiB ..."""
+    m = _SIZE.match(text.strip().upper())
+    if not m:
+        raise ValueError(f"unparseable size {text!r}")
+    number, suffix = m.groups()
+    return int(number) * _SIZE_MULT[suffix.removesuffix("B")]
+
+
+def parse_duration(text: str) -> int:
+    m = _DURATION.match(text)
+    if not m:
+        raise ValueError(f"unparseable duration {text!r} (e.g. '60 days', '3 months')")
+    return int(m.group(1)) * _DURATION_MULT[m.group(2).lower()]
+
+
+def parse_date(text: str) -> int:
+    """YYYY-MM-DD -> seconds since the epoch at UTC midnight."""
+    m = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", text.strip())
+    if not m:
+        raise ValueError(f"unparseable date {text!r} (want YYYY-MM-DD)")
+    y, mo, d = map(int, m.groups())
+    return calendar.timegm((y, mo, d, 0, 0, 0, 0, 1, 0))
+
+
+@attrs.frozen
+class NodeConfig:
+    """A parsed tahoe.cfg plus the node directory it came from."""
+
+    basedir: str
+    _parser: configparser.RawConfigParser = attrs.field(eq=False, repr=False)
+
+    @property
+    def path(self) -> str:
+        return os.path.join(self.basedir, CONFIG_FILE)
+
+    def _where(self, section: str, key: str) -> str:
+        return f"{self.path}: [{section}]{key}"
+
+    def get(self, section: str, key: str, default: str | None = None) -> str | None:
+        try:
+            return self._parser.get(section, key)
+        except (configparser.NoSectionError, configparser.NoOptionError):
+            return default
+
+    def require(self, section: str, key: str) -> str:
+        value = self.get(section, key)
+        if value is None:
+            raise ConfigError(f"{self._where(section, key)} is missing")
+        return value
+
+    def get_bool(self, section: str, key: str, default: bool) -> bool:
+        value = self.get(section, key)
+        if value is None or value.strip() == "":
+            return default
+        try:
+            return _BOOLS[value.strip().lower()]
+        except KeyError:
+            raise ConfigError(f"{self._where(section, key)}: {value!r} is not a boolean") from None
+
+    def get_int(self, section: str, key: str, default: int) -> int:
+        value = self.get(section, key)
+        if value is None or value.strip() == "":
+            return default
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(f"{self._where(section, key)}: {value!r} is not an integer") from None
+
+    def get_size(self, section: str, key: str) -> int | None:
+        value = self.get(section, key)
+        if value is None or value.strip() == "":
+            return None
+        try:
+            return parse_size(value)
+        except ValueError as e:
+            raise ConfigError(f"{self._where(section, key)}: {e}") from None
+
+    def get_duration(self, section: str, key: str) -> int | None:
+        value = self.get(section, key)
+        if value is None or value.strip() == "":
+            return None
+        try:
+            return parse_duration(value)
+        except ValueError as e:
+            raise ConfigError(f"{self._where(section, key)}: {e}") from None
+
+    def get_date(self, section: str, key: str) -> int | None:
+        value = self.get(section, key)
+        if value is None or value.strip() == "":
+            return None
+        try:
+            return parse_date(value)
+        except ValueError as e:
+            raise ConfigError(f"{self._where(section, key)}: {e}") from None
+
+    # --- paths ---------------------------------------------------------
+    def private_path(self, name: str) -> str:
+        return os.path.join(self.basedir, "private", name)
+
+    def node_path(self, name: str) -> str:
+        return os.path.join(self.basedir, name)
+
+
+def load_config(basedir: str) -> NodeConfig:
+    """Read and validate BASEDIR/tahoe.cfg; ConfigError on anything wrong."""
+    basedir = os.path.abspath(os.path.expanduser(basedir))
+    if not os.path.isdir(basedir):
+        raise ConfigError(f"{basedir}: no such node directory")
+    path = os.path.join(basedir, CONFIG_FILE)
+    parser = configparser.RawConfigParser(strict=True, interpolation=None)
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            parser.read_file(f, source=path)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: missing (is {basedir} a node directory?)") from None
+    except (configparser.Error, UnicodeDecodeError) as e:
+        first = str(e).splitlines()[0]
+        raise ConfigError(f"{path}: cannot parse: {first}") from None
+    for section in parser.sections():
+        if section in _OPEN_SECTIONS or section.startswith(_OPEN_PREFIXES):
+            continue
+        if section not in _VALID:
+            raise ConfigError(f"{path}: unknown section [{section}]")
+        for key in parser.options(section):
+            if key.lower() not in {k.lower() for k in _VALID[section]}:
+                raise ConfigError(f"{path}: unknown key [{section}]{key}")
+    cfg = NodeConfig(basedir, parser)
+    for section, key in (("node", "tub.port"), ("node", "tub.location"), ("client", "introducer.furl")):
+        value = cfg.get(section, key)
+        if value is not None and key.endswith(".furl") and "#" in value:
+            raise ConfigError(f"{path}: [{section}]{key} contains an unescaped '#'")
+    return cfg

@@ -1,0 +1,1 @@
+"""Where shares go: the permuted server ring (and, later, servers of happiness)."""

@@ -1,0 +1,1 @@
+"""Wire declarations shared by both sides: Foolscap remote interfaces (later HTTP schemas)."""

@@ -1,0 +1,93 @@
+"""Start and stop real `shoal` node processes for tests and demos.
+
+Nodes run as `python -m shoal.main run DIR` with a pipe on stdin (closing
+it stops them, so nodes never outlive the test run), readiness is the line
+the node prints once listening, and every process is stopped by its pid.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import attrs
+
+from shoal.errors import ShoalError
+
+
+class NodeProcessError(ShoalError):
+    pass
+
+
+def shoal_command(*args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
+    r = subprocess.run([sys.executable, "-m", "shoal.main", *args], capture_output=True, timeout=timeout)
+    if check and r.returncode != 0:
+        raise NodeProcessError(f"shoal {' '.join(args)} failed: {r.stderr.decode(errors='replace')}")
+    return r
+
+
+def create_storage_node(nodedir: str, *extra: str) -> None:
+    shoal_command("create-node", "--hostname", "127.0.0.1", "--webport", "none", *extra, nodedir)
+
+
+@attrs.define
+class NodeProcess:
+    nodedir: str
+    proc: subprocess.Popen
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def private(self, name: str) -> str:
+        return os.path.join(self.nodedir, "private", name)
+
+    def read_private(self, name: str) -> str:
+        with open(self.private(name)) as f:
+            return f.read().strip()
+
+    def stop(self, timeout: float = 20) -> int:
+        """SIGTERM by pid, then wait; SIGKILL if it does not go."""
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout)
+        self._close_pipes()
+        return self.proc.returncode
+
+    def kill9(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(20)
+        self._close_pipes()
+
+    def _close_pipes(self) -> None:
+        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+def start_node(nodedir: str, timeout: float = 60, *extra: str) -> NodeProcess:
+    """Run a node and wait for its readiness line; NodeProcessError with its stderr if it dies."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shoal.main", "run", *extra, nodedir],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    node = NodeProcess(nodedir, proc)
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # blocks until the node is listening, or exits
+    if proc.poll() is not None or b"running" not in line:
+        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+        node.stop()
+        raise NodeProcessError(f"node {nodedir} did not start: {line!r} {err}")
+    if time.monotonic() > deadline:
+        node.stop()
+        raise NodeProcessError(f"node {nodedir} took longer than {timeout}s to start")
+    return node

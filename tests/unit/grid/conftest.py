@@ -1,0 +1,1 @@
+from tests.unit.introducer.foolscap_harness import harness  # noqa: F401
