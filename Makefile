@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 PEER_VENV ?= .venv-peer
 PEER_STAMP := $(PEER_VENV)/.installed-stamp
 
-.PHONY: test lint unit run bench peer clean
+.PHONY: test lint unit run codec-demo bench peer clean
 
 $(STAMP): setup.py pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,11 +34,17 @@ unit: $(STAMP) $(PEER_STAMP)
 
 test: lint unit
 
+# A real local grid (introducer, 5 storage nodes, a client) until Ctrl-C.
 run: $(STAMP)
+	$(PY) misc/grid.py
+
+# The grid-free round trip: encode 3-of-10, drop 7 shares, decode.
+codec-demo: $(STAMP)
 	$(PY) misc/demo.py
 
 bench: $(STAMP)
 	$(PY) bench/codec.py
+	$(PY) bench/storage.py
 
 clean:
 	rm -rf $(VENV) $(PEER_VENV) build src/*.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -35,13 +35,13 @@ def peer() -> pathlib.Path:
 class TahoeNode:
     """A real Tahoe-LAFS 1.20 node process, stopped by its pid."""
 
-    def __init__(self, peer: pathlib.Path, nodedir: pathlib.Path) -> None:
+    def __init__(self, peer: pathlib.Path, nodedir: pathlib.Path, wait_for: str = "private/storage.furl") -> None:
         self.nodedir = nodedir
         self.proc = subprocess.Popen(
             [str(peer / "tahoe"), "run", str(nodedir)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )
-        furl = nodedir / "private" / "storage.furl"
+        furl = nodedir / wait_for
         deadline = time.monotonic() + 60
         while not furl.exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -50,6 +50,8 @@ class TahoeNode:
                 raise RuntimeError(f"tahoe node in {nodedir} did not start: {out[-2000:]}")
             time.sleep(0.2)
         self.furl = furl.read_text().strip()
+        if not self.furl.startswith("pb://"):
+            return  # node.url: written once the web port listens
         # The FURL file may predate this run (a copied node): wait for the port.
         host, port = self.furl.split("@")[1].split("/")[0].split(",")[0].split(":")[1:3]
         while True:

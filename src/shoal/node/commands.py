@@ -2,7 +2,7 @@
 
 import argparse
 
-from shoal.node.create import add_common_flags, create_node
+from shoal.node.create import add_common_flags, add_introducer_flags, create_introducer, create_node
 
 
 def register(groups: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -13,6 +13,10 @@ def register(groups: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     p = groups.add_parser("create-client", help="create a client-only node directory")
     add_common_flags(p, client_only=True)
     p.set_defaults(func=lambda a: create_node(a, client_only=True))
+
+    p = groups.add_parser("create-introducer", help="create an introducer node directory")
+    add_introducer_flags(p)
+    p.set_defaults(func=create_introducer)
 
     p = groups.add_parser("run", help="run a node in the foreground")
     p.add_argument("--allow-stdin-close", action="store_true", help="keep running when stdin closes")

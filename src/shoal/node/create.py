@@ -140,3 +140,41 @@ def create_node(args: argparse.Namespace, client_only: bool = False) -> int:
         print(f" Please add introducers to {os.path.join(basedir, 'private', 'introducers.yaml')}!")
         print(" The node cannot connect to a grid without it.")
     return 0
+
+
+def add_introducer_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--listen", default="tcp", help="'tcp' (introducers must listen)")
+    p.add_argument("--hostname", default=None)
+    p.add_argument("--port", default=None, help="Foolscap listening endpoint (with --location)")
+    p.add_argument("--location", default=None, help="Foolscap location hints (with --port)")
+    p.add_argument("--basedir", "-C", default=None)
+    p.add_argument("nodedir", nargs="?", default=None)
+
+
+def create_introducer(args: argparse.Namespace) -> int:
+    basedir = args.nodedir or args.basedir
+    if not basedir:
+        raise CreateError("no node directory given")
+    basedir = os.path.abspath(os.path.expanduser(basedir))
+    if os.path.exists(basedir) and os.listdir(basedir):
+        raise CreateError(f"the base directory {basedir} is not empty; use a different or empty one")
+    if args.listen == "none":
+        raise CreateError("an introducer must listen: --listen=none is not allowed")
+    tub_port, tub_location = _where(args)
+    os.makedirs(os.path.join(basedir, "private"), mode=0o700, exist_ok=True)
+    with open(os.path.join(basedir, "tahoe-introducer.tac"), "w", encoding="utf-8") as f:
+        f.write(TAC_STUB)
+    with open(os.path.join(basedir, "tahoe.cfg"), "w", encoding="utf-8") as f:
+        f.write(
+            "# -*- mode: conf; coding: utf-8 -*-\n\n"
+            "# This file controls the configuration of the shoal introducer in this directory.\n\n"
+            "[node]\n"
+            "nickname = introducer\n"
+            "reveal-IP-address = true\n"
+            "web.port =\n"
+            "web.static = public_html\n"
+            f"tub.port = {tub_port}\n"
+            f"tub.location = {tub_location}\n"
+        )
+    print(f"Introducer created in {basedir}")
+    return 0

@@ -11,15 +11,29 @@ from typing import Any
 
 from foolscap.api import Tub
 from twisted.application import service
-from twisted.internet import task
+from twisted.internet import reactor, task
+from twisted.internet.endpoints import serverFromString
 from twisted.python import log
+from twisted.web.server import Site
 
+from shoal import __version__
 from shoal.encoding.base32 import a2b
+from shoal.errors import ShoalError
+from shoal.grid.storage_broker import StorageBroker
+from shoal.introducer.client import IntroducerClient
+from shoal.introducer.files import (
+    FileSequencer,
+    cache_filename,
+    load_introducers_yaml,
+    load_servers_yaml,
+)
 from shoal.node.config import ConfigError, NodeConfig
 from shoal.node.identity import NodeIdentity, load_identity, permutation_seed, write_node_id_files
+from shoal.protocol.announcement import storage_announcement
 from shoal.storage.expiration import ExpirationPolicy
 from shoal.storage.foolscap_adapter import FoolscapStorageServer
 from shoal.storage.server import StorageServer
+from shoal.web.welcome import WelcomePage, WelcomeSource
 
 HOUSEKEEPING_INTERVAL = 1.0  # seconds between crawler slices
 CRAWLER_SLICE = 0.1  # seconds of work per slice (keeps the reactor responsive)
@@ -47,6 +61,30 @@ def expiration_policy(config: NodeConfig) -> ExpirationPolicy:
     )
 
 
+def introducer_furls(config: NodeConfig) -> dict[str, str]:
+    """petname -> FURL from private/introducers.yaml, plus the deprecated [client]introducer.furl."""
+    path = config.private_path("introducers.yaml")
+    furls: dict[str, str] = {}
+    if os.path.exists(path):
+        try:
+            furls.update(load_introducers_yaml(path))
+        except ShoalError as e:
+            raise ConfigError(str(e)) from None
+    legacy = (config.get("client", "introducer.furl") or "").strip()
+    if legacy and legacy not in furls.values():
+        if "default" in furls:
+            raise ConfigError(f"{config.path}: [client]introducer.furl conflicts with 'default' in {path}")
+        furls["default"] = legacy
+    return furls
+
+
+def _write_text(path: str, text: str) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
 def _tub_port_and_location(config: NodeConfig) -> tuple[list[str], str | None]:
     port = (config.get("node", "tub.port") or "").strip()
     location = (config.get("node", "tub.location") or "").strip()
@@ -61,20 +99,28 @@ def _tub_port_and_location(config: NodeConfig) -> tuple[list[str], str | None]:
     return [p for p in port.split(",") if p], location
 
 
+def _make_tub(config: NodeConfig) -> Any:
+    tub = Tub(certFile=config.private_path("node.pem"))
+    tub.setOption("logLocalFailures", True)
+    tub.setOption("logRemoteFailures", True)
+    tub.setOption("expose-remote-exception-types", False)
+    ports, location = _tub_port_and_location(config)
+    for port in ports:
+        tub.listenOn(port)
+    if location is not None:
+        tub.setLocation(location)
+    return tub
+
+
 class Node(service.MultiService):
+    """A client node, with a storage server when [storage]enabled (the default)."""
+
     def __init__(self, config: NodeConfig) -> None:
         super().__init__()
         self.config = config
         self.identity: NodeIdentity = load_identity(config)
-        self.tub = Tub(certFile=config.private_path("node.pem"))
-        self.tub.setOption("logLocalFailures", True)
-        self.tub.setOption("logRemoteFailures", True)
-        self.tub.setOption("expose-remote-exception-types", False)
-        ports, location = _tub_port_and_location(config)
-        for port in ports:
-            self.tub.listenOn(port)
-        if location is not None:
-            self.tub.setLocation(location)
+        self.nickname = config.get("node", "nickname", "") or ""
+        self.tub = _make_tub(config)
         self.tub.setServiceParent(self)
         self.tubid_b32: str = self.tub.getTubID()
         self.nodeid: bytes = a2b(self.tubid_b32)
@@ -83,6 +129,60 @@ class Node(service.MultiService):
         self.storage_furl: str | None = None
         if config.get_bool("storage", "enabled", True):
             self._init_storage()
+        self._init_grid()
+        self.web_url: str | None = None
+        self._init_web()
+
+    def _init_grid(self) -> None:
+        """Introducer clients (publishing our storage service), static servers, the broker."""
+        cfg = self.config
+        introducers = introducer_furls(cfg)
+        sequencer = FileSequencer(cfg.node_path("announcement-seqnum"))
+        self.broker = StorageBroker(self.tub)
+        self.introducer_clients: list[IntroducerClient] = []
+        for petname, furl in sorted(introducers.items()):
+            ic = IntroducerClient(
+                self.tub, furl, nickname=self.nickname, sequencer=sequencer,
+                cache_path=cfg.private_path(cache_filename(petname)),
+                my_version=f"shoal/{__version__}",
+            )
+            if self.storage_furl is not None:
+                ic.publish(
+                    "storage",
+                    storage_announcement(self.storage_furl, self.permutation_seed.decode("ascii")),
+                    self.identity.signing_key,
+                )
+            self.broker.use_introducer(ic)
+            ic.setServiceParent(self)
+            self.introducer_clients.append(ic)
+        servers_yaml = cfg.private_path("servers.yaml")
+        if os.path.exists(servers_yaml):
+            try:
+                self.broker.set_static_servers(load_servers_yaml(servers_yaml))
+            except ShoalError as e:
+                raise ConfigError(str(e)) from None
+        self.broker.setServiceParent(self)
+
+    def _init_web(self) -> None:
+        webport = (self.config.get("node", "web.port") or "").strip()
+        if not webport or webport.lower() == "none":
+            return
+        source = WelcomeSource(
+            nodeid=self.identity.signing_key.verifying_key().server_id().decode("ascii"),
+            nickname=self.nickname,
+            introducer_statuses=lambda: [ic.status() for ic in self.introducer_clients],
+            server_statuses=lambda: [s.status() for s in self.broker.get_all_servers()],
+            version=f"shoal/{__version__}",
+        )
+        self._web_endpoint = serverFromString(reactor, webport)
+        self._web_site = Site(WelcomePage(source))
+
+    def _web_listening(self, port: Any) -> None:
+        self._web_port = port
+        host = port.getHost()
+        address = "127.0.0.1" if host.host in ("0.0.0.0", "::") else host.host
+        self.web_url = f"http://{address}:{host.port}/"
+        _write_text(self.config.node_path("node.url"), self.web_url + "\n")
 
     def _init_storage(self) -> None:
         cfg = self.config
@@ -108,11 +208,19 @@ class Node(service.MultiService):
         if self.storage is not None:
             self._housekeeping.start(HOUSEKEEPING_INTERVAL, now=False)
 
+    async def start_web(self) -> None:
+        """Listen on web.port (if any); node.url is written once listening."""
+        if getattr(self, "_web_endpoint", None) is not None:
+            self._web_listening(await self._web_endpoint.listen(self._web_site))
+
     def stopService(self) -> Any:
         if self.storage is not None:
             if self._housekeeping.running:
                 self._housekeeping.stop()
             self.storage.shutdown()
+        web_port = getattr(self, "_web_port", None)
+        if web_port is not None:
+            web_port.stopListening()
         return super().stopService()
 
     def _tick(self) -> None:

@@ -7,12 +7,11 @@ takes its nodes with it). Config problems are one line on stderr, exit 1.
 """
 
 import os
-import sys
 import time
 from typing import Any
 
+from twisted.internet import defer, stdio
 from twisted.internet import reactor as _reactor
-from twisted.internet import stdio
 from twisted.internet.protocol import Protocol
 from twisted.python import log
 
@@ -62,35 +61,47 @@ class _StdinWatcher(Protocol):
 
 
 def run_node(basedir: str, allow_stdin_close: bool) -> int:
-    from shoal.node.node import Node  # imports Foolscap/Twisted services
+    from shoal.node.introducer_node import INTRODUCER_TAC, IntroducerNode
+    from shoal.node.node import Node
 
     basedir = os.path.abspath(os.path.expanduser(basedir))
     config = load_config(basedir)
     pidfile = claim_pidfile(basedir)
+    failure: list[BaseException] = []
     try:
         log.startLogging(open(os.path.join(basedir, "shoal.log"), "a"), setStdout=False)
+        kind = IntroducerNode if os.path.exists(os.path.join(basedir, INTRODUCER_TAC)) else Node
         try:
-            node = Node(config)
+            node = kind(config)
         except OSError as e:
             raise ConfigError(f"{basedir}: cannot start: {e}") from None
         if not allow_stdin_close:
             stdio.StandardIO(_StdinWatcher())
-        reactor.callWhenRunning(node.startService)
         reactor.addSystemEventTrigger("before", "shutdown", node.stopService)
 
-        def _ready() -> None:
-            what = f"storage FURL in {config.private_path('storage.furl')}" if node.storage_furl else "client"
-            print(f"shoal node {node.tubid_b32} running ({what})", flush=True)
+        async def start() -> None:
+            node.startService()
+            await node.start_web()
+            parts = [f"shoal {'introducer' if kind is IntroducerNode else 'node'} {node.tubid_b32} running"]
+            if node.storage_furl:
+                parts.append(f"storage FURL in {config.private_path('storage.furl')}")
+            if kind is IntroducerNode:
+                parts.append(f"introducer FURL in {config.private_path('introducer.furl')}")
+            if node.web_url:
+                parts.append(f"web {node.web_url}")
+            print("; ".join(parts), flush=True)
 
-        reactor.callWhenRunning(_ready)
+        def fail(f: Any) -> None:
+            failure.append(f.value)
+            reactor.stop()
+
+        reactor.callWhenRunning(lambda: defer.ensureDeferred(start()).addErrback(fail))
         reactor.run()  # SIGTERM/SIGINT stop it cleanly
     finally:
         try:
             os.unlink(pidfile)
         except FileNotFoundError:
             pass
+    if failure:
+        raise RunError(f"{basedir}: cannot start: {failure[0]}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(run_node(sys.argv[1], "--allow-stdin-close" in sys.argv))

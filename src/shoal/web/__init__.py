@@ -1,0 +1,1 @@
+"""The web API of a client node, one module per resource family."""

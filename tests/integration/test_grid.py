@@ -1,0 +1,119 @@
+"""A real grid started through the CLI: introducer, 5 storage nodes, a client.
+
+Membership through the introducer, the welcome page in Tahoe's JSON shape,
+servers leaving and returning, forged announcements, the announcement cache
+when the introducer is gone, and two introducers.
+"""
+
+import os
+import time
+import urllib.request
+
+import pytest
+import yaml
+from foolscap.api import Referenceable, Tub
+
+from shoal.crypto.ed25519 import SigningKey
+from shoal.protocol.announcement import announcement_dict, sign, storage_announcement
+from shoal.testing import reactor_thread
+from shoal.testing.grid import Grid, start_grid, wait_for_servers, web_json
+from shoal.testing.processes import shoal_command, start_node
+
+SERVER_KEYS = {"nodeid", "connection_status", "available_space", "nickname", "version", "last_received_data"}
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory) -> Grid:
+    g = start_grid(str(tmp_path_factory.mktemp("grid")), storage_nodes=5)
+    yield g
+    g.stop()
+
+
+def connected(status: dict) -> dict[str, dict]:
+    return {s["nickname"]: s for s in status["servers"] if s["connection_status"].startswith("Connected")}
+
+
+def test_client_sees_every_server_in_tahoes_json_shape(grid):
+    status = web_json(grid.client_url)
+    assert set(status) == {"introducers", "servers"}
+    assert status["introducers"]["statuses"][0].startswith("Connected")
+    assert len(status["servers"]) == 5
+    for s in status["servers"]:
+        assert set(s) == SERVER_KEYS
+        assert s["nodeid"].startswith("v0-") and s["version"].startswith("shoal/")
+        assert s["available_space"] > 0 and s["last_received_data"] > 0
+    assert set(connected(status)) == {f"storage{i}" for i in range(1, 6)}
+    with urllib.request.urlopen(grid.client_url) as r:
+        page = r.read().decode()
+    assert "5 of 5 connected" in page and "storage3" in page
+
+
+def test_server_stops_and_comes_back(grid):
+    node = grid.storage[0]
+    name = os.path.basename(node.nodedir)
+    node.stop()
+    deadline = time.monotonic() + 30
+    while name in connected(web_json(grid.client_url)):
+        assert time.monotonic() < deadline, "the client never noticed the server leave"
+        time.sleep(0.2)
+    grid.storage[0] = start_node(node.nodedir)
+    wait_for_servers(grid.client_url, 5, timeout=60)
+
+
+def test_forged_announcement_is_ignored(grid):
+    honest, forger = SigningKey.generate(), SigningKey.generate()
+    ann = announcement_dict(
+        "storage", storage_announcement("pb://aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa@tcp:127.0.0.1:1/x", "abc"),
+        nickname="forged", my_version="evil/1", seqnum=1, nonce="n",
+    )
+    msg, _sig, _key = sign(ann, forger)
+    _msg, _sig2, honest_key = sign(ann, honest)
+    forged = (msg, sign(ann, forger)[1], honest_key)  # signed by one key, claiming another
+
+    tub = Tub()
+    reactor_thread.call(tub.startService)
+    try:
+        rref = reactor_thread.call(tub.getReference, grid.introducer_furl)
+        with pytest.raises(reactor_thread.RemoteCallError):
+            reactor_thread.call(rref.callRemote, "publish_v2", forged, Referenceable())
+    finally:
+        reactor_thread.call(tub.stopService)
+    time.sleep(1)
+    assert "forged" not in {s["nickname"] for s in web_json(grid.client_url)["servers"]}
+
+
+def test_two_introducers(grid, tmp_path):
+    second = os.path.join(str(tmp_path), "intro2")
+    shoal_command("create-introducer", "--hostname", "127.0.0.1", second)
+    intro2 = start_node(second)
+    nodes = []
+    try:
+        furl2 = intro2.read_private("introducer.furl")
+        both = os.path.join(str(tmp_path), "both")
+        shoal_command("create-node", "--hostname", "127.0.0.1", "--webport", "none", "--nickname", "both", both)
+        with open(os.path.join(both, "private", "introducers.yaml"), "w") as f:
+            yaml.safe_dump({"introducers": {"one": {"furl": grid.introducer_furl}, "two": {"furl": furl2}}}, f)
+        nodes.append(start_node(both))
+        only2 = os.path.join(str(tmp_path), "only2")
+        shoal_command("create-client", "--webport", "tcp:0:interface=127.0.0.1", "--introducer", furl2, only2)
+        nodes.append(start_node(only2))
+        with open(os.path.join(only2, "node.url")) as f:
+            url = f.read().strip()
+        status = wait_for_servers(url, 1)
+        assert [s["nickname"] for s in status["servers"]] == ["both"]  # it announced to both
+        wait_for_servers(grid.client_url, 6)
+    finally:
+        for n in nodes:
+            n.stop()
+        intro2.stop()
+
+
+def test_restarted_client_uses_cache_when_introducer_is_down(grid):
+    grid.introducer.stop()
+    grid.client.stop()
+    cache = os.path.join(grid.client.nodedir, "private", "introducer_default_cache.yaml")
+    assert os.path.exists(cache)
+    grid.client = start_node(grid.client.nodedir)
+    status = wait_for_servers(grid.client_url, 5, timeout=60)
+    assert not status["introducers"]["statuses"][0].startswith("Connected")
+    grid.introducer = start_node(grid.introducer.nodedir)
