@@ -47,7 +47,7 @@ class LyingStorageServer(FoolscapStorageServer):
         super().__init__(server)
         self.flip_at = flip_at
 
-    def remote_get_buckets(self, storage_index: bytes) -> dict[int, LyingReader]:
+    def remote_get_buckets(self, storage_index: bytes) -> dict[int, FoolscapBucketReader]:
         return {sh: LyingReader(r, self.flip_at) for sh, r in self._server.get_buckets(storage_index).items()}
 
 
@@ -112,10 +112,9 @@ class MemoryGrid:
         for i in range(num_servers):
             d = os.path.join(self.base, f"server{i}")
             os.makedirs(d)
+            factory: Callable[[StorageServer], Referenceable] = FoolscapStorageServer
             if i in lying:
                 factory = (lambda flip: (lambda s: LyingStorageServer(s, flip)))(lying[i])
-            else:
-                factory = FoolscapStorageServer
             self.servers.append(MemoryServer(d, i, factory))
         self.client_tub: Any = None
         self.broker: StorageBroker | None = None
