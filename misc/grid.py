@@ -8,14 +8,36 @@ the same node directories (and their shares).
 """
 
 import argparse
+import hashlib
 import os
 import signal
 import sys
 import time
+import urllib.request
 
 from shoal.testing.grid import start_grid, web_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def round_trip(url: str, size: int = 8 * 1024 * 1024) -> None:
+    """The main job: upload a sample file, print its cap, download it, check it."""
+    sample = os.urandom(size)
+    t = time.monotonic()
+    req = urllib.request.Request(url + "uri", data=sample, method="PUT")
+    with urllib.request.urlopen(req, timeout=600) as r:
+        cap = r.read().decode().strip()
+    up = time.monotonic() - t
+    print(f"uploaded {size // (1024 * 1024)} MiB of random data in {up:.2f}s: {cap}")
+    t = time.monotonic()
+    with urllib.request.urlopen(url + "uri/" + cap, timeout=600) as r:
+        back = r.read()
+    down = time.monotonic() - t
+    ok = hashlib.sha256(back).digest() == hashlib.sha256(sample).digest()
+    print(f"downloaded it in {down:.2f}s: {'identical' if ok else 'MISMATCH'}")
+    print(f"try: curl {url}uri/{cap} > copy")
+    if not ok:
+        raise SystemExit("round trip mismatch")
 
 
 def main() -> int:
@@ -27,13 +49,16 @@ def main() -> int:
     os.makedirs(args.base, exist_ok=True)
     t = time.monotonic()
     print(f"starting an introducer, {args.storage_nodes} storage nodes and a client under {args.base} ...")
-    grid = start_grid(args.base, args.storage_nodes)
+    # 3-of-10 as Tahoe's default, with happiness lowered to fit the grid's size
+    happy = str(min(7, args.storage_nodes))
+    grid = start_grid(args.base, args.storage_nodes, client_args=("--shares-happy", happy))
     try:
         status = web_json(grid.client_url)
         print(f"grid up in {time.monotonic() - t:.1f}s; client web: {grid.client_url}")
         print(f"introducer: {grid.introducer_furl}")
         for s in status["servers"]:
             print(f"  {s['nickname']:<10} {s['nodeid'][:20]}...  {s['connection_status']}")
+        round_trip(grid.client_url)
         if not args.once:
             print("Ctrl-C stops the grid.")
             signal.signal(signal.SIGTERM, signal.default_int_handler)

@@ -28,12 +28,14 @@ from shoal.introducer.files import (
     load_servers_yaml,
 )
 from shoal.node.config import ConfigError, NodeConfig
+from shoal.node.files import ClientFiles, encoding_params
 from shoal.node.identity import NodeIdentity, load_identity, permutation_seed, write_node_id_files
 from shoal.protocol.announcement import storage_announcement
 from shoal.storage.expiration import ExpirationPolicy
 from shoal.storage.foolscap_adapter import FoolscapStorageServer
 from shoal.storage.server import StorageServer
-from shoal.web.welcome import WelcomePage, WelcomeSource
+from shoal.web.root import Root
+from shoal.web.welcome import WelcomeSource
 
 HOUSEKEEPING_INTERVAL = 1.0  # seconds between crawler slices
 CRAWLER_SLICE = 0.1  # seconds of work per slice (keeps the reactor responsive)
@@ -174,8 +176,9 @@ class Node(service.MultiService):
             server_statuses=lambda: [s.status() for s in self.broker.get_all_servers()],
             version=f"shoal/{__version__}",
         )
+        self.files = ClientFiles(self.broker, encoding_params(self.config), self.identity)
         self._web_endpoint = serverFromString(reactor, webport)
-        self._web_site = Site(WelcomePage(source))
+        self._web_site = Site(Root(source, self.files))
 
     def _web_listening(self, port: Any) -> None:
         self._web_port = port

@@ -11,7 +11,7 @@ shares with flipped bits).
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from foolscap.api import Referenceable, Tub
@@ -24,6 +24,12 @@ from shoal.protocol.announcement import storage_announcement
 from shoal.storage.foolscap_adapter import FoolscapBucketReader, FoolscapStorageServer
 from shoal.storage.server import StorageServer
 from shoal.testing import reactor_thread
+
+PUT_CHUNK = 1_000_000  # bytes per remote write, as Tahoe 1.20's uploader
+
+
+class _Canary(Referenceable):  # type: ignore[misc]
+    """Tells a storage server the allocating client is still there."""
 
 
 class LyingReader(FoolscapBucketReader):
@@ -52,8 +58,12 @@ class LyingStorageServer(FoolscapStorageServer):
 
 
 class MemoryServer:
-    def __init__(self, base: str, index: int, adapter_factory: Callable[[StorageServer], Referenceable]) -> None:
+    def __init__(
+        self, base: str, index: int, adapter_factory: Callable[[StorageServer], Referenceable],
+        max_space: int | None = None,
+    ) -> None:
         self.index = index
+        self.max_space = max_space
         self.base = base
         self.key = SigningKey.generate()
         self.server_id = self.key.verifying_key().server_id()
@@ -76,7 +86,7 @@ class MemoryServer:
         listener = self.tub.listenOn(f"tcp:{self.port}:interface=127.0.0.1")
         self.port = listener.getPortnum()
         self.tub.setLocation(f"tcp:127.0.0.1:{self.port}")
-        self.storage = StorageServer(self.storage_dir, a2b(self.tub.getTubID()))
+        self.storage = StorageServer(self.storage_dir, a2b(self.tub.getTubID()), max_space=self.max_space)
         self.furl = self.tub.registerReference(self.adapter_factory(self.storage), "storage")
 
     def stop(self) -> Any:
@@ -105,7 +115,11 @@ class MemoryServer:
 class MemoryGrid:
     """`MemoryGrid(n)`; use as a context manager or call close()."""
 
-    def __init__(self, num_servers: int, lying: dict[int, int] | None = None) -> None:
+    def __init__(
+        self, num_servers: int, lying: dict[int, int] | None = None, max_space: dict[int, int] | None = None
+    ) -> None:
+        """lying: server index -> offset whose bit its readers flip; max_space:
+        server index -> bytes it may hold (its announced space and its limit)."""
         self.base = tempfile.mkdtemp(prefix="shoal-memgrid-")
         lying = lying or {}
         self.servers = []
@@ -115,7 +129,7 @@ class MemoryGrid:
             factory: Callable[[StorageServer], Referenceable] = FoolscapStorageServer
             if i in lying:
                 factory = (lambda flip: (lambda s: LyingStorageServer(s, flip)))(lying[i])
-            self.servers.append(MemoryServer(d, i, factory))
+            self.servers.append(MemoryServer(d, i, factory, (max_space or {}).get(i)))
         self.client_tub: Any = None
         self.broker: StorageBroker | None = None
         reactor_thread.call(self._start)
@@ -145,6 +159,38 @@ class MemoryGrid:
                 return
             time.sleep(0.05)
         raise TimeoutError(f"only {n} of {count} servers connected")
+
+    def server_for(self, i: int) -> Any:
+        """The broker's GridServer for server i."""
+        assert self.broker is not None
+        return self.broker.servers[self.servers[i].server_id]
+
+    def put_shares(
+        self, storage_index: bytes, shares: Mapping[int, bytes], placement: Mapping[int, int] | None = None
+    ) -> None:
+        """Store whole share data through the storage protocol: share shnum goes to
+        server placement[shnum] (default: server shnum modulo the grid size)."""
+        from twisted.internet import defer
+
+        async def put(shnum: int, data: bytes) -> None:
+            index = placement[shnum] if placement is not None else shnum % len(self.servers)
+            rref = self.server_for(index).rref
+            secret = b"%032d" % shnum
+            canary = _Canary()
+            _, writers = await rref.callRemote(
+                "allocate_buckets", storage_index, secret, secret, {shnum}, len(data), canary
+            )
+            writer = writers[shnum]
+            for pos in range(0, len(data), PUT_CHUNK):
+                await writer.callRemote("write", pos, data[pos : pos + PUT_CHUNK])
+            await writer.callRemote("close")
+
+        def run() -> Any:
+            return defer.gatherResults(
+                [defer.ensureDeferred(put(sh, d)) for sh, d in shares.items()], consumeErrors=True
+            )
+
+        self.call(run)
 
     def stop_server(self, i: int) -> None:
         self.call(self.servers[i].stop)

@@ -91,3 +91,30 @@ def start_node(nodedir: str, timeout: float = 60, *extra: str) -> NodeProcess:
         node.stop()
         raise NodeProcessError(f"node {nodedir} took longer than {timeout}s to start")
     return node
+
+
+def set_config(nodedir: str, section: str, key: str, value: str) -> None:
+    """Add or replace `key = value` in [section] of NODEDIR/tahoe.cfg, keeping the rest."""
+    path = os.path.join(nodedir, "tahoe.cfg")
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    out, in_section, done = [], False, False
+    for line in lines:
+        stripped = line.strip()
+        if stripped.startswith("["):
+            if in_section and not done:
+                out.append(f"{key} = {value}")
+                done = True
+            in_section = stripped == f"[{section}]"
+        elif in_section and stripped.split("=")[0].strip() == key:
+            if not done:
+                out.append(f"{key} = {value}")
+                done = True
+            continue
+        out.append(line)
+    if not done:
+        if not in_section:
+            out.append(f"[{section}]")
+        out.append(f"{key} = {value}")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(out) + "\n")

@@ -1,0 +1,378 @@
+"""The push pipeline of an immutable upload: encrypt, encode, write every share in parallel.
+
+Each segment is one job in the CPU pool: read and encrypt it (the encoder's
+`encrypt_segment` must see segments in order, so a job first waits for the
+previous segment's encryption), then erasure-code it (`encode_segment`, any
+order, any thread). The reactor only submits jobs while the budget allows
+and never waits for one, so the coding of segment s overlaps the encryption
+of s+1 and both cores work. Encoded segments are handed over in order to one
+`_Bucket` per share, which coalesces its header, blocks and finally its
+trailer into writes of about `write_size` bytes and sends each write as soon
+as it is full; writes to the same bucket do not wait for each other.
+
+Memory is bounded by a byte budget over the expanded data (n blocks per
+segment) reserved before a segment is read and released when the write
+carrying a block is acknowledged (or its share is dropped): whatever the
+file size, at most `window` bytes of blocks are buffered or in flight, plus
+the segments being encrypted or coded.
+
+A write or close that fails drops that share (the server is assumed gone,
+its writers aborted); `on_drop` tells the caller, which decides whether the
+upload is still happy. Everything here runs on the reactor thread except the
+functions handed to the CPU pool.
+"""
+
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, BinaryIO
+
+import attrs
+from foolscap.api import RemoteException
+from twisted.internet import defer
+from twisted.python.failure import Failure
+
+from shoal.errors import ShoalError
+from shoal.grid import cpu
+from shoal.immutable.encoder import EncodedSegment, EncodeResult, ImmutableEncoder
+
+MiB = 1024 * 1024
+WRITE_SIZE = MiB  # bytes per remote write (Tahoe 1.20 batches 1 MB)
+MIN_WRITE_SIZE = 64 * 1024
+MAX_BATCHED = 16 * MiB  # all shares' write batches together (caps the write size for large n)
+PIPELINE_SEGMENTS = 4  # segments of expanded data in flight at least
+
+
+class SourceError(ShoalError):
+    """The uploaded stream ended early or could not be read."""
+
+
+class RemoteError(ShoalError):
+    """A storage server answered a call with an error (its message, first line)."""
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
+def _unwrap(failure: Failure) -> Failure:
+    value = failure.value
+    if isinstance(value, RemoteException):  # Tubs with expose-remote-exception-types off
+        inner = value.args[0] if value.args else None
+        text = inner.getErrorMessage() if isinstance(inner, Failure) else str(value)
+        raise RemoteError(_first_line(text) or "remote error")
+    if not isinstance(value, BaseException):  # a CopiedFailure: the remote error as text
+        raise RemoteError(_first_line(failure.getErrorMessage()) or "remote error")
+    return failure
+
+
+def call_remote(ref: Any, method: str, *args: Any) -> "defer.Deferred[Any]":
+    """ref.callRemote(method, *args), failing with real exceptions (RemoteError for
+    errors raised by the server) so `await` works whatever the Tub's options."""
+    try:
+        d = ref.callRemote(method, *args)
+    except Exception as e:  # a dead reference may raise at once
+        return defer.fail(e)
+    d.addErrback(_unwrap)
+    return d
+
+
+def read_exactly(source: BinaryIO, length: int, position: int) -> bytes:
+    """`length` bytes from the source (short reads retried); SourceError at an early end."""
+    data = source.read(length)
+    if len(data) == length:
+        return data
+    parts = [data]
+    got = len(data)
+    while got < length:
+        more = source.read(length - got)
+        if not more:
+            raise SourceError(f"the source ended at byte {position + got}, expected {length - got} more")
+        parts.append(more)
+        got += len(more)
+    return b"".join(parts)
+
+
+async def gather(ds: list["defer.Deferred[Any]"]) -> list[Any]:
+    """Wait for all; raise the first failure's own exception (not FirstError)."""
+    try:
+        return await defer.gatherResults(ds, consumeErrors=True)
+    except defer.FirstError as e:
+        e.subFailure.raiseException()
+        raise  # unreachable
+
+
+def write_size_for(n: int) -> int:
+    return max(MIN_WRITE_SIZE, min(WRITE_SIZE, MAX_BATCHED // n))
+
+
+class _InFlight:
+    """Counts tasks in flight; `idle()` waits until none is (memory stays
+    O(tasks in flight), not O(file size))."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._waiters: list[defer.Deferred[None]] = []
+
+    def start(self) -> None:
+        self.count += 1
+
+    def done(self) -> None:
+        self.count -= 1
+        if not self.count:
+            waiters, self._waiters = self._waiters, []
+            for d in waiters:
+                d.callback(None)
+
+    async def idle(self) -> None:
+        if self.count:
+            d: defer.Deferred[None] = defer.Deferred()
+            self._waiters.append(d)
+            await d
+
+
+class _Bucket:
+    """One share being written: its writer, the pending batch, where it has got to."""
+
+    def __init__(self, shnum: int, server: Any, writer: Any, header: bytes) -> None:
+        self.shnum = shnum
+        self.server = server  # the caller's key for the server
+        self.writer = writer  # RIBucketWriter remote reference
+        self.offset = 0
+        self.batch: list[bytes] = [header]
+        self.batch_len = len(header)
+        self.batch_blocks = 0  # bytes of blocks in the batch (the budget's unit)
+        self.alive = True
+        self.closed = False
+
+
+@attrs.frozen
+class PushResult:
+    encoded: EncodeResult
+    bytes_pushed: int  # acknowledged by servers, dropped shares included
+    shares_pushed: dict[int, Any]  # shnum -> server key, for shares closed on their server
+
+
+class Pusher:
+    """Run with `await Pusher(...).run()`; `stop(error)` makes run() abort and raise error."""
+
+    def __init__(
+        self,
+        encoder: ImmutableEncoder,
+        source: BinaryIO,
+        position: int,
+        writers: Mapping[int, tuple[Any, Any]],
+        on_drop: Callable[[Any, int, str], None],
+        *,
+        write_size: int | None = None,
+        pipeline_segments: int = PIPELINE_SEGMENTS,
+        inline: bool = False,
+    ) -> None:
+        self.encoder = encoder
+        self.shape = encoder.shape
+        self.source = source
+        self.position = position
+        self.on_drop = on_drop
+        n = self.shape.n
+        self.write_size = write_size or write_size_for(n)
+        header = encoder.header
+        self.buckets: dict[int, _Bucket] = {
+            sh: _Bucket(sh, server, writer, header) for sh, (server, writer) in writers.items()
+        }
+        expanded = self.shape.block_size * n
+        self.window = max(pipeline_segments * expanded, int(__import__("os").environ.get("WW", "2")) * self.write_size * n + expanded)
+        self.inline = inline  # tiny files: do the CPU work on the calling thread
+        self._outstanding = 0
+        self._room: defer.Deferred[None] | None = None
+        self._ready: dict[int, EncodedSegment] = {}
+        self._next = 0
+        self._error: BaseException | None = None
+        self._turn = threading.Condition()
+        self._encrypted = 0  # segments encrypted so far (guarded by _turn)
+        self._cpu_error: BaseException | None = None
+        self._aborts: list[defer.Deferred[Any]] = []
+        self._jobs = _InFlight()  # segments in the CPU pool
+        self._writes = _InFlight()  # remote writes not yet answered
+        self.bytes_pushed = 0
+
+    # -- CPU step (pool threads) --
+
+    def _segment(self, segnum: int) -> EncodedSegment:
+        """Read, encrypt and encode one segment. Encryption is strictly in
+        order: a job waits (briefly: the pool starts jobs in order) for the
+        previous segment's encryption, then codes in parallel with the next."""
+        with self._turn:
+            while self._encrypted != segnum:
+                self._turn.wait()
+            try:
+                if self._cpu_error is not None:
+                    raise self._cpu_error
+                length = self.shape.segment_length(segnum)
+                if segnum == 0 and self.source.seekable():
+                    self.source.seek(self.position)
+                plaintext = read_exactly(self.source, length, self.position)
+                self.position += length
+                _, crypttext = self.encoder.encrypt_segment(plaintext)
+            except BaseException as e:
+                self._cpu_error = e
+                raise
+            finally:
+                self._encrypted += 1
+                self._turn.notify_all()
+        return self.encoder.encode_segment(segnum, crypttext)
+
+    async def _cpu(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if self.inline:
+            return fn(*args)
+        return await cpu.run(fn, *args)
+
+    # -- flow control --
+
+    def _release(self, nbytes: int) -> None:
+        self._outstanding -= nbytes
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._room is not None:
+            d, self._room = self._room, None
+            d.callback(None)
+
+    async def _reserve(self, nbytes: int) -> None:
+        while self._error is None and self._outstanding and self._outstanding + nbytes > self.window:
+            self._room = defer.Deferred()
+            await self._room
+        self._outstanding += nbytes
+
+    def stop(self, error: BaseException) -> None:
+        """Stop producing; run() will abort every bucket and raise `error`."""
+        if self._error is None:
+            self._error = error
+        self._wake()
+
+    # -- buckets --
+
+    def _lose(self, bucket: _Bucket, why: str) -> None:
+        if not bucket.alive:
+            return
+        bucket.alive = False
+        bucket.batch = []
+        self._release(bucket.batch_blocks)
+        bucket.batch_blocks = 0
+        bucket.batch_len = 0
+        self._abort(bucket)
+        self.on_drop(bucket.server, bucket.shnum, why)
+
+    def _abort(self, bucket: _Bucket) -> None:
+        d = call_remote(bucket.writer, "abort")
+        d.addErrback(lambda _f: None)  # the server may be gone; it discards the share then
+        self._aborts.append(d)
+
+    def _flush(self, bucket: _Bucket) -> None:
+        if not bucket.batch_len:
+            return
+        data = bucket.batch[0] if len(bucket.batch) == 1 else b"".join(bucket.batch)
+        blocks = bucket.batch_blocks
+        offset = bucket.offset
+        bucket.batch, bucket.batch_len, bucket.batch_blocks = [], 0, 0
+        bucket.offset += len(data)
+        self._writes.start()
+        defer.ensureDeferred(self._write(bucket, offset, data, blocks))
+
+    async def _write(self, bucket: _Bucket, offset: int, data: bytes, blocks: int) -> None:
+        try:
+            await call_remote(bucket.writer, "write", offset, data)
+        except Exception as e:
+            self._lose(bucket, f"write of {len(data)} bytes at offset {offset} failed: {error_text(e)}")
+        else:
+            self.bytes_pushed += len(data)
+        finally:
+            self._release(blocks)
+            self._writes.done()
+
+    def _deliver(self) -> None:
+        """Hand the encoded segments that are next in order to the buckets."""
+        while self._next in self._ready:
+            seg = self._ready.pop(self._next)
+            self._next += 1
+            for shnum, block in enumerate(seg.blocks):
+                bucket = self.buckets.get(shnum)
+                if bucket is None or not bucket.alive:
+                    self._release(len(block))
+                    continue
+                bucket.batch.append(block)
+                bucket.batch_len += len(block)
+                bucket.batch_blocks += len(block)
+                if bucket.batch_len >= self.write_size:
+                    self._flush(bucket)
+
+    async def _code_and_deliver(self, segnum: int) -> None:
+        try:
+            self._ready[segnum] = await self._cpu(self._segment, segnum)
+        except BaseException as e:
+            self.stop(e)
+        else:
+            self._deliver()
+        finally:
+            self._jobs.done()
+
+    async def _close(self, bucket: _Bucket) -> None:
+        if not bucket.alive:
+            return
+        try:
+            await call_remote(bucket.writer, "close")
+        except Exception as e:
+            self._lose(bucket, f"close failed: {error_text(e)}")
+        else:
+            bucket.closed = True
+
+    # -- the whole push --
+
+    async def run(self) -> PushResult:
+        """Push every share; on any error abort every unfinished bucket (and wait
+        for the servers to confirm) before raising."""
+        try:
+            return await self._run()
+        except BaseException:
+            for bucket in self.buckets.values():
+                if bucket.alive and not bucket.closed:
+                    bucket.alive = False
+                    self._abort(bucket)
+            raise
+        finally:
+            await defer.DeferredList(self._aborts)
+
+    async def _run(self) -> PushResult:
+        shape = self.shape
+        for segnum in range(shape.num_segments):
+            await self._reserve(shape.block_length(segnum) * shape.n)
+            if self._error is not None:
+                break
+            self._jobs.start()
+            defer.ensureDeferred(self._code_and_deliver(segnum))
+        await self._jobs.idle()
+        if self._error is not None:
+            raise self._error
+        encoded: EncodeResult = await self._cpu(self.encoder.finish)
+        for bucket in self.buckets.values():
+            if bucket.alive:
+                trailer = encoded.trailers[bucket.shnum]
+                bucket.batch.append(trailer)
+                bucket.batch_len += len(trailer)
+                self._flush(bucket)
+        # close nothing until every write is in: a share lost now can still
+        # make the upload unhappy, and then nothing must have been closed
+        await self._writes.idle()
+        if self._error is not None:
+            raise self._error
+        await gather([defer.ensureDeferred(self._close(b)) for b in self.buckets.values()])
+        if self._error is not None:
+            raise self._error
+        return PushResult(
+            encoded=encoded,
+            bytes_pushed=self.bytes_pushed,
+            shares_pushed={b.shnum: b.server for b in self.buckets.values() if b.closed},
+        )
+
+
+def error_text(error: BaseException) -> str:
+    """One line for an error (its type when it has no message)."""
+    return _first_line(str(error)) or type(error).__name__

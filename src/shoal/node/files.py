@@ -1,0 +1,47 @@
+"""The client's file service: immutable upload and download with the node's
+encoding parameters and secrets, over its storage broker (used by the web API)."""
+
+from collections.abc import Callable
+from typing import Any
+
+from shoal.caps import CHKCap, LiteralCap
+from shoal.grid.storage_broker import StorageBroker
+from shoal.immutable.download import download
+from shoal.immutable.params import DEFAULT_MAX_SEGMENT_SIZE, EncodingParams, ParameterError
+from shoal.immutable.upload import upload
+from shoal.node.config import ConfigError, NodeConfig
+from shoal.node.identity import NodeIdentity
+
+
+def encoding_params(config: NodeConfig) -> EncodingParams:
+    try:
+        return EncodingParams(
+            k=config.get_int("client", "shares.needed", 3),
+            happy=config.get_int("client", "shares.happy", 7),
+            n=config.get_int("client", "shares.total", 10),
+            max_segment_size=config.get_int(
+                "client", "shares._max_immutable_segment_size_for_testing", DEFAULT_MAX_SEGMENT_SIZE
+            ),
+        )
+    except ParameterError as e:
+        raise ConfigError(f"{config.path}: [client]shares.*: {e}") from None
+
+
+class ClientFiles:
+    def __init__(self, broker: StorageBroker, params: EncodingParams, identity: NodeIdentity) -> None:
+        self.broker = broker
+        self.params = params
+        self._convergence = identity.convergence_secret
+        self._lease_secret = identity.lease_secret
+
+    async def upload(self, source: Any, size: int, convergent: bool = True) -> Any:
+        return await upload(
+            self.broker, source, size, params=self.params,
+            convergence_secret=self._convergence if convergent else None,
+            lease_secret=self._lease_secret,
+        )
+
+    async def download(
+        self, cap: CHKCap | LiteralCap, write: Callable[[bytes], Any], offset: int = 0, length: int | None = None
+    ) -> Any:
+        return await download(self.broker, cap, write, offset=offset, length=length)
