@@ -87,6 +87,7 @@ class TahoeGrid:
     def __init__(self, base: str, storage_nodes: int) -> None:
         self.base = pathlib.Path(base)
         self.procs: list[subprocess.Popen] = []
+        self.base.mkdir(parents=True, exist_ok=True)
         tahoe = str(PEER / "tahoe")
         intro = self.base / "introducer"
         subprocess.run([tahoe, "create-introducer", "--hostname", "127.0.0.1", str(intro)], check=True,

@@ -111,31 +111,25 @@ def _vector_cases():
             yield case
 
 
-@pytest.fixture(scope="module")
-def vector_grid():
-    with MemoryGrid(10) as g:
-        yield g
-
-
 @pytest.mark.parametrize(
     "case", list(_vector_cases()),
     ids=lambda c: f"{c['k']}of{c['n']}-seg{c['max_segment_size']}-{c['plaintext']['size']}",
 )
-def test_caps_and_shares_equal_tahoe_vectors(vector_grid, case):
+def test_caps_and_shares_equal_tahoe_vectors(grid, case):
     data = vector_plaintext(case["plaintext"]["seed"], case["plaintext"]["size"])
     params = EncodingParams(case["k"], case["happy"], case["n"], case["max_segment_size"])
-    result = put(vector_grid, data, params, VECTOR_SECRET)
+    result = put(grid, data, params, VECTOR_SECRET)
     assert result.cap == case["cap"]
     if result.storage_index is None:
         assert result.bytes_pushed == 0 and not result.servers
         return
     assert b2a(result.storage_index) == case["storage_index_b32"]
-    held = holdings(vector_grid, result.storage_index)
+    held = holdings(grid, result.storage_index)
     assert sorted(sh for shares in held.values() for sh in shares) == list(range(case["n"]))
     for server, shares in held.items():
         for shnum in shares:
             expect = case["shares"][str(shnum)]
-            with open(share_path(vector_grid, server, result.storage_index, shnum), "rb") as f:
+            with open(share_path(grid, server, result.storage_index, shnum), "rb") as f:
                 container = f.read()
             assert int.from_bytes(container[:4], "big") == expect["container_version"]
             body = container[CONTAINER_HEADER : CONTAINER_HEADER + expect["data_length"]]
@@ -222,25 +216,6 @@ def test_reupload_sends_only_missing_shares(grid):
     assert holdings(grid, first.storage_index) == held
 
 
-def test_reupload_spreads_doubled_up_shares():
-    """Shares found two per server on half the servers: rely on one per server,
-    push the others to the empty servers, abort the speculative writers."""
-    with MemoryGrid(10) as g:
-        data = fresh(60_000, 20)
-        shape = FileShape(len(data), 3, 10, PARAMS.segment_size_for(len(data)))
-        key = convergent_key([data], SECRET, 3, 10, shape.segment_size)
-        shares, encoded = encode_all(key, shape, [data])
-        g.put_shares(encoded.storage_index, dict(enumerate(shares)), {sh: sh % 5 for sh in range(10)})
-        result = put(g, data)
-        assert result.cap == encoded.cap.to_string()
-        assert result.preexisting_shares == 10 and result.happiness == 10
-        assert result.pushed_shares == 5
-        held = holdings(g, encoded.storage_index)
-        assert sorted(held) == list(range(10))
-        assert sorted(len(v) for v in held.values()) == [1] * 5 + [2] * 5
-        assert incoming(g) == []
-
-
 def test_reupload_refuses_bogus_existing_shares(grid):
     data = fresh(4000, 7)
     first = put(grid, data)
@@ -305,74 +280,120 @@ def test_upload_from_current_position(grid):
 
 # --- servers that cannot or will not take shares ----------------------------------
 
-
-def test_full_and_refusing_servers_are_replaced():
-    with MemoryGrid(12, max_space={2: 1000}) as g:
-        fill_up(g, 7)  # announces room, refuses
-        result = put(g, fresh(200_000, 12))
-        order = [s.server_id for s in g.broker.get_servers_for_psi(result.storage_index)]
-        full, refusing = g.servers[2].server_id, g.servers[7].server_id
-        held = holdings(g, result.storage_index)
-        assert 2 not in held and 7 not in held
-        assert result.happiness == 10 and len(held) == 10
-        assert all(len(v) == 1 for v in held.values())
-        report = {r.server_id: r for r in result.servers}
-        assert "read-only" in report[full].answer and not report[full].asked
-        if order.index(refusing) < 10:  # asked in the first round
-            assert "full: refused" in report[refusing].answer
-        assert incoming(g) == []
+READ_ONLY = 11  # announces 1000 bytes of space: never asked to allocate
 
 
-def test_failing_server_is_replaced():
-    with MemoryGrid(11) as g:
-        def broken(*_a: Any, **_k: Any) -> Any:
-            raise OSError("disk on fire")
-        g.servers[4].storage.allocate_buckets = broken  # type: ignore[union-attr,method-assign]
-        result = put(g, fresh(30_000, 13))
-        assert result.happiness == 10
-        assert 4 not in holdings(g, result.storage_index)
-        report = {r.server_id: r for r in result.servers}[g.servers[4].server_id]
-        order = [s.server_id for s in g.broker.get_servers_for_psi(result.storage_index)]
-        if order.index(g.servers[4].server_id) < 10:
-            assert report.error is not None and "disk on fire" in report.answer
+@pytest.fixture(scope="module")
+def fault_grid():
+    with MemoryGrid(12, max_space={READ_ONLY: 1000}) as g:
+        yield g
 
 
-def test_fewer_servers_than_shares_doubles_up():
-    with MemoryGrid(5) as g:
-        result = put(g, fresh(30_000, 14), EncodingParams(3, 5, 10))
-        held = holdings(g, result.storage_index)
-        assert sorted(len(v) for v in held.values()) == [2, 2, 2, 2, 2]
-        assert result.happiness == 5
+@pytest.fixture
+def faults(fault_grid):
+    """The 12-server grid, with every fault a test injects undone afterwards."""
+    saved = [(s.storage.space.max_space, s.storage.space.used) for s in fault_grid.servers]  # type: ignore[union-attr]
+    yield fault_grid
+
+    def undo() -> None:
+        for server, (max_space, used) in zip(fault_grid.servers, saved, strict=True):
+            storage = server.storage
+            storage.space.max_space, storage.space.used = max_space, used
+            storage.__dict__.pop("allocate_buckets", None)
+    fault_grid.call(undo)
 
 
-def test_unhappy_upload_fails_clearly_and_leaves_nothing():
-    with MemoryGrid(10) as g:
-        for i in (1, 3, 5, 8):
-            fill_up(g, i)
-        data = fresh(100_000, 15)
-        with pytest.raises(UploadUnhappinessError) as info:
-            put(g, data)
-        message = str(info.value)
-        assert "servers-of-happiness 6" in message and "shares.happy=7" in message
-        for i in range(10):  # every server asked is named with its answer
-            assert f"mem{i} [" in message
-        assert message.count("full: refused") == 4
-        assert message.count(": allocated sh") == 6
-        # every allocated bucket was aborted: no share, finished or partial, anywhere
-        assert [p for s in g.servers for p in s.share_files()] == []
-        assert incoming(g) == []
-        # the same servers make a happy upload at shares.happy=6
-        result = put(g, data, EncodingParams(3, 6, 10))
-        assert result.happiness == 6 and len(holdings(g, result.storage_index)) == 6
+def permuted(grid: MemoryGrid, data: bytes, params: EncodingParams = PARAMS) -> list[int]:
+    """Grid indexes of the servers in the permuted order this file's convergent upload uses."""
+    segment_size = params.segment_size_for(len(data))
+    si = hashes.storage_index_hash(convergent_key([data], SECRET, params.k, params.n, segment_size))
+    index = {s.server_id: i for i, s in enumerate(grid.servers)}
+    return [index[s.server_id] for s in grid.broker.get_servers_for_psi(si)]
 
 
-def test_unhappy_when_too_few_servers():
-    with MemoryGrid(3) as g:
-        data = fresh(5000, 16)
-        with pytest.raises(UploadUnhappinessError, match="servers-of-happiness 3"):
-            put(g, data, EncodingParams(2, 4, 6))
-        assert [p for s in g.servers for p in s.share_files()] == []
-        assert incoming(g) == []
+def test_full_and_refusing_servers_are_replaced(faults):
+    data = fresh(200_000, 12)
+    refusing = next(i for i in permuted(faults, data) if i != READ_ONLY)  # asked first
+    fill_up(faults, refusing)  # announces room, refuses
+    result = put(faults, data)
+    held = holdings(faults, result.storage_index)
+    assert READ_ONLY not in held and refusing not in held
+    assert result.happiness == 10 and len(held) == 10
+    assert all(len(v) == 1 for v in held.values())
+    report = {r.server_id: r for r in result.servers}
+    assert "read-only" in report[faults.servers[READ_ONLY].server_id].answer
+    assert not report[faults.servers[READ_ONLY].server_id].asked
+    assert report[faults.servers[refusing].server_id].answer == "full: refused sh0"
+    assert incoming(faults) == []
+
+
+def test_failing_server_is_replaced(faults):
+    data = fresh(30_000, 13)
+    failing = next(i for i in permuted(faults, data) if i != READ_ONLY)
+
+    def broken(*_a: Any, **_k: Any) -> Any:
+        raise OSError("disk on fire")
+    faults.servers[failing].storage.allocate_buckets = broken  # type: ignore[union-attr,method-assign]
+    result = put(faults, data)
+    assert result.happiness == 10
+    assert failing not in holdings(faults, result.storage_index)
+    report = {r.server_id: r for r in result.servers}[faults.servers[failing].server_id]
+    assert report.error is not None and report.answer == "error: disk on fire"
+
+
+def test_fewer_servers_than_shares_doubles_up(faults):
+    result = put(faults, fresh(30_000, 14), EncodingParams(3, 11, 22))
+    held = holdings(faults, result.storage_index)
+    assert sorted(len(v) for v in held.values()) == [2] * 11
+    assert result.happiness == 11
+
+
+def test_unhappy_upload_fails_clearly_and_leaves_nothing(faults):
+    for i in (1, 3, 5, 8, 9):
+        fill_up(faults, i)
+    data = fresh(100_000, 15)
+    before = {p for s in faults.servers for p in s.share_files()}
+    with pytest.raises(UploadUnhappinessError) as info:
+        put(faults, data)
+    message = str(info.value)
+    assert "servers-of-happiness 6" in message and "shares.happy=7" in message
+    for i in range(12):  # every server consulted is named with its answer
+        assert f"mem{i} [" in message
+    assert message.count("full: refused") == 5
+    assert message.count(": allocated sh") == 6
+    assert "read-only" in message
+    # every allocated bucket was aborted: no share, finished or partial, appeared
+    assert {p for s in faults.servers for p in s.share_files()} == before
+    assert incoming(faults) == []
+    # the same servers make a happy upload at shares.happy=6
+    result = put(faults, data, EncodingParams(3, 6, 10))
+    assert result.happiness == 6 and len(holdings(faults, result.storage_index)) == 6
+
+
+def test_unhappy_when_too_few_servers(faults):
+    before = {p for s in faults.servers for p in s.share_files()}
+    with pytest.raises(UploadUnhappinessError, match="servers-of-happiness 11"):
+        put(faults, fresh(5000, 16), EncodingParams(2, 13, 14))
+    assert {p for s in faults.servers for p in s.share_files()} == before
+    assert incoming(faults) == []
+
+
+def test_reupload_spreads_doubled_up_shares(faults):
+    """Shares found two per server on five servers: rely on one per server,
+    push the others to empty servers, abort the speculative writers."""
+    data = fresh(60_000, 20)
+    shape = FileShape(len(data), 3, 10, PARAMS.segment_size_for(len(data)))
+    key = convergent_key([data], SECRET, 3, 10, shape.segment_size)
+    shares, encoded = encode_all(key, shape, [data])
+    faults.put_shares(encoded.storage_index, dict(enumerate(shares)), {sh: sh % 5 for sh in range(10)})
+    result = put(faults, data)
+    assert result.cap == encoded.cap.to_string()
+    assert result.preexisting_shares == 10 and result.happiness == 10
+    assert result.pushed_shares == 5
+    held = holdings(faults, encoded.storage_index)
+    assert len(held) == 10
+    assert sorted(len(v) for v in held.values()) == [1] * 5 + [2] * 5
+    assert incoming(faults) == []
 
 
 # --- servers that vanish while we write --------------------------------------------

@@ -179,7 +179,10 @@ class Pusher:
             sh: _Bucket(sh, server, writer, header) for sh, (server, writer) in writers.items()
         }
         expanded = self.shape.block_size * n
-        self.window = max(pipeline_segments * expanded, int(__import__("os").environ.get("WW", "2")) * self.write_size * n + expanded)
+        # bytes of blocks buffered or in flight: a few segments, and at least
+        # room for every bucket to have one full write in flight while the
+        # next one fills (1 MiB segments, 3-of-10: 7 segments, 24.5 MB)
+        self.window = max(pipeline_segments * expanded, 2 * self.write_size * n + expanded)
         self.inline = inline  # tiny files: do the CPU work on the calling thread
         self._outstanding = 0
         self._room: defer.Deferred[None] | None = None

@@ -41,11 +41,10 @@ client secret -> file secret (storage index) -> bucket secret (the server's
 
 import os
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any, BinaryIO
 
 import attrs
-from foolscap.api import Referenceable
 from twisted.internet import defer
 
 from shoal.caps import CHKCap, LiteralCap
@@ -53,29 +52,35 @@ from shoal.crypto import hashes
 from shoal.crypto.aes import AESCTR
 from shoal.crypto.convergence import convergent_key
 from shoal.encoding.base32 import b2a
-from shoal.errors import ShoalError
 from shoal.formats.errors import FormatError
 from shoal.formats.ueb import pack_ueb, unpack_ueb
 from shoal.grid import cpu
-from shoal.grid.storage_broker import STORAGE_V1, GridServer, StorageBroker
+from shoal.grid.storage_broker import StorageBroker
 from shoal.hashtree import CompleteHashTree
-from shoal.immutable.encoder import ImmutableEncoder, ueb_fields, ueb_length
+from shoal.immutable.encoder import ImmutableEncoder, ueb_fields
 from shoal.immutable.params import LIT_THRESHOLD, EncodingParams, FileShape
+from shoal.immutable.placer import (
+    QUERY_TIMEOUT,
+    ExistingSharesError,
+    NoServersError,
+    ServerReport,
+    SharePlacement,
+    UploadError,
+    UploadUnhappinessError,
+    server_name,
+)
 from shoal.immutable.push import (
     PIPELINE_SEGMENTS,
     Pusher,
     SourceError,
-    call_remote,
     error_text,
     gather,
     read_exactly,
 )
-from shoal.placement.happiness import Plan, Planner
+from shoal.placement.happiness import Plan
 
-QUERY_TIMEOUT = 30.0  # seconds for allocate_buckets, get_buckets and reads (Tahoe: 15 s per query)
 INLINE_LIMIT = 32 * 1024  # files this small are hashed and encoded on the calling thread
 KEY_CHUNK = 1024 * 1024
-MAX_PLACEMENT_ROUNDS = 16  # a safety net: each round asks servers never asked for these shares
 UEB_COPIES = 2  # existing UEBs compared before a re-upload is trusted
 
 __all__ = [
@@ -90,35 +95,6 @@ __all__ = [
 ]
 
 
-class UploadError(ShoalError):
-    """An immutable upload failed."""
-
-
-class NoServersError(UploadError):
-    """No storage server is connected."""
-
-
-class UploadUnhappinessError(UploadError):
-    """Shares could not be placed on shares.happy servers; says what each server answered."""
-
-
-class ExistingSharesError(UploadError):
-    """Shares already stored under this storage index do not belong to this file."""
-
-
-@attrs.frozen
-class ServerReport:
-    """One server consulted during placement and what it answered."""
-
-    server_id: bytes
-    name: str
-    asked: frozenset[int]
-    already: frozenset[int]
-    allocated: frozenset[int]
-    error: str | None
-    answer: str  # one line: "allocated sh0, already had sh5" / "full: refused sh3" / "error: ..."
-
-
 @attrs.frozen
 class UploadResult:
     cap: str
@@ -131,23 +107,6 @@ class UploadResult:
     pushed_shares: int
     bytes_pushed: int
     timings: dict[str, float]  # seconds: key, placement, push, total (and existing, for re-uploads)
-
-
-class _Canary(Referenceable):  # type: ignore[misc]
-    """Passed to allocate_buckets: servers discard our partial shares if we vanish."""
-
-
-def _max_share_size(server: GridServer) -> int | None:
-    version = server.version or {}
-    v1 = version.get(STORAGE_V1)
-    if not isinstance(v1, dict):
-        return None
-    size = v1.get(b"maximum-immutable-share-size")
-    return size if isinstance(size, int) else None
-
-
-def _server_name(server: GridServer) -> str:
-    return f"{server.nickname} [{server.name}]" if server.nickname else f"[{server.name}]"
 
 
 # --- CPU steps (pool threads, or inline for tiny files) -----------------------------
@@ -184,217 +143,11 @@ def _crypttext_hashes(source: BinaryIO, position: int, key: bytes, shape: FileSh
     return whole.digest(), CompleteHashTree(leaves).root
 
 
-# --- placement ---------------------------------------------------------------------
-
-
-class _Placement:
-    """The network side of placement: queries servers, feeds the Planner, keeps the writers."""
-
-    def __init__(
-        self,
-        broker: StorageBroker,
-        storage_index: bytes,
-        shape: FileShape,
-        allocated_size: int,
-        lease_secret: bytes,
-        happy: int,
-        timeout: float | None,
-    ) -> None:
-        self.si = storage_index
-        self.shape = shape
-        self.allocated_size = allocated_size
-        self.happy = happy
-        self.timeout = timeout
-        candidates = [s for s in broker.get_servers_for_psi(storage_index) if s.rref is not None]
-        candidates = candidates[: 2 * shape.n]
-        if not candidates:
-            raise NoServersError("no storage servers are connected")
-        self.servers: dict[bytes, GridServer] = {s.server_id: s for s in candidates}
-        self.order = [s.server_id for s in candidates]
-        writable = set()
-        for s in candidates:
-            limit = _max_share_size(s)
-            if limit is None or limit >= allocated_size:
-                writable.add(s.server_id)
-        self.planner: Planner[bytes] = Planner(self.order, shape.n, happy, writable)
-        file_renew = hashes.file_renewal_secret(hashes.client_renewal_secret(lease_secret), storage_index)
-        file_cancel = hashes.file_cancel_secret(hashes.client_cancel_secret(lease_secret), storage_index)
-        self.renew = {s.server_id: hashes.bucket_renewal_secret(file_renew, s.tubid) for s in candidates}
-        self.cancel = {s.server_id: hashes.bucket_cancel_secret(file_cancel, s.tubid) for s in candidates}
-        self.canary = _Canary()
-        self.writers: dict[tuple[bytes, int], Any] = {}
-        self.readers: dict[bytes, dict[int, Any]] = {}
-        self.pusher: Pusher | None = None
-        self.plan: Plan[bytes] | None = None
-
-    async def call(self, ref: Any, method: str, *args: Any) -> Any:
-        d = call_remote(ref, method, *args)
-        if self.timeout:
-            d.addTimeout(self.timeout, cpu.reactor)
-        return await d
-
-    async def _allocate(self, sid: bytes, shares: frozenset[int]) -> None:
-        self.planner.sent_allocate(sid, shares)
-        server = self.servers[sid]
-        try:
-            answer = await self.call(
-                server.rref, "allocate_buckets", self.si, self.renew[sid], self.cancel[sid],
-                set(shares), self.allocated_size, self.canary,
-            )
-            already, writers = answer
-            already = {sh for sh in already if isinstance(sh, int)}
-        except Exception as e:
-            self.planner.failed(sid, error_text(e))
-            return
-        granted = {}
-        for sh, writer in writers.items():
-            if sh in shares:
-                granted[sh] = writer
-            else:  # not asked for: give it back
-                self._abort_writer(writer)
-        self.planner.got_allocate(sid, shares, already, granted)
-        for sh, writer in granted.items():
-            self.writers[(sid, sh)] = writer
-
-    async def _get_buckets(self, sid: bytes) -> None:
-        try:
-            readers = await self.call(self.servers[sid].rref, "get_buckets", self.si)
-        except Exception as e:
-            self.planner.failed(sid, error_text(e))
-            return
-        self.readers[sid] = readers
-        self.planner.got_buckets(sid, [sh for sh in readers if isinstance(sh, int)])
-
-    def _abort_writer(self, writer: Any) -> "defer.Deferred[Any]":
-        d = call_remote(writer, "abort")
-        d.addErrback(lambda _f: None)
-        return d
-
-    async def _gather(self, coros: Sequence[Coroutine[Any, Any, None]]) -> None:
-        await gather([defer.ensureDeferred(c) for c in coros])
-
-    async def place(self) -> Plan[bytes]:
-        """Consult the servers until nothing is left to ask; abort every writer
-        and raise UploadUnhappinessError if the result is not happy."""
-        try:
-            return await self._place()
-        except UploadUnhappinessError:
-            raise
-        except BaseException:
-            await self.abort_all()
-            raise
-
-    async def _place(self) -> Plan[bytes]:
-        planner = self.planner
-        first = planner.requests()
-        await self._gather(
-            [self._allocate(sid, shares) for sid, shares in first.items()]
-            + [self._get_buckets(sid) for sid in self.order if sid not in first]
-        )
-        for _ in range(MAX_PLACEMENT_ROUNDS):
-            requests = planner.requests()
-            if not requests:
-                break
-            await self._gather([self._allocate(sid, shares) for sid, shares in requests.items()])
-        plan = planner.plan()
-        unneeded = planner.unneeded(plan)
-        aborts = []
-        for sid, shares in unneeded.items():
-            for sh in shares:
-                aborts.append(self._abort_writer(self.writers.pop((sid, sh))))
-            planner.abandon(sid, shares)
-        await defer.DeferredList(aborts)
-        happiness = planner.happiness()
-        if happiness < self.happy:
-            await self.abort_all()
-            raise UploadUnhappinessError(self.failure_message(happiness))
-        self.plan = plan
-        return plan
-
-    async def abort_all(self) -> None:
-        writers, self.writers = self.writers, {}
-        await defer.DeferredList([self._abort_writer(w) for w in writers.values()])
-
-    # -- while pushing --
-
-    def dropped(self, sid: bytes, shnum: int, why: str) -> None:
-        """A share's writer failed: drop it; stop the push if we are no longer happy."""
-        self.writers.pop((sid, shnum), None)
-        self.planner.drop(sid, shnum, why)
-        happiness = self.planner.happiness()
-        if happiness < self.happy and self.pusher is not None:
-            self.pusher.stop(UploadUnhappinessError(self.failure_message(happiness, lost=True)))
-
-    # -- reporting --
-
-    def failure_message(self, happiness: int, lost: bool = False) -> str:
-        k, n = self.shape.k, self.shape.n
-        planner = self.planner
-        with_shares = [s for s, a in planner.answers.items() if a.already or a.allocated]
-        what = "kept" if lost else "placed or found"
-        names = {sid: _server_name(s) for sid, s in self.servers.items()}
-        return (
-            f"upload of storage index {b2a(self.si)} failed: shares could be {what} on "
-            f"{len(with_shares)} server(s), giving servers-of-happiness {happiness}, but {k}-of-{n} "
-            f"with shares.happy={self.happy} needs shares on at least {self.happy} servers such "
-            f"that any {k} of them can recover the file. Asked {len(self.order)} server(s): "
-            f"{planner.describe(names)}"
-        )
-
-    def reports(self) -> list[ServerReport]:
-        out = []
-        for sid in self.order:
-            a = self.planner.answers[sid]
-            out.append(ServerReport(
-                server_id=sid,
-                name=_server_name(self.servers[sid]),
-                asked=frozenset(a.asked),
-                already=frozenset(a.already),
-                allocated=frozenset(a.allocated),
-                error=a.error,
-                answer=a.describe(),
-            ))
-        return out
-
-    # -- existing shares --
-
-    async def read_ueb(self, sid: bytes, shnum: int, encoder: ImmutableEncoder) -> bytes:
-        """The UEB stored in share shnum on server sid (checked against the layout we expect)."""
-        name = _server_name(self.servers[sid])
-        readers = self.readers.get(sid)
-        if readers is None or shnum not in readers:
-            readers = await self.call(self.servers[sid].rref, "get_buckets", self.si)
-            self.readers[sid] = readers
-        reader = readers.get(shnum)
-        if reader is None:
-            raise ExistingSharesError(f"server {name} no longer holds share {shnum}")
-        layout = encoder.layout
-        expected_length = ueb_length(self.shape)
-        header, tail = await gather([
-            defer.ensureDeferred(self.call(reader, "read", 0, layout.header_size)),
-            defer.ensureDeferred(
-                self.call(reader, "read", layout.uri_extension, layout.field_size + expected_length)
-            ),
-        ])
-        if header != encoder.header:
-            raise ExistingSharesError(
-                f"share {shnum} on server {name} does not have the layout this file needs"
-            )
-        try:
-            length = layout.parse_ueb_length(tail[: layout.field_size])
-        except FormatError as e:
-            raise ExistingSharesError(f"share {shnum} on server {name}: {e}") from None
-        ueb = tail[layout.field_size :]
-        if length != expected_length or len(ueb) != length:
-            raise ExistingSharesError(
-                f"share {shnum} on server {name} holds a UEB of {len(ueb)} of {length} bytes, "
-                f"expected {expected_length}"
-            )
-        return bytes(ueb)
+# --- existing shares ----------------------------------------------------------------
 
 
 async def _existing_cap(
-    placement: _Placement,
+    placement: SharePlacement,
     plan: Plan[bytes],
     encoder: ImmutableEncoder,
     crypttext_hashes: Awaitable[tuple[bytes, bytes]],
@@ -418,7 +171,7 @@ async def _existing_cap(
         except ExistingSharesError:
             raise
         except Exception as e:  # unreachable or broken: try another holder
-            errors.append(f"{_server_name(placement.servers[sid])}: {error_text(e)}")
+            errors.append(f"{server_name(placement.servers[sid])}: {error_text(e)}")
 
     pending = list(holders.items())
     while len(uebs) < want and pending:
@@ -433,7 +186,7 @@ async def _existing_cap(
     if len(copies) > 1:
         raise ExistingSharesError(
             f"storage index {b2a(placement.si)}: servers "
-            + ", ".join(_server_name(placement.servers[s]) for s in uebs)
+            + ", ".join(server_name(placement.servers[s]) for s in uebs)
             + " hold shares with different URI extension blocks"
         )
     ueb = copies.pop()
@@ -499,7 +252,7 @@ async def upload(
     storage_index = hashes.storage_index_hash(key)
     t_key = time.monotonic()
     encoder = ImmutableEncoder(key, shape)
-    placement = _Placement(
+    placement = SharePlacement(
         broker, storage_index, shape, encoder.share_size(), lease_secret, params.happy, query_timeout
     )
     plan = await placement.place()
@@ -529,7 +282,7 @@ async def upload(
 
 
 async def _finish(
-    placement: _Placement,
+    placement: SharePlacement,
     plan: Plan[bytes],
     encoder: ImmutableEncoder,
     source: BinaryIO,

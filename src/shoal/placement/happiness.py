@@ -37,6 +37,11 @@ at least the same happiness and never uploads a share it could rely on.
 `Planner` is the placement state machine the uploader drives: it records
 what each server answered (allocate_buckets, get_buckets, errors) and
 re-plans; `requests()` names the allocate_buckets calls still to send.
+A server that refuses any share it is asked for is full: it is never asked
+for a new share again (it keeps the writers it gave). A server that errors
+is forgotten, holdings included. Limitation (shared with Tahoe): when a
+nearly full server took share X but the plan, knowing more, would rather
+it held share Y, X is not traded for Y.
 Pure: no I/O, no clocks, no threads.
 """
 
@@ -198,13 +203,6 @@ class Plan(Generic[S]):
     new: Mapping[S, frozenset[int]]
     happiness: int
     unplaced: frozenset[int]
-
-    @property
-    def to_push(self) -> dict[int, S]:
-        """Shares that must be uploaded (kept or new writers), and where."""
-        out = {sh: s for s, shares in self.keep.items() for sh in shares}
-        out.update({sh: s for s, shares in self.new.items() for sh in shares})
-        return out
 
 
 def _group(pairs: Iterable[tuple[int, S]]) -> dict[S, frozenset[int]]:

@@ -1,0 +1,282 @@
+"""The network side of immutable share placement: ask servers, feed the Planner.
+
+`SharePlacement.place()` consults the first 2N servers of the permuted ring
+for a storage index (see shoal.immutable.upload for the whole procedure):
+allocate_buckets to the servers the planner names (with Tahoe's per-server
+lease secrets and one canary per upload), get_buckets to the others, more
+allocate_buckets while the planner re-plans, then it aborts the writers the
+final plan does not need. It keeps the bucket writers and readers it got,
+says what every server answered, and decides whether a share lost while
+pushing leaves the upload unhappy. Every query has a deadline.
+"""
+
+from collections.abc import Coroutine, Sequence
+from typing import Any
+
+import attrs
+from foolscap.api import Referenceable
+from twisted.internet import defer
+
+from shoal.crypto import hashes
+from shoal.encoding.base32 import b2a
+from shoal.errors import ShoalError
+from shoal.formats.errors import FormatError
+from shoal.grid import cpu
+from shoal.grid.storage_broker import STORAGE_V1, GridServer, StorageBroker
+from shoal.immutable.encoder import ImmutableEncoder, ueb_length
+from shoal.immutable.params import FileShape
+from shoal.immutable.push import Pusher, call_remote, error_text, gather
+from shoal.placement.happiness import Plan, Planner
+
+QUERY_TIMEOUT = 30.0  # seconds for allocate_buckets, get_buckets and reads (Tahoe: 15 s per query)
+MAX_PLACEMENT_ROUNDS = 16  # a safety net: each round asks servers never asked for these shares
+
+
+class UploadError(ShoalError):
+    """An immutable upload failed."""
+
+
+class NoServersError(UploadError):
+    """No storage server is connected."""
+
+
+class UploadUnhappinessError(UploadError):
+    """Shares could not be placed on shares.happy servers; says what each server answered."""
+
+
+class ExistingSharesError(UploadError):
+    """Shares already stored under this storage index do not belong to this file."""
+
+
+@attrs.frozen
+class ServerReport:
+    """One server consulted during placement and what it answered."""
+
+    server_id: bytes
+    name: str
+    asked: frozenset[int]
+    already: frozenset[int]
+    allocated: frozenset[int]
+    error: str | None
+    answer: str  # one line: "allocated sh0, already had sh5" / "full: refused sh3" / "error: ..."
+
+
+class _Canary(Referenceable):  # type: ignore[misc]
+    """Passed to allocate_buckets: servers discard our partial shares if we vanish."""
+
+
+def _max_share_size(server: GridServer) -> int | None:
+    version = server.version or {}
+    v1 = version.get(STORAGE_V1)
+    if not isinstance(v1, dict):
+        return None
+    size = v1.get(b"maximum-immutable-share-size")
+    return size if isinstance(size, int) else None
+
+
+def server_name(server: GridServer) -> str:
+    return f"{server.nickname} [{server.name}]" if server.nickname else f"[{server.name}]"
+
+
+class SharePlacement:
+    """The network side of placement: queries servers, feeds the Planner, keeps the writers."""
+
+    def __init__(
+        self,
+        broker: StorageBroker,
+        storage_index: bytes,
+        shape: FileShape,
+        allocated_size: int,
+        lease_secret: bytes,
+        happy: int,
+        timeout: float | None,
+    ) -> None:
+        self.si = storage_index
+        self.shape = shape
+        self.allocated_size = allocated_size
+        self.happy = happy
+        self.timeout = timeout
+        candidates = [s for s in broker.get_servers_for_psi(storage_index) if s.rref is not None]
+        candidates = candidates[: 2 * shape.n]
+        if not candidates:
+            raise NoServersError("no storage servers are connected")
+        self.servers: dict[bytes, GridServer] = {s.server_id: s for s in candidates}
+        self.order = [s.server_id for s in candidates]
+        writable = set()
+        for s in candidates:
+            limit = _max_share_size(s)
+            if limit is None or limit >= allocated_size:
+                writable.add(s.server_id)
+        self.planner: Planner[bytes] = Planner(self.order, shape.n, happy, writable)
+        file_renew = hashes.file_renewal_secret(hashes.client_renewal_secret(lease_secret), storage_index)
+        file_cancel = hashes.file_cancel_secret(hashes.client_cancel_secret(lease_secret), storage_index)
+        self.renew = {s.server_id: hashes.bucket_renewal_secret(file_renew, s.tubid) for s in candidates}
+        self.cancel = {s.server_id: hashes.bucket_cancel_secret(file_cancel, s.tubid) for s in candidates}
+        self.canary = _Canary()
+        self.writers: dict[tuple[bytes, int], Any] = {}
+        self.readers: dict[bytes, dict[int, Any]] = {}
+        self.pusher: Pusher | None = None
+
+    async def call(self, ref: Any, method: str, *args: Any) -> Any:
+        d = call_remote(ref, method, *args)
+        if self.timeout:
+            d.addTimeout(self.timeout, cpu.reactor)
+        return await d
+
+    async def _allocate(self, sid: bytes, shares: frozenset[int]) -> None:
+        self.planner.sent_allocate(sid, shares)
+        server = self.servers[sid]
+        try:
+            answer = await self.call(
+                server.rref, "allocate_buckets", self.si, self.renew[sid], self.cancel[sid],
+                set(shares), self.allocated_size, self.canary,
+            )
+            already, writers = answer
+            already = {sh for sh in already if isinstance(sh, int)}
+        except Exception as e:
+            self.planner.failed(sid, error_text(e))
+            return
+        granted = {}
+        for sh, writer in writers.items():
+            if sh in shares:
+                granted[sh] = writer
+            else:  # not asked for: give it back
+                self._abort_writer(writer)
+        self.planner.got_allocate(sid, shares, already, granted)
+        for sh, writer in granted.items():
+            self.writers[(sid, sh)] = writer
+
+    async def _get_buckets(self, sid: bytes) -> None:
+        try:
+            readers = await self.call(self.servers[sid].rref, "get_buckets", self.si)
+        except Exception as e:
+            self.planner.failed(sid, error_text(e))
+            return
+        self.readers[sid] = readers
+        self.planner.got_buckets(sid, [sh for sh in readers if isinstance(sh, int)])
+
+    def _abort_writer(self, writer: Any) -> "defer.Deferred[Any]":
+        d = call_remote(writer, "abort")
+        d.addErrback(lambda _f: None)
+        return d
+
+    async def _gather(self, coros: Sequence[Coroutine[Any, Any, None]]) -> None:
+        await gather([defer.ensureDeferred(c) for c in coros])
+
+    async def place(self) -> Plan[bytes]:
+        """Consult the servers until nothing is left to ask; abort every writer
+        and raise UploadUnhappinessError if the result is not happy."""
+        try:
+            return await self._place()
+        except UploadUnhappinessError:
+            raise
+        except BaseException:
+            await self.abort_all()
+            raise
+
+    async def _place(self) -> Plan[bytes]:
+        planner = self.planner
+        first = planner.requests()
+        await self._gather(
+            [self._allocate(sid, shares) for sid, shares in first.items()]
+            + [self._get_buckets(sid) for sid in self.order if sid not in first]
+        )
+        for _ in range(MAX_PLACEMENT_ROUNDS):
+            requests = planner.requests()
+            if not requests:
+                break
+            await self._gather([self._allocate(sid, shares) for sid, shares in requests.items()])
+        plan = planner.plan()
+        unneeded = planner.unneeded(plan)
+        aborts = []
+        for sid, shares in unneeded.items():
+            for sh in shares:
+                aborts.append(self._abort_writer(self.writers.pop((sid, sh))))
+            planner.abandon(sid, shares)
+        await defer.DeferredList(aborts)
+        happiness = planner.happiness()
+        if happiness < self.happy:
+            await self.abort_all()
+            raise UploadUnhappinessError(self.failure_message(happiness))
+        return plan
+
+    async def abort_all(self) -> None:
+        writers, self.writers = self.writers, {}
+        await defer.DeferredList([self._abort_writer(w) for w in writers.values()])
+
+    # -- while pushing --
+
+    def dropped(self, sid: bytes, shnum: int, why: str) -> None:
+        """A share's writer failed: drop it; stop the push if we are no longer happy."""
+        self.writers.pop((sid, shnum), None)
+        self.planner.drop(sid, shnum, why)
+        happiness = self.planner.happiness()
+        if happiness < self.happy and self.pusher is not None:
+            self.pusher.stop(UploadUnhappinessError(self.failure_message(happiness, lost=True)))
+
+    # -- reporting --
+
+    def failure_message(self, happiness: int, lost: bool = False) -> str:
+        k, n = self.shape.k, self.shape.n
+        planner = self.planner
+        with_shares = [s for s, a in planner.answers.items() if a.already or a.allocated]
+        what = "kept" if lost else "placed or found"
+        names = {sid: server_name(s) for sid, s in self.servers.items()}
+        return (
+            f"upload of storage index {b2a(self.si)} failed: shares could be {what} on "
+            f"{len(with_shares)} server(s), giving servers-of-happiness {happiness}, but {k}-of-{n} "
+            f"with shares.happy={self.happy} needs shares on at least {self.happy} servers such "
+            f"that any {k} of them can recover the file. Asked {len(self.order)} server(s): "
+            f"{planner.describe(names)}"
+        )
+
+    def reports(self) -> list[ServerReport]:
+        out = []
+        for sid in self.order:
+            a = self.planner.answers[sid]
+            out.append(ServerReport(
+                server_id=sid,
+                name=server_name(self.servers[sid]),
+                asked=frozenset(a.asked),
+                already=frozenset(a.already),
+                allocated=frozenset(a.allocated),
+                error=a.error,
+                answer=a.describe(),
+            ))
+        return out
+
+    # -- existing shares --
+
+    async def read_ueb(self, sid: bytes, shnum: int, encoder: ImmutableEncoder) -> bytes:
+        """The UEB stored in share shnum on server sid (checked against the layout we expect)."""
+        name = server_name(self.servers[sid])
+        readers = self.readers.get(sid)
+        if readers is None or shnum not in readers:
+            readers = await self.call(self.servers[sid].rref, "get_buckets", self.si)
+            self.readers[sid] = readers
+        reader = readers.get(shnum)
+        if reader is None:
+            raise ExistingSharesError(f"server {name} no longer holds share {shnum}")
+        layout = encoder.layout
+        expected_length = ueb_length(self.shape)
+        header, tail = await gather([
+            defer.ensureDeferred(self.call(reader, "read", 0, layout.header_size)),
+            defer.ensureDeferred(
+                self.call(reader, "read", layout.uri_extension, layout.field_size + expected_length)
+            ),
+        ])
+        if header != encoder.header:
+            raise ExistingSharesError(
+                f"share {shnum} on server {name} does not have the layout this file needs"
+            )
+        try:
+            length = layout.parse_ueb_length(tail[: layout.field_size])
+        except FormatError as e:
+            raise ExistingSharesError(f"share {shnum} on server {name}: {e}") from None
+        ueb = tail[layout.field_size :]
+        if length != expected_length or len(ueb) != length:
+            raise ExistingSharesError(
+                f"share {shnum} on server {name} holds a UEB of {len(ueb)} of {length} bytes, "
+                f"expected {expected_length}"
+            )
+        return bytes(ueb)
