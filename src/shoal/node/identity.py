@@ -20,7 +20,7 @@ from shoal.node.config import ConfigError, NodeConfig
 SECRET_LENGTH = 32
 
 
-def _write_atomically(path: str, data: bytes, mode: int = 0o600) -> None:
+def write_atomically(path: str, data: bytes, mode: int = 0o600) -> None:
     tmp = path + ".tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "wb") as f:
@@ -37,7 +37,7 @@ def get_or_create(path: str, make: Callable[[], bytes]) -> bytes:
     except FileNotFoundError:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         data = make()
-        _write_atomically(path, data)
+        write_atomically(path, data)
         return data
 
 
@@ -73,12 +73,12 @@ def load_identity(config: NodeConfig) -> NodeIdentity:
         key = SigningKey.from_string(key_text)
     except Exception as e:
         raise ConfigError(f"{key_path}: {e}") from None
-    _write_atomically(config.node_path("node.pubkey"), key.verifying_key().to_string() + b"\n", 0o644)
+    write_atomically(config.node_path("node.pubkey"), key.verifying_key().to_string() + b"\n", 0o644)
     return NodeIdentity(lease, conv, key)
 
 
 def write_node_id_files(config: NodeConfig, tubid_b32: str) -> None:
-    _write_atomically(config.node_path("my_nodeid"), tubid_b32.encode("ascii") + b"\n", 0o644)
+    write_atomically(config.node_path("my_nodeid"), tubid_b32.encode("ascii") + b"\n", 0o644)
 
 
 def permutation_seed(config: NodeConfig, identity: NodeIdentity, tubid_b32: str, had_shares: bool) -> bytes:

@@ -29,7 +29,13 @@ from shoal.introducer.files import (
 )
 from shoal.node.config import ConfigError, NodeConfig
 from shoal.node.files import ClientFiles, encoding_params
-from shoal.node.identity import NodeIdentity, load_identity, permutation_seed, write_node_id_files
+from shoal.node.identity import (
+    NodeIdentity,
+    load_identity,
+    permutation_seed,
+    write_atomically,
+    write_node_id_files,
+)
 from shoal.protocol.announcement import storage_announcement
 from shoal.storage.expiration import ExpirationPolicy
 from shoal.storage.foolscap_adapter import FoolscapStorageServer
@@ -78,13 +84,6 @@ def introducer_furls(config: NodeConfig) -> dict[str, str]:
             raise ConfigError(f"{config.path}: [client]introducer.furl conflicts with 'default' in {path}")
         furls["default"] = legacy
     return furls
-
-
-def _write_text(path: str, text: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def _tub_port_and_location(config: NodeConfig) -> tuple[list[str], str | None]:
@@ -185,7 +184,7 @@ class Node(service.MultiService):
         host = port.getHost()
         address = "127.0.0.1" if host.host in ("0.0.0.0", "::") else host.host
         self.web_url = f"http://{address}:{host.port}/"
-        _write_text(self.config.node_path("node.url"), self.web_url + "\n")
+        write_atomically(self.config.node_path("node.url"), (self.web_url + "\n").encode("ascii"), 0o644)
 
     def _init_storage(self) -> None:
         cfg = self.config
