@@ -1,0 +1,37 @@
+"""Mutable files (SDMF and MDMF) of Tahoe-LAFS 1.20: create, read, overwrite, modify, update."""
+
+from shoal.mutable.client import MutableClient
+from shoal.mutable.errors import (
+    CorruptShareError,
+    MutableError,
+    NotEnoughServersError,
+    NotEnoughSharesError,
+    ReadOnlyError,
+    UncoordinatedWriteError,
+)
+from shoal.mutable.filenode import MutableFileNode
+from shoal.mutable.servermap import (
+    MODE_ANYTHING,
+    MODE_CHECK,
+    MODE_READ,
+    MODE_REPAIR,
+    MODE_WRITE,
+    ServerMap,
+)
+
+__all__ = [
+    "MODE_ANYTHING",
+    "MODE_CHECK",
+    "MODE_READ",
+    "MODE_REPAIR",
+    "MODE_WRITE",
+    "CorruptShareError",
+    "MutableClient",
+    "MutableError",
+    "MutableFileNode",
+    "NotEnoughServersError",
+    "NotEnoughSharesError",
+    "ReadOnlyError",
+    "ServerMap",
+    "UncoordinatedWriteError",
+]

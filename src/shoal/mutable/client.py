@@ -1,0 +1,84 @@
+"""The entry point to mutable files: create them, and open them from caps."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from twisted.internet import defer
+
+from shoal.caps.mutable import mutable_caps_from_private_key
+from shoal.caps.ssk import (
+    MDMFReadCap,
+    MDMFVerifierCap,
+    MDMFWriteCap,
+    SSKReadCap,
+    SSKVerifierCap,
+    SSKWriteCap,
+)
+from shoal.crypto import rsa
+from shoal.formats.mutable_share import MDMF_DEFAULT_SEGMENT_SIZE, MDMF_VERSION, SDMF_VERSION
+from shoal.grid import cpu
+from shoal.mutable.encoder import WriteKeys, encode_version
+from shoal.mutable.errors import MutableError
+from shoal.mutable.filenode import MutableCap, MutableFileNode
+from shoal.mutable.publish import Publisher
+from shoal.mutable.servermap import ServerMap
+
+FORMATS = {"SDMF": SDMF_VERSION, "MDMF": MDMF_VERSION}
+
+
+class MutableClient:
+    """Creates and opens mutable files on the grid the broker knows."""
+
+    def __init__(self, broker: Any, *, lease_secret: bytes, k: int = 3, n: int = 10) -> None:
+        if not 1 <= k <= n <= 255:
+            raise MutableError(f"bad encoding parameters k={k} n={n}")
+        self.broker = broker
+        self.lease_secret = lease_secret
+        self.k = k
+        self.n = n
+        self._locks: dict[bytes, defer.DeferredLock] = {}
+        # segment size of new MDMF versions (Tahoe's 128 KiB; tests may lower it)
+        self.mdmf_segment_size = MDMF_DEFAULT_SEGMENT_SIZE
+
+    @contextlib.asynccontextmanager
+    async def lock(self, storage_index: bytes) -> AsyncIterator[None]:
+        """Hold the lock that serialises this client's writes to one file
+        (`async with client.lock(si):`); idle locks are forgotten."""
+        lock = self._locks.get(storage_index)
+        if lock is None:
+            lock = self._locks[storage_index] = defer.DeferredLock()
+        await lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
+            if not lock.locked and not lock.waiting and self._locks.get(storage_index) is lock:
+                del self._locks[storage_index]
+
+    def node_for(self, cap: MutableCap) -> MutableFileNode:
+        if not isinstance(cap, (SSKWriteCap, SSKReadCap, SSKVerifierCap, MDMFWriteCap, MDMFReadCap, MDMFVerifierCap)):
+            raise MutableError(f"not a mutable file cap: {cap!r}")
+        return MutableFileNode(self, cap)
+
+    async def create(
+        self, contents: bytes = b"", *, format: str = "SDMF", private_key: rsa.PrivateKey | None = None
+    ) -> MutableFileNode:
+        """A new mutable file holding `contents` (seqnum 1)."""
+        fmt = format.upper()
+        if fmt not in FORMATS:
+            raise MutableError(f"unknown mutable format {format!r} (SDMF or MDMF)")
+        key = private_key if private_key is not None else await cpu.run(rsa.generate_private_key)
+        keys = await cpu.run(WriteKeys.from_private_key, key)
+        write_cap, _, _ = mutable_caps_from_private_key(key, fmt == "MDMF")
+        node = MutableFileNode(self, write_cap)
+        node._keys = keys
+        encoded = await cpu.run(
+            encode_version, bytes(contents), version=FORMATS[fmt], seqnum=1, k=self.k, n=self.n, keys=keys,
+            max_segment_size=self.mdmf_segment_size,
+        )
+        async with self.lock(node.storage_index):
+            await Publisher(self.broker, node.storage_index, ServerMap(), keys, self.lease_secret).publish(encoded)
+        return node

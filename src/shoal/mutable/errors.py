@@ -1,0 +1,37 @@
+"""Errors of mutable files; each says whose fault it was and names the file or share."""
+
+from shoal.errors import ShoalError
+
+
+class MutableError(ShoalError):
+    """Base class of every mutable-file error."""
+
+
+class UncoordinatedWriteError(MutableError):
+    """Another writer changed the file while we were writing it (a test-and-set
+    write failed, or a version we did not expect appeared). Nobody's bug: two
+    writers without a shared lock; re-read and try again."""
+
+
+class NotEnoughSharesError(MutableError):
+    """Fewer than k good shares of any version could be found (the grid's fault:
+    servers missing, or their shares corrupt)."""
+
+
+class NotEnoughServersError(MutableError):
+    """Too few servers accepted shares to publish a recoverable version."""
+
+
+class ReadOnlyError(MutableError):
+    """A write through a read-only or verify cap (the caller's mistake)."""
+
+
+class CorruptShareError(MutableError):
+    """One share failed a check (signature, hash chain, block hash, private key):
+    the server holding it stored or served bad bytes."""
+
+    def __init__(self, shnum: int, server: str, reason: str) -> None:
+        super().__init__(f"share {shnum} on server {server}: {reason}")
+        self.shnum = shnum
+        self.server = server
+        self.reason = reason

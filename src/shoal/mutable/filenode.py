@@ -1,0 +1,350 @@
+"""A mutable file (SDMF or MDMF) seen through one cap: read, overwrite, modify, update.
+
+Each operation maps the servers afresh (MODE_READ to read, MODE_WRITE to
+write), so it acts on the newest version the grid holds. Writes to one file
+from one MutableClient are serialised by a per-storage-index lock; writes
+from elsewhere are caught by the test-and-set writes (UncoordinatedWriteError).
+
+modify() re-reads and retries after an uncoordinated write (so a modifier
+may be called more than once, each time with the contents it should change).
+When the race left no recoverable version as new as the one we had written
+(each writer won on some servers), it republishes its own last contents
+instead of building on an older version, so its change cannot be lost; when
+several versions share the highest seqnum it republishes even if the
+modifier has nothing to add, so the grid converges on one version.
+
+MDMF update(offset, data) re-encodes only the segments the write touches,
+keeping every share's other block hashes (Tahoe's in-place update): it reads
+at most the first and last touched segments, and holds the new data's
+encoding. It needs all N shares of the current version in the server map;
+otherwise, and for SDMF, it rewrites the whole file.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet import defer
+from twisted.internet import reactor as _reactor
+
+from shoal.caps.ssk import (
+    MDMFReadCap,
+    MDMFVerifierCap,
+    MDMFWriteCap,
+    SSKReadCap,
+    SSKVerifierCap,
+    SSKWriteCap,
+)
+from shoal.formats.errors import FormatError
+from shoal.formats.mutable_share import (
+    MDMF_VERSION,
+    SDMF_VERSION,
+    SignedPrefix,
+    unpack_hashes,
+    unpack_share_hash_chain,
+)
+from shoal.grid import cpu
+from shoal.mutable import remote
+from shoal.mutable.decoder import ShareCheckError, check_block_tree_root
+from shoal.mutable.encoder import WriteKeys, encode_update, encode_version, tree_leaves
+from shoal.mutable.errors import (
+    MutableError,
+    NotEnoughSharesError,
+    ReadOnlyError,
+    UncoordinatedWriteError,
+)
+from shoal.mutable.publish import Publisher
+from shoal.mutable.retrieve import Retriever
+from shoal.mutable.servermap import MODE_READ, MODE_WRITE, ServerMap, update_servermap
+
+if TYPE_CHECKING:
+    from shoal.mutable.client import MutableClient
+
+reactor: Any = _reactor
+MutableCap = SSKWriteCap | SSKReadCap | SSKVerifierCap | MDMFWriteCap | MDMFReadCap | MDMFVerifierCap
+MAX_MODIFY_ATTEMPTS = 8
+
+
+def _sleep(seconds: float) -> defer.Deferred[None]:
+    d: defer.Deferred[None] = defer.Deferred()
+    reactor.callLater(seconds, d.callback, None)
+    return d
+
+
+class MutableFileNode:
+    """One mutable file, as far as its cap allows."""
+
+    def __init__(self, client: MutableClient, cap: MutableCap) -> None:
+        self._client = client
+        self.cap = cap
+        self.readonly_cap = cap.readonly()
+        self.verifier_cap = cap.verifier()
+        self.storage_index: bytes = cap.storage_index
+        self.fingerprint: bytes = cap.fingerprint
+        self.format = "MDMF" if isinstance(cap, (MDMFWriteCap, MDMFReadCap, MDMFVerifierCap)) else "SDMF"
+        self._version = MDMF_VERSION if self.format == "MDMF" else SDMF_VERSION
+        self._writekey: bytes | None = cap.writekey if isinstance(cap, (SSKWriteCap, MDMFWriteCap)) else None
+        self._readkey: bytes | None = (
+            None if isinstance(cap, (SSKVerifierCap, MDMFVerifierCap)) else cap.readkey  # type: ignore[union-attr]
+        )
+        self._keys: WriteKeys | None = None
+
+    def __repr__(self) -> str:
+        return f"<MutableFileNode {self.format} {self.verifier_cap!r}>"
+
+    def is_readonly(self) -> bool:
+        return self._writekey is None
+
+    def is_mutable(self) -> bool:
+        return True
+
+    # -- reading --
+
+    async def servermap(self, mode: str = MODE_READ) -> ServerMap:
+        return await update_servermap(
+            self._client.broker, self.storage_index, self.fingerprint, mode=mode,
+            batch=self._client.n, writekey=self._writekey,
+        )
+
+    def _need_readkey(self) -> bytes:
+        if self._readkey is None:
+            raise MutableError(f"{self!r}: a verify cap cannot read the file's contents")
+        return self._readkey
+
+    async def _best(self, mode: str = MODE_READ) -> tuple[ServerMap, SignedPrefix]:
+        smap = await self.servermap(mode)
+        best = smap.best_recoverable_version()
+        if best is None:
+            raise NotEnoughSharesError(_no_version(self, smap))
+        return smap, best
+
+    async def read(
+        self, write: Callable[[bytes], Any], offset: int = 0, length: int | None = None
+    ) -> None:
+        readkey = self._need_readkey()
+        for attempt in range(3):
+            smap, best = await self._best()
+            retriever = Retriever(smap, best, self.storage_index, readkey)
+            try:
+                await retriever.read(write, offset, length)
+                return
+            except NotEnoughSharesError:
+                # a writer replaced the shares under us: start again on the new
+                # version, unless bytes of the old one went out already
+                if not retriever.changed or attempt == 2:
+                    raise
+                if retriever.written:
+                    raise UncoordinatedWriteError(
+                        f"{self!r} was rewritten while it was being read "
+                        f"(after {retriever.written} bytes); read it again"
+                    ) from None
+
+    async def download_best_version(self) -> bytes:
+        parts: list[bytes] = []
+        await self.read(parts.append)
+        return b"".join(parts)
+
+    async def get_size_of_best_version(self) -> int:
+        _, best = await self._best()
+        return best.data_length
+
+    async def _read_version(self, smap: ServerMap, version: SignedPrefix, offset: int = 0,
+                            length: int | None = None) -> bytes:
+        parts: list[bytes] = []
+        await Retriever(smap, version, self.storage_index, self._need_readkey()).read(parts.append, offset, length)
+        return b"".join(parts)
+
+    # -- writing --
+
+    def _need_writekey(self) -> bytes:
+        if self._writekey is None:
+            raise ReadOnlyError(f"{self!r} was opened from a read-only cap: it cannot be written")
+        return self._writekey
+
+    def _write_keys(self, smap: ServerMap) -> WriteKeys:
+        if self._keys is None:
+            if smap.private_key is None:
+                raise NotEnoughSharesError(
+                    f"{self!r}: no share with a good encrypted private key was found; "
+                    + _no_version(self, smap)
+                )
+            self._keys = WriteKeys.from_private_key(smap.private_key)
+        return self._keys
+
+    async def _write_map(self) -> ServerMap:
+        return await update_servermap(
+            self._client.broker, self.storage_index, self.fingerprint, mode=MODE_WRITE,
+            batch=self._client.n, writekey=None if self._keys is not None else self._writekey,
+        )
+
+    async def _publish(self, contents: bytes, smap: ServerMap) -> SignedPrefix:
+        keys = self._write_keys(smap)
+        best = smap.best_recoverable_version() or smap.newest_version()
+        k, n = (best.k, best.n) if best is not None else (self._client.k, self._client.n)
+        encoded = await cpu.run(
+            encode_version, contents, version=self._version, seqnum=smap.highest_seqnum() + 1,
+            k=k, n=n, keys=keys, max_segment_size=self._client.mdmf_segment_size,
+        )
+        await Publisher(
+            self._client.broker, self.storage_index, smap, keys, self._client.lease_secret
+        ).publish(encoded)
+        return encoded.prefix
+
+    async def overwrite(self, contents: bytes) -> None:
+        """Replace the contents (a new version, seqnum one above any seen)."""
+        self._need_writekey()
+        async with self._client.lock(self.storage_index):
+            await self._publish(bytes(contents), await self._write_map())
+
+    async def modify(self, modifier: Callable[[bytes], bytes | None]) -> None:
+        """Read-modify-write; re-reads and retries after an uncoordinated write."""
+        self._need_writekey()
+        async with self._client.lock(self.storage_index):
+            await self._modify_locked(modifier)
+
+    async def _modify_locked(self, modifier: Callable[[bytes], bytes | None]) -> None:
+        ours: tuple[int, bytes] | None = None  # (seqnum, contents) of our last raced write
+        last_error: UncoordinatedWriteError | None = None
+        for attempt in range(MAX_MODIFY_ATTEMPTS):
+            smap = await self._write_map()
+            best = smap.best_recoverable_version()
+            top = smap.highest_seqnum()
+            if ours is not None and (best is None or best.seqnum < ours[0]):
+                # neither raced version survived whole: ours already holds our change
+                new: bytes | None = ours[1]
+            elif best is None:
+                raise NotEnoughSharesError(_no_version(self, smap))
+            else:
+                current = await self._read_version(smap, best)
+                contested = len([v for v in smap.versions() if v.seqnum == top]) > 1
+                heal = ours is not None and (contested or best.seqnum < top)
+                new = modifier(current)
+                if new is None or new == current:
+                    if not heal:
+                        return
+                    new = current  # settle the grid on one version
+            assert new is not None
+            try:
+                await self._publish(bytes(new), smap)
+                return
+            except UncoordinatedWriteError as e:
+                last_error = e
+                ours = (top + 1, bytes(new))
+            await _sleep(random.uniform(0.05, 0.3) * (attempt + 1))
+        assert last_error is not None
+        raise last_error
+
+    async def update(self, offset: int, data: bytes) -> None:
+        """Write data at offset (offset <= size; the file may grow)."""
+        self._need_writekey()
+        if offset < 0:
+            raise MutableError(f"update offset {offset} is negative")
+        data = bytes(data)
+        if self._version == SDMF_VERSION:
+            await self.modify(_splicer(offset, data))
+            return
+        async with self._client.lock(self.storage_index):
+            smap = await self._write_map()
+            best = smap.best_recoverable_version()
+            if best is None:
+                raise NotEnoughSharesError(_no_version(self, smap))
+            if offset > best.data_length:
+                raise MutableError(
+                    f"update at offset {offset} is past the end of the file ({best.data_length} bytes)"
+                )
+            if not data:
+                return
+            if not await self._update_in_place(smap, best, offset, data):
+                current = await self._read_version(smap, best)
+                await self._publish(_splicer(offset, data)(current) or current, smap)
+
+    async def _old_leaves(self, smap: ServerMap, best: SignedPrefix) -> dict[int, list[bytes]] | None:
+        """Every share's proven block hash tree leaves, or None if some share is missing or bad."""
+        by_sh = smap.shares_of(best)
+        if len(by_sh) < best.n:
+            return None
+
+        async def one(shnum: int) -> list[bytes] | None:
+            for info in by_sh[shnum]:
+                o = info.offsets
+                spans = [o.span("share_hash_chain"), o.span("block_hash_tree")]
+                try:
+                    if all(info.covers(*s) for s in spans):
+                        raw = [info.data[s: s + n] for s, n in spans]
+                    else:
+                        got = await remote.readv(info.server, self.storage_index, [shnum], spans)
+                        raw = got.get(shnum, [])
+                        if len(raw) != 2:
+                            continue
+                    tree = unpack_hashes(raw[1])
+                    check_block_tree_root(best, shnum, unpack_share_hash_chain(raw[0]), tree)
+                    return tree_leaves(tree, best.num_segments)
+                except (remote.ServerFailure, ShareCheckError, FormatError):
+                    continue
+            return None
+
+        results = await defer.gatherResults(
+            [defer.ensureDeferred(one(sh)) for sh in range(best.n)], consumeErrors=True
+        )
+        if any(r is None for r in results):
+            return None
+        return {sh: r for sh, r in enumerate(results) if r is not None}
+
+    async def _update_in_place(self, smap: ServerMap, best: SignedPrefix, offset: int, data: bytes) -> bool:
+        if smap.highest_seqnum() != best.seqnum:
+            return False
+        keys = self._write_keys(smap)
+        leaves = await self._old_leaves(smap, best)
+        if leaves is None:
+            return False
+        segsize = best.segment_size
+        old_len = best.data_length
+        end = offset + len(data)
+        new_len = max(old_len, end)
+        first, last = offset // segsize, (end - 1) // segsize
+        segments: dict[int, bytes] = {}
+        for segnum in range(first, last + 1):
+            seg_start = segnum * segsize
+            seg_end = min(seg_start + segsize, new_len)
+            lo, hi = max(offset, seg_start), min(end, seg_end)
+            if lo == seg_start and hi == seg_end:
+                segments[segnum] = data[lo - offset: hi - offset]
+                continue
+            old = b""
+            if seg_start < old_len:
+                old = await self._read_version(smap, best, seg_start, min(seg_end, old_len) - seg_start)
+            piece = bytearray(old.ljust(seg_end - seg_start, b"\x00"))
+            piece[lo - seg_start: hi - seg_start] = data[lo - offset: hi - offset]
+            segments[segnum] = bytes(piece)
+        encoded = await cpu.run(
+            encode_update, best, leaves, segments, data_length=new_len,
+            seqnum=best.seqnum + 1, keys=keys,
+        )
+        wanted = {(i.server.server_id, sh) for sh, infos in smap.shares_of(best).items() for i in infos}
+        await Publisher(
+            self._client.broker, self.storage_index, smap, keys, self._client.lease_secret,
+            only_shares=wanted,
+        ).publish(encoded)
+        return True
+
+
+def _splicer(offset: int, data: bytes) -> Callable[[bytes], bytes | None]:
+    def splice(old: bytes) -> bytes | None:
+        if offset > len(old):
+            raise MutableError(f"update at offset {offset} is past the end of the file ({len(old)} bytes)")
+        new = old[:offset] + data + old[offset + len(data):]
+        return None if new == old else new
+
+    return splice
+
+
+def _no_version(node: MutableFileNode, smap: ServerMap) -> str:
+    problems = smap.problems()
+    found = f"{len(smap.shares)} good shares in {len(smap.versions())} versions"
+    return (
+        f"no recoverable version of {node.verifier_cap.to_string()}: {found}, "
+        f"{len(smap.servers_queried)} servers answered"
+        + (f"; problems: {'; '.join(problems[:5])}" if problems else "")
+    )
