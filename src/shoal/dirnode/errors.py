@@ -1,0 +1,80 @@
+"""Errors of directory operations. Each says whose fault it was and names the child.
+
+Caller's fault: NoSuchChildError, ExistingChildError, NotDirectoryError,
+ReadOnlyDirectoryError, ChildNameError and the ChildCapError family (Tahoe's
+CapConstraintError family plus malformed caps). Someone else's fault: a
+CorruptDirectoryError (the stored directory does not parse).
+"""
+
+from shoal.errors import ShoalError
+
+
+class DirnodeError(ShoalError):
+    """Base of every directory error."""
+
+
+class CorruptDirectoryError(DirnodeError):
+    """The stored contents of a directory do not parse (whoever wrote them erred)."""
+
+
+class NoSuchChildError(DirnodeError):
+    def __init__(self, name: str, where: str = "") -> None:
+        self.name = name
+        super().__init__(f"no child named {name!r}" + (f" in {where}" if where else ""))
+
+
+class ExistingChildError(DirnodeError):
+    def __init__(self, name: str, problem: str = "already exists") -> None:
+        self.name = name
+        super().__init__(f"child {name!r} {problem}")
+
+
+class NotDirectoryError(DirnodeError):
+    """A path walks through something that is not a directory."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(f"{path!r} is not a directory")
+
+
+class ReadOnlyDirectoryError(DirnodeError):
+    """A write to a directory held through a read-only (or immutable) cap."""
+
+
+class ChildNameError(DirnodeError):
+    """A child name UTF-8 cannot hold."""
+
+
+class BadMetadataError(DirnodeError):
+    """Link metadata that is not a JSON object."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        self.name = name
+        super().__init__(f"child {name!r}: {problem}")
+
+
+class ChildCapError(DirnodeError):
+    """A child cap that cannot be stored where it was meant to go (caller's fault)."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        self.name = name
+        self.problem = problem
+        super().__init__(f"child {name!r}: {problem}")
+
+
+class BadChildCapError(ChildCapError):
+    """A cap of a known kind with a malformed field, or text that is not UTF-8."""
+
+
+class MustBeImmutableError(ChildCapError):
+    """A mutable (or possibly writeable unknown) child of an immutable directory
+    (Tahoe's MustBeDeepImmutableError)."""
+
+
+class MustBeReadonlyError(ChildCapError):
+    """A write cap given where only a read cap may go (after ``ro.``)."""
+
+
+class MustNotBeUnknownRWError(ChildCapError):
+    """An unknown cap given only as a write cap: shoal cannot tell whether it grants
+    write authority nor diminish it, so it will not store it (as Tahoe)."""
