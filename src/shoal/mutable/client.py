@@ -23,6 +23,7 @@ from shoal.grid import cpu
 from shoal.mutable.encoder import WriteKeys, encode_version
 from shoal.mutable.errors import MutableError
 from shoal.mutable.filenode import MutableCap, MutableFileNode
+from shoal.mutable.keypool import KeyPool
 from shoal.mutable.publish import Publisher
 from shoal.mutable.servermap import ServerMap
 
@@ -32,13 +33,16 @@ FORMATS = {"SDMF": SDMF_VERSION, "MDMF": MDMF_VERSION}
 class MutableClient:
     """Creates and opens mutable files on the grid the broker knows."""
 
-    def __init__(self, broker: Any, *, lease_secret: bytes, k: int = 3, n: int = 10) -> None:
+    def __init__(
+        self, broker: Any, *, lease_secret: bytes, k: int = 3, n: int = 10, key_pool: KeyPool | None = None
+    ) -> None:
         if not 1 <= k <= n <= 255:
             raise MutableError(f"bad encoding parameters k={k} n={n}")
         self.broker = broker
         self.lease_secret = lease_secret
         self.k = k
         self.n = n
+        self.key_pool = key_pool if key_pool is not None else KeyPool(0)
         self._locks: dict[bytes, defer.DeferredLock] = {}
         # segment size of new MDMF versions (Tahoe's 128 KiB; tests may lower it)
         self.mdmf_segment_size = MDMF_DEFAULT_SEGMENT_SIZE
@@ -70,7 +74,7 @@ class MutableClient:
         fmt = format.upper()
         if fmt not in FORMATS:
             raise MutableError(f"unknown mutable format {format!r} (SDMF or MDMF)")
-        key = private_key if private_key is not None else await cpu.run(rsa.generate_private_key)
+        key = private_key if private_key is not None else await self.key_pool.get()
         keys = await cpu.run(WriteKeys.from_private_key, key)
         write_cap, _, _ = mutable_caps_from_private_key(key, fmt == "MDMF")
         node = MutableFileNode(self, write_cap)
