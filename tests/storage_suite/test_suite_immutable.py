@@ -274,3 +274,48 @@ def test_any_read_is_a_slice_of_the_share(server, reads):
     reader = server.get_buckets(si)[0]
     for offset, length in reads:
         assert reader.read(offset, length) == data[offset : offset + length]
+
+
+def _real_share(shnum: int) -> tuple[bytes, bytes]:
+    """(storage index, share data) of share shnum of a real 3-of-10 file."""
+    from shoal.immutable.encoder import encode_all
+    from shoal.immutable.params import FileShape
+
+    shares, result = encode_all(b"k" * 16, FileShape(5000, 3, 10, 999), [pattern(5000)])
+    return result.storage_index, shares[shnum]
+
+
+def test_advisory_about_a_good_share_changes_nothing(server):
+    si, data = _real_share(4)
+    renew, cancel = lease_secrets("good")
+    _, writers = server.allocate_buckets(si, renew, cancel, {4}, len(data))
+    writers[4].write(0, data)
+    writers[4].close()
+    server.get_buckets(si)[4].advise_corrupt_share(b"hash mismatch (not really)")
+    assert server.get_buckets(si)[4].read(0, 10**6) == data
+
+
+def test_advisory_about_a_damaged_share_takes_it_out_of_service(harness, server):
+    import os
+
+    from shoal.storage.layout import StorageLayout
+
+    si, data = _real_share(2)
+    renew, cancel = lease_secrets("damaged")
+    _, writers = server.allocate_buckets(si, renew, cancel, {2}, len(data))
+    writers[2].write(0, data)
+    writers[2].close()
+    path = StorageLayout(harness.directory).share_path(si, 2)
+    with open(path, "r+b") as handle:  # one byte of the first block
+        handle.seek(12 + 0x24)
+        byte = handle.read(1)
+        handle.seek(12 + 0x24)
+        handle.write(bytes([byte[0] ^ 1]))
+    server.advise_corrupt_share(b"immutable", si, 2, b"block 0 is bad")
+    assert server.get_buckets(si) == {}
+    already, writers = server.allocate_buckets(si, renew, cancel, {2}, len(data))
+    assert already == set() and set(writers) == {2}
+    writers[2].write(0, data)
+    writers[2].close()
+    assert server.get_buckets(si)[2].read(0, 10**6) == data
+    assert os.path.isdir(os.path.join(harness.directory, "quarantine"))

@@ -20,13 +20,20 @@ The state file is ``storage/lease_crawler.state.json``, apart from Tahoe's
 ``lease_checker.state.json`` so either program can run on the directory.
 """
 
-import json
 import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from shoal.storage import layout
+from shoal.storage.crawl_state import (
+    base_state,
+    close_cycle,
+    cycle_due,
+    json_copy,
+    load_state,
+    save_state,
+)
 from shoal.storage.errors import StorageError
 from shoal.storage.expiration import ExpirationPolicy
 from shoal.storage.layout import ALL_PREFIXES
@@ -61,16 +68,11 @@ def empty_cycle() -> dict[str, Any]:
 
 def initial_state() -> dict[str, Any]:
     return {
-        "version": STATE_VERSION,
-        "current-cycle": None,
-        "last-cycle-finished": None,
-        "current-cycle-start-time": None,
-        "next-cycle-time": None,
+        **base_state(STATE_VERSION),
         "last-complete-prefix-index": -1,
         "last-complete-bucket": None,
         "cycle-to-date": empty_cycle(),
         "last-complete-bucket-count": None,
-        "history": {},
     }
 
 
@@ -89,24 +91,10 @@ class LeaseCrawler:
         self._prefix_cache: tuple[int, list[str]] = (-1, [])
 
     def _load(self) -> dict[str, Any]:
-        try:
-            with open(self.state_path, "rb") as handle:
-                state = json.loads(handle.read().decode("utf-8"))
-        except FileNotFoundError:
-            return initial_state()
-        except (OSError, ValueError, UnicodeDecodeError):
-            return initial_state()  # an unreadable state only costs a repeated cycle
-        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
-            return initial_state()
-        fresh = initial_state()
-        fresh.update(state)
-        for key, value in empty_cycle().items():
-            fresh["cycle-to-date"].setdefault(key, value)
-        return fresh
+        return load_state(self.state_path, STATE_VERSION, initial_state, empty_cycle)
 
     def save(self) -> None:
-        data = json.dumps(self.state, sort_keys=True).encode("utf-8")
-        layout.write_file_durably(self.state_path, data, self._server.layout.temp_path())
+        save_state(self.state_path, self.state, self._server.layout.temp_path())
 
     # -- the walk ------------------------------------------------------------
 
@@ -120,8 +108,7 @@ class LeaseCrawler:
         stop_at = self._monotonic() + deadline_seconds
         state = self.state
         if state["current-cycle"] is None:
-            next_time = state["next-cycle-time"]
-            if next_time is not None and self._server.clock() < next_time:
+            if not cycle_due(state, self._server.clock()):
                 return False
             self._start_cycle()
         done = 0
@@ -170,11 +157,7 @@ class LeaseCrawler:
 
     def _finish_cycle(self) -> None:
         state = self.state
-        cycle = state["current-cycle"]
-        start = state["current-cycle-start-time"]
-        now = self._server.clock()
         record = dict(state["cycle-to-date"])
-        record["cycle-start-finish-times"] = [start, now]
         record["expiration-enabled"] = self.policy.enabled
         record["configured-expiration-mode"] = [
             self.policy.mode,
@@ -182,16 +165,10 @@ class LeaseCrawler:
             self.policy.cutoff_date,
             sorted(self.policy.sharetypes),
         ]
-        history = state["history"]
-        history[str(cycle)] = record
-        for old in sorted(history, key=int)[:-HISTORY_LENGTH]:
-            del history[old]
+        close_cycle(state, record, self._server.clock(), HISTORY_LENGTH, self.minimum_cycle_time)
         state["last-complete-bucket-count"] = record["buckets-examined"] - record["buckets-removed"]
-        state["last-cycle-finished"] = cycle
-        state["current-cycle"] = None
         state["last-complete-prefix-index"] = -1
         state["last-complete-bucket"] = None
-        state["next-cycle-time"] = start + self.minimum_cycle_time
 
     # -- one bucket ----------------------------------------------------------
 
@@ -267,13 +244,13 @@ class LeaseCrawler:
             "last-cycle-finished": state["last-cycle-finished"],
             "last-complete-bucket-count": state["last-complete-bucket-count"],
             "expiration-enabled": self.policy.enabled,
-            "history": json.loads(json.dumps(state["history"])),
+            "history": json_copy(state["history"]),
         }
         if in_progress:
             done = state["last-complete-prefix-index"] + 1
             report["cycle-complete-percentage"] = 100.0 * done / len(ALL_PREFIXES)
             report["current-cycle-start-time"] = state["current-cycle-start-time"]
-            report["cycle-to-date"] = json.loads(json.dumps(state["cycle-to-date"]))
+            report["cycle-to-date"] = json_copy(state["cycle-to-date"])
         else:
             report["next-crawl-time"] = state["next-cycle-time"]
         return report

@@ -4,11 +4,14 @@ The remote objects implement Tahoe 1.20's RIStorageServer, RIBucketWriter and
 RIBucketReader; Foolscap has already enforced the argument constraints.
 Bucket writers are tied to the allocating connection: if the client's
 canary disconnects before close(), the partial share is discarded.
+Corruption advisories run in a thread: the server checks the share's
+hashes before it answers.
 """
 
 from typing import Any
 
 from foolscap.api import Referenceable
+from twisted.internet import defer, threads
 from zope.interface import implementer
 
 from shoal.protocol.storage import RIBucketReader, RIBucketWriter, RIStorageServer
@@ -45,8 +48,9 @@ class FoolscapBucketReader(Referenceable):  # type: ignore[misc]
     def remote_read(self, offset: int, length: int) -> bytes:
         return self._reader.read(offset, length)
 
-    def remote_advise_corrupt_share(self, reason: bytes) -> None:
-        self._reader.advise_corrupt_share(reason)
+    def remote_advise_corrupt_share(self, reason: bytes) -> "defer.Deferred[None]":
+        # the server checks the share's hashes: off the reactor thread
+        return threads.deferToThread(self._reader.advise_corrupt_share, reason)
 
 
 @implementer(RIStorageServer)
@@ -115,5 +119,6 @@ class FoolscapStorageServer(Referenceable):  # type: ignore[misc]
 
     def remote_advise_corrupt_share(
         self, share_type: bytes, storage_index: bytes, shnum: int, reason: bytes
-    ) -> None:
-        self._server.advise_corrupt_share(share_type, storage_index, shnum, reason)
+    ) -> "defer.Deferred[None]":
+        # the server checks the share's hashes: off the reactor thread
+        return threads.deferToThread(self._server.advise_corrupt_share, share_type, storage_index, shnum, reason)

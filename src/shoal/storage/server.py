@@ -4,7 +4,8 @@ Each method here is one remote method of RIStorageServer (interfaces.py):
 an adapter (Foolscap now, HTTP later) decodes a call, calls one method and
 encodes the answer. Nothing here knows about sockets, reactors or canaries;
 the shell calls ``abort_idle_writers`` periodically and ``BucketWriter.abort``
-when a client disconnects, and drives ``crawler.run_slice``.
+when a client disconnects, and drives ``crawler.run_slice`` and
+``scrubber.run_slice`` (shoal's share checker, see scrubber and quarantine).
 
 Behaviour follows storage/server.py of Tahoe-LAFS 1.20 wherever a client
 could notice; the module docstrings of buckets, slots, shares and space say
@@ -37,6 +38,8 @@ from shoal.storage.errors import (
 )
 from shoal.storage.expiration import LEASE_DURATION, ExpirationPolicy
 from shoal.storage.layout import StorageLayout
+from shoal.storage.quarantine import Quarantine
+from shoal.storage.scrubber import Scrubber
 from shoal.storage.shares import (
     IMMUTABLE,
     ImmutableShareFile,
@@ -91,6 +94,8 @@ class StorageServer:
         self.space = SpaceAccountant(self.layout, reserved_space, max_space, statvfs)
         self._writers: dict[tuple[bytes, int], BucketWriter] = {}
         self.expiration = expiration if expiration is not None else ExpirationPolicy()
+        self.quarantine = Quarantine(self)
+        self.scrubber = Scrubber(self)
         self.crawler = LeaseCrawler(
             self,
             self.expiration,
@@ -371,7 +376,12 @@ class StorageServer:
 
     def advise_corrupt_share(self, share_type: bytes, storage_index: bytes, shnum: int,
                              reason: bytes) -> None:
-        """Record a client's corruption report, if this server holds that share."""
+        """Record a client's corruption report, if this server holds that share,
+        then check the share and quarantine it if it fails its own hashes.
+
+        The check reads the whole share (once an hour at most per share): an
+        adapter should call this off its event loop thread.
+        """
         si = check_storage_index(storage_index)
         check_data(si, "share type", share_type)
         if share_type not in SHARE_TYPES:
@@ -393,9 +403,14 @@ class StorageServer:
             report = advisories.render_report(share_type, si, shnum, reason)
             if len(report.encode("utf-8")) > self.space.headroom():
                 log.warning("no room to record corruption advice for %s", where(si, shnum))
-                return
-            log.warning("client reports corruption in %s %s", share_type.decode(), where(si, shnum))
-            advisories.write_report(self.layout, self.clock(), si, shnum, report)
+            else:
+                log.warning("client reports corruption in %s %s", share_type.decode(), where(si, shnum))
+                advisories.write_report(self.layout, self.clock(), si, shnum, report)
+        # shoal: check the share against its own hashes (without the lock) and
+        # quarantine it if it is damaged; a false advisory changes nothing
+        summary = reason.decode("utf-8", errors="replace").splitlines()[0][:200] if reason else ""
+        verdict = self.quarantine.check(si, shnum, f"client advisory: {summary}", trust_recent=True)
+        log.info("advisory about %s: share is %s %s", where(si, shnum), verdict.outcome, verdict.detail)
 
     # -- status --------------------------------------------------------------
 
@@ -434,13 +449,17 @@ class StorageServer:
             count = self.crawler.state["last-complete-bucket-count"]
             if count:
                 result["storage_server.total_bucket_count"] = count
+            # shoal: shares checked and quarantined since start (advisories and scrubber)
+            result["storage_server.shares_checked"] = self.quarantine.counts["checked"]
+            result["storage_server.shares_quarantined"] = self.quarantine.counts["quarantined"]
             return result
 
     def shutdown(self) -> None:
-        """Abort uploads in progress and save the crawler's state."""
+        """Abort uploads in progress and save the crawlers' state."""
         with self.lock:
             self.abort_all_writers()
             self.crawler.save()
+            self.scrubber.save()
 
 
 __all__ = ["StorageServer", "BucketWriter", "BucketReader", "StorageError"]

@@ -36,7 +36,7 @@ IMMUTABLE = "immutable"
 MUTABLE = "mutable"
 _IMMUTABLE_EXPIRATION_AT = 68  # within a 72-byte immutable lease record
 _MUTABLE_EXPIRATION_AT = 4  # within a 92-byte mutable lease record
-_SNIFF = mc.MAGIC_SIZE
+SNIFF_SIZE = mc.MAGIC_SIZE
 
 
 def where(storage_index: bytes, shnum: int) -> str:
@@ -268,9 +268,14 @@ def sniff_sharetype(path: str) -> str | None:
     """MUTABLE, IMMUTABLE, or None for a file that is neither container."""
     try:
         with open(path, "rb") as handle:
-            head = handle.read(_SNIFF)
+            head = handle.read(SNIFF_SIZE)
     except OSError:
         return None
+    return kind_of(head)
+
+
+def kind_of(head: bytes) -> str | None:
+    """MUTABLE, IMMUTABLE or None, from the first bytes of a share file (SNIFF_SIZE suffice)."""
     if mc.is_mutable_container(head):
         return MUTABLE
     if len(head) >= 4 and int.from_bytes(head[:4], "big") in ic.VERSIONS:

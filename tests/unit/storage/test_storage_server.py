@@ -171,6 +171,9 @@ def test_corruption_advisory_is_written_as_tahoe_writes_it(server, clock):
         "block hash tree failure \u2717\n"
         "\n" % si_b2a(SI)
     )
+    # b"data" is no share at all: the server found it damaged and moved it aside
+    assert server.get_buckets(SI) == {}
+    upload(server, (3,))
     server.advise_corrupt_share(b"immutable", SI, 3, b"same moment")
     assert len(os.listdir(server.layout.advisory_dir)) == 2
 

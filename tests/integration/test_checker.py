@@ -1,0 +1,99 @@
+"""The checker against real node processes: an introducer, 10 storage nodes and a client
+started through the CLI. A file uploaded through the client's web API loses two shares
+and has one corrupted on disk; verify names it, the storage node (a separate process)
+quarantines it when advised, repair restores 10 good shares on 10 servers, and the
+client still reads the file. The checker runs in this process on its own broker."""
+
+import os
+import time
+import urllib.request
+from typing import Any
+
+import pytest
+from foolscap.api import Tub
+from twisted.internet import defer
+
+from shoal.caps import CHKCap
+from shoal.checker import FileChecker
+from shoal.formats import immutable_container as ic
+from shoal.formats.share_layout import ShareLayout
+from shoal.grid.storage_broker import StorageBroker
+from shoal.introducer.client import IntroducerClient
+from shoal.storage.layout import si_b2a
+from shoal.testing import reactor_thread
+from shoal.testing.grid import Grid, start_grid
+
+NODES = 10
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory) -> Grid:
+    g = start_grid(str(tmp_path_factory.mktemp("checker")), storage_nodes=NODES)
+    yield g
+    g.stop()
+
+
+@pytest.fixture(scope="module")
+def broker(grid):
+    made: dict[str, Any] = {}
+
+    def start() -> None:
+        made["tub"] = tub = Tub()
+        tub.startService()
+        made["broker"] = broker = StorageBroker(tub)
+        made["ic"] = ic_ = IntroducerClient(tub, grid.introducer_furl, nickname="checker", sequencer=lambda: (0, ""))
+        broker.use_introducer(ic_)
+        ic_.startService()
+        broker.startService()
+
+    reactor_thread.call(start)
+    deadline = time.monotonic() + 60
+    while reactor_thread.call(lambda: len(made["broker"].get_connected_servers())) < NODES:
+        assert time.monotonic() < deadline, "the test's broker did not connect to every server"
+        time.sleep(0.1)
+    yield made["broker"]
+    reactor_thread.call(lambda: defer.DeferredList([
+        defer.maybeDeferred(made[name].stopService) for name in ("broker", "ic", "tub")
+    ]))
+
+
+def share_files(grid: Grid, si: bytes) -> dict[int, str]:
+    out = {}
+    for node in grid.storage:
+        bucket = os.path.join(node.nodedir, "storage", "shares", si_b2a(si)[:2], si_b2a(si))
+        if os.path.isdir(bucket):
+            for name in os.listdir(bucket):
+                out[int(name)] = os.path.join(bucket, name)
+    return out
+
+
+def test_verify_quarantine_and_repair_across_processes(grid, broker):
+    data = os.urandom(300_000)
+    req = urllib.request.Request(grid.client_url + "uri", data=data, method="PUT")
+    with urllib.request.urlopen(req, timeout=120) as r:
+        cap = CHKCap.from_string(r.read().decode().strip())
+    files = share_files(grid, cap.storage_index)
+    assert sorted(files) == list(range(10))
+    os.unlink(files[1])
+    os.unlink(files[7])
+    with open(files[5], "r+b") as handle:
+        lay = ShareLayout.parse(handle.read(ic.HEADER_SIZE + 0x44)[ic.HEADER_SIZE:])
+        handle.seek(ic.HEADER_SIZE + lay.data + 1000)
+        byte = handle.read(1)[0]
+        handle.seek(ic.HEADER_SIZE + lay.data + 1000)
+        handle.write(bytes([byte ^ 0x80]))
+    corrupt_node = files[5].split(os.sep + "storage" + os.sep)[0]
+    checker = FileChecker(broker, lease_secret=b"l" * 32, timeout=30.0)
+
+    result = reactor_thread.call(lambda: defer.ensureDeferred(checker.check_and_repair(cap, verify=True)))
+    doc = result.to_json()
+    pre, post = doc["pre-repair-results"]["results"], doc["post-repair-results"]["results"]
+    assert (pre["count-shares-good"], pre["count-corrupt-shares"]) == (7, 1)
+    assert pre["list-corrupt-shares"][0][2] == 5
+    assert os.listdir(os.path.join(corrupt_node, "storage", "quarantine", si_b2a(cap.storage_index)))
+    assert doc["repair-successful"] is True
+    assert (post["count-shares-good"], post["count-good-share-hosts"], post["count-happiness"]) == (10, 10, 10)
+    again = reactor_thread.call(lambda: defer.ensureDeferred(checker.check(cap, verify=True)))
+    assert again.healthy and again.corrupt_shares == ()
+    with urllib.request.urlopen(grid.client_url + "uri/" + cap.to_string(), timeout=120) as r:
+        assert r.read() == data
