@@ -17,6 +17,8 @@ setup(
         "zope.interface>=6.0",
         "cbor2>=5.4",
         "pyyaml>=6.0",
+        "prometheus-client>=0.17",
+        "rich>=13.0",
     ],
     extras_require={
         "test": [

@@ -1,6 +1,8 @@
 """The `shoal` console script: composes the command groups of cli/ and node/.
 
-Every ShoalError becomes one line on stderr and exit status 1.
+Exit status: 0 success, 1 the operation failed, 2 usage (argparse's own
+errors, unknown aliases, a missing node.url). Every error is one line on
+stderr, never a traceback.
 """
 
 import argparse
@@ -8,16 +10,33 @@ import sys
 from collections.abc import Sequence
 
 from shoal import __version__
-from shoal.cli import debug
+from shoal.cli import alias_commands, backup, checks, copy, debug, directories, files, status
+from shoal.cli.context import EXIT_CODES, add_global_options
 from shoal.errors import ShoalError
 from shoal.node import commands as node_commands
 
+EXAMPLES = """examples:
+  shoal create-alias work                # a new directory, reachable as work:
+  shoal put report.pdf work:report.pdf   # upload and link
+  shoal ls -l work:
+  shoal get work:report.pdf copy.pdf
+  shoal cp -r ~/photos work:             # a whole tree, as work:photos
+  shoal -d ~/grid/client deep-check --verify work:"""
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="shoal", description="shoal storage grid (Tahoe-LAFS compatible)")
+    parser = argparse.ArgumentParser(
+        prog="shoal",
+        description="shoal storage grid (Tahoe-LAFS compatible)",
+        epilog=f"{EXAMPLES}\n\n{EXIT_CODES}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"shoal {__version__}")
+    add_global_options(parser)
     groups = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     node_commands.register(groups)
+    for group in (files, directories, copy, alias_commands, checks, status, backup):
+        group.register(groups)
     debug.register(groups)
     return parser
 
@@ -28,6 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except ShoalError as e:
         print(f"shoal: error: {e}", file=sys.stderr)
+        return int(getattr(e, "exit_code", 1))
+    except KeyboardInterrupt:
+        print("shoal: interrupted", file=sys.stderr)
         return 1
     except BrokenPipeError:
         return 1
