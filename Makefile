@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 PEER_VENV ?= .venv-peer
 PEER_STAMP := $(PEER_VENV)/.installed-stamp
 
-.PHONY: test lint unit run codec-demo bench peer clean
+.PHONY: test lint unit run codec-demo bench peer clean chromium
 
 $(STAMP): setup.py pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,7 +32,13 @@ peer: $(PEER_STAMP)
 unit: $(STAMP) $(PEER_STAMP)
 	SHOAL_REQUIRE_PEER=1 $(PY) -b -m pytest -q
 
-test: lint unit
+# Debian's chromium renders the node's web pages in tests/integration/test_pages.py.
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get install -y chromium || { $$SUDO apt-get update && $$SUDO apt-get install -y chromium; }; }
+
+test: lint chromium unit
 
 # A real local grid (introducer, 5 storage nodes, a client) until Ctrl-C.
 run: $(STAMP)

@@ -221,11 +221,14 @@ async def upload(
     query_timeout: float | None = QUERY_TIMEOUT,
     write_size: int | None = None,
     pipeline_segments: int = PIPELINE_SEGMENTS,
+    key: bytes | None = None,
 ) -> UploadResult:
     """Upload `size` bytes of `source` (from its current position) as an immutable file.
 
-    convergence_secret None means a random key. Raises UploadUnhappinessError,
-    NoServersError, ExistingSharesError, SourceError (the stream ended early).
+    convergence_secret None means a random key; `key`, when given, is the AES
+    key computed already (the web API hashes a PUT body while it arrives).
+    Raises UploadUnhappinessError, NoServersError, ExistingSharesError,
+    SourceError (the stream ended early).
     """
     if size < 0:
         raise ValueError(f"negative size {size}")
@@ -245,7 +248,9 @@ async def upload(
     async def run(fn: Callable[..., Any], *args: Any) -> Any:
         return fn(*args) if inline else await cpu.run(fn, *args)
 
-    if convergence_secret is None:
+    if key is not None:
+        pass
+    elif convergence_secret is None:
         key = os.urandom(16)
     else:
         key = await run(_convergent_key, source, position, shape, convergence_secret)

@@ -5,9 +5,15 @@ from collections.abc import Callable
 from typing import Any
 
 from shoal.caps import CHKCap, LiteralCap
+from shoal.crypto.hashes import convergence_hasher
 from shoal.grid.storage_broker import StorageBroker
 from shoal.immutable.download import download
-from shoal.immutable.params import DEFAULT_MAX_SEGMENT_SIZE, EncodingParams, ParameterError
+from shoal.immutable.params import (
+    DEFAULT_MAX_SEGMENT_SIZE,
+    LIT_THRESHOLD,
+    EncodingParams,
+    ParameterError,
+)
 from shoal.immutable.upload import upload
 from shoal.node.config import ConfigError, NodeConfig
 from shoal.node.identity import NodeIdentity
@@ -34,11 +40,19 @@ class ClientFiles:
         self._convergence = identity.convergence_secret
         self._lease_secret = identity.lease_secret
 
-    async def upload(self, source: Any, size: int, convergent: bool = True) -> Any:
+    def key_hasher(self, size: int) -> Any:
+        """A fresh hasher whose digest is the convergent key of a file of `size` bytes
+        (None for literal files), so the web API can hash a body while it arrives."""
+        if size <= LIT_THRESHOLD:
+            return None
+        p = self.params
+        return convergence_hasher(p.k, p.n, p.segment_size_for(size), self._convergence)
+
+    async def upload(self, source: Any, size: int, key: bytes | None = None, convergent: bool = True) -> Any:
         return await upload(
             self.broker, source, size, params=self.params,
             convergence_secret=self._convergence if convergent else None,
-            lease_secret=self._lease_secret,
+            lease_secret=self._lease_secret, key=key,
         )
 
     async def download(

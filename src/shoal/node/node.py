@@ -6,6 +6,7 @@ Foolscap adapter with its FURL in private/storage.furl, and the periodic
 housekeeping (idle bucket writers, the lease crawler).
 """
 
+import base64
 import os
 from typing import Any
 
@@ -14,9 +15,10 @@ from twisted.application import service
 from twisted.internet import reactor, task
 from twisted.internet.endpoints import serverFromString
 from twisted.python import log
-from twisted.web.server import Site
 
 from shoal import __version__
+from shoal.checker import FileChecker
+from shoal.dirnode import NodeMaker
 from shoal.encoding.base32 import a2b
 from shoal.errors import ShoalError
 from shoal.grid.storage_broker import StorageBroker
@@ -27,6 +29,7 @@ from shoal.introducer.files import (
     load_introducers_yaml,
     load_servers_yaml,
 )
+from shoal.mutable import MutableClient
 from shoal.node.config import ConfigError, NodeConfig
 from shoal.node.files import ClientFiles, encoding_params
 from shoal.node.identity import (
@@ -41,6 +44,9 @@ from shoal.storage.expiration import ExpirationPolicy
 from shoal.storage.foolscap_adapter import FoolscapStorageServer
 from shoal.storage.server import StorageServer
 from shoal.web.root import Root
+from shoal.web.services import WebServices
+from shoal.web.spool import ShoalSite
+from shoal.web.statistics import NodeStats
 from shoal.web.welcome import WelcomeSource
 
 HOUSEKEEPING_INTERVAL = 1.0  # seconds between crawler slices
@@ -113,6 +119,18 @@ def _make_tub(config: NodeConfig) -> Any:
     return tub
 
 
+def api_auth_token(config: NodeConfig) -> bytes:
+    """private/api_auth_token (guards the web API's /private/), created if missing as Tahoe does."""
+    path = config.private_path("api_auth_token")
+    if not os.path.exists(path):
+        write_atomically(path, base64.urlsafe_b64encode(os.urandom(32)) + b"\n", 0o600)
+    with open(path, "rb") as f:
+        token = f.read().strip()
+    if not token:
+        raise ConfigError(f"{path} is empty: delete it and the node makes a new token")
+    return token
+
+
 class Node(service.MultiService):
     """A client node, with a storage server when [storage]enabled (the default)."""
 
@@ -168,16 +186,31 @@ class Node(service.MultiService):
         webport = (self.config.get("node", "web.port") or "").strip()
         if not webport or webport.lower() == "none":
             return
+        storage_stats = self.storage.stats if self.storage is not None else None
         source = WelcomeSource(
             nodeid=self.identity.signing_key.verifying_key().server_id().decode("ascii"),
             nickname=self.nickname,
             introducer_statuses=lambda: [ic.status() for ic in self.introducer_clients],
             server_statuses=lambda: [s.status() for s in self.broker.get_all_servers()],
             version=f"shoal/{__version__}",
+            storage_stats=storage_stats,
         )
-        self.files = ClientFiles(self.broker, encoding_params(self.config), self.identity)
+        params = encoding_params(self.config)
+        self.files = ClientFiles(self.broker, params, self.identity)
+        self.mutable = MutableClient(self.broker, lease_secret=self.identity.lease_secret, k=params.k, n=params.n)
+        self.nodemaker = NodeMaker(self.files, self.mutable)
+        self.checker = FileChecker(self.broker, lease_secret=self.identity.lease_secret, happy=params.happy,
+                                   mutable=self.mutable)
+        self.web_services = WebServices(
+            files=self.files,
+            mutable=self.mutable,
+            nodemaker=self.nodemaker,
+            checker=self.checker,
+            stats=NodeStats([storage_stats] if storage_stats is not None else []),
+            auth_token=api_auth_token(self.config),
+        )
         self._web_endpoint = serverFromString(reactor, webport)
-        self._web_site = Site(Root(source, self.files))
+        self._web_site = ShoalSite(Root(source, self.web_services), key_hasher=self.files.key_hasher)
 
     def _web_listening(self, port: Any) -> None:
         self._web_port = port
@@ -223,6 +256,8 @@ class Node(service.MultiService):
         web_port = getattr(self, "_web_port", None)
         if web_port is not None:
             web_port.stopListening()
+        if getattr(self, "web_services", None) is not None:
+            self.web_services.operations.stop()
         return super().stopService()
 
     def _tick(self) -> None:

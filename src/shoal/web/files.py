@@ -1,131 +1,392 @@
-"""`/uri` (alias `/cap`): upload with PUT, download with GET (Range supported).
+"""A file in the web API (`/uri/$FILECAP`, `/named/$FILECAP/NAME`, a directory's child),
+as webapi.rst of Tahoe-LAFS 1.20 defines it.
 
-PUT /uri                 body = file contents -> 200, the cap as text
-GET /uri/$CAP            -> the bytes (Range: bytes=a-b -> 206); ?filename= sets the type,
-                            ?save=true asks the browser to save
-GET /uri?uri=$CAP        -> redirect to /uri/$CAP
+GET   (no t)           the bytes; `Range: bytes=a-b` -> 206 with Content-Range (only the
+                       first of several ranges; unparseable headers are ignored; a first
+                       byte past the end -> 416); `filename=` (or the child name) picks the
+                       Content-Type (default text/plain, as Tahoe); `save=true` adds
+                       Content-Disposition: attachment; ETag "<SI>-<t>" for immutable files
+                       (If-None-Match -> 304)
+GET   t=json           ["filenode", {"mutable", "format", "size", "ro_uri", "rw_uri",
+                       "verify_uri", "metadata"}] (only the keys that apply)
+GET   t=info           an HTML page about the object
+GET   t=uri            the cap; t=readonly-uri: its read-only cap
+HEAD  (no t)           the headers of GET
+PUT   (no t)           mutable file: replace the contents, or `offset=` to write in place
+                       (MDMF; SDMF read-modify-write); immutable file: 400
+POST  t=upload         mutable file: replace with the form's `file` field
+POST  t=check          check (verify=, repair=, add-lease=; output=JSON), see shoal.web.deep
+anything else          400 "<METHOD> file: bad t=..."
+
+Bytes stream: the first validated segment is sent as soon as it is decoded,
+and the transport's flow control (IPushProducer pause/resume) holds the
+downloader back when the client reads slowly, so memory stays a few
+segments per download.
 """
 
+import html
+import json
 import mimetypes
 import re
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote
 
+from twisted.internet import defer
+from twisted.internet.interfaces import IPushProducer
 from twisted.web import http, resource
 from twisted.web.server import Request
+from zope.interface import implementer
 
-from shoal.caps import CHKCap, LiteralCap, parse_cap
-from shoal.web.common import FileService, WebError, arg, run_async
+from shoal.caps import (
+    CHKCap,
+    CHKVerifierCap,
+    LiteralCap,
+    MDMFReadCap,
+    MDMFVerifierCap,
+    MDMFWriteCap,
+    SSKReadCap,
+    SSKVerifierCap,
+    SSKWriteCap,
+)
+from shoal.encoding.base32 import b2a
+from shoal.web.children import put_child_cap, put_child_file, unlink_child
+from shoal.web.common import (
+    WebError,
+    arg,
+    bool_arg,
+    offset_arg,
+    run_async,
+    t_arg,
+)
+from shoal.web.deep import check_object
+from shoal.web.page import page, size_text
+from shoal.web.services import WebServices
+from shoal.web.upload import read_body
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+MUTABLE_CAPS = (SSKWriteCap, SSKReadCap, MDMFWriteCap, MDMFReadCap)
+VERIFIER_CAPS = (CHKVerifierCap, SSKVerifierCap, MDMFVerifierCap)
+ImmutableCap = CHKCap | LiteralCap
+
+_RANGE_SPEC = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
 
 
 def parse_range(header: str, size: int) -> tuple[int, int] | None:
-    """One byte range -> (first, last) inclusive; None to send everything; WebError 416."""
-    m = _RANGE.match(header.strip())
-    if not m or (not m.group(1) and not m.group(2)):
-        return None  # unsupported forms (several ranges) are ignored, as RFC 7233 allows
-    if m.group(1):
-        first = int(m.group(1))
-        last = int(m.group(2)) if m.group(2) else size - 1
-    else:
-        suffix = int(m.group(2))
-        if suffix == 0:
-            raise WebError("unsatisfiable range", http.REQUESTED_RANGE_NOT_SATISFIABLE)
-        first, last = max(0, size - suffix), size - 1
-    last = min(last, size - 1)
-    if first > last or first >= size:
-        raise WebError(f"range not satisfiable for a file of {size} bytes", http.REQUESTED_RANGE_NOT_SATISFIABLE)
-    return first, last
+    """The first range of a `Range:` header -> (first, last) inclusive, clipped to the
+    file; None to ignore the header (unparseable or not bytes=); WebError 416 when the
+    first byte is past the end (Tahoe's FileDownloader rules, but see below)."""
+    units, _, rangeset = header.partition("=")
+    if units.strip().lower() != "bytes" or not rangeset:
+        return None
+    spans: list[tuple[int, int]] = []
+    for spec in rangeset.split(","):
+        m = _RANGE_SPEC.match(spec)
+        if not m or not (m.group(1) or m.group(2)):
+            return None
+        if m.group(1):
+            first = int(m.group(1))
+            if first >= size and not spans:
+                # Tahoe ignores "bytes=SIZE-" (its last defaults to the end, before the
+                # first); shoal answers 416 as RFC 9110 asks, as for "bytes=SIZE-SIZE"
+                raise WebError("First beyond end of file", http.REQUESTED_RANGE_NOT_SATISFIABLE)
+            last = int(m.group(2)) if m.group(2) else size - 1
+        else:
+            first, last = size - int(m.group(2)), size - 1
+        if last < first:
+            return None
+        spans.append((first, last))
+    first, last = spans[0]
+    return max(0, first), min(size - 1, last)
 
 
-class FileNode(resource.Resource):
+@implementer(IPushProducer)
+class ResponseWriter:
+    """`write(data)` for a downloader: writes to the response and, while the transport
+    asks us to pause, returns a Deferred that fires when it resumes (backpressure)."""
+
+    def __init__(self, request: Request, on_bytes: Callable[[int], None] | None = None) -> None:
+        self._request = request
+        self._paused: defer.Deferred[None] | None = None
+        self._stopped = False
+        self._on_bytes = on_bytes
+        self.written = 0
+        request.registerProducer(self, True)
+
+    def write(self, data: bytes) -> "defer.Deferred[None] | None":
+        if self._stopped:
+            raise defer.CancelledError("the client went away")
+        self._request.write(data)
+        self.written += len(data)
+        if self._on_bytes is not None:
+            self._on_bytes(len(data))
+        if self._paused is not None:
+            return self._paused
+        return None
+
+    def pauseProducing(self) -> None:
+        if self._paused is None:
+            self._paused = defer.Deferred()
+
+    def resumeProducing(self) -> None:
+        d, self._paused = self._paused, None
+        if d is not None:
+            d.callback(None)
+
+    def stopProducing(self) -> None:
+        self._stopped = True
+        d, self._paused = self._paused, None
+        if d is not None:
+            d.errback(defer.CancelledError("the client went away"))
+
+    def done(self) -> None:
+        if not self._stopped:
+            self._request.unregisterProducer()
+
+
+def content_type_for(filename: str) -> str:
+    ctype = mimetypes.guess_type(filename, strict=False)[0] if filename else None
+    return ctype or "text/plain"
+
+
+class FileResource(resource.Resource):
+    """One file: `cap` (immutable or mutable), optionally as `name` in `parent`."""
+
     isLeaf = True
 
-    def __init__(self, files: FileService, cap_text: str) -> None:
+    def __init__(
+        self,
+        services: WebServices,
+        cap: Any,
+        *,
+        name: str | None = None,
+        parent: Any = None,
+        metadata: dict[str, Any] | None = None,
+        rest: list[str] | None = None,
+    ) -> None:
         super().__init__()
-        self._files = files
-        self._cap_text = cap_text
+        self.services = services
+        self.cap = cap
+        self.name = name
+        self.parent = parent
+        self.metadata = metadata
+        self.rest = rest or []
+
+    # -- the node behind the cap --
+
+    def is_mutable(self) -> bool:
+        return isinstance(self.cap, MUTABLE_CAPS)
+
+    def mutable_node(self) -> Any:
+        if self.services.mutable is None:
+            raise WebError("mutable files are not available on this node", http.NOT_IMPLEMENTED)
+        return self.services.mutable.node_for(self.cap)
+
+    def _check_path(self) -> None:
+        if self.rest and any(self.rest):
+            raise WebError(f"Files have no children named {self.rest[0]!r}")
+
+    # -- GET / HEAD --
 
     def render_GET(self, request: Request) -> Any:
         return run_async(request, lambda: self._get(request))
 
     def render_HEAD(self, request: Request) -> Any:
-        return run_async(request, lambda: self._get(request, head=True))
+        return run_async(request, lambda: self._head(request))
 
-    async def _get(self, request: Request, head: bool = False) -> bytes | None:
-        cap = parse_cap(self._cap_text)
-        if not isinstance(cap, CHKCap | LiteralCap):
-            raise WebError(f"{type(cap).__name__} is not an immutable file cap (directories and mutable files come later)")
-        t = arg(request, "t")
+    async def _head(self, request: Request) -> bytes | None:
+        self._check_path()
+        t = t_arg(request)
+        if t:
+            raise WebError(f"HEAD file: bad t={t}")
+        return await self._download(request, head=True)
+
+    async def _get(self, request: Request) -> bytes | str | None:
+        self._check_path()
+        t = t_arg(request)
+        if isinstance(self.cap, VERIFIER_CAPS):
+            raise WebError("a verify cap cannot be read; use it with t=check")
+        if not self.is_mutable() and t in ("", "json", "uri", "readonly-uri"):
+            si = getattr(self.cap, "storage_index", None)
+            if si and request.setETag(b"%s-%s" % (b2a(si).encode("ascii"), t.encode("ascii"))) == http.CACHED:
+                return b""
+        if t == "":
+            return await self._download(request)
+        if t == "json":
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            return json.dumps(await self.json(), indent=1) + "\n"
+        if t == "info":
+            request.setHeader(b"content-type", b"text/html; charset=utf-8")
+            return await self._info()
         if t == "uri":
-            return cap.to_string().encode("ascii")
-        if t not in (None, ""):
-            raise WebError(f"unsupported t={t} for a file")
-        size = len(cap.data) if isinstance(cap, LiteralCap) else cap.size
-        filename = arg(request, "filename") or ""
-        ctype = mimetypes.guess_type(filename)[0] if filename else None
-        request.setHeader(b"content-type", (ctype or "application/octet-stream").encode("ascii"))
+            return self.cap.to_string()
+        if t == "readonly-uri":
+            return self.cap.readonly().to_string()
+        raise WebError(f"GET file: bad t={t}")
+
+    async def json(self) -> list[Any]:
+        """Tahoe's ["filenode", {...}] for this file."""
+        data: dict[str, Any] = {"mutable": self.is_mutable()}
+        if self.is_mutable():
+            node = self.mutable_node()
+            data["format"] = node.format
+            data["size"] = await node.get_size_of_best_version()
+        else:
+            data["format"] = "CHK"
+            data["size"] = self.cap.size if isinstance(self.cap, CHKCap) else len(self.cap.data)
+        ro = self.cap.readonly()
+        data["ro_uri"] = ro.to_string()
+        if ro != self.cap:
+            data["rw_uri"] = self.cap.to_string()
+        verifier = self.cap.verifier()
+        if verifier is not None:
+            data["verify_uri"] = verifier.to_string()
+        if self.metadata is not None:
+            data["metadata"] = self.metadata
+        return ["filenode", data]
+
+    async def _info(self) -> str:
+        e = html.escape
+        _, data = await self.json()
+        kind = f"{'mutable' if data['mutable'] else 'immutable'} file ({data['format']})"
+        si = getattr(self.cap, "storage_index", None)
+        rows = [
+            ("Object type", e(kind)),
+            ("Size", f"{e(size_text(data.get('size')))} ({data.get('size')} bytes)"),
+            ("Storage index", f"<code>{e(b2a(si)) if si else 'none (a literal file: the data is in the cap)'}</code>"),
+        ]
+        for label, key in (("Read-write cap", "rw_uri"), ("Read-only cap", "ro_uri"), ("Verify cap", "verify_uri")):
+            if key in data:
+                rows.append((label, f"<code>{e(data[key])}</code>"))
+        table = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
+        link = "/uri/" + e(data["ro_uri"])
+        title = self.name or "file"
+        body = (
+            f"<h1>About {e(title)}</h1><table>{table}</table>"
+            f"<p><a href='{link}'>Download</a> &middot; <a href='{link}?t=json'>JSON</a></p>"
+        )
+        return page(f"About {title}", body)
+
+    async def _size(self) -> int:
+        if self.is_mutable():
+            return int(await self.mutable_node().get_size_of_best_version())
+        return self.cap.size if isinstance(self.cap, CHKCap) else len(self.cap.data)
+
+    async def _download(self, request: Request, head: bool = False) -> bytes | None:
+        filename = arg(request, "filename", self.name) or "unknown"
+        size = await self._size()
+        request.setHeader(b"content-type", content_type_for(filename).encode("ascii", "replace"))
+        if bool_arg(request, "save"):
+            quoted = filename.replace("\\", "\\\\").replace('"', '\\"')
+            request.setHeader(b"content-disposition", f'attachment; filename="{quoted}"'.encode())
         request.setHeader(b"accept-ranges", b"bytes")
-        request.setHeader(b"etag", b'"%s"' % cap.to_string().encode("ascii"))
-        if arg(request, "save", "false") == "true":
-            request.setHeader(b"content-disposition", f"attachment; filename*=utf-8''{quote(filename)}".encode())
-        first, last = 0, size - 1
-        rng = request.getHeader(b"range")
-        if rng and size > 0:
-            span = parse_range(rng.decode("latin-1"), size)
+        first, length = 0, size
+        header = request.getHeader(b"range")
+        if header:
+            span = parse_range(header.decode("latin-1"), size)
             if span is not None:
                 first, last = span
+                length = last - first + 1
                 request.setResponseCode(http.PARTIAL_CONTENT)
                 request.setHeader(b"content-range", b"bytes %d-%d/%d" % (first, last, size))
-        length = last - first + 1 if size else 0
         request.setHeader(b"content-length", b"%d" % length)
         if head or length == 0:
             return b""
-        if isinstance(cap, LiteralCap):
-            return cap.data[first : last + 1]
-        await self._files.download(cap, request.write, offset=first, length=length)
+        if isinstance(self.cap, LiteralCap):
+            return self.cap.data[first : first + length]
+        await self._stream(request, first, length)
         return None
 
-
-class URIRoot(resource.Resource):
-    def __init__(self, files: FileService) -> None:
-        super().__init__()
-        self._files = files
-
-    def getChild(self, path: bytes, request: Request) -> resource.Resource:
-        if path == b"":
-            return self
+    async def _stream(self, request: Request, first: int, length: int) -> None:
+        services = self.services
+        mutable = self.is_mutable()
+        op = services.history.start("retrieve" if mutable else "download", length,
+                                    getattr(self.cap, "storage_index", None))
+        op.phase = "fetching"
+        writer = ResponseWriter(request)
+        op.progress_of = lambda: writer.written
         try:
-            text = path.decode("ascii")
-        except UnicodeDecodeError:
-            return resource.ErrorPage(http.BAD_REQUEST, "Invalid capability", "not ASCII")
-        return FileNode(self._files, text)
+            if mutable:
+                await self.mutable_node().read(writer.write, first, length)
+            else:
+                assert services.files is not None
+                result = await services.files.download(self.cap, writer.write, offset=first, length=length)
+                op.servers = sorted({result.server_names.get(s, b2a(s)[:8]) for ss in result.servers_used.values()
+                                     for s in ss})
+                if result.time_to_first_byte is not None:
+                    op.timings["first-byte"] = result.time_to_first_byte
+        except BaseException as e:
+            op.finish(e)
+            raise
+        finally:
+            writer.done()
+        op.finish()
+        key = "mutable.bytes_retrieved" if mutable else "downloader.bytes_downloaded"
+        services.stats.count("mutable.files_retrieved" if mutable else "downloader.files_downloaded")
+        services.stats.count(key, writer.written)
 
-    def render_GET(self, request: Request) -> Any:
-        uri = arg(request, "uri")
-        if not uri:
-            request.setResponseCode(http.BAD_REQUEST)
-            return b"GET /uri needs ?uri=CAP\n"
-        request.redirect(b"/uri/" + quote(uri, safe=":").encode("ascii"))
-        return b""
+    # -- PUT / POST / DELETE --
 
     def render_PUT(self, request: Request) -> Any:
         return run_async(request, lambda: self._put(request))
 
-    async def _put(self, request: Request) -> bytes:
-        t = arg(request, "t")
-        if t not in (None, "", "upload"):
-            raise WebError(f"unsupported t={t} for PUT /uri")
-        fmt = (arg(request, "format") or "CHK").upper()
-        if fmt != "CHK" or arg(request, "mutable", "false") == "true":
-            raise WebError("only immutable (CHK) uploads are supported so far")
-        body = request.content
-        if body is None:
-            raise WebError("PUT /uri needs a body")
-        body.seek(0, 2)
-        size = body.tell()
-        body.seek(0)
-        result = await self._files.upload(body, size)
-        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-        return result.cap.encode("ascii") if isinstance(result.cap, str) else result.cap.to_string().encode()
+    async def _put(self, request: Request) -> bytes | str | None:
+        self._check_path()
+        t = t_arg(request)
+        if t == "uri" and self.parent is not None:
+            return await put_child_cap(self.services, request, self.parent, self.name or "")
+        if t:
+            raise WebError(f"PUT to a file: bad t={t}")
+        if self.parent is not None and not self.is_mutable():
+            return await put_child_file(self.services, request, self.parent, self.name or "")
+        if not self.is_mutable():
+            raise WebError("PUT to an immutable file cap: its contents cannot change (PUT /uri uploads a new file)")
+        node = self.mutable_node()
+        if node.is_readonly():
+            raise WebError("PUT to a read-only mutable file cap", http.FORBIDDEN)
+        offset = offset_arg(request)
+        data = await read_body(request)
+        op = self.services.history.start("publish", len(data), node.storage_index)
+        try:
+            if offset is None:
+                await node.overwrite(data)
+            else:
+                if offset < 0:
+                    raise WebError("PUT to a mutable file: Invalid offset")
+                await node.update(offset, data)
+        except BaseException as e:
+            op.finish(e)
+            raise
+        op.finish()
+        self.services.stats.count("mutable.files_published")
+        self.services.stats.count("mutable.bytes_published", len(data))
+        return self.cap.to_string()
+
+    def render_POST(self, request: Request) -> Any:
+        return run_async(request, lambda: self._post(request))
+
+    async def _post(self, request: Request) -> bytes | str | None:
+        self._check_path()
+        t = t_arg(request)
+        if t == "upload" and self.is_mutable():
+            node = self.mutable_node()
+            if node.is_readonly():
+                raise WebError("POST to a read-only mutable file cap", http.FORBIDDEN)
+            values = (request.args or {}).get(b"file")
+            if not values:
+                raise WebError("POST t=upload needs a 'file' field")
+            await node.overwrite(values[0])
+            when_done = arg(request, "when_done")
+            if when_done:
+                request.redirect(when_done.encode("utf-8"))
+                return b""
+            return self.cap.to_string()
+        if t == "check":
+            return await check_object(self.services, request, self.cap)
+        raise WebError(f"POST to file: bad t={t}")
+
+    def render_DELETE(self, request: Request) -> Any:
+        return run_async(request, lambda: self._delete(request))
+
+    async def _delete(self, request: Request) -> bytes | str | None:
+        if self.parent is None:
+            raise WebError("DELETE needs a directory: DELETE /uri/$DIRCAP/NAME unlinks NAME")
+        return await unlink_child(self.services, self.parent, self.name or "")

@@ -1,0 +1,94 @@
+"""Writing one child of a directory through the web API: a PUT body or a form's
+file as a new file (201) or a replacement (200; replace=false: 409), a cap linked
+with t=uri, an unlink. Shared by shoal.web.directories and shoal.web.files."""
+
+import email.parser
+import email.policy
+import io
+from typing import Any
+
+from twisted.web import http
+from twisted.web.server import Request
+
+from shoal.web.common import WebError, format_arg, replace_arg
+from shoal.web.services import WebServices
+from shoal.web.upload import body_file, create_mutable, read_body, upload_body, upload_file
+
+MAX_CAP_BODY = 64 * 1024  # bytes of a cap in a PUT t=uri body
+
+
+def form_file(request: Request) -> tuple[str | None, bytes]:
+    """(filename, contents) of the multipart field "file" (twisted keeps only the contents)."""
+    values = (request.args or {}).get(b"file")
+    if not values:
+        raise WebError("POST t=upload needs a form field named 'file'")
+    filename = None
+    ctype = request.getHeader(b"content-type") or b""
+    content = request.content
+    if ctype.lower().startswith(b"multipart/form-data") and content is not None:
+        content.seek(0)
+        raw = b"content-type: " + ctype + b"\r\n\r\n" + content.read()
+        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(raw)
+        for part in message.iter_parts() if message.is_multipart() else []:
+            if part.get_param("name", header="content-disposition") == "file":
+                filename = part.get_filename()
+                break
+    return filename, values[0]
+
+
+def check_replace(request: Request, existed: bool) -> bool | str:
+    replace = replace_arg(request)
+    if existed and replace is False:
+        raise WebError("There was already a child by that name, and you asked me to not replace it.",
+                       http.CONFLICT)
+    return replace
+
+
+async def put_child_file(services: WebServices, request: Request, parent: Any, name: str,
+                         existed: bool = True) -> str:
+    """PUT a body as the file `name` of `parent`: 201 if new, 200 if it replaced one."""
+    replace = check_replace(request, existed)
+    if request.getHeader(b"content-range"):
+        raise WebError("Content-Range in PUT not yet supported", http.NOT_IMPLEMENTED)
+    fmt = format_arg(request, "CHK")
+    if fmt == "CHK":
+        cap = await upload_body(services, request)
+    else:
+        cap = (await create_mutable(services, await read_body(request), fmt or "SDMF")).cap.to_string()
+    await parent.set_child(name, cap, overwrite=replace)
+    request.setResponseCode(http.OK if existed else http.CREATED)
+    return str(cap)
+
+
+async def put_child_cap(services: WebServices, request: Request, parent: Any, name: str) -> str:
+    """PUT t=uri: link the cap in the body at `name`."""
+    replace = replace_arg(request)
+    f, size, _ = await body_file(request)
+    if size > MAX_CAP_BODY:
+        raise WebError(f"a cap of {size} bytes? (at most {MAX_CAP_BODY})", http.REQUEST_ENTITY_TOO_LARGE)
+    try:
+        cap = f.read(size).decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise WebError("the cap in the body is not UTF-8") from None
+    if not cap:
+        raise WebError("PUT t=uri needs a cap in the body")
+    await parent.set_child(name, cap, overwrite=replace)
+    return cap
+
+
+async def upload_form_child(services: WebServices, request: Request, parent: Any, name: str) -> str:
+    """POST t=upload: the form's file as `name` in `parent`."""
+    replace = replace_arg(request)
+    _, data = form_file(request)
+    fmt = format_arg(request, "CHK")
+    if fmt == "CHK":
+        cap = str((await upload_file(services, io.BytesIO(data), len(data))).cap)
+    else:
+        cap = (await create_mutable(services, data, fmt or "SDMF")).cap.to_string()
+    await parent.set_child(name, cap, overwrite=replace)
+    return cap
+
+
+async def unlink_child(services: WebServices, parent: Any, name: str) -> str:
+    entry = await parent.unlink(name)
+    return str(entry.rw_cap or entry.ro_cap or "")
