@@ -97,3 +97,84 @@ def test_verify_quarantine_and_repair_across_processes(grid, broker):
     assert again.healthy and again.corrupt_shares == ()
     with urllib.request.urlopen(grid.client_url + "uri/" + cap.to_string(), timeout=120) as r:
         assert r.read() == data
+
+
+def _put(grid: Grid, data: bytes, query: str = "") -> str:
+    req = urllib.request.Request(grid.client_url + "uri" + query, data=data, method="PUT")
+    with urllib.request.urlopen(req, timeout=120) as r:
+        return r.read().decode().strip()
+
+
+def _flip(path: str, at: int) -> None:
+    with open(path, "r+b") as handle:
+        lay = ShareLayout.parse(handle.read(ic.HEADER_SIZE + 0x44)[ic.HEADER_SIZE:])
+        handle.seek(ic.HEADER_SIZE + lay.data + at)
+        byte = handle.read(1)[0]
+        handle.seek(ic.HEADER_SIZE + lay.data + at)
+        handle.write(bytes([byte ^ 0x01]))
+
+
+def test_storage_node_scrubber_quarantines_a_corrupt_share_unasked(grid):
+    """No client advises anything: the node's own scrubber (run from its housekeeping
+    loop) finds the flipped byte and moves the share aside; its siblings stay."""
+    cap = CHKCap.from_string(_put(grid, os.urandom(200_000)))
+    files = share_files(grid, cap.storage_index)
+    _flip(files[3], 500)
+    node_dir = files[3].split(os.sep + "storage" + os.sep)[0]
+    # the node's first cycle (over an empty store) finished at start; a week is the default
+    # pause between cycles, so restart this node with a short one
+    from shoal.testing.processes import set_config, start_node
+
+    index = next(i for i, n in enumerate(grid.storage) if n.nodedir == node_dir)
+    grid.storage[index].stop()
+    set_config(node_dir, "storage", "scrub.interval", "2s")
+    grid.storage[index] = start_node(node_dir)
+    quarantine = os.path.join(node_dir, "storage", "quarantine", si_b2a(cap.storage_index))
+    deadline = time.monotonic() + 90
+    while not (os.path.isdir(quarantine) and os.listdir(quarantine)):
+        assert time.monotonic() < deadline, "the scrubber never quarantined the corrupt share"
+        time.sleep(0.5)
+    assert not os.path.exists(files[3])
+    assert all(os.path.exists(p) for n, p in files.items() if n != 3)
+
+
+def test_client_checker_job_repairs_a_tree_and_reports_on_the_status_page(grid):
+    """[checker] in the client's tahoe.cfg, roots given as an alias: after a restart the
+    node checks and repairs the tree by itself, and /status?t=json shows the report."""
+    import json
+
+    from shoal.testing.processes import set_config
+
+    dircap = _put(grid, b"", "?t=mkdir")
+    data = os.urandom(150_000)
+    filecap = _put(grid, data, "")
+    req = urllib.request.Request(grid.client_url + "uri/" + dircap + "/f?t=uri", data=filecap.encode(), method="PUT")
+    urllib.request.urlopen(req, timeout=60).read()
+    cap = CHKCap.from_string(filecap)
+    files = share_files(grid, cap.storage_index)
+    os.unlink(files[0])
+    os.unlink(files[9])
+
+    client = grid.client
+    assert client is not None
+    with open(os.path.join(client.nodedir, "private", "aliases"), "a") as f:
+        f.write(f"watched: {dircap}\n")
+    for key, value in (("enabled", "true"), ("roots", "watched:"), ("interval", "1h"), ("pause", "0.01")):
+        set_config(client.nodedir, "checker", key, value)
+    client.stop()
+    grid.start_client("client")
+    deadline = time.monotonic() + 120
+    while True:
+        with urllib.request.urlopen(grid.client_url + "status?t=json", timeout=30) as r:
+            job = json.loads(r.read())["checker-job"]
+        if job["last-report"] is not None:
+            break
+        assert time.monotonic() < deadline, f"no checker round finished: {job}"
+        time.sleep(0.5)
+    report = job["last-report"]
+    assert report["objects-checked"] == 2  # the directory and the file
+    assert report["repairs-attempted"] == 1 and report["repairs-successful"] == 1
+    assert sorted(share_files(grid, cap.storage_index)) == list(range(10))
+    with urllib.request.urlopen(grid.client_url + "statistics?t=json", timeout=30) as r:
+        stats = json.loads(r.read())["stats"]
+    assert stats["checker.last_round.repairs_successful"] == 1

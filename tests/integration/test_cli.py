@@ -140,28 +140,39 @@ def test_transfers_stream_in_bounded_memory(client, tmp_path):
 
 
 def test_progress_only_on_a_terminal(client, tmp_path):
-    src = tmp_path / "slow"
-    src.write_bytes(os.urandom(32 * 1024 * 1024))
     # stderr not a terminal: nothing on it at all
     quick = tmp_path / "other"
     quick.write_bytes(os.urandom(8 * 1024 * 1024))
     r = shoal_cli(client, "put", str(quick))
     assert r.returncode == 0 and r.stderr == b""
-    # stderr a terminal: a bar once the transfer passes a second; stdout still only the cap
+    # stderr a terminal: a bar once the transfer passes a second; stdout still only the cap.
+    # stdin is fed in two halves 2 s apart, so the transfer lasts past a second however fast
+    # the machine is.
     primary, secondary = pty.openpty()
     shown: list[bytes] = []
     reader = threading.Thread(target=lambda: shown.append(read_all(primary)), daemon=True)
     reader.start()
+    proc = subprocess.Popen([*SHOAL, "-d", client, "put", "--format=chk", "-"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=secondary)
     try:
-        proc = subprocess.run([*SHOAL, "-d", client, "put", "--format=chk", str(src)], stdout=subprocess.PIPE,
-                              stderr=secondary, timeout=300)
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(os.urandom(4 * 1024 * 1024))
+        proc.stdin.flush()
+        time.sleep(2.0)
+        proc.stdin.write(os.urandom(4 * 1024 * 1024))
+        proc.stdin.close()
+        out = proc.stdout.read()
+        assert proc.wait(timeout=300) == 0
     finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
         os.close(secondary)
     reader.join(30)
     os.close(primary)
-    assert proc.returncode == 0 and proc.stdout.decode().strip().startswith("URI:CHK:")
+    assert out.decode().strip().startswith("URI:CHK:")
     shown_bytes = shown[0] if shown else b""
-    assert b"MiB" in shown_bytes and b"put slow" in shown_bytes, shown_bytes[-300:]
+    assert b"MiB" in shown_bytes and b"put stdin" in shown_bytes, shown_bytes[-300:]
 
 
 def read_all(fd: int) -> bytes:

@@ -2,7 +2,7 @@
 
 INI via configparser; sections [node], [client], [storage] (and the others
 Tahoe knows); unknown sections or keys are errors naming the file and key,
-as in Tahoe. shoal adds `[storage] max_space`. Sizes use Tahoe's
+as in Tahoe. shoal adds `[storage] max_space` and `scrub.interval`, and `[checker]` (checked by shoal.checker.job). Sizes use Tahoe's
 abbreviations (1G = 10**9, 1GiB = 2**30), durations its units
 (s/second/seconds, day/days, mo/month/months, year/years; a month is 31
 days), cutoff dates YYYY-MM-DD (UTC midnight).
@@ -39,13 +39,13 @@ _VALID: dict[str, frozenset[str]] = {
         "debug_discard", "enabled", "anonymous", "expire.cutoff_date", "expire.enabled",
         "expire.immutable", "expire.mode", "expire.mutable", "expire.override_lease_duration",
         "readonly", "reserved_space", "storage_dir", "plugins", "grid_management",
-        "force_foolscap", "max_space",
+        "force_foolscap", "max_space", "scrub.interval",
     }),
     "helper": frozenset({"enabled"}),
     "sftpd": frozenset({"accounts.file", "enabled", "host_privkey_file", "host_pubkey_file", "port"}),
 }
 # Sections whose keys Tahoe does not check (or shoal's own open-ended ones).
-_OPEN_SECTIONS = frozenset({"connections", "tor", "i2p", "grid_managers", "grid_manager_certificates", "blobs"})
+_OPEN_SECTIONS = frozenset({"connections", "tor", "i2p", "grid_managers", "grid_manager_certificates", "blobs", "checker"})
 _OPEN_PREFIXES = ("storageserver.plugins.", "storageclient.plugins.")
 
 _SIZE = re.compile(r"^(\d+)([KMGTPE]?I?B?)$")
@@ -104,6 +104,12 @@ class NodeConfig:
             return self._parser.get(section, key)
         except (configparser.NoSectionError, configparser.NoOptionError):
             return default
+
+    def section(self, section: str) -> dict[str, str]:
+        """Every key of a section as raw text ({} when the section is absent)."""
+        if not self._parser.has_section(section):
+            return {}
+        return dict(self._parser.items(section))
 
     def require(self, section: str, key: str) -> str:
         value = self.get(section, key)

@@ -10,14 +10,16 @@ import base64
 import os
 from typing import Any
 
+import attrs
 from foolscap.api import Tub
 from twisted.application import service
-from twisted.internet import reactor, task
+from twisted.internet import defer, reactor, task
 from twisted.internet.endpoints import serverFromString
 from twisted.python import log
 
 from shoal import __version__
 from shoal.checker import FileChecker
+from shoal.checker.job import CheckerConfigError, CheckerJob, CheckerSettings
 from shoal.dirnode import NodeMaker
 from shoal.encoding.base32 import a2b
 from shoal.errors import ShoalError
@@ -30,6 +32,7 @@ from shoal.introducer.files import (
     load_servers_yaml,
 )
 from shoal.mutable import MutableClient
+from shoal.mutable.keypool import KeyPool
 from shoal.node.config import ConfigError, NodeConfig
 from shoal.node.files import ClientFiles, encoding_params
 from shoal.node.identity import (
@@ -51,6 +54,29 @@ from shoal.web.welcome import WelcomeSource
 
 HOUSEKEEPING_INTERVAL = 1.0  # seconds between crawler slices
 CRAWLER_SLICE = 0.1  # seconds of work per slice (keeps the reactor responsive)
+CHECKER_SETTLE = 5.0  # seconds without a new server connecting before the checker job starts
+KEY_POOL_SIZE = 2  # RSA keys made ahead, so creating a mutable file or directory need not wait
+
+
+def _sleep(seconds: float) -> "defer.Deferred[None]":
+    return task.deferLater(reactor, seconds, lambda: None)
+
+
+def resolve_root(config: NodeConfig, root: str) -> str:
+    """A [checker]roots item: a cap, or `alias:` naming a line of private/aliases."""
+    if root.startswith("URI:"):
+        return root
+    name = root[:-1] if root.endswith(":") else root
+    try:
+        with open(config.private_path("aliases"), "rb") as f:
+            lines = f.read().decode("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        lines = []
+    for line in lines:
+        alias, sep, cap = line.partition(":")
+        if sep and alias.strip() == name and cap.strip():
+            return cap.strip()
+    raise ConfigError(f"{config.path}: [checker]roots: {root!r} is neither a cap nor an alias in private/aliases")
 
 
 def expiration_policy(config: NodeConfig) -> ExpirationPolicy:
@@ -149,6 +175,7 @@ class Node(service.MultiService):
         if config.get_bool("storage", "enabled", True):
             self._init_storage()
         self._init_grid()
+        self._init_client()
         self.web_url: str | None = None
         self._init_web()
 
@@ -182,6 +209,41 @@ class Node(service.MultiService):
                 raise ConfigError(str(e)) from None
         self.broker.setServiceParent(self)
 
+    def _init_client(self) -> None:
+        """The client side over the broker: files, mutable files, directories, the checker
+        and, when [checker]enabled, the checker job."""
+        params = encoding_params(self.config)
+        self.files = ClientFiles(self.broker, params, self.identity)
+        self.key_pool = KeyPool(KEY_POOL_SIZE)
+        self.mutable = MutableClient(
+            self.broker, lease_secret=self.identity.lease_secret, k=params.k, n=params.n, key_pool=self.key_pool
+        )
+        self.nodemaker = NodeMaker(self.files, self.mutable)
+        self.checker = FileChecker(self.broker, lease_secret=self.identity.lease_secret, happy=params.happy,
+                                   mutable=self.mutable)
+        try:
+            settings = CheckerSettings.parse(self.config.section("checker"))
+        except CheckerConfigError as e:
+            raise ConfigError(f"{self.config.path}: {e}") from None
+        self.checker_job: CheckerJob | None = None
+        if settings.enabled:
+            roots = tuple(resolve_root(self.config, root) for root in settings.roots)
+            self.checker_job = CheckerJob(
+                self.nodemaker, self.checker, attrs.evolve(settings, roots=roots),
+                self.config.private_path("checker.state.json"),
+            )
+        self._checker_run: defer.Deferred[None] | None = None
+
+    def _client_stats(self) -> dict[str, int | float | None]:
+        stats: dict[str, int | float | None] = {"mutable.keys_ready": self.key_pool.ready()}
+        if self.checker_job is not None:
+            st = self.checker_job.status()
+            stats["checker.round"] = st["round"]
+            for name, value in (st.get("last-report") or {}).items():
+                if name not in ("round", "started", "finished"):
+                    stats["checker.last_round." + name.replace("-", "_")] = value
+        return stats
+
     def _init_web(self) -> None:
         webport = (self.config.get("node", "web.port") or "").strip()
         if not webport or webport.lower() == "none":
@@ -195,18 +257,13 @@ class Node(service.MultiService):
             version=f"shoal/{__version__}",
             storage_stats=storage_stats,
         )
-        params = encoding_params(self.config)
-        self.files = ClientFiles(self.broker, params, self.identity)
-        self.mutable = MutableClient(self.broker, lease_secret=self.identity.lease_secret, k=params.k, n=params.n)
-        self.nodemaker = NodeMaker(self.files, self.mutable)
-        self.checker = FileChecker(self.broker, lease_secret=self.identity.lease_secret, happy=params.happy,
-                                   mutable=self.mutable)
         self.web_services = WebServices(
             files=self.files,
             mutable=self.mutable,
             nodemaker=self.nodemaker,
             checker=self.checker,
-            stats=NodeStats([storage_stats] if storage_stats is not None else []),
+            stats=NodeStats([*([storage_stats] if storage_stats is not None else []), self._client_stats]),
+            checker_status=self.checker_job.status if self.checker_job is not None else None,
             auth_token=api_auth_token(self.config),
         )
         self._web_endpoint = serverFromString(reactor, webport)
@@ -232,6 +289,9 @@ class Node(service.MultiService):
         if not cfg.get("node", "tub.location") or cfg.get("node", "tub.location") == "disabled":
             raise ConfigError(f"{cfg.path}: [node]tub.port and tub.location are needed for [storage]enabled = true")
         self.storage = StorageServer(storage_dir, self.nodeid, **settings)  # type: ignore[arg-type]
+        scrub_interval = cfg.get_duration("storage", "scrub.interval")  # shoal's own key
+        if scrub_interval is not None:
+            self.storage.scrubber.set_minimum_cycle_time(float(scrub_interval))
         self.permutation_seed = permutation_seed(cfg, self.identity, self.tubid_b32, self.storage.have_shares())
         self._adapter = FoolscapStorageServer(self.storage)
         furl_file = cfg.private_path("storage.furl")
@@ -242,13 +302,35 @@ class Node(service.MultiService):
         super().startService()
         if self.storage is not None:
             self._housekeeping.start(HOUSEKEEPING_INTERVAL, now=False)
+        self.key_pool.fill()
+        if self.checker_job is not None:
+            self._checker_run = defer.ensureDeferred(self._run_checker_job(self.checker_job))
+            self._checker_run.addErrback(log.err, "checker job stopped")
 
     async def start_web(self) -> None:
         """Listen on web.port (if any); node.url is written once listening."""
         if getattr(self, "_web_endpoint", None) is not None:
             self._web_listening(await self._web_endpoint.listen(self._web_site))
 
+    async def _run_checker_job(self, job: CheckerJob) -> None:
+        # a round run before the grid is known would find every file unrecoverable
+        await self.broker.when_connected_enough(self.files.params.happy)
+        # and give the rest of the grid a moment: a server not yet connected would look
+        # like lost shares and make the job repair healthy files
+        seen, quiet = -1, 0.0
+        while quiet < CHECKER_SETTLE:
+            now = len(self.broker.get_connected_servers())
+            quiet = quiet + 1.0 if now == seen else 0.0
+            seen = now
+            await _sleep(1.0)
+        await job.run_forever(_sleep)
+
     def stopService(self) -> Any:
+        if self._checker_run is not None:
+            self._checker_run.cancel()
+            self._checker_run = None
+        if self.checker_job is not None:
+            self.checker_job.save()
         if self.storage is not None:
             if self._housekeeping.running:
                 self._housekeeping.stop()
@@ -265,5 +347,6 @@ class Node(service.MultiService):
         try:
             self.storage.abort_idle_writers()
             self.storage.crawler.run_slice(CRAWLER_SLICE)
+            self.storage.scrubber.run_slice(CRAWLER_SLICE)
         except Exception:
             log.err(None, "storage housekeeping failed")

@@ -101,6 +101,15 @@ class Scrubber:
 
     # -- the walk ------------------------------------------------------------
 
+    def set_minimum_cycle_time(self, seconds: float) -> None:
+        """Change how often cycles may start (``[storage]scrub.interval``); a cycle already
+        scheduled further away than the new interval allows is brought forward."""
+        self.minimum_cycle_time = seconds
+        state = self.state
+        start, next_time = state.get("current-cycle-start-time"), state.get("next-cycle-time")
+        if start is not None and next_time is not None and next_time > start + seconds:
+            state["next-cycle-time"] = start + seconds
+
     def run_slice(self, deadline_seconds: float, *, max_bytes: int | None = None) -> bool:
         """Check shares for about ``deadline_seconds`` or ``max_bytes`` bytes
         (default ``bytes_per_slice``), whichever comes first, at least one

@@ -20,7 +20,7 @@ class Root(resource.Resource):
         self.services = services
         self._welcome = WelcomePage(welcome, services.history)
         children: dict[bytes, resource.Resource] = {
-            b"status": StatusPage(services.history),
+            b"status": StatusPage(services.history, services.checker_status),
             b"statistics": StatisticsPage(services.stats),
             b"operations": services.operations,
         }

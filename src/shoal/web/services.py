@@ -20,3 +20,4 @@ class WebServices:
     mutable: Any = None  # shoal.mutable.MutableClient, once wired
     nodemaker: Any = None  # shoal.dirnode.NodeMaker, once wired
     checker: Any = None  # shoal.checker.FileChecker, once wired
+    checker_status: Any = None  # the checker job's status() when [checker] is enabled

@@ -9,6 +9,8 @@ plus shoal's fields. `/status/N` is one operation (`?t=json` too).
 import html
 import json
 import time
+from collections.abc import Callable
+from typing import Any
 
 from twisted.web import http, resource
 from twisted.web.server import Request
@@ -20,9 +22,10 @@ from shoal.web.welcome import operations_table
 
 
 class StatusPage(resource.Resource):
-    def __init__(self, history: History) -> None:
+    def __init__(self, history: History, checker_status: Callable[[], dict[str, Any]] | None = None) -> None:
         super().__init__()
         self._history = history
+        self._checker_status = checker_status
 
     def getChild(self, path: bytes, request: Request) -> resource.Resource:
         if path == b"":
@@ -38,7 +41,10 @@ class StatusPage(resource.Resource):
         t = t_arg(request)
         if t == "json":
             request.setHeader(b"content-type", b"application/json; charset=utf-8")
-            return json.dumps(self._history.as_json(), indent=1) + "\n"
+            data = self._history.as_json()
+            if self._checker_status is not None:
+                data["checker-job"] = self._checker_status()
+            return json.dumps(data, indent=1) + "\n"
         if t not in ("", "html"):
             raise WebError(f"bad t={t} for /status (json or none)")
         active = self._history.active()
@@ -47,9 +53,30 @@ class StatusPage(resource.Resource):
             "<p class=muted>Also as <a href='?t=json'>JSON</a>.</p>"
             f"<h2>Active ({len(active)})</h2>{operations_table(active, 'Nothing running right now.')}"
             f"<h2>Recent</h2>{_detail_table(self._history.recent())}"
+            + _checker_section(self._checker_status)
         )
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
         return page("Status", body, refresh=5 if active else None)
+
+
+def _checker_section(status: Callable[[], dict[str, Any]] | None) -> str:
+    """The node's checker job ([checker] in tahoe.cfg): this round's progress, the last report."""
+    if status is None:
+        return "<h2>Checker job</h2><p class=muted>Not enabled ([checker] enabled = true in tahoe.cfg).</p>"
+    st = status()
+    e = html.escape
+    now = "running" if st["round-in-progress"] else "idle"
+    text = (f"<h2>Checker job</h2><p>Round {st['round']}: {now}, root {st['root-index'] + 1} of {st['roots']}, "
+            f"{st['objects-done-in-root']} objects done in this root.</p>")
+    report = st.get("last-report")
+    if report:
+        rows = "".join(f"<tr><td>{e(str(k))}</td><td class=num>{e(str(v))}</td></tr>"
+                       for k, v in report.items() if k not in ("started", "finished", "round"))
+        finished = ago_text(float(report["finished"]))
+        text += f"<p>Last round ({report['round']}) finished {e(finished)}.</p><table>{rows}</table>"
+    else:
+        text += "<p class=muted>No round has finished yet.</p>"
+    return text
 
 
 def _detail_table(ops: list[OperationStatus]) -> str:
