@@ -30,7 +30,10 @@ def wait_for_servers(node_url: str, count: int, timeout: float = 60) -> dict[str
     while time.monotonic() < deadline:
         try:
             last = web_json(node_url)
-            connected = [s for s in last["servers"] if s["connection_status"].lower().startswith("connected")]
+            # shoal's JSON adds "connected": true only once the server's version has arrived
+            # (what an upload needs); Tahoe's has just the connection summary
+            connected = [s for s in last["servers"]
+                         if s["connection_status"].lower().startswith("connected") and s.get("connected", True)]
             if len(connected) >= count:
                 return last
         except OSError:
