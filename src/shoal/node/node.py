@@ -18,6 +18,7 @@ from twisted.internet.endpoints import serverFromString
 from twisted.python import log
 
 from shoal import __version__
+from shoal.apps.blobs import BlobError, BlobService, make_blob_service
 from shoal.checker import FileChecker
 from shoal.checker.job import CheckerConfigError, CheckerJob, CheckerSettings
 from shoal.dirnode import NodeMaker
@@ -33,7 +34,7 @@ from shoal.introducer.files import (
 )
 from shoal.mutable import MutableClient
 from shoal.mutable.keypool import KeyPool
-from shoal.node.config import ConfigError, NodeConfig
+from shoal.node.config import ConfigError, NodeConfig, parse_size
 from shoal.node.files import ClientFiles, encoding_params
 from shoal.node.identity import (
     NodeIdentity,
@@ -176,6 +177,7 @@ class Node(service.MultiService):
             self._init_storage()
         self._init_grid()
         self._init_client()
+        self._init_blobs()
         self.web_url: str | None = None
         self._init_web()
 
@@ -233,6 +235,18 @@ class Node(service.MultiService):
                 self.config.private_path("checker.state.json"),
             )
         self._checker_run: defer.Deferred[None] | None = None
+
+    def _init_blobs(self) -> None:
+        """The Soledad-compatible blob service on its own port, when [blobs]enabled."""
+        self.blobs: BlobService | None = None
+        if not self.config.get_bool("blobs", "enabled", False):
+            return
+        try:
+            self.blobs = make_blob_service(self.config.section("blobs"), self.config.basedir, self.files,
+                                           self.nodemaker, parse_size=parse_size, version=f"shoal/{__version__}")
+        except BlobError as e:
+            raise ConfigError(f"{self.config.path}: {e}") from None
+        self.blobs.setServiceParent(self)
 
     def _client_stats(self) -> dict[str, int | float | None]:
         stats: dict[str, int | float | None] = {"mutable.keys_ready": self.key_pool.ready()}

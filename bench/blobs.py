@@ -1,0 +1,161 @@
+"""The blob service (Soledad's blobs API) and the Blockstack driver, on a real grid.
+
+Soledad's own benchmark (scripts/benchmark/legacy-vs-blobs, i7-4600U laptop,
+one server writing to its local disk) measured 1 x 10 MB in 2.2 s and
+1000 x 10 KB in 72.5 s through its blobs API with persistent connections.
+Here the same two workloads go through shoal's blob service on a grid of
+node processes on this machine (an introducer, --storage-nodes storage nodes,
+a client node with [blobs] enabled; k-of-n 3-of-5, happy 4 by default), each
+timed for the upload and for the download (each user's directories are made
+by an untimed one-byte PUT first, as Soledad's figures leave out server setup):
+
+* per request: PUT / GET /blobs/{user}/{id}, over --connections kept-alive
+  connections in parallel (Soledad's BlobManager moves 3 blobs at once);
+* /stream: POST /stream/{user}?direction=upload|download, --stream-batch
+  blobs per request.
+
+    python bench/blobs.py [--storage-nodes 5] [--small 1000] [--connections 3]
+
+The Blockstack driver's put/get rates have their own section below
+(`driver_rates`), filled in by the driver's engineer.
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from shoal.apps.blobs import parse_download_stream, upload_body  # noqa: E402
+from shoal.testing.grid import Grid  # noqa: E402
+from tests.integration.test_blobs import BlobHTTP, start_blob_client  # noqa: E402
+
+SOLEDAD = {"1 x 10 MB": 2.20, "1000 x 10 KB": 72.5}  # seconds, blobs with persistent connections
+
+
+def timed(fn: Callable[[], object]) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def check(status: int, body: bytes, what: str) -> None:
+    if status != 200:
+        raise SystemExit(f"{what}: HTTP {status}: {body[:200]!r}")
+
+
+def per_request(url: str, user: str, blobs: dict[str, bytes], connections: int) -> tuple[float, float]:
+    ids = list(blobs)
+    shards = [ids[i::connections] for i in range(connections)]
+
+    def put(shard: list[str]) -> None:
+        client = BlobHTTP(url, user, persistent=True)
+        for blob_id in shard:
+            status, _, body = client.blob("PUT", blob_id, body=blobs[blob_id])
+            check(status, body, f"PUT {blob_id}")
+
+    def get(shard: list[str]) -> None:
+        client = BlobHTTP(url, user, persistent=True)
+        for blob_id in shard:
+            status, _, body = client.blob("GET", blob_id)
+            check(status, body, f"GET {blob_id}")
+            if body != blobs[blob_id]:
+                raise SystemExit(f"GET {blob_id}: wrong bytes")
+
+    with ThreadPoolExecutor(connections) as pool:
+        up = timed(lambda: list(pool.map(put, shards)))
+        down = timed(lambda: list(pool.map(get, shards)))
+    return up, down
+
+
+def streamed(url: str, user: str, blobs: dict[str, bytes], batch: int) -> tuple[float, float]:
+    client = BlobHTTP(url, user, persistent=True)
+    ids = list(blobs)
+    batches = [ids[i:i + batch] for i in range(0, len(ids), batch)]
+
+    def up() -> None:
+        for b in batches:
+            status, _, body = client.stream("upload", upload_body((i, blobs[i]) for i in b))
+            check(status, body, "stream upload")
+
+    def down() -> None:
+        for b in batches:
+            status, _, body = client.stream("download", json.dumps(b).encode())
+            check(status, body, "stream download")
+            if [f.data for f in parse_download_stream(body)] != [blobs[i] for i in b]:
+                raise SystemExit("stream download: wrong bytes")
+
+    return timed(up), timed(down)
+
+
+# --- Blockstack driver rates ------------------------------------------------------------
+# The driver's engineer adds their measurements here: a function taking the running
+# grid and the client node's directory, returning rows of (workload, seconds, note).
+
+
+def driver_rates(grid: Grid, client_dir: str) -> list[tuple[str, float, str]]:
+    return []
+
+
+# -----------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--storage-nodes", type=int, default=5)
+    ap.add_argument("--shares", default="3,4,5", help="k,happy,n")
+    ap.add_argument("--small", type=int, default=1000, help="how many 10 KB blobs")
+    ap.add_argument("--connections", type=int, default=3)
+    ap.add_argument("--stream-batch", type=int, default=1000)
+    args = ap.parse_args()
+    k, happy, n = (int(x) for x in args.shares.split(","))
+    base = tempfile.mkdtemp(prefix="shoal-bench-blobs-")
+    grid = Grid(base)
+    rows: list[tuple[str, str, float, float]] = []
+    try:
+        grid.start_introducer()
+        with ThreadPoolExecutor(args.storage_nodes) as pool:
+            list(pool.map(grid.add_storage, [f"storage{i + 1}" for i in range(args.storage_nodes)]))
+        client, url = start_blob_client(grid, "client", shares=(k, happy, n), servers=args.storage_nodes,
+                                        quota="10GiB")
+        for user in ("alice", "bob", "streamer", "quota"):  # the root, user and namespace directories
+            status, _, body = BlobHTTP(url, user).blob("PUT", "warm-up", body=b"w")  # (and their RSA keys)
+            check(status, body, "warm-up PUT")
+        small_name = f"{args.small} x 10 KB"
+        print(f"grid: {args.storage_nodes} storage nodes, {k}-of-{n} happy {happy}; blob service {url}", flush=True)
+        # fresh random bytes for every run: identical bytes would be deduplicated by
+        # convergent encryption (the second upload finds its shares already there)
+        for name, count, size, user in (("1 x 10 MB", 1, 10 * 1000 * 1000, "alice"),
+                                        (small_name, args.small, 10 * 1000, "bob")):
+            blobs = {f"blob{i:05d}": os.urandom(size) for i in range(count)}
+            conns = min(args.connections, count)
+            up, down = per_request(url, user, blobs, conns)
+            rows.append((name, f"per request ({conns} conn)", up, down))
+            print(rows[-1], flush=True)
+        for name, count, size, user in (("1 x 10 MB", 1, 10 * 1000 * 1000, "streamer"),
+                                        (small_name, args.small, 10 * 1000, "quota")):
+            blobs = {f"blob{i:05d}": os.urandom(size) for i in range(count)}
+            up, down = streamed(url, user, blobs, args.stream_batch)
+            rows.append((name, f"/stream ({min(args.stream_batch, len(blobs))} per request)", up, down))
+            print(rows[-1], flush=True)
+        driver = driver_rates(grid, client.nodedir)
+    finally:
+        grid.stop()
+    print()
+    print(f"{'workload':<16} {'path':<28} {'upload s':>9} {'download s':>11} {'Soledad (blobs) s':>18}")
+    for name, path, up, down in rows:
+        ref = SOLEDAD.get(name)
+        print(f"{name:<16} {path:<28} {up:>9.2f} {down:>11.2f} {ref if ref is not None else '':>18}")
+    for workload, seconds, note in driver:
+        print(f"{workload:<16} {'driver':<28} {seconds:>9.2f} {'':>11} {note}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,484 @@
+"""The grid blob backend: Soledad's ``IBlobsBackend`` over shoal's grid.
+
+Public methods are those of Soledad's interface and return Deferreds
+(read_blob, write_blob, delete_blob, get_blob_size, count, list_blobs,
+get_total_storage, get_tag, get_flags, set_flags); each is a thin adapter
+over an ``async`` method of the same name with a leading ``a`` less
+(``store``, ``read`` ...) that the HTTP resources call directly.
+
+Rules it keeps (Soledad's, with its quirks fixed):
+
+* A namespace of '' is ``default`` (what the HTTP layer passes when absent).
+* Create-only: a live id, or one being written right now, is BlobExists.
+  Re-creating a deleted id is allowed and removes its tombstone.
+* Quota: before any byte goes to the grid, the user's live bytes plus the
+  bytes of uploads in flight plus this upload must fit the quota (in bytes);
+  the check and the reservation are one step on the reactor thread, so
+  concurrent uploads can never pass the quota together. Stream uploads get
+  the same create-only and quota checks as PUT, for all their blobs at once.
+* Tombstones are not counted and not listed unless deleted=True.
+* Each blob's reads and edits are isolated by a per-blob lock.
+
+The grid is written before the index (shoal.apps.blobs.store), so whatever
+a client was told succeeded is on the grid.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from typing import Any, BinaryIO, TypeVar
+
+from twisted.internet import defer
+from twisted.internet.interfaces import IConsumer, IPushProducer
+from twisted.python import log
+from zope.interface import implementer
+
+from shoal.apps.blobs.errors import (
+    BlobError,
+    BlobExists,
+    BlobNotFound,
+    BlobStoreError,
+    QuotaExceeded,
+)
+from shoal.apps.blobs.index import BlobIndex, BlobRow
+from shoal.apps.blobs.locks import KeyedLocks
+from shoal.apps.blobs.rules import (
+    DEFAULT_NAMESPACE,
+    TAG_BYTES,
+    check_flags,
+    check_name,
+    newest_first,
+    tag_of,
+)
+from shoal.apps.blobs.store import DirectoryBatcher, RootDirectory, entry_spec, row_from_entry
+from shoal.caps import parse_cap
+from shoal.dirnode import ChildSpec, DirectoryNode, ImmutableFiles, NodeMaker
+
+T = TypeVar("T")
+SPOOL_IN_MEMORY = 1024 * 1024  # bodies up to this stay in memory while spooled
+STREAM_PARALLEL = 8  # blobs uploaded / fetched at once within one /stream request
+PREFETCH_LIMIT = 1024 * 1024  # /stream download prefetches blobs up to this size
+
+
+@implementer(IPushProducer)
+class PausableWriter:
+    """Writes to a Twisted consumer and honours its pause/resume (registered as
+    its push producer), so a slow reader slows the grid download, not memory."""
+
+    def __init__(self, consumer: Any) -> None:
+        self.consumer = consumer
+        self._paused: defer.Deferred[None] | None = None
+        self.stopped = False
+
+    def __enter__(self) -> PausableWriter:
+        self.consumer.registerProducer(self, True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.consumer.unregisterProducer()
+
+    def pauseProducing(self) -> None:
+        if self._paused is None:
+            self._paused = defer.Deferred()
+
+    def resumeProducing(self) -> None:
+        paused, self._paused = self._paused, None
+        if paused is not None:
+            paused.callback(None)
+
+    def stopProducing(self) -> None:
+        self.stopped = True
+        self.resumeProducing()
+
+    async def write(self, data: bytes) -> None:
+        if self.stopped:
+            raise BlobError("the client went away during a download")
+        self.consumer.write(data)
+        if self._paused is not None:
+            await self._paused
+
+
+@implementer(IConsumer)
+class _SpoolConsumer:
+    """Collects what a producer writes into a spooled temporary file."""
+
+    def __init__(self) -> None:
+        self.file: BinaryIO = tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY)  # type: ignore[assignment]
+        self.size = 0
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        pass
+
+    def unregisterProducer(self) -> None:
+        pass
+
+    def write(self, data: bytes) -> None:
+        self.file.write(data)
+        self.size += len(data)
+
+
+def _tail(source: BinaryIO, start: int, size: int) -> bytes:
+    n = min(size, TAG_BYTES)
+    source.seek(start + size - n)
+    tail = source.read(n)
+    source.seek(start)
+    return tail
+
+
+class GridBlobsBackend:
+    def __init__(self, files: ImmutableFiles, nodemaker: NodeMaker, *, root: RootDirectory, index_path: str,
+                 quota: int, clock: Callable[[], float] = time.time) -> None:
+        self._files = files
+        self._maker = nodemaker
+        self._root = root
+        self._index_path = index_path
+        self._index: BlobIndex | None = None
+        self.quota = quota
+        self._clock = clock
+        self._reserved: dict[str, int] = {}
+        self._writing: set[tuple[str, str, str]] = set()
+        self._blob_locks = KeyedLocks()
+        self._dir_locks = KeyedLocks()
+        self._batchers: dict[str, DirectoryBatcher] = {}
+        self._edits = 0  # grid edits in flight
+
+    # --- setup and the grid's directories ------------------------------------------
+
+    async def _ready(self) -> BlobIndex:
+        if self._index is None:
+            async with self._dir_locks.hold(("root",)):
+                if self._index is None:
+                    await self._root.node()
+                    assert self._root.cap is not None
+                    self._index = BlobIndex(self._index_path, self._root.cap)
+        return self._index
+
+    def close(self) -> None:
+        """Close the index; it is marked clean only if no edit is in flight (an edit
+        cut short may have reached the grid and not the index)."""
+        if self._index is not None:
+            self._index.close(clean=not self._edits)
+            self._index = None
+
+    def _batcher(self, node: DirectoryNode) -> DirectoryBatcher:
+        key = node.cap.to_string()
+        batcher = self._batchers.get(key)
+        if batcher is None:
+            batcher = self._batchers[key] = DirectoryBatcher(node)
+        return batcher
+
+    async def _user(self, user: str) -> BlobIndex:
+        """The index, with everything the grid holds for `user` in it."""
+        index = await self._ready()
+        if not index.root_listed:
+            async with self._dir_locks.hold(("root",)):
+                if not index.root_listed:
+                    root = await self._root.node()
+                    listing = await root.list()
+                    index.set_users({name: e.rw_cap for name, e in listing.items() if e.rw_cap and e.is_directory})
+        known = index.user(user)
+        if known is not None and not known[1]:
+            async with self._dir_locks.hold(("user", user)):
+                known = index.user(user)
+                if known is not None and not known[1]:
+                    await self._load_user(index, user, known[0])
+        return index
+
+    async def _load_user(self, index: BlobIndex, user: str, dircap: str) -> None:
+        node = self._dirnode(dircap)
+        namespaces = {name: e.rw_cap for name, e in (await node.list()).items() if e.rw_cap and e.is_directory}
+        listings = await defer.gatherResults(
+            [defer.ensureDeferred(self._dirnode(cap).list()) for cap in namespaces.values()], consumeErrors=True)
+        rows = []
+        for namespace, listing in zip(namespaces, listings, strict=True):
+            for entry in listing.values():
+                row = row_from_entry(user, namespace, entry)
+                if row is None:
+                    log.msg(f"blobs: skipping {user}/{namespace}/{entry.name}: not a blob entry")
+                else:
+                    rows.append(row)
+        index.load_user(user, namespaces, rows)
+
+    def _dirnode(self, cap: str) -> DirectoryNode:
+        node = self._maker.node_for(cap)
+        if not isinstance(node, DirectoryNode):
+            raise BlobStoreError(f"the blob directory {cap[:40]}... is not a directory")
+        return node
+
+    async def _link(self, batcher: DirectoryBatcher, entries: Mapping[str, ChildSpec]) -> None:
+        self._edits += 1
+        try:
+            await batcher.link(entries)
+        finally:
+            self._edits -= 1
+
+    async def _namespace_dir(self, index: BlobIndex, user: str, namespace: str) -> DirectoryBatcher:
+        """The namespace's directory (made, with the user's, on first write)."""
+        cap = index.namespace(user, namespace)
+        if cap is None:
+            async with self._dir_locks.hold(("user", user)):
+                known = index.user(user)
+                if known is None:
+                    made = await self._maker.create_directory()
+                    root = await self._root.node()
+                    await self._link(self._batcher(root), {user: made.cap.to_string()})
+                    index.add_user(user, made.cap.to_string())
+                    known = (made.cap.to_string(), True)
+                cap = index.namespace(user, namespace)
+                if cap is None:
+                    made = await self._maker.create_directory()
+                    await self._link(self._batcher(self._dirnode(known[0])), {namespace: made.cap.to_string()})
+                    cap = made.cap.to_string()
+                    index.add_namespace(user, namespace, cap)
+        return self._batcher(self._dirnode(cap))
+
+    async def _live(self, user: str, blob_id: str, namespace: str) -> BlobRow:
+        index = await self._user(user)
+        row = index.get(user, namespace, blob_id)
+        if row is None or not row.live:
+            raise BlobNotFound(user, blob_id, namespace)
+        return row
+
+    @staticmethod
+    def _names(user: str, blob_id: str | None, namespace: str) -> str:
+        check_name("user", user)
+        if blob_id is not None:
+            check_name("blob id", blob_id)
+        return check_name("namespace", namespace) if namespace else DEFAULT_NAMESPACE
+
+    # --- writing -------------------------------------------------------------------
+
+    def _reserve(self, index: BlobIndex, user: str, keys: Sequence[tuple[str, str, str]], size: int) -> None:
+        """Create-only and quota checks, and the reservation, in one step."""
+        for key in keys:
+            row = index.get(*key)
+            if key in self._writing or (row is not None and row.live):
+                raise BlobExists(key[0], key[2], key[1])
+        used = index.usage(user) + self._reserved.get(user, 0)
+        if used + size > self.quota:
+            raise QuotaExceeded(user, used, size, self.quota)
+        self._reserved[user] = self._reserved.get(user, 0) + size
+        self._writing.update(keys)
+
+    def _unreserve(self, user: str, keys: Sequence[tuple[str, str, str]], size: int) -> None:
+        self._reserved[user] -= size
+        if not self._reserved[user]:
+            del self._reserved[user]
+        self._writing.difference_update(keys)
+
+    async def _upload(self, user: str, namespace: str, blob_id: str, source: BinaryIO, size: int) -> BlobRow:
+        tag = tag_of(_tail(source, source.tell(), size)) if size else tag_of(b"")
+        result = await self._files.upload(source, size)
+        return BlobRow(user, namespace, blob_id, result.cap, size, tag, (), self._clock())
+
+    async def store(self, user: str, blob_id: str, source: BinaryIO, size: int, namespace: str = "") -> BlobRow:
+        """Store `size` bytes of `source` (from its current position) as a new blob."""
+        namespace = self._names(user, blob_id, namespace)
+        index = await self._user(user)
+        key = (user, namespace, blob_id)
+        self._reserve(index, user, [key], size)
+        try:
+            async with self._blob_locks.hold(key):
+                row = await self._upload(user, namespace, blob_id, source, size)
+                await self._link(await self._namespace_dir(index, user, namespace), {blob_id: entry_spec(row)})
+                index.put(row)
+                return row
+        finally:
+            self._unreserve(user, [key], size)
+
+    async def store_many(self, user: str, items: Sequence[tuple[str, int]], source: BinaryIO,
+                         namespace: str = "") -> list[BlobRow]:
+        """Store several blobs whose bytes follow each other in `source` (a /stream
+        upload): all or nothing, one directory write for all of them."""
+        namespace = self._names(user, None, namespace)
+        for blob_id, _ in items:
+            check_name("blob id", blob_id)
+        index = await self._user(user)
+        keys = [(user, namespace, blob_id) for blob_id, _ in items]
+        total = sum(size for _, size in items)
+        self._reserve(index, user, keys, total)
+        try:
+            async with self._blob_locks.hold_all(keys):
+                limiter = defer.DeferredSemaphore(STREAM_PARALLEL)
+                jobs = []
+                for blob_id, size in items:
+                    part: BinaryIO = tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY)  # type: ignore[assignment]
+                    _copy(source, part, size)
+                    part.seek(0)
+                    jobs.append(_limited(limiter, self._upload(user, namespace, blob_id, part, size)))
+                rows: list[BlobRow] = await defer.gatherResults(jobs, consumeErrors=True)
+                if rows:
+                    batcher = await self._namespace_dir(index, user, namespace)
+                    await self._link(batcher, {row.blob_id: entry_spec(row) for row in rows})
+                index.put_many(rows)
+                return rows
+        except defer.FirstError as e:
+            failure: Any = e.subFailure
+            raise failure.value from None
+        finally:
+            self._unreserve(user, keys, total)
+
+    async def delete(self, user: str, blob_id: str, namespace: str = "") -> None:
+        namespace = self._names(user, blob_id, namespace)
+        key = (user, namespace, blob_id)
+        async with self._blob_locks.hold(key):
+            row = await self._live(user, blob_id, namespace)
+            index = await self._user(user)
+            tombstone = BlobRow(user, namespace, blob_id, "URI:LIT:", 0, "", (), row.created, self._clock())
+            await self._link(await self._namespace_dir(index, user, namespace), {blob_id: entry_spec(tombstone)})
+            index.put(tombstone)
+
+    async def set_flags_of(self, user: str, blob_id: str, flags: object, namespace: str = "") -> None:
+        namespace = self._names(user, blob_id, namespace)
+        key = (user, namespace, blob_id)
+        async with self._blob_locks.hold(key):
+            row = await self._live(user, blob_id, namespace)
+            checked = tuple(check_flags(flags))
+            index = await self._user(user)
+            new = BlobRow(row.user, row.namespace, row.blob_id, row.cap, row.size, row.tag, checked, row.created)
+            await self._link(await self._namespace_dir(index, user, namespace), {blob_id: entry_spec(new)})
+            index.put(new)
+
+    # --- reading -------------------------------------------------------------------
+
+    async def row(self, user: str, blob_id: str, namespace: str = "") -> BlobRow:
+        """The live blob's record (BlobNotFound if none)."""
+        namespace = self._names(user, blob_id, namespace)
+        return await self._live(user, blob_id, namespace)
+
+    async def rows(self, user: str, blob_ids: Sequence[str], namespace: str = "") -> list[BlobRow]:
+        namespace = self._names(user, None, namespace)
+        return [await self._live(user, check_name("blob id", b), namespace) for b in blob_ids]
+
+    async def read(self, row: BlobRow, write: Callable[[bytes], Awaitable[None] | None], offset: int = 0,
+                   length: int | None = None) -> None:
+        async with self._blob_locks.hold((row.user, row.namespace, row.blob_id)):
+            cap = parse_cap(row.cap)
+            await self._files.download(cap, write, offset, length)
+
+    async def fetch(self, row: BlobRow) -> bytes:
+        parts: list[bytes] = []
+        await self.read(row, parts.append)
+        return b"".join(parts)
+
+    async def listing(self, user: str, namespace: str = "", order_by: str | None = None, deleted: bool = False,
+                      filter_flag: str | None = None) -> list[str]:
+        namespace = self._names(user, None, namespace)
+        order = newest_first(order_by)
+        index = await self._user(user)
+        return index.list_ids(user, namespace, deleted=bool(deleted), filter_flag=filter_flag or None,
+                              newest_first=order)
+
+    async def live_count(self, user: str, namespace: str = "") -> int:
+        namespace = self._names(user, None, namespace)
+        return (await self._user(user)).count(user, namespace)
+
+    async def usage(self, user: str) -> int:
+        check_name("user", user)
+        return (await self._user(user)).usage(user)
+
+    async def stream_out(self, rows: Sequence[BlobRow], writer: PausableWriter, frame: Callable[[BlobRow], bytes]
+                         ) -> None:
+        """Write `frame(row)` then each blob's bytes, in order; small blobs are fetched
+        a few at a time ahead of the one being written."""
+        limiter = defer.DeferredSemaphore(STREAM_PARALLEL)
+        window = STREAM_PARALLEL * 2
+        pending: dict[int, defer.Deferred[bytes]] = {}
+
+        def start(i: int) -> None:
+            if i < len(rows) and rows[i].size <= PREFETCH_LIMIT and i not in pending:
+                pending[i] = _limited(limiter, self.fetch(rows[i]))
+
+        for i in range(min(window, len(rows))):
+            start(i)
+        try:
+            for i, row in enumerate(rows):
+                start(i + window)
+                await writer.write(frame(row))
+                if i in pending:
+                    await writer.write(await pending.pop(i))
+                else:
+                    await self.read(row, writer.write)
+        finally:
+            for d in pending.values():
+                d.addErrback(lambda _: None)
+                d.cancel()
+
+    # --- Soledad's IBlobsBackend (Deferreds) ----------------------------------------
+
+    def read_blob(self, user: str, blob_id: str, consumer: Any, namespace: str = "",
+                  range: tuple[int, int] | None = None) -> defer.Deferred[None]:
+        """Write the blob (or bytes [start, end) of it) to an IConsumer."""
+        async def run() -> None:
+            row = await self.row(user, blob_id, namespace)
+            offset, length = (0, None) if range is None else (range[0], range[1] - range[0])
+            with PausableWriter(consumer) as writer:
+                await self.read(row, writer.write, offset, length)
+        return defer.ensureDeferred(run())
+
+    def write_blob(self, user: str, blob_id: str, producer: Any, namespace: str = "") -> defer.Deferred[BlobRow]:
+        """Store what an IBodyProducer produces (a FileBodyProducer over a request body)."""
+        async def run() -> BlobRow:
+            source = getattr(producer, "source", None)
+            if source is not None and getattr(producer, "length", None) is not None:
+                return await self.store(user, blob_id, source, producer.length, namespace)
+            consumer = _SpoolConsumer()
+            await producer.startProducing(consumer)
+            consumer.file.seek(0)
+            return await self.store(user, blob_id, consumer.file, consumer.size, namespace)
+        return defer.ensureDeferred(run())
+
+    def delete_blob(self, user: str, blob_id: str, namespace: str = "") -> defer.Deferred[None]:
+        return defer.ensureDeferred(self.delete(user, blob_id, namespace))
+
+    def get_blob_size(self, user: str, blob_id: str, namespace: str = "") -> defer.Deferred[int]:
+        async def run() -> int:
+            return (await self.row(user, blob_id, namespace)).size
+        return defer.ensureDeferred(run())
+
+    def count(self, user: str, namespace: str = "") -> defer.Deferred[int]:
+        return defer.ensureDeferred(self.live_count(user, namespace))
+
+    def list_blobs(self, user: str, namespace: str = "", order_by: str | None = None, deleted: bool = False,
+                   filter_flag: str | None = None) -> defer.Deferred[list[str]]:
+        return defer.ensureDeferred(self.listing(user, namespace, order_by, deleted, filter_flag))
+
+    def get_total_storage(self, user: str) -> defer.Deferred[int]:
+        return defer.ensureDeferred(self.usage(user))
+
+    def get_tag(self, user: str, blob_id: str, namespace: str = "") -> defer.Deferred[str]:
+        async def run() -> str:
+            return (await self.row(user, blob_id, namespace)).tag
+        return defer.ensureDeferred(run())
+
+    def get_flags(self, user: str, blob_id: str, namespace: str = "") -> defer.Deferred[list[str]]:
+        async def run() -> list[str]:
+            return list((await self.row(user, blob_id, namespace)).flags)
+        return defer.ensureDeferred(run())
+
+    def set_flags(self, user: str, blob_id: str, flags: object, namespace: str = "") -> defer.Deferred[None]:
+        return defer.ensureDeferred(self.set_flags_of(user, blob_id, flags, namespace))
+
+
+def _limited(limiter: defer.DeferredSemaphore, work: Coroutine[Any, Any, T]) -> defer.Deferred[T]:
+    """Run a coroutine once the semaphore lets it (at most `limiter.limit` at once)."""
+    async def run() -> T:
+        await limiter.acquire()
+        try:
+            return await work
+        finally:
+            limiter.release()
+    return defer.ensureDeferred(run())
+
+
+def _copy(source: BinaryIO, dest: BinaryIO, size: int, chunk: int = 64 * 1024) -> None:
+    left = size
+    while left > 0:
+        data = source.read(min(chunk, left))
+        if not data:
+            raise BlobStoreError(f"the request body ended {left} bytes early")
+        dest.write(data)
+        left -= len(data)
+

@@ -1,0 +1,185 @@
+"""The blob service's local index: a SQLite cache of what the grid holds.
+
+The grid is the record (shoal.apps.blobs.store); this index only saves
+reading directories on every request. It remembers the root directory it
+caches (a different root empties it) and whether the gateway stopped
+cleanly: a gateway that crashed may have written the grid without updating
+the index, so an unclean index is emptied on open and every user is read
+again from the grid on first use. Used from the reactor thread only.
+
+Tables: ``meta`` (root cap, clean flag, whether the root was listed),
+``users`` (user -> directory cap, loaded?), ``namespaces`` ((user,
+namespace) -> directory cap), ``blobs`` (one row per id, live or tombstone).
+"""
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable
+
+import attrs
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS users (user TEXT PRIMARY KEY, dircap TEXT NOT NULL, loaded INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS namespaces (
+    user TEXT NOT NULL, namespace TEXT NOT NULL, dircap TEXT NOT NULL, PRIMARY KEY (user, namespace));
+CREATE TABLE IF NOT EXISTS blobs (
+    user TEXT NOT NULL, namespace TEXT NOT NULL, blob_id TEXT NOT NULL,
+    cap TEXT NOT NULL, size INTEGER NOT NULL, tag TEXT NOT NULL, flags TEXT NOT NULL,
+    created REAL NOT NULL, deleted REAL,
+    PRIMARY KEY (user, namespace, blob_id));
+CREATE INDEX IF NOT EXISTS blobs_by_date ON blobs (user, namespace, created);
+"""
+
+
+@attrs.frozen
+class BlobRow:
+    user: str
+    namespace: str
+    blob_id: str
+    cap: str
+    size: int
+    tag: str
+    flags: tuple[str, ...] = ()
+    created: float = 0.0
+    deleted: float | None = None  # a tombstone's deletion time
+
+    @property
+    def live(self) -> bool:
+        return self.deleted is None
+
+
+class BlobIndex:
+    def __init__(self, path: str, root_cap: str) -> None:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        if self._meta("root_cap") != root_cap or self._meta("clean") != "1":
+            self._wipe()
+        self._set_meta("root_cap", root_cap)
+        self._set_meta("clean", "0")
+
+    # --- bookkeeping ----------------------------------------------------------------
+
+    def _meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def _wipe(self) -> None:
+        with self._db:
+            self._db.execute("BEGIN")
+            for table in ("meta", "users", "namespaces", "blobs"):
+                self._db.execute(f"DELETE FROM {table}")
+
+    def close(self, clean: bool = True) -> None:
+        """Close; `clean` marks the index as matching the grid (no edit was cut
+        short), so the next start may trust it."""
+        if clean:
+            self._set_meta("clean", "1")
+        self._db.close()
+
+    @property
+    def root_listed(self) -> bool:
+        return self._meta("root_listed") == "1"
+
+    def set_users(self, users: dict[str, str]) -> None:
+        """The users the root directory lists (user -> directory cap), not loaded yet."""
+        with self._db:
+            self._db.execute("BEGIN")
+            for user, dircap in users.items():
+                self._db.execute("INSERT OR IGNORE INTO users (user, dircap, loaded) VALUES (?, ?, 0)",
+                                 (user, dircap))
+            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('root_listed', '1')")
+
+    # --- users and namespaces -------------------------------------------------------
+
+    def user(self, user: str) -> tuple[str, bool] | None:
+        """(directory cap, loaded?) of a known user."""
+        row = self._db.execute("SELECT dircap, loaded FROM users WHERE user = ?", (user,)).fetchone()
+        return None if row is None else (str(row[0]), bool(row[1]))
+
+    def add_user(self, user: str, dircap: str) -> None:
+        """A user made just now (nothing to load)."""
+        self._db.execute("INSERT OR REPLACE INTO users (user, dircap, loaded) VALUES (?, ?, 1)", (user, dircap))
+
+    def load_user(self, user: str, namespaces: dict[str, str], rows: Iterable[BlobRow]) -> None:
+        """Everything the grid holds for `user`, read from its directories."""
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute("DELETE FROM namespaces WHERE user = ?", (user,))
+            self._db.execute("DELETE FROM blobs WHERE user = ?", (user,))
+            for namespace, dircap in namespaces.items():
+                self._db.execute("INSERT INTO namespaces (user, namespace, dircap) VALUES (?, ?, ?)",
+                                 (user, namespace, dircap))
+            for row in rows:
+                self._insert(row)
+            self._db.execute("UPDATE users SET loaded = 1 WHERE user = ?", (user,))
+
+    def namespace(self, user: str, namespace: str) -> str | None:
+        row = self._db.execute("SELECT dircap FROM namespaces WHERE user = ? AND namespace = ?",
+                               (user, namespace)).fetchone()
+        return None if row is None else str(row[0])
+
+    def add_namespace(self, user: str, namespace: str, dircap: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO namespaces (user, namespace, dircap) VALUES (?, ?, ?)",
+                         (user, namespace, dircap))
+
+    # --- blobs ----------------------------------------------------------------------
+
+    def _insert(self, row: BlobRow) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO blobs (user, namespace, blob_id, cap, size, tag, flags, created, deleted)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (row.user, row.namespace, row.blob_id, row.cap, row.size, row.tag, json.dumps(list(row.flags)),
+             row.created, row.deleted))
+
+    def put(self, row: BlobRow) -> None:
+        self._insert(row)
+
+    def put_many(self, rows: Iterable[BlobRow]) -> None:
+        with self._db:
+            self._db.execute("BEGIN")
+            for row in rows:
+                self._insert(row)
+
+    def get(self, user: str, namespace: str, blob_id: str) -> BlobRow | None:
+        """The row of an id, live or tombstone."""
+        row = self._db.execute(
+            "SELECT cap, size, tag, flags, created, deleted FROM blobs"
+            " WHERE user = ? AND namespace = ? AND blob_id = ?", (user, namespace, blob_id)).fetchone()
+        if row is None:
+            return None
+        cap, size, tag, flags, created, deleted = row
+        return BlobRow(user, namespace, blob_id, cap, size, tag, tuple(json.loads(flags)), created, deleted)
+
+    def list_ids(self, user: str, namespace: str, *, deleted: bool = False, filter_flag: str | None = None,
+                 newest_first: bool | None = None) -> list[str]:
+        """Live ids (tombstoned ids with deleted=True); by creation date when asked,
+        else by id."""
+        query = "SELECT blob_id, flags FROM blobs WHERE user = ? AND namespace = ? AND deleted IS "
+        query += "NOT NULL" if deleted else "NULL"
+        if newest_first is None:
+            query += " ORDER BY blob_id"
+        else:
+            query += " ORDER BY created DESC, blob_id DESC" if newest_first else " ORDER BY created, blob_id"
+        rows = self._db.execute(query, (user, namespace)).fetchall()
+        return [blob_id for blob_id, flags in rows if filter_flag is None or filter_flag in json.loads(flags)]
+
+    def count(self, user: str, namespace: str) -> int:
+        """Live blobs only (Soledad's server counted tombstones too)."""
+        row = self._db.execute("SELECT COUNT(*) FROM blobs WHERE user = ? AND namespace = ? AND deleted IS NULL",
+                               (user, namespace)).fetchone()
+        return int(row[0])
+
+    def usage(self, user: str) -> int:
+        """Bytes of the user's live blobs over every namespace."""
+        row = self._db.execute("SELECT COALESCE(SUM(size), 0) FROM blobs WHERE user = ? AND deleted IS NULL",
+                               (user,)).fetchone()
+        return int(row[0])

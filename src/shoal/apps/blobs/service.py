@@ -1,0 +1,124 @@
+"""The blob service as a Twisted service the node starts when tahoe.cfg says
+``[blobs] enabled = true``. Keys of ``[blobs]`` (all optional):
+
+``port``        its own listener, a Twisted endpoint (default
+                ``tcp:2424:interface=127.0.0.1``; Soledad's public port is 2424)
+``tokens_file`` ``user:token`` lines (default ``private/blobs.tokens``; relative
+                paths are under the node directory)
+``quota``       bytes per user over all namespaces, Tahoe's size syntax
+                (default 200MiB, Soledad's default)
+``root_cap``    the write cap of the service's root directory on the grid. If
+                absent, the cap in ``private/blobs.rootcap`` is used, and on the
+                very first start a new root is made (on first use) and recorded
+                there. Put that cap here (or keep a copy of the file) to be able
+                to rebuild a gateway from an empty disk.
+``index``       the SQLite cache (default ``blobs/index.sqlite``)
+
+Once listening, the service's URL is written to ``private/blobs.url``. A
+missing tokens file is created empty (mode 0600): nobody can log in until
+users are added to it, which a running service picks up.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+from twisted.application import service
+from twisted.internet import reactor as _reactor
+from twisted.internet.endpoints import serverFromString
+from twisted.web import server
+
+from shoal.apps.blobs.auth import TokenFile
+from shoal.apps.blobs.backend import GridBlobsBackend
+from shoal.apps.blobs.errors import BlobError
+from shoal.apps.blobs.resource import blob_site_root
+from shoal.apps.blobs.store import RootDirectory, write_private
+from shoal.dirnode import ImmutableFiles, NodeMaker
+
+reactor: Any = _reactor
+
+DEFAULT_PORT = "tcp:2424:interface=127.0.0.1"
+DEFAULT_QUOTA = 200 * 1024 * 1024
+KNOWN_KEYS = frozenset({"enabled", "port", "tokens_file", "quota", "root_cap", "index"})
+
+
+class BlobConfigError(BlobError):
+    """A [blobs] setting the operator must fix."""
+
+
+@attrs.frozen
+class BlobSettings:
+    node_dir: str
+    port: str = DEFAULT_PORT
+    tokens_file: str = "private/blobs.tokens"
+    quota: int = DEFAULT_QUOTA
+    root_cap: str | None = None
+    index: str = "blobs/index.sqlite"
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.node_dir, os.path.expanduser(name))
+
+    @classmethod
+    def from_section(cls, section: Mapping[str, str], node_dir: str, parse_size: Callable[[str], int]
+                     ) -> BlobSettings:
+        unknown = set(section) - KNOWN_KEYS
+        if unknown:
+            raise BlobConfigError(f"unknown key(s) in [blobs]: {', '.join(sorted(unknown))}")
+        quota = DEFAULT_QUOTA
+        if section.get("quota", "").strip():
+            try:
+                quota = parse_size(section["quota"])
+            except ValueError as e:
+                raise BlobConfigError(f"[blobs]quota: {e}") from None
+        return cls(
+            node_dir=node_dir,
+            port=section.get("port", "").strip() or DEFAULT_PORT,
+            tokens_file=section.get("tokens_file", "").strip() or "private/blobs.tokens",
+            quota=quota,
+            root_cap=section.get("root_cap", "").strip() or None,
+            index=section.get("index", "").strip() or "blobs/index.sqlite",
+        )
+
+
+class BlobService(service.Service):
+    def __init__(self, settings: BlobSettings, files: ImmutableFiles, nodemaker: NodeMaker, version: str) -> None:
+        self.settings = settings
+        root = RootDirectory(nodemaker, settings.root_cap, settings.path("private/blobs.rootcap"))
+        self.backend = GridBlobsBackend(files, nodemaker, root=root, index_path=settings.path(settings.index),
+                                        quota=settings.quota)
+        tokens_path = settings.path(settings.tokens_file)
+        if not os.path.exists(tokens_path):  # show the operator where users go
+            os.makedirs(os.path.dirname(tokens_path), exist_ok=True)
+            write_private(tokens_path, "# blob service users, one 'user:token' per line")
+        self.tokens = TokenFile(tokens_path)
+        self.site = server.Site(blob_site_root(self.backend, self.tokens, version))
+        self.site.displayTracebacks = False
+        self.url: str | None = None
+        self._port: Any = None
+
+    def startService(self) -> None:
+        super().startService()
+        d = serverFromString(reactor, self.settings.port).listen(self.site)
+        d.addCallback(self._listening)
+
+    def _listening(self, port: Any) -> None:
+        self._port = port
+        host = port.getHost()
+        address = "127.0.0.1" if host.host in ("0.0.0.0", "::") else host.host
+        self.url = f"http://{address}:{host.port}/"
+        write_private(self.settings.path("private/blobs.url"), self.url)
+
+    def stopService(self) -> Any:
+        super().stopService()
+        stopped = self._port.stopListening() if self._port is not None else None
+        self.backend.close()
+        return stopped
+
+
+def make_blob_service(section: Mapping[str, str], node_dir: str, files: ImmutableFiles, nodemaker: NodeMaker, *,
+                      parse_size: Callable[[str], int], version: str = "") -> BlobService:
+    """The blob service for a node whose tahoe.cfg [blobs] section is `section`."""
+    return BlobService(BlobSettings.from_section(section, node_dir, parse_size), files, nodemaker, version)

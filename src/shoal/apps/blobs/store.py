@@ -1,0 +1,168 @@
+"""Where the blob service keeps its record on the grid.
+
+Every blob is an immutable file (CHK, or LIT when 55 bytes or fewer). The
+rest lives in mutable directories (DIR2 over SDMF)::
+
+    root directory            (the [blobs] root_cap, or private/blobs.rootcap)
+      <user>                  one directory per user
+        <namespace>           one directory per namespace
+          <blob_id>           the blob's cap, metadata {"blob": {...}}
+
+A live entry's ``blob`` metadata holds ``size``, ``tag``, ``flags`` and
+``created`` (seconds since the epoch); a deleted blob's entry is a tombstone:
+the empty literal cap ``URI:LIT:`` with ``{"blob": {"deleted": T, "created":
+T0}}``, so the blob's file is no longer referenced (its leases lapse) while
+the id is still listed with ``deleted=true``. Reading these directories is
+all a gateway needs to rebuild its index.
+
+Directory edits go through a ``DirectoryBatcher``: while one write to a
+directory is in flight, further edits queue and then go out together as one
+``set_children`` (one mutable publish for many blobs), which is what makes
+many small uploads affordable; each caller still returns only once its own
+edit is on the grid.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from twisted.internet import defer
+from twisted.python import log
+
+from shoal.apps.blobs.errors import BlobStoreError
+from shoal.apps.blobs.index import BlobRow
+from shoal.caps import DirectoryWriteCap, MDMFDirectoryWriteCap, parse_cap
+from shoal.dirnode import ChildSpec, DirectoryNode, Entry, NodeMaker
+
+TOMBSTONE_CAP = "URI:LIT:"
+METADATA_KEY = "blob"
+
+
+def live_metadata(row: BlobRow) -> dict[str, Any]:
+    return {METADATA_KEY: {"size": row.size, "tag": row.tag, "flags": list(row.flags), "created": row.created}}
+
+
+def tombstone_metadata(row: BlobRow) -> dict[str, Any]:
+    assert row.deleted is not None
+    return {METADATA_KEY: {"deleted": row.deleted, "created": row.created}}
+
+
+def entry_spec(row: BlobRow) -> ChildSpec:
+    """The directory child that records `row` (live or tombstone)."""
+    if row.live:
+        return (row.cap, None, live_metadata(row))
+    return (TOMBSTONE_CAP, None, tombstone_metadata(row))
+
+
+def row_from_entry(user: str, namespace: str, entry: Entry) -> BlobRow | None:
+    """The index row an entry of a namespace directory stands for (None: not a blob's)."""
+    meta = entry.metadata.get(METADATA_KEY)
+    cap = entry.rw_cap or entry.ro_cap
+    if not isinstance(meta, dict) or not cap:
+        return None
+    try:
+        created = float(meta.get("created", 0.0))
+        if "deleted" in meta:
+            return BlobRow(user, namespace, entry.name, TOMBSTONE_CAP, 0, "", (), created, float(meta["deleted"]))
+        flags = tuple(str(f) for f in meta.get("flags", []))
+        return BlobRow(user, namespace, entry.name, cap, int(meta["size"]), str(meta["tag"]), flags, created)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+class DirectoryBatcher:
+    """Group commit of links into one mutable directory."""
+
+    def __init__(self, node: DirectoryNode) -> None:
+        self.node = node
+        self._pending: dict[str, ChildSpec] = {}
+        self._waiters: list[defer.Deferred[None]] = []
+        self._running = False
+        self.writes = 0  # publishes made (for tests and the benchmark)
+
+    async def link(self, entries: Mapping[str, ChildSpec]) -> None:
+        """Link (or replace) these children; returns once they are on the grid."""
+        if not entries:
+            return
+        waiter: defer.Deferred[None] = defer.Deferred()
+        self._pending.update(entries)
+        self._waiters.append(waiter)
+        if not self._running:
+            self._running = True
+            defer.ensureDeferred(self._drain())
+        await waiter
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                batch, waiters = self._pending, self._waiters
+                self._pending, self._waiters = {}, []
+                try:
+                    self.writes += 1
+                    await self.node.set_children(batch, overwrite=True)
+                except Exception as e:
+                    error = BlobStoreError(f"cannot update blob directory {self.node.cap.to_string()[:40]}...: {e}")
+                    for waiter in waiters:
+                        waiter.errback(error)
+                else:
+                    for waiter in waiters:
+                        waiter.callback(None)
+        finally:
+            self._running = False
+
+
+def write_private(path: str, text: str) -> None:
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(text + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def check_root_cap(text: str, where: str) -> str:
+    """A root cap must be a mutable directory's write cap."""
+    try:
+        cap = parse_cap(text.strip())
+    except Exception as e:
+        raise BlobStoreError(f"{where}: not a cap: {e}") from None
+    if not isinstance(cap, (DirectoryWriteCap, MDMFDirectoryWriteCap)):
+        raise BlobStoreError(f"{where}: the blob root must be a directory write cap (URI:DIR2:...), not {text[:20]!r}")
+    return cap.to_string()
+
+
+class RootDirectory:
+    """The service's root directory: the configured cap, or the one recorded in
+    `record_path`, or (first start, nothing configured) a new one, recorded
+    there. Copy the recorded cap into ``[blobs] root_cap`` to be able to
+    rebuild on a new disk."""
+
+    def __init__(self, nodemaker: NodeMaker, configured: str | None, record_path: str) -> None:
+        self._maker = nodemaker
+        self.record_path = record_path
+        self.cap: str | None = None
+        if configured:
+            self.cap = check_root_cap(configured, "[blobs] root_cap")
+        elif os.path.exists(record_path):
+            with open(record_path, encoding="ascii") as f:
+                self.cap = check_root_cap(f.read(), record_path)
+        self._lock = defer.DeferredLock()
+
+    async def node(self) -> DirectoryNode:
+        if self.cap is None:
+            await self._lock.acquire()
+            try:
+                if self.cap is None:
+                    made = await self._maker.create_directory()
+                    write_private(self.record_path, made.cap.to_string())
+                    self.cap = made.cap.to_string()
+                    log.msg(f"blobs: made the root directory, recorded in {self.record_path}; put it in"
+                            " [blobs] root_cap to be able to rebuild this gateway on a new disk")
+            finally:
+                self._lock.release()
+        node = self._maker.node_for(self.cap)
+        assert isinstance(node, DirectoryNode)
+        return node

@@ -1,0 +1,89 @@
+"""The Token header and tokens file, and the SQLite index's rules (a cache that
+empties itself after an unclean stop or for another root)."""
+
+import os
+
+import pytest
+
+from shoal.apps.blobs.auth import TokenFile, TokenFileError, credentials, parse_tokens, token_header
+from shoal.apps.blobs.errors import Unauthorized
+from shoal.apps.blobs.index import BlobIndex, BlobRow
+
+ROOT = "URI:DIR2:aaaa:bbbb"
+
+
+def test_token_header_round_trip():
+    assert credentials(token_header("alice", "s3:cr:et")) == ("alice", "s3:cr:et")
+    assert token_header("u", "t") == "Token dTp0"
+
+
+@pytest.mark.parametrize("header", [None, "", "Basic dTp0", "Token", "Token !!!", "Token " + "bm9jb2xvbg=="])
+def test_bad_headers(header):
+    with pytest.raises(Unauthorized):
+        credentials(header)
+
+
+def test_tokens_file(tmp_path):
+    path = tmp_path / "tokens"
+    path.write_text("# users\nalice:one\n\nbob : two\n")
+    tokens = TokenFile(str(path))
+    assert tokens.authenticate(token_header("alice", "one"), "alice") == "alice"
+    assert tokens.authenticate(token_header("bob", "two"), "bob") == "bob"
+    for header, url_user in [(token_header("alice", "two"), "alice"), (token_header("alice", "one"), "bob"),
+                             (token_header("carol", "x"), "carol"), (None, "alice")]:
+        with pytest.raises(Unauthorized) as e:
+            tokens.authenticate(header, url_user)
+        assert e.value.status == 401
+    path.write_text("alice:one\ncarol:three-and-more\n")  # picked up without a restart
+    assert tokens.authenticate(token_header("carol", "three-and-more"), "carol") == "carol"
+    with pytest.raises(Unauthorized):
+        tokens.authenticate(token_header("bob", "two"), "bob")
+
+
+def test_tokens_file_errors(tmp_path):
+    with pytest.raises(TokenFileError):
+        parse_tokens("no-colon-here\n")
+    with pytest.raises(TokenFileError):
+        parse_tokens("bad user:x\n")
+    with pytest.raises(TokenFileError) as e:
+        TokenFile(str(tmp_path / "missing")).tokens()
+    assert e.value.status == 500
+
+
+def row(blob_id, created, size=10, flags=(), deleted=None, ns="default", user="alice"):
+    return BlobRow(user, ns, blob_id, "URI:LIT:" if deleted else "URI:CHK:x", size, "t" * 24, flags, created, deleted)
+
+
+def test_index_listing_counting_usage(tmp_path):
+    index = BlobIndex(str(tmp_path / "i.sqlite"), ROOT)
+    index.put_many([row("b", 2.0, flags=("PENDING",)), row("a", 3.0), row("c", 1.0, deleted=5.0),
+                    row("d", 1.5, ns="MX", size=7), row("e", 1.0, user="bob", size=1000)])
+    assert index.list_ids("alice", "default") == ["a", "b"]
+    assert index.list_ids("alice", "default", newest_first=False) == ["b", "a"]
+    assert index.list_ids("alice", "default", newest_first=True) == ["a", "b"]
+    assert index.list_ids("alice", "default", filter_flag="PENDING") == ["b"]
+    assert index.list_ids("alice", "default", deleted=True) == ["c"]
+    assert index.count("alice", "default") == 2  # the tombstone is not counted
+    assert index.usage("alice") == 27
+    assert index.get("alice", "default", "c").live is False
+    assert index.get("alice", "default", "zz") is None
+
+
+def test_index_is_kept_after_a_clean_stop_only(tmp_path):
+    path = str(tmp_path / "i.sqlite")
+    index = BlobIndex(path, ROOT)
+    index.put(row("a", 1.0))
+    index.close()
+    index = BlobIndex(path, ROOT)
+    assert index.list_ids("alice", "default") == ["a"]
+    index.put(row("b", 1.0))
+    index._db.close()  # a crash: never marked clean
+    index = BlobIndex(path, ROOT)
+    assert index.list_ids("alice", "default") == []
+    index.put(row("a", 1.0))
+    index.close()
+    index = BlobIndex(path, ROOT.replace("aaaa", "cccc"))  # another root: nothing cached applies
+    assert index.list_ids("alice", "default") == []
+    assert not index.root_listed
+    index.close()
+    assert os.path.exists(path)
