@@ -101,7 +101,16 @@ def streamed(url: str, user: str, blobs: dict[str, bytes], batch: int) -> tuple[
 
 
 def driver_rates(grid: Grid, client_dir: str) -> list[tuple[str, float, str]]:
-    return []
+    """Blockstack driver put/get rates and BlobManager sync, from bench/blockstack.py."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import blockstack as bs
+
+    with open(os.path.join(client_dir, "private", "blobs.tokens"), encoding="utf-8") as f:
+        user, _, token = f.readline().strip().partition(":")
+    blobs_url = bs.wait_for_file(os.path.join(client_dir, "private", "blobs.url"))
+    workdir = tempfile.mkdtemp(prefix="shoal-bench-driver-")
+    node_url = bs.wait_for_file(os.path.join(client_dir, "node.url"))
+    return bs.driver_rows(node_url, workdir) + bs.blobmanager_rows(blobs_url, user, token, workdir)
 
 
 # -----------------------------------------------------------------------------------------

@@ -1,0 +1,39 @@
+"""The BlobManager's errors (names follow Soledad's client errors, app-apis.md 1.5)."""
+
+from shoal.errors import ShoalError
+
+
+class BlobManagerError(ShoalError):
+    """Base of every BlobManager error."""
+
+
+class BlobAlreadyExistsError(BlobManagerError):
+    """The blob id is already in the local cache or on the server (blobs are immutable)."""
+
+
+class BlobNotFoundError(BlobManagerError):
+    """Neither the local cache nor the server has this blob id."""
+
+
+class InvalidFlagsError(BlobManagerError):
+    """The server refused a flag (406): only PENDING, PROCESSING, PROCESSED, FAILED exist."""
+
+
+class QuotaExceededError(BlobManagerError):
+    """The server refused an upload because the user's quota is full (507)."""
+
+
+class RetriableTransferError(BlobManagerError):
+    """A transfer failed in a way worth retrying (connection lost, server 5xx)."""
+
+
+class MaximumRetriesError(BlobManagerError):
+    """A transfer kept failing until its retry budget ran out."""
+
+
+class InvalidBlobError(BlobManagerError):
+    """Stored bytes that do not decrypt: wrong secret, wrong blob id, or tampering (the MAC check)."""
+
+
+class FramingError(BlobManagerError):
+    """A /stream body that does not follow the size+tag+space+bytes framing (the server's fault)."""

@@ -1,0 +1,308 @@
+"""A Blockstack storage driver backed by a shoal client node's web API.
+
+Implements the driver contract of shared/reference/app-apis.md section 2.1 on
+top of Tahoe-LAFS 1.20 web API calls (docs/frontends/webapi.rst):
+``POST /uri?t=mkdir`` (the driver's directories), ``PUT /uri/$DIRCAP/name``
+(immutable data, CHK), ``PUT /uri?format=SDMF`` and ``PUT /uri/$WRITECAP``
+(create and overwrite one mutable file per id), ``PUT /uri/$DIRCAP/name?t=uri``
+(link it), ``GET /uri/$DIRCAP/name?t=json`` (find it), ``DELETE``.
+
+The driver keeps a small JSON state file: its directory caps (so a restarted
+client finds its data again) and, per mutable id, the highest record version it
+wrote or read. A read that returns an older version (a lagging storage server,
+a directory not yet showing a new entry) is retried with growing pauses and
+never handed to the caller. Blocking stdlib HTTP only: Blockstack calls drivers
+synchronously.
+"""
+
+import configparser
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+from shoal.apps.blockstack.records import (
+    KIND_DATA,
+    KIND_TOMBSTONE,
+    Record,
+    RecordError,
+    as_bytes,
+    immutable_name,
+    make_url,
+    mutable_name,
+    normalize_hash,
+    pack_record,
+    parse_url,
+    sha256_hex,
+    tombstone_name,
+    unpack_record,
+)
+from shoal.errors import ShoalError
+
+log = logging.getLogger(__name__)
+
+SECTION = "shoal"
+DIRS = ("immutable", "mutable", "tombstones")
+CLASSES = ["read_public", "write_private", "read_private"]
+
+
+class DriverError(ShoalError):
+    """The shoal node answered a driver request with an unexpected status (names the call)."""
+
+
+class NotFound(DriverError):
+    pass
+
+
+class ShoalDriver:
+    """One driver client: a node URL, the driver's directories, and its version pins."""
+
+    def __init__(self, node_url: str, state_file: str, *, timeout: float = 60,
+                 read_attempts: int = 12, read_pause: float = 0.25) -> None:
+        self.node_url = node_url.rstrip("/")
+        self.state_file = state_file
+        self.timeout = timeout
+        self.read_attempts = read_attempts
+        self.read_pause = read_pause
+        self.dircaps: dict[str, str] = {}
+        self.pins: dict[str, int] = {}
+        self.writecaps: dict[str, str] = {}
+        self._lock = threading.RLock()
+
+    # -- HTTP ---------------------------------------------------------------
+
+    def _call(self, method: str, path: str, body: bytes | None = None,
+              ok: tuple[int, ...] = (200, 201)) -> bytes:
+        req = urllib.request.Request(self.node_url + path, data=body, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as r:
+                return r.read()
+        except urllib.error.HTTPError as e:
+            detail = e.read()[:200].decode("utf-8", "replace")
+            if e.code == 404:
+                raise NotFound(f"{method} {path}: 404 {detail}") from None
+            if e.code in ok:
+                return b""
+            raise DriverError(f"{method} {path}: node answered {e.code} {detail}") from None
+
+    def _entry(self, dircap: str, name: str) -> str:
+        return f"/uri/{quote(dircap, safe='')}/{quote(name, safe='')}"
+
+    # -- state --------------------------------------------------------------
+
+    def open(self) -> None:
+        """Load the state file, or make the driver's directories on the grid and save them."""
+        if os.path.exists(self.state_file):
+            with open(self.state_file, encoding="utf-8") as f:
+                state = json.load(f)
+            self.dircaps = dict(state["dircaps"])
+            self.pins = {k: int(v) for k, v in state.get("pins", {}).items()}
+            self.writecaps = dict(state.get("writecaps", {}))
+            return
+        root = self._call("POST", "/uri?t=mkdir").decode("ascii").strip()
+        caps = {"root": root}
+        for name in DIRS:
+            caps[name] = self._call("POST", f"/uri/{quote(root, safe='')}?t=mkdir&name={name}").decode(
+                "ascii").strip()
+        self.dircaps = caps
+        self._save()
+
+    def _save(self) -> None:
+        with self._lock:
+            self._save_locked()
+
+    def _save_locked(self) -> None:
+        directory = os.path.dirname(os.path.abspath(self.state_file))
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".shoal-driver-")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump({"dircaps": self.dircaps, "pins": self.pins, "writecaps": self.writecaps}, f)
+        os.replace(tmp, self.state_file)
+
+    def _pin(self, data_id: str, version: int) -> None:
+        with self._lock:
+            if version > self.pins.get(data_id, -1):
+                self.pins[data_id] = version
+                self._save()
+
+    # -- immutable ----------------------------------------------------------
+
+    def put_immutable(self, data_hash: str, data: bytes | str) -> bool:
+        key = normalize_hash(data_hash)
+        raw = as_bytes(data)
+        if key is None or sha256_hex(raw) != key:
+            log.warning("put_immutable: data does not hash to %r", data_hash)
+            return False
+        self._call("PUT", self._entry(self.dircaps["immutable"], immutable_name(key)), raw)
+        return True
+
+    def get_immutable(self, data_hash: str) -> bytes | None:
+        key = normalize_hash(data_hash)
+        if key is None:
+            return None
+        try:
+            raw = self._call("GET", self._entry(self.dircaps["immutable"], immutable_name(key)))
+        except NotFound:
+            return None
+        if sha256_hex(raw) != key:
+            log.warning("get_immutable: grid returned %d bytes not hashing to %s", len(raw), key)
+            return None
+        return raw
+
+    def delete_immutable(self, data_hash: str, txid: str, tombstone: str | bytes) -> bool:
+        key = normalize_hash(data_hash)
+        if key is None:
+            return False
+        self._store_tombstone("immutable", key, {"txid": str(txid), "tombstone": as_bytes(tombstone).decode(
+            "utf-8", "replace")})
+        try:
+            self._call("DELETE", self._entry(self.dircaps["immutable"], immutable_name(key)))
+        except NotFound:
+            pass
+        return True
+
+    def _store_tombstone(self, kind: str, key: str, body: Mapping[str, Any]) -> None:
+        data = json.dumps({"kind": kind, "key": key, "time": time.time(), **body}).encode("utf-8")
+        self._call("PUT", self._entry(self.dircaps["tombstones"], tombstone_name(kind, key)), data)
+
+    # -- mutable ------------------------------------------------------------
+
+    def mutable_url(self, data_id: str) -> str:
+        return make_url(self._mutable_readcap(), data_id)
+
+    def _mutable_readcap(self) -> str:
+        if "mutable-ro" not in self.dircaps:
+            kind, info = json.loads(self._call("GET", f"/uri/{quote(self.dircaps['mutable'], safe='')}?t=json"))
+            self.dircaps["mutable-ro"] = info["ro_uri"]
+            self._save()
+        return self.dircaps["mutable-ro"]
+
+    def _writecap(self, data_id: str) -> str | None:
+        cap = self.writecaps.get(data_id)
+        if cap is None:
+            try:
+                kind, info = json.loads(self._call(
+                    "GET", self._entry(self.dircaps["mutable"], mutable_name(data_id)) + "?t=json"))
+            except NotFound:
+                return None
+            cap = info.get("rw_uri")
+            if not cap:
+                return None
+            self.writecaps[data_id] = cap
+        return cap
+
+    def _read_record(self, path: str) -> Record | None:
+        try:
+            return unpack_record(self._call("GET", path))
+        except NotFound:
+            return None
+
+    def _fresh(self, data_id: str, fetch: Any) -> Record | None:
+        """fetch() until it gives a record at least as new as the pin of `data_id` (None if absent)."""
+        pin = self.pins.get(data_id, -1)
+        pause = self.read_pause
+        for attempt in range(self.read_attempts):
+            record = fetch()
+            if record is not None and record.version >= pin:
+                self._pin(data_id, record.version)
+                return record
+            if record is None and pin < 0:
+                return None
+            if attempt + 1 < self.read_attempts:
+                log.info("read of %r older than version %d; retrying in %.2fs", data_id, pin, pause)
+                time.sleep(pause)
+                pause = min(pause * 2, 4.0)
+        raise DriverError(f"mutable id {data_id!r}: the grid still shows a version older than {pin}")
+
+    def _write(self, data_id: str, kind: int, payload: bytes) -> None:
+        cap = self._writecap(data_id)
+        if cap is None:
+            version = self.pins.get(data_id, -1) + 1
+            data = pack_record(Record(kind, version, payload))
+            new_cap = self._call("PUT", "/uri?format=SDMF", data).decode("ascii").strip()
+            try:
+                self._call("PUT", self._entry(self.dircaps["mutable"], mutable_name(data_id))
+                           + "?t=uri&replace=false", new_cap.encode("ascii"))
+                self.writecaps[data_id] = new_cap
+                self._pin(data_id, version)
+                self._save()
+                return
+            except DriverError as e:
+                if "409" not in str(e):
+                    raise
+            cap = self._writecap(data_id)  # another client linked one first: write through it
+            if cap is None:
+                raise DriverError(f"mutable id {data_id!r}: linked by another client but not readable")
+        # no need to wait for a lagging grid here: pin + 1 supersedes whatever it shows
+        current = self._read_record(f"/uri/{quote(cap, safe='')}")
+        version = max(self.pins.get(data_id, -1), current.version if current else -1) + 1
+        self._call("PUT", f"/uri/{quote(cap, safe='')}", pack_record(Record(kind, version, payload)))
+        self._pin(data_id, version)
+
+    def put_mutable(self, data_id: str, data: bytes | str) -> bool:
+        self._write(data_id, KIND_DATA, as_bytes(data))
+        return True
+
+    def get_mutable(self, url: str) -> bytes | None:
+        parsed = parse_url(url)
+        if parsed is None:
+            return None
+        dircap, name = parsed
+        data_id = bytes.fromhex(name[2:]).decode("utf-8")
+        own = dircap == self.dircaps.get("mutable-ro") or dircap == self.dircaps.get("mutable")
+        cap = self._writecap(data_id) if own else None
+        path = f"/uri/{quote(cap, safe='')}" if cap else self._entry(dircap, name)
+        # pins are per id for our own data, per URL for another driver's
+        record = self._fresh(data_id if own else url, lambda: self._read_record(path))
+        if record is None or record.is_tombstone:
+            return None
+        return record.payload
+
+    def delete_mutable(self, data_id: str, tombstone: str | bytes) -> bool:
+        body = as_bytes(tombstone)
+        self._store_tombstone("mutable", data_id, {"tombstone": body.decode("utf-8", "replace")})
+        if self._writecap(data_id) is not None or data_id in self.pins:
+            self._write(data_id, KIND_TOMBSTONE, body)
+        return True
+
+
+def from_config(conf: Mapping[str, Any], **kw: Any) -> ShoalDriver:
+    """Build a driver from Blockstack's conf: `conf['path']` names an INI file whose
+    [shoal] section has node_url (required) and optional state_file, timeout,
+    read_attempts, read_pause; the same keys may also sit directly in `conf`."""
+    settings: dict[str, str] = {}
+    path = conf.get("path")
+    if path:
+        parser = configparser.ConfigParser()
+        parser.read(path, encoding="utf-8")
+        if parser.has_section(SECTION):
+            settings.update(parser.items(SECTION))
+    settings.update({k: str(v) for k, v in conf.items() if k in (
+        "node_url", "state_file", "timeout", "read_attempts", "read_pause")})
+    if "node_url" not in settings:
+        raise DriverError(f"no node_url in [{SECTION}] of {path!r} nor in the driver conf")
+    base = os.path.dirname(os.path.abspath(path)) if path else os.getcwd()
+    state_file = settings.get("state_file") or os.path.join(base, "shoal-blockstack-driver.json")
+    return ShoalDriver(settings["node_url"], os.path.expanduser(state_file),
+                       timeout=float(settings.get("timeout", 60)),
+                       read_attempts=int(settings.get("read_attempts", 12)),
+                       read_pause=float(settings.get("read_pause", 0.25)))
+
+
+def safely(default: Any, what: str, fn: Any, *args: Any) -> Any:
+    """Run fn(*args); on any failure log one line and return `default` (drivers never raise)."""
+    try:
+        return fn(*args)
+    except (ShoalError, OSError, ValueError, KeyError, TypeError, RecordError) as e:
+        log.warning("shoal blockstack driver: %s failed: %s", what, e)
+        return default
+    except Exception as e:  # noqa: BLE001 - the driver contract forbids raising
+        log.exception("shoal blockstack driver: %s failed unexpectedly: %s", what, e)
+        return default

@@ -1,0 +1,144 @@
+"""The Blockstack driver (shoal.apps.blockstack) against a real grid of node
+processes: the put/get/delete flow of the driver skeleton's self-test
+(app-apis.md 2.1), the never-raise rule, and read-your-writes while storage
+servers lag behind a write."""
+
+import hashlib
+import json
+import os
+import time
+from urllib.parse import quote
+
+import pytest
+
+import shoal.apps.blockstack as driver
+from shoal.apps.blockstack.driver import ShoalDriver, safely
+from shoal.testing.grid import Grid, start_grid, wait_for_servers
+from shoal.testing.processes import start_node
+from tests.integration.test_web import request
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory) -> Grid:
+    # k=1: every server holds a whole copy, so one lagging server alone can answer a read
+    g = start_grid(str(tmp_path_factory.mktemp("blockstack")), storage_nodes=3,
+                   client_args=("--shares-needed", "1", "--shares-happy", "1", "--shares-total", "3"))
+    yield g
+    g.stop()
+
+
+@pytest.fixture(scope="module")
+def conf(grid, tmp_path_factory) -> dict:
+    ini = tmp_path_factory.mktemp("bsconf") / "client.ini"
+    ini.write_text(f"[shoal]\nnode_url = {grid.client_url}\nread_pause = 0.1\n", encoding="utf-8")
+    assert driver.storage_init({"path": str(ini)})
+    return {"path": str(ini)}
+
+
+def test_skeleton_flow(conf):
+    """Put every test datum immutably and mutably, read each back, delete, see it gone."""
+    assert driver.get_classes() == ["read_public", "write_private", "read_private"]
+    test_data = [
+        ["my_first_datum", "hello world", 1, "unused", None],
+        ["/my/second/datum", "hello world 2", 2, "unused", None],
+        ["user\"_profile", '{"name":{"formatted":"judecn"},"v":"2"}', 3, "unused", None],
+        ["empty_string", "", 4, "unused", None],
+        ["binary", os.urandom(2000).hex(), 5, "unused", None],
+    ]
+    hashes = {}
+    for data_id, data, _n, _f, _ in test_data:
+        h = hashlib.sha256(data.encode("utf-8")).hexdigest()
+        hashes[data_id] = h
+        assert driver.put_immutable_handler(h, data, "txid-" + data_id)
+        assert driver.put_mutable_handler(data_id, data)
+    for data_id, data, *_ in test_data:
+        assert driver.get_immutable_handler(hashes[data_id]) == data.encode("utf-8")
+        url = driver.make_mutable_url(data_id)
+        assert url.startswith("shoal:") and driver.handles_url(url)
+        assert driver.get_mutable_handler(url) == data.encode("utf-8")
+    # overwrite: a later put replaces the mutable value
+    assert driver.put_mutable_handler("my_first_datum", "hello again")
+    assert driver.get_mutable_handler(driver.make_mutable_url("my_first_datum")) == b"hello again"
+    for data_id, *_ in test_data:
+        assert driver.delete_immutable_handler(hashes[data_id], "txid-" + data_id, "sig:" + data_id)
+        assert driver.delete_mutable_handler(data_id, "sig:" + data_id)
+    for data_id, *_ in test_data:
+        assert driver.get_immutable_handler(hashes[data_id]) is None
+        assert driver.get_mutable_handler(driver.make_mutable_url(data_id)) is None
+    # a put after a delete brings the id back
+    assert driver.put_mutable_handler("binary", b"\x00reborn")
+    assert driver.get_mutable_handler(driver.make_mutable_url("binary")) == b"\x00reborn"
+
+
+def test_tombstones_are_stored(conf, grid):
+    assert driver.put_mutable_handler("doomed", "x")
+    assert driver.delete_mutable_handler("doomed", "signature-of-delete:doomed")
+    state = json.loads(open(driver._ready().state_file, encoding="utf-8").read())
+    r = request(grid.client_url, "GET", f"/uri/{quote(state['dircaps']['tombstones'], safe='')}?t=json")
+    names = r.json()[1]["children"]
+    name = "t-mutable-" + b"doomed".hex()
+    assert name in names
+    body = request(grid.client_url, "GET", f"/uri/{quote(state['dircaps']['tombstones'], safe='')}/{name}")
+    assert json.loads(body.body)["tombstone"] == "signature-of-delete:doomed"
+
+
+def test_immutable_hash_checked(conf):
+    data = b"some bytes"
+    assert not driver.put_immutable_handler(hashlib.sha256(b"other").hexdigest(), data, "tx")
+    assert not driver.put_immutable_handler("not-a-hash", data, "tx")
+    assert driver.get_immutable_handler("zz" * 32) is None
+
+
+def test_other_client_reads_by_url(conf, grid, tmp_path):
+    assert driver.put_mutable_handler("shared-profile", "v1 of the profile")
+    url = driver.make_mutable_url("shared-profile")
+    other = ShoalDriver(grid.client_url, str(tmp_path / "other.json"), read_pause=0.05)
+    other.open()
+    assert other.get_mutable(url) == b"v1 of the profile"
+    assert driver.put_mutable_handler("shared-profile", "v2 of the profile")
+    assert other.get_mutable(url) == b"v2 of the profile"
+
+
+def test_never_raises_on_a_dead_node(tmp_path):
+    ini = tmp_path / "dead.ini"
+    ini.write_text("[shoal]\nnode_url = http://127.0.0.1:9/\ntimeout = 2\n", encoding="utf-8")
+    dead = ShoalDriver("http://127.0.0.1:9/", str(tmp_path / "s.json"), timeout=2)
+    assert safely(False, "open", dead.open) is False
+    saved = driver._driver
+    try:
+        assert driver.storage_init({"path": str(ini)}) is False
+        assert driver.storage_init({}) is False   # no node_url anywhere
+    finally:
+        driver._driver = saved
+
+
+def test_read_your_writes_with_lagging_servers(grid, tmp_path):
+    """v1 everywhere; storage3 misses v2; then only storage3 answers: the driver must not
+    return v1 (it gives None) and returns v2 once the up-to-date servers are back."""
+    d = ShoalDriver(grid.client_url, str(tmp_path / "ryw.json"), read_attempts=3, read_pause=0.1)
+    d.open()
+    assert d.put_mutable("profile", b"version one")
+    url = d.mutable_url("profile")
+    s1, s2, s3 = grid.storage
+    s3.stop()
+    assert d.put_mutable("profile", b"version two")
+    grid.storage[2] = s3 = start_node(s3.nodedir)
+    s1.stop()
+    s2.stop()
+    wait_for_servers(grid.client_url, 1)
+    # the grid itself now serves the old version: a plain web read shows v1...
+    raw = request(grid.client_url, "GET", "/uri/" + quote(d.writecaps["profile"], safe="")).body
+    assert raw.endswith(b"version one")
+    # ...but the driver refuses to go back in time
+    t0 = time.monotonic()
+    assert safely(None, "get", d.get_mutable, url) is None
+    assert time.monotonic() - t0 >= 0.1
+    grid.storage[0] = start_node(s1.nodedir)
+    grid.storage[1] = start_node(s2.nodedir)
+    wait_for_servers(grid.client_url, 3)
+    d.read_attempts = 20
+    assert d.get_mutable(url) == b"version two"
+    # a fresh driver on the same state file keeps the pin
+    again = ShoalDriver(grid.client_url, d.state_file)
+    again.open()
+    assert again.pins["profile"] == d.pins["profile"] >= 1
