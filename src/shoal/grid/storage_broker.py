@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
+import attrs
 from foolscap.api import RemoteException, Violation, eventually
 from twisted.application import service
 from twisted.internet import defer
@@ -181,9 +182,13 @@ class GridServer:
         if self._reconnector is None:
             return connection_status.unstarted()
         last_received = self.rref.getDataLastReceivedAt() if self.rref is not None else None
-        return connection_status.from_reconnection_info(
+        cs = connection_status.from_reconnection_info(
             self._reconnector.getReconnectionInfo(), last_received, self._clock()
         )
+        if cs.connected and not self._connected:
+            # Foolscap is connected but get_version has not answered: not usable yet
+            cs = attrs.evolve(cs, connected=False, summary="Connecting (waiting for the server's version)")
+        return cs
 
     def status(self) -> dict[str, Any]:
         """JSON-ready; the first six keys are the fields of Tahoe's welcome-page JSON."""
