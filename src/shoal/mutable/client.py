@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from typing import Any
-
-from twisted.internet import defer
 
 from shoal.caps.mutable import mutable_caps_from_private_key
 from shoal.caps.ssk import (
@@ -20,6 +17,7 @@ from shoal.caps.ssk import (
 from shoal.crypto import rsa
 from shoal.formats.mutable_share import MDMF_DEFAULT_SEGMENT_SIZE, MDMF_VERSION, SDMF_VERSION
 from shoal.grid import cpu
+from shoal.grid.locks import KeyedLocks
 from shoal.mutable.encoder import WriteKeys, encode_version
 from shoal.mutable.errors import MutableError
 from shoal.mutable.filenode import MutableCap, MutableFileNode
@@ -43,24 +41,14 @@ class MutableClient:
         self.k = k
         self.n = n
         self.key_pool = key_pool if key_pool is not None else KeyPool(0)
-        self._locks: dict[bytes, defer.DeferredLock] = {}
+        self._locks = KeyedLocks()
         # segment size of new MDMF versions (Tahoe's 128 KiB; tests may lower it)
         self.mdmf_segment_size = MDMF_DEFAULT_SEGMENT_SIZE
 
-    @contextlib.asynccontextmanager
-    async def lock(self, storage_index: bytes) -> AsyncIterator[None]:
-        """Hold the lock that serialises this client's writes to one file
+    def lock(self, storage_index: bytes) -> AbstractAsyncContextManager[None]:
+        """The lock that serialises this client's writes to one file
         (`async with client.lock(si):`); idle locks are forgotten."""
-        lock = self._locks.get(storage_index)
-        if lock is None:
-            lock = self._locks[storage_index] = defer.DeferredLock()
-        await lock.acquire()
-        try:
-            yield
-        finally:
-            lock.release()
-            if not lock.locked and not lock.waiting and self._locks.get(storage_index) is lock:
-                del self._locks[storage_index]
+        return self._locks.hold(storage_index)
 
     def node_for(self, cap: MutableCap) -> MutableFileNode:
         if not isinstance(cap, (SSKWriteCap, SSKReadCap, SSKVerifierCap, MDMFWriteCap, MDMFReadCap, MDMFVerifierCap)):

@@ -43,7 +43,6 @@ from shoal.apps.blobs.errors import (
     QuotaExceeded,
 )
 from shoal.apps.blobs.index import BlobIndex, BlobRow
-from shoal.apps.blobs.locks import KeyedLocks
 from shoal.apps.blobs.rules import (
     DEFAULT_NAMESPACE,
     TAG_BYTES,
@@ -55,6 +54,7 @@ from shoal.apps.blobs.rules import (
 from shoal.apps.blobs.store import DirectoryBatcher, RootDirectory, entry_spec, row_from_entry
 from shoal.caps import parse_cap
 from shoal.dirnode import ChildSpec, DirectoryNode, ImmutableFiles, NodeMaker
+from shoal.grid.locks import KeyedLocks
 
 T = TypeVar("T")
 SPOOL_IN_MEMORY = 1024 * 1024  # bodies up to this stay in memory while spooled

@@ -1,6 +1,6 @@
-"""Per-key locks for reactor-thread code (one blob, one user): Soledad isolates
-each read, write, flag change and delete of one blob; shoal does the same with
-a Twisted DeferredLock per key, dropped when nobody holds or waits for it."""
+"""Per-key locks for reactor-thread code: a Twisted DeferredLock per key, made on first
+use and dropped when nobody holds or waits for it. The mutable client serialises its
+writes to one file with it; the blob service its edits of one blob or one directory."""
 
 from collections.abc import AsyncIterator, Hashable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
