@@ -36,7 +36,7 @@ from foolscap.api import Tub
 from twisted.internet import defer
 
 from shoal.checker import FileChecker
-from shoal.grid.storage_broker import StorageBroker
+from shoal.grid.storage_broker import StorageBroker, foolscap_connector
 from shoal.introducer.client import IntroducerClient
 from shoal.testing import reactor_thread
 from shoal.testing.grid import start_grid, wait_for_servers
@@ -111,7 +111,7 @@ class ShoalChecker:
     def _start(self, furl: str) -> None:
         self.tub = Tub()
         self.tub.startService()
-        self.broker = StorageBroker(self.tub)
+        self.broker = StorageBroker(foolscap_connector(self.tub))
         self.ic = IntroducerClient(self.tub, furl, nickname="bench", sequencer=lambda: (0, ""))
         self.broker.use_introducer(self.ic)
         self.ic.startService()

@@ -17,7 +17,7 @@ from shoal.crypto import hashes
 from shoal.crypto.convergence import convergent_key
 from shoal.encoding.base32 import b2a
 from shoal.formats.lease import hash_lease_secret
-from shoal.grid.storage_broker import StorageBroker
+from shoal.grid.storage_broker import StorageBroker, foolscap_connector
 from shoal.immutable.encoder import ImmutableEncoder, encode_all
 from shoal.immutable.params import EncodingParams, FileShape
 from shoal.immutable.push import Pusher
@@ -242,7 +242,7 @@ def test_random_keys_differ(grid):
 
 
 def test_literal_caps_need_no_servers():
-    broker = StorageBroker(None)  # knows no server
+    broker = StorageBroker(foolscap_connector(None))  # knows no server
     for size in (0, 1, 55):
         data = fresh(size, size)
         result = defer.ensureDeferred(upload(
@@ -255,7 +255,7 @@ def test_literal_caps_need_no_servers():
 
 def test_no_servers(grid):
     with pytest.raises(NoServersError):
-        put(grid, fresh(1000), broker=StorageBroker(None))
+        put(grid, fresh(1000), broker=StorageBroker(foolscap_connector(None)))
 
 
 def test_source_shorter_than_size_aborts(grid):

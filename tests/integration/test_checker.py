@@ -17,7 +17,7 @@ from shoal.caps import CHKCap
 from shoal.checker import FileChecker
 from shoal.formats import immutable_container as ic
 from shoal.formats.share_layout import ShareLayout
-from shoal.grid.storage_broker import StorageBroker
+from shoal.grid.storage_broker import StorageBroker, foolscap_connector
 from shoal.introducer.client import IntroducerClient
 from shoal.storage.layout import si_b2a
 from shoal.testing import reactor_thread
@@ -40,7 +40,7 @@ def broker(grid):
     def start() -> None:
         made["tub"] = tub = Tub()
         tub.startService()
-        made["broker"] = broker = StorageBroker(tub)
+        made["broker"] = broker = StorageBroker(foolscap_connector(tub))
         made["ic"] = ic_ = IntroducerClient(tub, grid.introducer_furl, nickname="checker", sequencer=lambda: (0, ""))
         broker.use_introducer(ic_)
         ic_.startService()

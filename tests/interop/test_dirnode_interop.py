@@ -26,7 +26,7 @@ from twisted.internet import defer
 
 from shoal.caps import CHKDirectoryCap, LiteralDirectoryCap, parse_cap
 from shoal.dirnode import DirectoryNode, ImmutableFile, NodeMaker
-from shoal.grid.storage_broker import StorageBroker
+from shoal.grid.storage_broker import StorageBroker, foolscap_connector
 from shoal.immutable.params import EncodingParams
 from shoal.introducer.client import IntroducerClient
 from shoal.mutable import MutableClient
@@ -60,7 +60,7 @@ class InProcessClient:
     def _start(self, furl: str) -> None:
         self.tub = Tub()
         self.tub.startService()
-        self.broker = StorageBroker(self.tub)
+        self.broker = StorageBroker(foolscap_connector(self.tub))
         self.introducer = IntroducerClient(self.tub, furl, nickname="dirnode-client", sequencer=lambda: (1, "x"))
         self.broker.use_introducer(self.introducer)
         self.introducer.startService()

@@ -24,7 +24,7 @@ from shoal.caps import CHKCap, CHKVerifierCap
 from shoal.checker.results import CheckResults, happiness_floor
 from shoal.crypto import hashes
 from shoal.encoding.base32 import b2a
-from shoal.grid import cpu
+from shoal import cpu
 from shoal.immutable.decoder import FileIdentity, FileValidator
 from shoal.immutable.share_finder import ShareFinder
 from shoal.immutable.verify import VerifyResult, verify

@@ -19,7 +19,7 @@ from typing import Any
 from shoal.checker.repair import RepairError
 from shoal.checker.results import CheckResults
 from shoal.formats.mutable_share import MDMF_DEFAULT_SEGMENT_SIZE, MDMF_VERSION, unpack_share
-from shoal.grid import cpu
+from shoal import cpu
 from shoal.mutable import MODE_REPAIR, remote
 from shoal.mutable.encoder import WriteKeys, encode_version
 from shoal.mutable.servermap import ServerMap, update_servermap

@@ -49,7 +49,7 @@ from shoal.dirnode.nodes import (
     resolve_spec,
 )
 from shoal.formats.dirnode import normalize_name
-from shoal.grid import cpu
+from shoal import cpu
 
 FORMATS = ("SDMF", "MDMF")
 _MUTABLE_FILE_CAPS = (SSKWriteCap, SSKReadCap, SSKVerifierCap, MDMFWriteCap, MDMFReadCap, MDMFVerifierCap)

@@ -37,7 +37,7 @@ from shoal.dirnode.contents import (
 )
 from shoal.dirnode.errors import NoSuchChildError, NotDirectoryError, ReadOnlyDirectoryError
 from shoal.formats.dirnode import normalize_name
-from shoal.grid import cpu
+from shoal import cpu
 
 if TYPE_CHECKING:
     from shoal.dirnode.maker import NodeMaker

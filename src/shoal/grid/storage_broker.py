@@ -2,72 +2,85 @@
 
 Servers come from introducer announcements (any number of IntroducerClients)
 and from private/servers.yaml (static entries win over announcements for the
-same server id, as in Tahoe 1.20). For each one the broker keeps a Foolscap
-connection to its anonymous-storage-FURL (Foolscap's Reconnector: retry with
-exponential backoff, reconnect when a lost server returns), asks get_version
-on each connection, and remembers when it connected, when it lost the
-connection and what the server said. When any server connects, the others'
+same server id, as in Tahoe 1.20). For each one the broker keeps a connection
+from its connector (`foolscap_connector`: Foolscap's Reconnector to the
+anonymous-storage-FURL, retrying with exponential backoff and reconnecting
+when a lost server returns; tests connect in process), asks get_version on
+each connection (parsed once into a ServerVersion), hands out the server's
+StorageClient while connected, and remembers when it connected, when it lost
+the connection and what the server said. When any server connects, the others'
 retry timers are cut short, as Tahoe does after a period offline.
 
 get_servers_for_psi() gives the connected servers in Tahoe's permuted order
 for a storage index (shoal.placement.permute).
 
-The Tub must be running before this service starts.
+A Foolscap connector's Tub must be running before this service starts.
 """
 
 import re
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
-from foolscap.api import RemoteException, Violation, eventually
 from twisted.application import service
 from twisted.internet import defer
+from twisted.internet import reactor as _reactor_module
 from twisted.logger import Logger
 
 from shoal.encoding.base32 import a2b, b2a
-from shoal.errors import EncodingError, ShoalError
+from shoal.errors import EncodingError, Fault, ShoalError
+from shoal.grid.foolscap_client import FoolscapConnection
+from shoal.grid.storage_client import (
+    Deadlines,
+    ServerProtocolError,
+    ServerRefused,
+    ServerVersion,
+    StorageClient,
+)
 from shoal.introducer.client import IntroducerClient, StaticServer, censor_furl
 from shoal.placement.permute import BadSeedError, permuted_servers, seed_for
 from shoal.protocol import connection_status
 from shoal.protocol.announcement import ANONYMOUS_STORAGE_FURL
 
 _log = Logger()
+_reactor: Any = _reactor_module
 
 _FURL_TUBID = re.compile(r"\Apb://([a-zA-Z0-9]+)@")
-
-STORAGE_V1 = b"http://allmydata.org/tahoe/protocols/storage/v1"
-APPLICATION_VERSION = b"application-version"
-
-# What a server that cannot answer get_version is assumed to be (Tahoe's defaults).
-VERSION_DEFAULTS: dict[bytes, Any] = {
-    STORAGE_V1: {
-        b"maximum-immutable-share-size": 2**32 - 1,
-        b"maximum-mutable-share-size": 2 * 1000 * 1000 * 1000,
-        b"tolerates-immutable-read-overrun": False,
-        b"delete-mutable-shares-with-zero-length-writev": False,
-        b"available-space": None,
-    },
-    APPLICATION_VERSION: b"unknown: no get_version()",
-}
 
 
 class UnusableServerError(ShoalError):
     """A storage announcement we cannot connect to (no FURL): the announcer's fault."""
 
+    fault = Fault.SERVER
 
-def available_space(version: Mapping[bytes, Any] | None) -> int | None:
-    """A server's free space from its get_version answer (else its largest share size)."""
-    if not version:
-        return None
-    v1 = version.get(STORAGE_V1)
-    if not isinstance(v1, dict):
-        return None
-    space = v1.get(b"available-space")
-    if space is None:
-        space = v1.get(b"maximum-immutable-share-size")
-    return space if isinstance(space, int) else None
+
+class ServerConnection(Protocol):
+    """How the broker reaches one server: it calls on_connected with a StorageClient
+    each time a connection is made and on_lost when that connection goes."""
+
+    def start(self, on_connected: Callable[[Any], None], on_lost: Callable[[], None]) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def reset(self) -> None:
+        """Retry soon if waiting to reconnect."""
+        ...
+
+    def status(self, now: float) -> connection_status.ConnectionStatus: ...
+
+
+# (server, deadlines) -> the connection to use for it
+Connector = Callable[["GridServer", Deadlines], ServerConnection]
+
+
+def foolscap_connector(tub: Any, clock: Any = None) -> Connector:
+    """Connections over Foolscap through `tub` (deadlines measured on `clock`)."""
+
+    def connect(server: "GridServer", deadlines: Deadlines) -> ServerConnection:
+        return FoolscapConnection(tub, server.furl, server.name, clock or _reactor, deadlines)
+
+    return connect
 
 
 def _text(value: Any) -> str:
@@ -77,7 +90,7 @@ def _text(value: Any) -> str:
 
 
 class GridServer:
-    """One storage server we know of: its announcement and our connection to it."""
+    """One storage server we know of: its announcement, and a StorageClient while connected."""
 
     def __init__(
         self, server_id: bytes, ann: dict[str, Any], *, static: bool, clock: Callable[[], float]
@@ -101,12 +114,13 @@ class GridServer:
         self.permutation_seed = seed_for(ann, server_id)
         nickname = ann.get("nickname", "")
         self.nickname: str = nickname if isinstance(nickname, str) else ""
-        self.rref: Any = None  # the RIStorageServer reference (kept, though stale, after a loss)
-        self.version: dict[bytes, Any] | None = None
+        # the server's StorageClient (kept, though stale, after a loss: calls then fail)
+        self.storage: StorageClient | None = None
+        self.version: ServerVersion | None = None
         self.last_connect_time: float | None = None
         self.last_loss_time: float | None = None
         self._connected = False
-        self._reconnector: Any = None
+        self._connection: ServerConnection | None = None
         self._clock = clock
         self._on_connect: Callable[[GridServer], None] | None = None
 
@@ -116,77 +130,76 @@ class GridServer:
         sid = self.server_id[3:] if self.server_id.startswith(b"v0-") else self.server_id
         return _text(sid[:8])
 
+    @property
+    def label(self) -> str:
+        """"nickname [name]" for messages."""
+        return f"{self.nickname} [{self.name}]" if self.nickname else f"[{self.name}]"
+
     def is_connected(self) -> bool:
         return self._connected
 
     @property
     def available_space(self) -> int | None:
-        return available_space(self.version)
+        return self.version.space if self.version is not None else None
 
     @property
     def application_version(self) -> str | None:
-        if self.version is None:
-            return None
-        return _text(self.version.get(APPLICATION_VERSION))
+        return _text(self.version.application_version) if self.version is not None else None
 
     # -- connection --
 
-    def start_connecting(self, tub: Any, on_connect: Callable[["GridServer"], None]) -> None:
+    def start_connecting(self, connection: ServerConnection, on_connect: Callable[["GridServer"], None]) -> None:
         self._on_connect = on_connect
-        self._reconnector = tub.connectTo(self.furl, self._got_connection)
+        self._connection = connection
+        connection.start(self._got_client, self._lost)
 
     def stop_connecting(self) -> None:
-        if self._reconnector is not None:
-            self._reconnector.stopConnecting()
+        if self._connection is not None:
+            self._connection.stop()
         self._on_connect = None
 
     def try_to_connect(self) -> None:
         """Retry soon (in about a second) if waiting to reconnect."""
-        if self._reconnector is not None:
-            self._reconnector.reset()
+        if self._connection is not None:
+            self._connection.reset()
 
-    def _got_connection(self, rref: Any) -> None:
-        d = rref.callRemote("get_version")
+    def _got_client(self, client: StorageClient) -> None:
+        d = client.get_version()
 
-        def got_version(version: Any) -> Any:
-            return version if isinstance(version, dict) else VERSION_DEFAULTS
+        def no_version(f: Any) -> ServerVersion:
+            # a server that cannot answer get_version sensibly: Tahoe's defaults
+            f.trap(ServerProtocolError, ServerRefused)
+            _log.info("server {name}: unusable version answer, assuming defaults: {e}",
+                      name=self.name, e=f.getErrorMessage())
+            return ServerVersion()
 
-        def no_version(f: Any) -> Any:
-            f.trap(Violation, RemoteException)
-            return VERSION_DEFAULTS
-
-        d.addCallbacks(got_version, no_version)
-        d.addCallback(self._connected_with_version, rref)
+        d.addErrback(no_version)
+        d.addCallback(self._connected_with_version, client)
         d.addErrback(lambda f: _log.info("server {name}: get_version failed: {e}",
                                          name=self.name, e=f.getErrorMessage()))
 
-    def _connected_with_version(self, version: dict[bytes, Any], rref: Any) -> None:
+    def _connected_with_version(self, version: ServerVersion, client: StorageClient) -> None:
         if self._on_connect is None:  # stopped meanwhile
             return
-        self.rref = rref
+        self.storage = client
         self.version = version
         self._connected = True
         self.last_connect_time = self._clock()
-        rref.notifyOnDisconnect(self._lost, rref)
         self._on_connect(self)
 
-    def _lost(self, rref: Any) -> None:
-        if rref is not self.rref:
-            return
-        self._connected = False
-        self.last_loss_time = self._clock()
+    def _lost(self) -> None:
+        if self._connected:
+            self._connected = False
+            self.last_loss_time = self._clock()
 
     # -- status --
 
     def connection_status(self) -> connection_status.ConnectionStatus:
-        if self._reconnector is None:
+        if self._connection is None:
             return connection_status.unstarted()
-        last_received = self.rref.getDataLastReceivedAt() if self.rref is not None else None
-        cs = connection_status.from_reconnection_info(
-            self._reconnector.getReconnectionInfo(), last_received, self._clock()
-        )
+        cs = self._connection.status(self._clock())
         if cs.connected and not self._connected:
-            # Foolscap is connected but get_version has not answered: not usable yet
+            # connected, but get_version has not answered: not usable yet
             cs = attrs.evolve(cs, connected=False, summary="Connecting (waiting for the server's version)")
         return cs
 
@@ -214,10 +227,17 @@ class GridServer:
 
 class StorageBroker(service.MultiService):
     def __init__(
-        self, tub: Any, *, preferred: Collection[bytes] = (), clock: Callable[[], float] = time.time
+        self,
+        connector: Connector,
+        *,
+        preferred: Collection[bytes] = (),
+        clock: Callable[[], float] = time.time,
+        deadlines: Deadlines | None = None,
     ) -> None:
+        """connector: how to reach a server (foolscap_connector(tub), or an in-process one)."""
         super().__init__()
-        self._tub = tub
+        self._connector = connector
+        self.deadlines = deadlines or Deadlines()
         self._preferred = frozenset(preferred)
         self._clock = clock
         self.servers: dict[bytes, GridServer] = {}
@@ -256,14 +276,14 @@ class StorageBroker(service.MultiService):
             old.stop_connecting()
         self.servers[server_id] = server
         if self.running:
-            server.start_connecting(self._tub, self._connected)
+            server.start_connecting(self._connector(server, self.deadlines), self._connected)
 
     # -- service --
 
     def startService(self) -> None:
         super().startService()
         for server in list(self.servers.values()):
-            server.start_connecting(self._tub, self._connected)
+            server.start_connecting(self._connector(server, self.deadlines), self._connected)
 
     def stopService(self) -> Any:
         for server in self.servers.values():
@@ -283,7 +303,7 @@ class StorageBroker(service.MultiService):
         waiting = []
         for threshold, d in self._waiters:
             if self._high_water >= threshold:
-                eventually(d.callback, None)
+                _reactor.callLater(0, d.callback, None)
             else:
                 waiting.append((threshold, d))
         self._waiters = waiting

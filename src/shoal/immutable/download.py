@@ -38,7 +38,7 @@ import attrs
 from twisted.internet import defer
 
 from shoal.caps import CHKCap, CHKVerifierCap, LiteralCap
-from shoal.grid import cpu
+from shoal import cpu
 from shoal.immutable.decoder import (
     BadBlockError,
     DownloadError,

@@ -21,7 +21,7 @@ from shoal.crypto import hashes
 from shoal.encoding.base32 import b2a
 from shoal.errors import ShoalError
 from shoal.formats.errors import FormatError
-from shoal.grid import cpu
+from shoal import cpu
 from shoal.grid.storage_broker import STORAGE_V1, GridServer, StorageBroker
 from shoal.immutable.encoder import ImmutableEncoder, ueb_length
 from shoal.immutable.params import FileShape

@@ -32,7 +32,7 @@ from twisted.internet import defer
 from twisted.python.failure import Failure
 
 from shoal.errors import ShoalError
-from shoal.grid import cpu
+from shoal import cpu
 from shoal.immutable.encoder import EncodedSegment, EncodeResult, ImmutableEncoder
 
 MiB = 1024 * 1024

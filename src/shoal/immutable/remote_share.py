@@ -34,7 +34,7 @@ from shoal.formats.share_layout import (
     V2_HEADER_SIZE,
     ShareLayout,
 )
-from shoal.grid import cpu
+from shoal import cpu
 from shoal.grid.storage_broker import STORAGE_V1
 from shoal.hashtree import HashTreeError
 from shoal.immutable.decoder import (

@@ -16,7 +16,7 @@ import attrs
 from twisted.internet import defer
 
 from shoal.encoding.base32 import b2a
-from shoal.grid import cpu
+from shoal import cpu
 from shoal.immutable.decoder import FileValidator, NotEnoughSharesError
 from shoal.immutable.remote_share import CorruptShare, RemoteShare, ShareProblem, describe
 

@@ -54,7 +54,7 @@ from shoal.crypto.convergence import convergent_key
 from shoal.encoding.base32 import b2a
 from shoal.formats.errors import FormatError
 from shoal.formats.ueb import pack_ueb, unpack_ueb
-from shoal.grid import cpu
+from shoal import cpu
 from shoal.grid.storage_broker import StorageBroker
 from shoal.hashtree import CompleteHashTree
 from shoal.immutable.encoder import ImmutableEncoder, ueb_fields

@@ -16,7 +16,7 @@ import attrs
 from twisted.internet import defer
 
 from shoal.caps import CHKCap, CHKVerifierCap
-from shoal.grid import cpu
+from shoal import cpu
 from shoal.immutable.decoder import (
     BadBlockError,
     FileIdentity,

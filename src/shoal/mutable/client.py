@@ -16,7 +16,7 @@ from shoal.caps.ssk import (
 )
 from shoal.crypto import rsa
 from shoal.formats.mutable_share import MDMF_DEFAULT_SEGMENT_SIZE, MDMF_VERSION, SDMF_VERSION
-from shoal.grid import cpu
+from shoal import cpu
 from shoal.grid.locks import KeyedLocks
 from shoal.mutable.encoder import WriteKeys, encode_version
 from shoal.mutable.errors import MutableError

@@ -45,7 +45,7 @@ from shoal.formats.mutable_share import (
     unpack_hashes,
     unpack_share_hash_chain,
 )
-from shoal.grid import cpu
+from shoal import cpu
 from shoal.mutable import remote
 from shoal.mutable.decoder import ShareCheckError, check_block_tree_root
 from shoal.mutable.encoder import WriteKeys, encode_update, encode_version, tree_leaves

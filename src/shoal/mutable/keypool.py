@@ -17,7 +17,7 @@ from typing import Any
 from twisted.internet import defer
 
 from shoal.crypto import rsa
-from shoal.grid import cpu
+from shoal import cpu
 
 
 class KeyPool:

@@ -25,6 +25,7 @@ from typing import Any
 from shoal.encoding import base32
 from shoal.formats.lease import MAX_UINT32, LeaseInfo
 from shoal.formats.mutable_container import MAX_DATA_LENGTH
+from shoal.protocol.version import ServerVersion
 from shoal.storage import advisories, layout, slots
 from shoal.storage.buckets import IDLE_TIMEOUT, BucketReader, BucketWriter, container_size
 from shoal.storage.crawler import MINIMUM_CYCLE_TIME, LeaseCrawler
@@ -63,7 +64,6 @@ from shoal.storage.validate import (
 
 log = logging.getLogger(__name__)
 
-PROTOCOL_KEY = b"http://allmydata.org/tahoe/protocols/storage/v1"
 NODEID_LENGTH = 20
 MUTABLE_LEASE_OWNER = 1  # Tahoe's add_lease and mutable writes use owner 1
 MAX_REASON_LENGTH = 64 * 1024
@@ -129,18 +129,16 @@ class StorageServer:
     def get_version(self) -> dict[bytes, Any]:
         with self.lock:
             remaining = self.available_space()
-        return {
-            PROTOCOL_KEY: {
-                b"maximum-immutable-share-size": remaining,
-                b"maximum-mutable-share-size": MAX_DATA_LENGTH,
-                b"available-space": remaining,
-                b"tolerates-immutable-read-overrun": True,
-                b"delete-mutable-shares-with-zero-length-writev": True,
-                b"fills-holes-with-zero-bytes": True,
-                b"prevents-read-past-end-of-share-data": True,
-            },
-            b"application-version": self.app_version,
-        }
+        return ServerVersion(
+            maximum_immutable_share_size=remaining,
+            maximum_mutable_share_size=MAX_DATA_LENGTH,
+            available_space=remaining,
+            tolerates_immutable_read_overrun=True,
+            delete_mutable_shares_with_zero_length_writev=True,
+            fills_holes_with_zero_bytes=True,
+            prevents_read_past_end_of_share_data=True,
+            application_version=self.app_version,
+        ).to_wire()
 
     def _lease(self, owner_num: int, renew_secret: bytes, cancel_secret: bytes) -> LeaseInfo:
         expiration = min(int(self.clock()) + LEASE_DURATION, MAX_UINT32)

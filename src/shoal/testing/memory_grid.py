@@ -18,7 +18,7 @@ from foolscap.api import Referenceable, Tub
 
 from shoal.crypto.ed25519 import SigningKey
 from shoal.encoding.base32 import a2b, b2a
-from shoal.grid.storage_broker import StorageBroker
+from shoal.grid.storage_broker import StorageBroker, foolscap_connector
 from shoal.introducer.files import StaticServer
 from shoal.protocol.announcement import storage_announcement
 from shoal.storage.foolscap_adapter import FoolscapBucketReader, FoolscapStorageServer
@@ -143,7 +143,7 @@ class MemoryGrid:
             s.start()
         self.client_tub = Tub()
         self.client_tub.startService()
-        self.broker = StorageBroker(self.client_tub)
+        self.broker = StorageBroker(foolscap_connector(self.client_tub))
         self.broker.set_static_servers(
             [StaticServer(s.server_id, s.announcement()) for s in self.servers]
         )

@@ -31,7 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 from twisted.internet import defer
 from twisted.web import server
 
-from shoal.grid import cpu
+from shoal import cpu
 
 BATCH = 4 * 1024 * 1024  # bytes per pool job (disk append + hash)
 SPOOL_HIGH = 16 * 1024 * 1024  # pause the sender above this many bytes waiting

@@ -6,11 +6,12 @@ from foolscap.api import Tub
 
 from shoal.crypto.ed25519 import SigningKey
 from shoal.encoding.base32 import b2a
-from shoal.grid.storage_broker import GridServer, StorageBroker, available_space
+from shoal.grid.storage_broker import GridServer, StorageBroker, foolscap_connector
 from shoal.introducer.client import FileSequencer, IntroducerClient, StaticServer
 from shoal.introducer.server import IntroducerService
 from shoal.placement.permute import permuted_servers
 from shoal.protocol.announcement import storage_announcement
+from shoal.protocol.version import ServerVersion
 from tests.unit.introducer.foolscap_harness import FakeStorageServer, Harness, call
 
 
@@ -59,7 +60,7 @@ def _introducer(h: Harness) -> str:
 
 def _client(h: Harness, intro_furls: list[str], tmp_path: pathlib.Path) -> StorageBroker:
     tub = h.tub()
-    broker = StorageBroker(tub)
+    broker = StorageBroker(foolscap_connector(tub))
     for i, furl in enumerate(intro_furls):
         ic = IntroducerClient(
             tub, furl, nickname="client", sequencer=FileSequencer(str(tmp_path / "client-seqnum")),
@@ -100,7 +101,7 @@ def test_connects_to_announced_servers(harness: Harness, tmp_path: pathlib.Path)
     assert [s.server_id for s in call(broker.get_servers_for_psi, si)] == order
     assert [s.server_id for s in broker.get_all_servers()] == sorted(want)
     server = broker.get_server(nodes[0].server_id)
-    assert isinstance(server, GridServer) and server.rref is not None and len(server.tubid) == 20
+    assert isinstance(server, GridServer) and server.storage is not None and len(server.tubid) == 20
 
 
 def test_two_introducers_merged(harness: Harness, tmp_path: pathlib.Path) -> None:
@@ -140,7 +141,7 @@ def test_cache_reaches_servers_when_introducer_is_down(harness: Harness, tmp_pat
 def test_static_servers_win_over_announcements(harness: Harness, tmp_path: pathlib.Path) -> None:
     n = FakeNode(harness, "static")
     tub = harness.tub()
-    broker = StorageBroker(tub)
+    broker = StorageBroker(foolscap_connector(tub))
     ann = {"anonymous-storage-FURL": n.furl, "nickname": "from-yaml", "service-name": "storage"}
     call(broker.set_static_servers, {n.server_id: StaticServer(n.server_id, ann)})
     harness.start(broker)
@@ -156,13 +157,13 @@ def test_static_servers_win_over_announcements(harness: Harness, tmp_path: pathl
 def test_reconnects_when_a_server_returns(harness: Harness, tmp_path: pathlib.Path) -> None:
     n = FakeNode(harness, "bouncy")
     tub = harness.tub()
-    broker = StorageBroker(tub)
+    broker = StorageBroker(foolscap_connector(tub))
     harness.start(broker)
     call(broker.got_announcement, n.server_id, dict(n.ann(), **{"service-name": "storage"}))
     harness.wait_for(lambda: _connected_ids(broker) == {n.server_id})
     server = broker.get_server(n.server_id)
     assert server is not None
-    first_rref = server.rref
+    first_client = server.storage
 
     n.stop()
     harness.wait_for(lambda: not server.is_connected(), what="the loss to be noticed")
@@ -174,14 +175,14 @@ def test_reconnects_when_a_server_returns(harness: Harness, tmp_path: pathlib.Pa
     n.restart()
     call(broker.try_to_connect)
     harness.wait_for(lambda: server.is_connected(), timeout=15, what="the reconnection")
-    assert server.rref is not first_rref
+    assert server.storage is not first_client
     assert call(broker.get_servers_for_psi, b"\x00" * 16) == [server]
 
 
 def test_changed_announcement_replaces_the_server(harness: Harness, tmp_path: pathlib.Path) -> None:
     old, new = FakeNode(harness, "old"), FakeNode(harness, "new")
     tub = harness.tub()
-    broker = StorageBroker(tub)
+    broker = StorageBroker(foolscap_connector(tub))
     harness.start(broker)
     sid = old.server_id
     call(broker.got_announcement, sid, dict(old.ann(), seqnum=1, **{"service-name": "storage"}))
@@ -198,7 +199,7 @@ def test_changed_announcement_replaces_the_server(harness: Harness, tmp_path: pa
 
 
 def test_unusable_announcements_are_ignored(harness: Harness) -> None:
-    broker = StorageBroker(Tub())  # never started: nothing connects
+    broker = StorageBroker(foolscap_connector(Tub()))  # never started: nothing connects
     broker.got_announcement(b"v0-x", {"service-name": "storage"})
     broker.got_announcement(b"v0-y", {"service-name": "storage", "anonymous-storage-FURL": "pb://!!@x/y"})
     broker.got_announcement(b"v0-z", {"service-name": "storage", "permutation-seed-base32": "NOPE",
@@ -208,7 +209,6 @@ def test_unusable_announcements_are_ignored(harness: Harness) -> None:
 
 def test_available_space_fallbacks() -> None:
     v1 = b"http://allmydata.org/tahoe/protocols/storage/v1"
-    assert available_space(None) is None
-    assert available_space({v1: {b"available-space": 5}}) == 5
-    assert available_space({v1: {b"available-space": None, b"maximum-immutable-share-size": 7}}) == 7
-    assert available_space({b"application-version": b"x"}) is None
+    assert ServerVersion.parse({v1: {b"available-space": 5}}).space == 5
+    assert ServerVersion.parse({v1: {b"available-space": None, b"maximum-immutable-share-size": 7}}).space == 7
+    assert ServerVersion.parse({v1: {}}).space == 2**32 - 1

@@ -14,7 +14,7 @@ from shoal.storage import (
 )
 from shoal.storage.expiration import LEASE_DURATION
 from shoal.storage.layout import si_b2a
-from shoal.storage.server import PROTOCOL_KEY
+from shoal.protocol.version import PROTOCOL_KEY
 from shoal.storage.shares import ImmutableShareFile, MutableShareFile
 from tests.storage_suite.harness import NODEID
 from tests.unit.storage.conftest import GiB

@@ -1,4 +1,4 @@
-"""The one bounded thread pool for CPU work (hashing, AES, zfec, RSA) off the reactor.
+"""The one bounded thread pool of the process for CPU work (hashing, AES, zfec, RSA) off the reactor.
 
 hashlib, pycryptodome and zfec release the GIL on large buffers, so two
 threads keep both cores busy while the reactor thread moves bytes.
