@@ -83,7 +83,7 @@ def test_verify_quarantine_and_repair_across_processes(grid, broker):
         handle.seek(ic.HEADER_SIZE + lay.data + 1000)
         handle.write(bytes([byte ^ 0x80]))
     corrupt_node = files[5].split(os.sep + "storage" + os.sep)[0]
-    checker = FileChecker(broker, lease_secret=b"l" * 32, timeout=30.0)
+    checker = FileChecker(broker, lease_secret=b"l" * 32)
 
     result = reactor_thread.call(lambda: defer.ensureDeferred(checker.check_and_repair(cap, verify=True)))
     doc = result.to_json()
