@@ -36,9 +36,9 @@ sys.path.insert(0, str(ROOT))
 
 from updown import PEER, TahoeGrid  # noqa: E402  (bench/ is on sys.path when run as a script)
 
+from shoal import cpu  # noqa: E402
 from shoal.caps import CHKCap  # noqa: E402
 from shoal.crypto import rsa  # noqa: E402
-from shoal import cpu  # noqa: E402
 from shoal.testing import reactor_thread  # noqa: E402
 from tests.interop.test_dirnode_interop import InProcessClient  # noqa: E402
 

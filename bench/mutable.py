@@ -38,9 +38,9 @@ SIZE = 1024
 
 def serve_grid() -> None:
     """(child) Run the storage servers; print their announcements; stop at EOF on stdin."""
-    from shoal.testing.memory_grid import MemoryGrid
+    from shoal.testing.local_grid import LocalGrid
 
-    grid = MemoryGrid(N)
+    grid = LocalGrid(N)
     print(json.dumps({s.server_id.decode(): s.announcement() for s in grid.servers}), flush=True)
     sys.stdin.read()
     grid.close()

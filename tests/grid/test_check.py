@@ -1,4 +1,4 @@
-"""check and verify (shoal.checker) on a real 10-server grid (MemoryGrid): counts after
+"""check and verify (shoal.checker) on a real 10-server grid (LocalGrid): counts after
 deleted shares and stopped servers, exactly the damaged shares named by verify for every
 kind of damage, servers quarantining what they can prove, Tahoe's JSON shape, leases."""
 
@@ -16,12 +16,10 @@ from shoal.formats import immutable_container as ic
 from shoal.formats.share_layout import ShareLayout
 from shoal.immutable.params import EncodingParams
 from shoal.immutable.upload import upload
-from shoal.introducer.files import StaticServer
-from shoal.storage.foolscap_adapter import FoolscapStorageServer
 from shoal.storage.layout import si_b2a
 from shoal.storage.quarantine import quarantine_root
 from shoal.storage.shares import ImmutableShareFile
-from shoal.testing.memory_grid import MemoryGrid, MemoryServer
+from shoal.testing.local_grid import LocalGrid
 from tests.unit.storage.test_quarantine import flip
 
 LEASE = b"checker-tests-lease-secret-32byt"
@@ -39,7 +37,7 @@ COUNT_KEYS = {
 # -- helpers (test_repair uses them too) ------------------------------------------------
 
 
-def put(grid: MemoryGrid, size: int = 20_000, params: EncodingParams = PARAMS) -> tuple[bytes, CHKCap]:
+def put(grid: LocalGrid, size: int = 20_000, params: EncodingParams = PARAMS) -> tuple[bytes, CHKCap]:
     data = random.Random(next(_seeds)).randbytes(size)
     result = grid.call(lambda: defer.ensureDeferred(upload(
         grid.broker, io.BytesIO(data), size, params=params, convergence_secret=None, lease_secret=LEASE,
@@ -47,16 +45,16 @@ def put(grid: MemoryGrid, size: int = 20_000, params: EncodingParams = PARAMS) -
     return data, CHKCap.from_string(result.cap)
 
 
-def checker(grid: MemoryGrid, **kw: Any) -> FileChecker:
-    return FileChecker(grid.broker, lease_secret=LEASE, timeout=10.0, **kw)
+def checker(grid: LocalGrid, **kw: Any) -> FileChecker:
+    return FileChecker(grid.broker, lease_secret=LEASE, **kw)
 
 
-def run(grid: MemoryGrid, method: str, cap: Any, **kw: Any) -> Any:
+def run(grid: LocalGrid, method: str, cap: Any, **kw: Any) -> Any:
     fc = checker(grid)
     return grid.call(lambda: defer.ensureDeferred(getattr(fc, method)(cap, **kw)))
 
 
-def shares_on(grid: MemoryGrid, si: bytes) -> dict[int, list[tuple[int, str]]]:
+def shares_on(grid: LocalGrid, si: bytes) -> dict[int, list[tuple[int, str]]]:
     """shnum -> [(server index, share file path)] for every finished share of the file."""
     out: dict[int, list[tuple[int, str]]] = {}
     marker = os.sep + si_b2a(si) + os.sep
@@ -67,7 +65,7 @@ def shares_on(grid: MemoryGrid, si: bytes) -> dict[int, list[tuple[int, str]]]:
     return out
 
 
-def path_of(grid: MemoryGrid, si: bytes, shnum: int) -> tuple[int, str]:
+def path_of(grid: LocalGrid, si: bytes, shnum: int) -> tuple[int, str]:
     ((index, path),) = shares_on(grid, si)[shnum]
     return index, path
 
@@ -87,7 +85,7 @@ def ueb_value_at(path: str, key: bytes) -> int:
     return data.index(b":", at + len(key) + 1) + 1
 
 
-def damage(grid: MemoryGrid, si: bytes, shnum: int, kind: str) -> int:
+def damage(grid: LocalGrid, si: bytes, shnum: int, kind: str) -> int:
     """Damage one share as `kind` says; return the index of its server."""
     index, path = path_of(grid, si, shnum)
     lay = layout_of(path)
@@ -113,26 +111,12 @@ def damage(grid: MemoryGrid, si: bytes, shnum: int, kind: str) -> int:
     return index
 
 
-def add_servers(grid: MemoryGrid, count: int) -> None:
+def add_servers(grid: LocalGrid, count: int) -> None:
     """Start `count` more storage servers and tell the client's broker about them."""
-    new = []
-    for i in range(len(grid.servers), len(grid.servers) + count):
-        directory = os.path.join(grid.base, f"server{i}")
-        os.makedirs(directory)
-        new.append(MemoryServer(directory, i, FoolscapStorageServer))
-
-    def start() -> None:
-        for server in new:
-            server.start()
-        assert grid.broker is not None
-        grid.broker.set_static_servers([StaticServer(s.server_id, s.announcement()) for s in new])
-
-    grid.call(start)
-    grid.servers.extend(new)
-    grid.wait_connected(len(grid.servers))
+    grid.add_servers(count)
 
 
-def quarantined(grid: MemoryGrid, index: int) -> list[str]:
+def quarantined(grid: LocalGrid, index: int) -> list[str]:
     root = quarantine_root(grid.servers[index].storage.layout)
     return [f for _d, _s, files in os.walk(root) for f in files if not f.endswith(".reason")]
 
@@ -142,7 +126,7 @@ def quarantined(grid: MemoryGrid, index: int) -> list[str]:
 
 @pytest.fixture(scope="module")
 def grid():
-    g = MemoryGrid(N)
+    g = LocalGrid(N)
     yield g
     g.close()
 
@@ -259,7 +243,7 @@ def test_add_lease_adds_then_renews_this_clients_lease(grid):
         )
 
     assert leases() == [1] * 10
-    fc = FileChecker(grid.broker, lease_secret=other, timeout=10.0)
+    fc = FileChecker(grid.broker, lease_secret=other)
     grid.call(lambda: defer.ensureDeferred(fc.check(cap, add_lease=True)))
     assert leases() == [2] * 10
     grid.call(lambda: defer.ensureDeferred(fc.check(cap, verify=True, add_lease=True)))

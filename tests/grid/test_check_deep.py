@@ -1,5 +1,5 @@
 """Deep operations (shoal.checker.deep) over a tree of 200 files and directories on a
-real 10-server grid (MemoryGrid): manifest and deep-stats, deep-check finding exactly
+real 10-server grid (LocalGrid): manifest and deep-stats, deep-check finding exactly
 the damaged objects (with and without verify), the streaming lines, deep-check with
 repair healing them all, and a second deep-check healthy."""
 
@@ -18,7 +18,7 @@ from shoal.encoding.base32 import b2a
 from shoal.immutable.params import EncodingParams
 from shoal.mutable import MutableClient
 from shoal.node.files import ClientFiles
-from shoal.testing.memory_grid import MemoryGrid
+from shoal.testing.local_grid import LocalGrid
 from tests.grid.test_check import damage
 from tests.grid.test_check_mutable import share_paths
 from tests.unit.mutable.vector_keys import fresh_key
@@ -36,7 +36,7 @@ def call(grid, fn, *args, **kw):
 
 @pytest.fixture(scope="module")
 def grid():
-    g = MemoryGrid(N)
+    g = LocalGrid(N)
     yield g
     g.close()
 
@@ -69,7 +69,7 @@ def tree(grid):
         await root.set_children({f"lit{i}": LiteralCap(b"root %d" % i).to_string() for i in range(ROOT_LITS)})
 
     grid.call(lambda: defer.ensureDeferred(build()))
-    checker = FileChecker(grid.broker, lease_secret=LEASE, mutable=mutable, timeout=10.0)
+    checker = FileChecker(grid.broker, lease_secret=LEASE, mutable=mutable)
     return types.SimpleNamespace(maker=maker, root=root, chk=chk, dirs=dirs, checker=checker)
 
 

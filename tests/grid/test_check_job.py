@@ -1,4 +1,4 @@
-"""The checker job (shoal.checker.job) on a real grid (MemoryGrid): a round finds and
+"""The checker job (shoal.checker.job) on a real grid (LocalGrid): a round finds and
 repairs a damaged file, the next round is healthy, progress survives a restart
 mid-round (objects already done are not checked again), and status() reports it."""
 
@@ -16,7 +16,7 @@ from shoal.dirnode import NodeMaker
 from shoal.immutable.params import EncodingParams
 from shoal.mutable import MutableClient
 from shoal.node.files import ClientFiles
-from shoal.testing.memory_grid import MemoryGrid
+from shoal.testing.local_grid import LocalGrid
 from tests.grid.test_check import damage
 from tests.unit.mutable.vector_keys import fresh_key
 
@@ -35,7 +35,7 @@ def call(grid, fn, *args, **kw):
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    grid = MemoryGrid(N)
+    grid = LocalGrid(N)
     identity = types.SimpleNamespace(convergence_secret=None, lease_secret=LEASE)
     files = ClientFiles(grid.broker, EncodingParams(K, HAPPY, N), identity)
     maker = NodeMaker(files, MutableClient(grid.broker, lease_secret=LEASE, k=K, n=N))
@@ -49,7 +49,7 @@ def setup(tmp_path_factory):
         await root.set_children(caps)
 
     grid.call(lambda: defer.ensureDeferred(build()))
-    checker = FileChecker(grid.broker, lease_secret=LEASE, happy=HAPPY, mutable=maker.mutable, timeout=10.0)
+    checker = FileChecker(grid.broker, lease_secret=LEASE, happy=HAPPY, mutable=maker.mutable)
     yield types.SimpleNamespace(grid=grid, maker=maker, root=root, caps=caps, checker=checker,
                                 state=str(tmp_path_factory.mktemp("job") / "checker.state.json"))
     grid.close()

@@ -1,5 +1,5 @@
 """check, verify and repair of mutable files (SDMF and MDMF) on a real 10-server grid
-(MemoryGrid): Tahoe's mutable check rules and JSON, deleted and corrupt shares, the
+(LocalGrid): Tahoe's mutable check rules and JSON, deleted and corrupt shares, the
 servers quarantining what verify reports, repair without a new sequence number when only
 shares are missing, republishing when versions disagree, and the write cap it needs."""
 
@@ -15,7 +15,7 @@ from shoal.mutable import MODE_CHECK, MutableClient
 from shoal.mutable.servermap import update_servermap
 from shoal.storage.layout import si_b2a
 from shoal.storage.quarantine import quarantine_root
-from shoal.testing.memory_grid import MemoryGrid
+from shoal.testing.local_grid import LocalGrid
 from tests.unit.mutable.vector_keys import fresh_key
 
 K, N = 3, 10
@@ -24,7 +24,7 @@ LEASE = b"mutable-check-tests-lease-secret"
 
 @pytest.fixture(scope="module")
 def grid():
-    g = MemoryGrid(N)
+    g = LocalGrid(N)
     yield g
     g.close()
 
@@ -39,7 +39,7 @@ def call(grid, fn, *args, **kw):
 
 
 def checker(grid, client) -> FileChecker:
-    return FileChecker(grid.broker, lease_secret=LEASE, mutable=client, timeout=10.0)
+    return FileChecker(grid.broker, lease_secret=LEASE, mutable=client)
 
 
 def create(grid, client, fmt: str, data: bytes):

@@ -1,4 +1,4 @@
-"""Directories (shoal.dirnode) on real storage servers over Foolscap (MemoryGrid):
+"""Directories (shoal.dirnode) on real storage servers over Foolscap (LocalGrid):
 every family round trip (DIR2, DIR2-MDMF, DIR2-CHK, DIR2-LIT), nested paths,
 link metadata, unknown caps kept intact, read-only views, errors, and two
 clients editing one directory at once without losing a change."""
@@ -35,7 +35,7 @@ from shoal.formats.dirnode import split_entries
 from shoal.immutable.params import EncodingParams
 from shoal.mutable import MutableClient, MutableFileNode
 from shoal.node.files import ClientFiles
-from shoal.testing.memory_grid import MemoryGrid
+from shoal.testing.local_grid import LocalGrid
 from tests.unit.mutable.vector_keys import fresh_key
 
 K, HAPPY, N = 3, 4, 5
@@ -45,7 +45,7 @@ BIG = b"x" * 5000
 
 @pytest.fixture(scope="module")
 def grid():
-    g = MemoryGrid(N)
+    g = LocalGrid(N)
     yield g
     g.close()
 

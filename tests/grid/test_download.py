@@ -1,5 +1,5 @@
 """The immutable downloader (shoal.immutable.download) against real storage servers
-over Foolscap (MemoryGrid): round trips, share choice, faults, ranges, and the
+over Foolscap (LocalGrid): round trips, share choice, faults, ranges, and the
 rule that no byte that failed a check ever reaches the consumer."""
 
 import itertools
@@ -15,6 +15,7 @@ from twisted.internet import defer
 from shoal.caps import LiteralCap
 from shoal.crypto.aes import aes_ctr
 from shoal.formats.share_layout import ShareLayout
+from shoal.grid.storage_client import Deadlines
 from shoal.immutable import download as dl
 from shoal.immutable import remote_share
 from shoal.immutable.decoder import NotEnoughSharesError
@@ -23,7 +24,7 @@ from shoal.immutable.encoder import encode_all
 from shoal.immutable.params import DEFAULT_MAX_SEGMENT_SIZE, EncodingParams, FileShape
 from shoal.immutable.verify import verify
 from shoal.storage.layout import CORRUPTION_ADVISORIES, si_b2a
-from shoal.testing.memory_grid import MemoryGrid
+from shoal.testing.local_grid import LocalGrid
 from shoal.testing.reactor_thread import reactor
 
 K, N = 3, 10
@@ -46,7 +47,7 @@ class File:
         s = self.shape
         self.layout = ShareLayout.compute(s.block_size, s.share_data_size, s.num_segments, s.num_share_hashes)
 
-    def put(self, grid: MemoryGrid, placement: dict[int, int] | None = None, only: Any = None) -> "File":
+    def put(self, grid: LocalGrid, placement: dict[int, int] | None = None, only: Any = None) -> "File":
         shnums = range(N) if only is None else only
         grid.put_shares(self.si, {sh: self.shares[sh] for sh in shnums}, placement)
         return self
@@ -64,7 +65,7 @@ def fetch(grid: Any, cap: Any, write: Any = None, **kw: Any) -> tuple[bytes, Dow
     return b"".join(out), result
 
 
-def share_file(grid: MemoryGrid, server: int, si: bytes, shnum: int) -> str:
+def share_file(grid: LocalGrid, server: int, si: bytes, shnum: int) -> str:
     suffix = os.sep + os.path.join(si_b2a(si), str(shnum))
     (path,) = [p for p in grid.servers[server].share_files() if p.endswith(suffix)]
     return path
@@ -78,7 +79,7 @@ def flip(path: str, offset: int) -> None:
         f.write(bytes([byte[0] ^ 0x40]))
 
 
-def advisories(grid: MemoryGrid, server: int, si: bytes) -> list[str]:
+def advisories(grid: LocalGrid, server: int, si: bytes) -> list[str]:
     d = os.path.join(grid.servers[server].storage_dir, CORRUPTION_ADVISORIES)
     return [name for name in os.listdir(d) if si_b2a(si) in name] if os.path.isdir(d) else []
 
@@ -93,7 +94,7 @@ def best_choice(monkeypatch):
 
 @pytest.fixture(scope="module")
 def grid():
-    g = MemoryGrid(N)
+    g = LocalGrid(N)
     yield g
     g.close()
 
@@ -358,55 +359,25 @@ def test_no_advisory_when_not_asked(grid):
     assert advisories(grid, 1, f.si) == []
 
 
-class _HangingRef:
-    """A remote reference whose chosen calls never answer."""
-
-    def __init__(self, real: Any, hang: set[str]) -> None:
-        self._real, self._hang = real, hang
-
-    def callRemote(self, name: str, *args: Any) -> Any:  # noqa: N802
-        if name in self._hang:
-            return defer.Deferred()
-        d = self._real.callRemote(name, *args)
-        if name == "get_buckets" and "read" in self._hang:
-            d.addCallback(lambda b: {sh: _HangingRef(r, {"read"}) for sh, r in b.items()})
-        return d
-
-
-class _Server:
-    def __init__(self, real: Any, hang: set[str]) -> None:
-        self.server_id, self.nickname, self.name = real.server_id, real.nickname, real.name
-        self.version = real.version
-        self.rref = _HangingRef(real.rref, hang) if hang else real.rref
-
-
-class _Broker:
-    """The grid's broker with some servers that stop answering."""
-
-    def __init__(self, grid: MemoryGrid, hang: dict[int, set[str]]) -> None:
-        self._broker = grid.broker
-        self._hang = {grid.servers[i].server_id: what for i, what in hang.items()}
-
-    def get_servers_for_psi(self, si: bytes) -> list[_Server]:
-        return [_Server(s, self._hang.get(s.server_id, set())) for s in self._broker.get_servers_for_psi(si)]
-
-
-def test_read_timeout_switches_share_and_slow_servers_are_not_awaited(grid):
-    f = File(4 * SMALL_SEG, SMALL_SEG).put(grid)
-    # share 0's reads never answer; servers 8 and 9 never answer get_buckets
-    broker = _Broker(grid, {0: {"read"}, 8: {"get_buckets"}, 9: {"get_buckets"}})
-    data, result = fetch(grid, f.cap, broker=broker, read_timeout=0.5)
-    assert data == f.data
-    assert [(x.shnum, x.kind) for x in result.failures] == [(0, "timeout")]
-    assert result.elapsed < 5
-    assert advisories(grid, 0, f.si) == []
+def test_read_timeout_switches_share_and_slow_servers_are_not_awaited():
+    with LocalGrid(N, deadlines=Deadlines(query=0.5, read=0.5)) as grid:
+        f = File(4 * SMALL_SEG, SMALL_SEG).put(grid)
+        # share 0's reads never answer; servers 8 and 9 never answer get_buckets
+        grid.hang(0, methods=frozenset({"read"}))
+        grid.hang(8, methods=frozenset({"get_buckets"}))
+        grid.hang(9, methods=frozenset({"get_buckets"}))
+        data, result = fetch(grid, f.cap)
+        assert data == f.data
+        assert [(x.shnum, x.kind) for x in result.failures] == [(0, "timeout")]
+        assert result.elapsed < 5
+        assert advisories(grid, 0, f.si) == []
 
 
 @pytest.fixture(scope="module")
 def lying_grid():
     # servers 0..6 flip a bit of every read covering share-data offset 0x24 + 1000 + 5:
     # the block of segment 1 in files with 3000-byte segments
-    g = MemoryGrid(N, lying={i: 0x24 + SMALL_SEG // K + 5 for i in range(7)})
+    g = LocalGrid(N, lying={i: 0x24 + SMALL_SEG // K + 5 for i in range(7)})
     yield g
     g.close()
 
@@ -447,7 +418,7 @@ def test_all_shares_lying_delivers_only_good_segments(lying_grid):
 
 
 def test_servers_stopped_before_and_during_download():
-    with MemoryGrid(N) as g:
+    with LocalGrid(N) as g:
         during = File(100 * SMALL_SEG + 1, SMALL_SEG, seed=8).put(g)
         before = File(20 * SMALL_SEG, SMALL_SEG, seed=9).put(g)
         out: list[bytes] = []

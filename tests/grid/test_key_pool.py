@@ -9,7 +9,7 @@ from shoal.caps import parse_cap
 from shoal.caps.mutable import mutable_caps_from_private_key
 from shoal.mutable import MutableClient
 from shoal.mutable.keypool import KeyPool
-from shoal.testing.memory_grid import MemoryGrid
+from shoal.testing.local_grid import LocalGrid
 from tests.unit.mutable.vector_keys import fresh_key
 
 
@@ -27,7 +27,7 @@ def test_pool_fills_hands_out_distinct_keys_and_refills():
         made.append(fresh_key())
         return made[-1]
 
-    with MemoryGrid(1) as grid:
+    with LocalGrid(1) as grid:
         pool = KeyPool(2, generate)
         grid.call(pool.fill)
         _wait(grid, pool, 2)
@@ -40,14 +40,14 @@ def test_pool_fills_hands_out_distinct_keys_and_refills():
 
 
 def test_empty_pool_generates_on_demand():
-    with MemoryGrid(1) as grid:
+    with LocalGrid(1) as grid:
         pool = KeyPool(0, fresh_key)
         key = grid.call(lambda: defer.ensureDeferred(pool.get()))
         assert key is not None and pool.made == 1 and pool.ready() == 0
 
 
 def test_create_takes_its_key_from_the_pool():
-    with MemoryGrid(4) as grid:
+    with LocalGrid(4) as grid:
         keys = []
 
         def generate():

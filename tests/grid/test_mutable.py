@@ -1,4 +1,4 @@
-"""Mutable files (shoal.mutable) on real storage servers over Foolscap (MemoryGrid):
+"""Mutable files (shoal.mutable) on real storage servers over Foolscap (LocalGrid):
 round trips of both formats, caps from keys, placement, partial reads and writes
 against a bytes model, racing writers, rollback, corrupt shares, read-only caps."""
 
@@ -13,6 +13,7 @@ from twisted.internet import defer
 
 from shoal.formats.mutable_container import DATA_OFFSET
 from shoal.formats.mutable_share import unpack_header
+from shoal.grid.storage_client import SlotWrite
 from shoal.mutable import (
     MODE_CHECK,
     MODE_READ,
@@ -22,9 +23,8 @@ from shoal.mutable import (
     UncoordinatedWriteError,
 )
 from shoal.mutable.errors import ReadOnlyError
-from shoal.storage.foolscap_adapter import FoolscapStorageServer
 from shoal.storage.layout import si_b2a
-from shoal.testing.memory_grid import MemoryGrid
+from shoal.testing.local_grid import LocalGrid, flip_bit_at
 from tests.unit.mutable.vector_keys import fresh_key, vector_key
 
 K, N = 3, 10
@@ -32,7 +32,7 @@ K, N = 3, 10
 
 @pytest.fixture(scope="module")
 def grid():
-    g = MemoryGrid(N)
+    g = LocalGrid(N)
     yield g
     g.close()
 
@@ -196,7 +196,7 @@ def test_in_place_update_rewrites_only_touched_segments(grid, small_seg_client, 
     run(grid, node.update, 1500, b"abc")  # inside segment 50
     block_len = 16 + SEG // K
     for vectors in sent:
-        for _tests, writes, _ in vectors.values():
+        for writes in (w.writes for w in vectors.values()):
             blocks = [w for w in writes if w[0] >= 2167 and len(w[1]) == block_len]
             assert [w[0] for w in blocks] == [2167 + 50 * block_len]
     assert sum(len(v) for v in sent) == N
@@ -381,26 +381,6 @@ def test_missing_file(grid, client):
         run(grid, client.node_for(cap).download_best_version)
 
 
-class LyingSlots(FoolscapStorageServer):
-    """Serves real mutable shares, but flips one bit of every read covering `flip_at`."""
-
-    flip_at = 0
-
-    def remote_slot_readv(self, storage_index, shares, readv):
-        answer = super().remote_slot_readv(storage_index, shares, readv)
-        for reads in answer.values():
-            for j, (offset, _length) in enumerate(readv):
-                data = bytearray(reads[j])
-                if offset <= self.flip_at < offset + len(data):
-                    data[self.flip_at - offset] ^= 0x01
-                    reads[j] = bytes(data)
-        return answer
-
-
-def lying(flip_at: int):
-    return lambda storage: type("Liar", (LyingSlots,), {"flip_at": flip_at})(storage)
-
-
 def test_lying_servers_are_skipped(grid, client):
     data = os.urandom(150_000)
     node = create(grid, client, data, "MDMF")
@@ -410,20 +390,14 @@ def test_lying_servers_are_skipped(grid, client):
     spots = [12, 2167 + 30, 2167 + 16 + 43691 + 16 + 5, 200, 2167 + 2, 140, 2167 + 900]
     try:
         for i, spot in zip(liars, spots, strict=True):
-            grid.stop_server(i)
-            grid.servers[i].adapter_factory = lying(spot)
-            grid.restart_server(i)
-        grid.wait_connected(N)
+            grid.set_lying(i, slots=flip_bit_at(spot))
         assert run(grid, node.download_best_version) == data
         parts: list[bytes] = []
         run(grid, node.read, parts.append, 140_000, 5000)
         assert b"".join(parts) == data[140_000:145_000]
     finally:
         for i in liars:
-            grid.stop_server(i)
-            grid.servers[i].adapter_factory = FoolscapStorageServer
-            grid.restart_server(i)
-        grid.wait_connected(N)
+            grid.set_lying(i)
 
 
 def test_update_with_a_missing_share_rewrites_the_file(grid, small_seg_client):
@@ -453,9 +427,9 @@ def test_share_numbers_beyond_n_do_not_count(grid, client):
         share = f.read()
     server = grid.server_for(server_i)
     secrets = remote.write_secrets(node.cap.writekey, b"L" * 32, node.storage_index, server)
-    vectors = {sh: ([(0, 1, b"eq", b"")], [(0, share)], None) for sh in (10, 11)}
-    ok, _ = run(grid, remote.test_and_write, server, node.storage_index, secrets, vectors, [])
-    assert ok
+    vectors = {sh: SlotWrite([(0, 1, b"eq", b"")], [(0, share)]) for sh in (10, 11)}
+    result = run(grid, remote.test_and_write, server, node.storage_index, secrets, vectors, [])
+    assert result.success
     smap = run(grid, node.servermap, MODE_CHECK)
     (version,) = smap.versions()
     assert sorted(smap.shares_of(version)) == list(range(N))

@@ -1,4 +1,4 @@
-"""check_and_repair (shoal.checker) on real grids (MemoryGrid): corrupt and deleted shares
+"""check_and_repair (shoal.checker) on real grids (LocalGrid): corrupt and deleted shares
 healed to 10 good shares on 10 servers, a second verify healthy, the file still reads;
 damage the server cannot prove; shares spread onto servers added later."""
 
@@ -7,7 +7,7 @@ from twisted.internet import defer
 
 from shoal.immutable.download import download
 from shoal.immutable.params import EncodingParams
-from shoal.testing.memory_grid import MemoryGrid
+from shoal.testing.local_grid import LocalGrid
 from tests.grid.test_check import add_servers, damage, put, run, shares_on
 
 N = 10
@@ -15,7 +15,7 @@ N = 10
 
 @pytest.fixture(scope="module")
 def grid():
-    g = MemoryGrid(N)
+    g = LocalGrid(N)
     yield g
     g.close()
 
@@ -103,7 +103,7 @@ def test_an_unrecoverable_file_is_reported_not_repaired(grid):
 
 
 def test_repair_spreads_shares_onto_servers_added_later():
-    with MemoryGrid(4) as small:
+    with LocalGrid(4) as small:
         data, cap = put(small, params=EncodingParams(3, 4, 10, 4_002))  # 10 shares on 4 servers
         assert run(small, "check", cap).count_happiness == 4
         add_servers(small, 6)

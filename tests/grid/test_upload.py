@@ -1,5 +1,5 @@
 """The immutable uploader (shoal.immutable.upload) against real storage servers over
-Foolscap (MemoryGrid): Tahoe 1.20's caps and share bytes, placement and happiness,
+Foolscap (LocalGrid): Tahoe 1.20's caps and share bytes, placement and happiness,
 re-uploads, full, refusing, failing and vanishing servers, and the push pipeline."""
 
 import hashlib
@@ -31,7 +31,7 @@ from shoal.immutable.upload import (
 )
 from shoal.storage.layout import si_b2a
 from shoal.storage.shares import ImmutableShareFile
-from shoal.testing.memory_grid import MemoryGrid
+from shoal.testing.local_grid import LocalGrid
 from shoal.testing.reactor_thread import reactor
 from tests.conftest import VECTORS, vector_plaintext
 
@@ -44,7 +44,7 @@ SMALL_SEG = EncodingParams(3, 7, 10, 3000)  # many segments from a small file
 CONTAINER_HEADER = 12  # bytes of the immutable container before the share data
 
 
-def put(grid: MemoryGrid, data: bytes, params: EncodingParams = PARAMS, secret: bytes | None = SECRET,
+def put(grid: LocalGrid, data: bytes, params: EncodingParams = PARAMS, secret: bytes | None = SECRET,
         **kw: Any) -> UploadResult:
     broker = kw.pop("broker", None) or grid.broker
     return grid.call(lambda: defer.ensureDeferred(upload(
@@ -53,7 +53,7 @@ def put(grid: MemoryGrid, data: bytes, params: EncodingParams = PARAMS, secret: 
     )))
 
 
-def holdings(grid: MemoryGrid, si: bytes) -> dict[int, set[int]]:
+def holdings(grid: LocalGrid, si: bytes) -> dict[int, set[int]]:
     """server index -> share numbers it holds (finished shares) for this storage index."""
     out: dict[int, set[int]] = {}
     for i, server in enumerate(grid.servers):
@@ -63,13 +63,13 @@ def holdings(grid: MemoryGrid, si: bytes) -> dict[int, set[int]]:
     return out
 
 
-def share_path(grid: MemoryGrid, server: int, si: bytes, shnum: int) -> str:
+def share_path(grid: LocalGrid, server: int, si: bytes, shnum: int) -> str:
     (path,) = [p for p in grid.servers[server].share_files()
                if p.endswith(os.path.join(si_b2a(si), str(shnum)))]
     return path
 
 
-def incoming(grid: MemoryGrid) -> list[str]:
+def incoming(grid: LocalGrid) -> list[str]:
     found = []
     for server in grid.servers:
         for root, _dirs, files in os.walk(os.path.join(server.storage_dir, "shares", "incoming")):
@@ -77,7 +77,7 @@ def incoming(grid: MemoryGrid) -> list[str]:
     return found
 
 
-def fill_up(grid: MemoryGrid, i: int) -> None:
+def fill_up(grid: LocalGrid, i: int) -> None:
     """Server i keeps announcing the space it had but refuses every new share."""
     def go() -> None:
         space = grid.servers[i].storage.space  # type: ignore[union-attr]
@@ -91,7 +91,7 @@ def fresh(size: int, seed: int | None = None) -> bytes:
 
 @pytest.fixture(scope="module")
 def grid():
-    with MemoryGrid(10) as g:
+    with LocalGrid(10) as g:
         yield g
 
 
@@ -285,7 +285,7 @@ READ_ONLY = 11  # announces 1000 bytes of space: never asked to allocate
 
 @pytest.fixture(scope="module")
 def fault_grid():
-    with MemoryGrid(12, max_space={READ_ONLY: 1000}) as g:
+    with LocalGrid(12, max_space={READ_ONLY: 1000}) as g:
         yield g
 
 
@@ -303,7 +303,7 @@ def faults(fault_grid):
     fault_grid.call(undo)
 
 
-def permuted(grid: MemoryGrid, data: bytes, params: EncodingParams = PARAMS) -> list[int]:
+def permuted(grid: LocalGrid, data: bytes, params: EncodingParams = PARAMS) -> list[int]:
     """Grid indexes of the servers in the permuted order this file's convergent upload uses."""
     segment_size = params.segment_size_for(len(data))
     si = hashes.storage_index_hash(convergent_key([data], SECRET, params.k, params.n, segment_size))
@@ -399,7 +399,7 @@ def test_reupload_spreads_doubled_up_shares(faults):
 # --- servers that vanish while we write --------------------------------------------
 
 
-def drop_after_writes(grid: MemoryGrid, i: int, writes: int) -> None:
+def drop_after_writes(grid: LocalGrid, i: int, writes: int) -> None:
     """Server i fails its `writes`-th bucket write and disconnects."""
     server = grid.servers[i]
     storage = server.storage
@@ -426,7 +426,7 @@ def drop_after_writes(grid: MemoryGrid, i: int, writes: int) -> None:
 
 
 def test_server_lost_mid_upload_is_dropped():
-    with MemoryGrid(10) as g:
+    with LocalGrid(10) as g:
         drop_after_writes(g, 6, writes=3)
         data = fresh(4 * 1024 * 1024 + 17, 17)
         result = put(g, data, write_size=256 * 1024)
@@ -448,7 +448,7 @@ def test_server_lost_mid_upload_is_dropped():
 
 
 def test_losing_too_many_servers_aborts_everything():
-    with MemoryGrid(10) as g:
+    with LocalGrid(10) as g:
         for i in (0, 2, 4, 6):
             drop_after_writes(g, i, writes=2)
         with pytest.raises(UploadUnhappinessError, match="lost sh"):
@@ -471,15 +471,22 @@ class FakeWriter:
         self.closed = False
         self.max_outstanding = 0
 
-    def callRemote(self, method: str, *args: Any) -> Any:  # noqa: N802 (Foolscap's name)
+    def _answer(self) -> Any:
         pusher = self.pusher_ref[0]
         self.max_outstanding = max(self.max_outstanding, pusher._outstanding)
-        if method == "write":
-            assert not self.closed
-            self.writes.append(args)
-        elif method == "close":
-            self.closed = True
         return task.deferLater(reactor, self.delay, lambda: None)
+
+    def write(self, offset: int, data: bytes) -> Any:
+        assert not self.closed
+        self.writes.append((offset, data))
+        return self._answer()
+
+    def close(self) -> Any:
+        self.closed = True
+        return self._answer()
+
+    def abort(self) -> Any:
+        return self._answer()
 
 
 @pytest.mark.parametrize("size,segment", [(5 * 1024 * 1024 + 5, 1024 * 1024), (600_000, 9999), (100, 99)])

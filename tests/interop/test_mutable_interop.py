@@ -1,6 +1,6 @@
 """Mutable files (SDMF and MDMF) cross between shoal and Tahoe-LAFS 1.20 on one grid.
 
-Ten shoal storage servers (a MemoryGrid in this process) are shared by a
+Ten shoal storage servers (a LocalGrid in this process) are shared by a
 shoal MutableClient and a real Tahoe 1.20 client node (configured with the
 same servers in private/servers.yaml, so both see one permuted ring). Each
 side creates files, reads the other's, and modifies them (whole overwrite,
@@ -18,7 +18,7 @@ from twisted.internet import defer
 from shoal.caps import parse_cap
 from shoal.mutable import MutableClient
 from shoal.testing.grid import wait_for_servers
-from shoal.testing.memory_grid import MemoryGrid
+from shoal.testing.local_grid import LocalGrid
 from tests.interop.conftest import TahoeNode
 from tests.interop.test_mixed_grid import free_port, tahoe, tahoe_node_url
 
@@ -28,7 +28,7 @@ K, N = 3, 10
 @pytest.fixture(scope="module")
 def mixed(peer, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("mutable-interop")
-    grid = MemoryGrid(N)
+    grid = LocalGrid(N)
     node = None
     try:
         tdir = tmp / "tclient"

@@ -32,7 +32,7 @@ from shoal.caps import (
     SSKWriteCap,
     parse_cap,
 )
-from shoal.checker.immutable import DEFAULT_TIMEOUT, build_results, check_immutable, find_shares
+from shoal.checker.immutable import build_results, check_immutable, find_shares
 from shoal.checker.mutable import check_mutable
 from shoal.checker.mutable_repair import repair_mutable
 from shoal.checker.repair import repair_immutable
@@ -62,13 +62,11 @@ def file_cap_of(cap: Any) -> Any:
 class FileChecker:
     """Check, verify and repair files on one grid (see the module docstring)."""
 
-    def __init__(self, broker: Any, *, lease_secret: bytes, happy: int = 7, mutable: Any = None,
-                 timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, broker: Any, *, lease_secret: bytes, happy: int = 7, mutable: Any = None) -> None:
         self.broker = broker
         self.mutable = mutable  # a shoal.mutable.MutableClient: needed to repair mutable files
         self.lease_secret = lease_secret
         self.happy = happy
-        self.timeout = timeout
 
     def _file_cap(self, cap: Any) -> Any:
         cap = file_cap_of(cap)
@@ -85,11 +83,11 @@ class FileChecker:
             return None
         if isinstance(fcap, MUTABLE_CAPS):
             results, _ = await check_mutable(self.broker, fcap, verify_blocks=verify, add_lease=add_lease,
-                                             lease_secret=self.lease_secret, timeout=self.timeout)
+                                             lease_secret=self.lease_secret)
             return results
         return await check_immutable(
             self.broker, fcap, verify_blocks=verify, add_lease=add_lease, lease_secret=self.lease_secret,
-            happy=self.happy, timeout=self.timeout,
+            happy=self.happy,
         )
 
     async def check_and_repair(self, cap: Any, *, verify: bool = False,
@@ -103,7 +101,7 @@ class FileChecker:
         chk = fcap
         pre = await check_immutable(
             self.broker, chk, verify_blocks=verify, add_lease=add_lease, lease_secret=self.lease_secret,
-            happy=self.happy, timeout=self.timeout,
+            happy=self.happy,
         )
         if pre.healthy:
             return CheckAndRepairResults(chk.storage_index, pre, pre, repair_attempted=False,
@@ -116,8 +114,7 @@ class FileChecker:
                        f"{pre.count_shares_needed} needed")
         else:
             try:
-                repaired = await repair_immutable(self.broker, chk, lease_secret=self.lease_secret, bad=bad,
-                                                  timeout=self.timeout)
+                repaired = await repair_immutable(self.broker, chk, lease_secret=self.lease_secret, bad=bad)
                 placed = repaired.shares_placed
             except Exception as e:  # whatever failed, the post-repair check tells the state
                 problem = _one_line(e)
@@ -130,7 +127,7 @@ class FileChecker:
     async def _after_repair(self, cap: CHKCap | CHKVerifierCap, bad: set[tuple[bytes, int]],
                             placed: dict[int, bytes], problem: str | None) -> CheckResults:
         """A fresh check, not counting shares known corrupt unless the repair replaced them."""
-        found, asked, no_answer, names = await find_shares(self.broker, cap, self.timeout)
+        found, asked, no_answer, names = await find_shares(self.broker, cap)
         replaced = {(sid, sh) for sh, sid in placed.items()}
         still_bad = set()
         good: dict[int, tuple[bytes, ...]] = {}
@@ -149,7 +146,7 @@ class FileChecker:
 
     async def _mutable_check_and_repair(self, cap: Any, verify: bool, add_lease: bool) -> CheckAndRepairResults:
         pre, _ = await check_mutable(self.broker, cap, verify_blocks=verify, add_lease=add_lease,
-                                     lease_secret=self.lease_secret, timeout=self.timeout)
+                                     lease_secret=self.lease_secret)
         if pre.healthy:
             return CheckAndRepairResults(cap.storage_index, pre, pre, repair_attempted=False,
                                          repair_successful=False)
@@ -158,7 +155,7 @@ class FileChecker:
             done = await repair_mutable(self.broker, self.mutable, cap, pre, lease_secret=self.lease_secret)
         except Exception as e:  # the check afterwards tells the state
             problem = _one_line(e)
-        post, _ = await check_mutable(self.broker, cap, timeout=self.timeout)
+        post, _ = await check_mutable(self.broker, cap)
         note = f"repair failed: {problem}" if problem is not None else f"repair: {done}"
         post = attrs.evolve(post, report=(*post.report, note))
         return CheckAndRepairResults(cap.storage_index, pre, post, repair_attempted=True,

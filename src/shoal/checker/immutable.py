@@ -24,13 +24,11 @@ from shoal.caps import CHKCap, CHKVerifierCap
 from shoal.checker.results import CheckResults, happiness_floor
 from shoal.crypto import hashes
 from shoal.encoding.base32 import b2a
-from shoal import cpu
+from shoal.grid.storage_client import ServerError, ServerUnreachable
 from shoal.immutable.decoder import FileIdentity, FileValidator
 from shoal.immutable.share_finder import ShareFinder
 from shoal.immutable.verify import VerifyResult, verify
 from shoal.placement.happiness import servers_of_happiness
-
-DEFAULT_TIMEOUT = 60.0  # seconds for one query or read
 
 
 def lease_secrets_for(lease_secret: bytes, storage_index: bytes, tubid: bytes) -> tuple[bytes, bytes]:
@@ -40,17 +38,17 @@ def lease_secrets_for(lease_secret: bytes, storage_index: bytes, tubid: bytes) -
     return hashes.bucket_renewal_secret(renew, tubid), hashes.bucket_cancel_secret(cancel, tubid)
 
 
-async def add_leases(broker: Any, storage_index: bytes, lease_secret: bytes, timeout: float) -> dict[bytes, str]:
+async def add_leases(broker: Any, storage_index: bytes, lease_secret: bytes) -> dict[bytes, str]:
     """Send add_lease to every connected server; {server id: error} for those that failed."""
     failed: dict[bytes, str] = {}
 
     async def one(server: Any) -> None:
         renew, cancel = lease_secrets_for(lease_secret, storage_index, server.tubid)
         try:
-            d = server.rref.callRemote("add_lease", storage_index, renew, cancel)
-            d.addTimeout(timeout, cpu.reactor)
-            await d
-        except Exception as e:
+            if server.storage is None:
+                raise ServerUnreachable(server.name, "add_lease", "not connected")
+            await server.storage.add_lease(storage_index, renew, cancel)
+        except ServerError as e:
             failed[server.server_id] = f"{type(e).__name__}: {e}".splitlines()[0]
 
     servers = list(broker.get_servers_for_psi(storage_index))
@@ -63,10 +61,10 @@ def _identity(cap: CHKCap | CHKVerifierCap) -> FileIdentity:
 
 
 async def find_shares(
-    broker: Any, cap: CHKCap | CHKVerifierCap, timeout: float = DEFAULT_TIMEOUT
+    broker: Any, cap: CHKCap | CHKVerifierCap
 ) -> tuple[dict[int, tuple[bytes, ...]], list[bytes], dict[bytes, str], dict[bytes, str]]:
     """(shnum -> servers, servers asked, server id -> why it did not answer, server id -> nickname)."""
-    finder = ShareFinder(broker, cap.storage_index, FileValidator(_identity(cap)), timeout=timeout,
+    finder = ShareFinder(broker, cap.storage_index, FileValidator(_identity(cap)),
                          report_corruption=False)
     asked = [s.server_id for s in broker.get_servers_for_psi(cap.storage_index)]
     try:
@@ -154,20 +152,19 @@ async def check_immutable(
     add_lease: bool = False,
     lease_secret: bytes | None = None,
     happy: int = 7,
-    timeout: float = DEFAULT_TIMEOUT,
 ) -> CheckResults:
     """Check (or with ``verify_blocks`` verify) one immutable file."""
     leases: defer.Deferred[dict[bytes, str]] | None = None
     if add_lease:
         if lease_secret is None:
             raise ValueError("add_lease needs the client's lease secret")
-        leases = defer.ensureDeferred(add_leases(broker, cap.storage_index, lease_secret, timeout))
+        leases = defer.ensureDeferred(add_leases(broker, cap.storage_index, lease_secret))
     extra: tuple[str, ...] = ()
     try:
         if verify_blocks:
-            found = await verify(broker, cap, report_corruption=True, read_timeout=timeout)
+            found = await verify(broker, cap, report_corruption=True)
         else:
-            shares, asked, no_answer, names = await find_shares(broker, cap, timeout)
+            shares, asked, no_answer, names = await find_shares(broker, cap)
     finally:
         if leases is not None:
             failures = await leases

@@ -26,12 +26,11 @@ from shoal.checker.results import CheckResults
 from shoal.encoding.base32 import b2a
 from shoal.formats.errors import FormatError
 from shoal.formats.mutable_share import SignedPrefix, unpack_share
+from shoal.grid.storage_client import ServerError
 from shoal.mutable import MODE_CHECK, remote
 from shoal.mutable.decoder import ShareCheckError, check_block, check_block_tree_root
 from shoal.mutable.servermap import ServerMap, ShareInfo, update_servermap
 from shoal.placement.happiness import servers_of_happiness
-
-ADVISE_TIMEOUT = 10.0
 
 
 def summarize(version: SignedPrefix) -> str:
@@ -59,18 +58,14 @@ async def _verify_one(info: ShareInfo, storage_index: bytes) -> str | None:
     when it could not be read: that is the network's fault, not the share's)."""
     try:
         answer = await remote.readv(info.server, storage_index, [info.shnum], [(0, info.offsets.eof)])
-    except remote.ServerFailure:
+    except ServerError:
         return None
     data = answer.get(info.shnum, [b""])[0]
     try:
         verify_share_data(info.prefix, info.shnum, data)
     except ShareCheckError as e:
         reason = str(e)
-        try:
-            await remote.call(info.server, "advise_corrupt_share", b"mutable", storage_index, info.shnum,
-                              reason.encode("utf-8", "replace"), timeout=ADVISE_TIMEOUT)
-        except remote.ServerFailure:
-            pass
+        await remote.advise_corrupt(info.server, storage_index, info.shnum, reason)
         return reason
     return None
 
@@ -153,7 +148,6 @@ async def check_mutable(
     verify_blocks: bool = False,
     add_lease: bool = False,
     lease_secret: bytes | None = None,
-    timeout: float = 60.0,
 ) -> tuple[CheckResults, ServerMap]:
     """Check (or verify) one mutable file; also the server map it was judged by."""
     storage_index = cap.storage_index
@@ -161,7 +155,7 @@ async def check_mutable(
     if add_lease:
         if lease_secret is None:
             raise ValueError("add_lease needs the client's lease secret")
-        leases = defer.ensureDeferred(add_leases(broker, storage_index, lease_secret, timeout))
+        leases = defer.ensureDeferred(add_leases(broker, storage_index, lease_secret))
     try:
         smap = await update_servermap(broker, storage_index, cap.fingerprint, mode=MODE_CHECK)
         corrupt = {key: bad.reason for key, bad in smap.bad_shares.items()}

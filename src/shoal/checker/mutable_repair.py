@@ -16,10 +16,11 @@ match (the grid changed meanwhile), it falls back to republishing.
 
 from typing import Any
 
+from shoal import cpu
 from shoal.checker.repair import RepairError
 from shoal.checker.results import CheckResults
 from shoal.formats.mutable_share import MDMF_DEFAULT_SEGMENT_SIZE, MDMF_VERSION, unpack_share
-from shoal import cpu
+from shoal.grid.storage_client import ServerError, SlotWrite
 from shoal.mutable import MODE_REPAIR, remote
 from shoal.mutable.encoder import WriteKeys, encode_version
 from shoal.mutable.servermap import ServerMap, update_servermap
@@ -100,14 +101,12 @@ async def _restore_missing(broker: Any, mutable: Any, cap: Any, smap: ServerMap,
             if (server.server_id, shnum) in holds:
                 continue
             secrets = remote.write_secrets(writekey, lease_secret, cap.storage_index, server)
-            vectors: dict[int, tuple[remote.TestVector, remote.WriteVector, int | None]] = {
-                shnum: ([(0, 1, b"eq", b"")], encoded.share_writes(shnum, keys), None)
-            }
+            vectors = {shnum: SlotWrite([(0, 1, b"eq", b"")], encoded.share_writes(shnum, keys))}
             try:
-                ok, _ = await remote.test_and_write(server, cap.storage_index, secrets, vectors, [])
-            except remote.ServerFailure:
+                result = await remote.test_and_write(server, cap.storage_index, secrets, vectors, [])
+            except ServerError:
                 continue
-            if ok:
+            if result.success:
                 load[server.server_id] += 1
                 holds.add((server.server_id, shnum))
                 placed += 1

@@ -106,18 +106,18 @@ class RepairPlacement(SharePlacement):
     """SharePlacement whose planner ignores the known-corrupt (server, share) pairs."""
 
     def __init__(self, broker: Any, storage_index: bytes, shape: FileShape, allocated_size: int,
-                 lease_secret: bytes, timeout: float, bad: set[tuple[bytes, int]]) -> None:
+                 lease_secret: bytes, bad: set[tuple[bytes, int]]) -> None:
         # happy=1: a repair keeps whatever it can place; the check afterwards judges it
-        super().__init__(broker, storage_index, shape, allocated_size, lease_secret, 1, timeout)
+        super().__init__(broker, storage_index, shape, allocated_size, lease_secret, 1)
         writable = {s for s, answer in self.planner.answers.items() if not answer.readonly}
         self.planner = _RepairPlanner(self.order, shape.n, 1, writable, bad)
 
 
-async def file_shape(broker: Any, cap: CHKCap | CHKVerifierCap, timeout: float) -> FileShape:
+async def file_shape(broker: Any, cap: CHKCap | CHKVerifierCap) -> FileShape:
     """The file's shape, from the UEB of the first share that opens (proven against the cap)."""
     identity = FileIdentity(cap.ueb_hash, cap.needed, cap.total, cap.size, None)
     file = FileValidator(identity)
-    finder = ShareFinder(broker, cap.storage_index, file, timeout=timeout, report_corruption=True)
+    finder = ShareFinder(broker, cap.storage_index, file, report_corruption=True)
     guess = LayoutGuess.from_cap(cap.size, cap.needed, cap.total)
     tried: set[int] = set()
     try:
@@ -149,7 +149,6 @@ async def repair_immutable(
     *,
     lease_secret: bytes,
     bad: set[tuple[bytes, int]] = frozenset(),  # type: ignore[assignment]
-    timeout: float = 60.0,
 ) -> RepairResult:
     """Regenerate and place the shares the grid lacks (see the module docstring).
 
@@ -157,19 +156,19 @@ async def repair_immutable(
     RepairError, or an upload error (no servers, none writable).
     """
     started = time.monotonic()
-    shape = await file_shape(broker, cap, timeout)
+    shape = await file_shape(broker, cap)
     verifier = cap.verifier() if isinstance(cap, CHKCap) else cap
     with tempfile.TemporaryFile(prefix="shoal-repair-") as spool:
         def write(data: bytes) -> None:
             spool.write(data)
 
-        await download(broker, verifier, write, read_timeout=timeout)
+        await download(broker, verifier, write)
         if spool.tell() != shape.size:
             raise RepairError(f"downloaded {spool.tell()} bytes of ciphertext, the cap says {shape.size}")
         spool.seek(0)
         encoder = CiphertextEncoder(shape, cap.ueb_hash)
         placement = RepairPlacement(broker, cap.storage_index, shape, encoder.share_size(), lease_secret,
-                                    timeout, set(bad))
+                                    set(bad))
         plan = await placement.place()
         writers = {sh: (sid, placement.writers[(sid, sh)]) for sid, shares in plan.keep.items() for sh in shares}
         if not writers:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from shoal import cpu
 from shoal.caps import (
     CHKCap,
     CHKDirectoryCap,
@@ -49,7 +50,6 @@ from shoal.dirnode.nodes import (
     resolve_spec,
 )
 from shoal.formats.dirnode import normalize_name
-from shoal import cpu
 
 FORMATS = ("SDMF", "MDMF")
 _MUTABLE_FILE_CAPS = (SSKWriteCap, SSKReadCap, SSKVerifierCap, MDMFWriteCap, MDMFReadCap, MDMFVerifierCap)

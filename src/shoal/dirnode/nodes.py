@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from shoal import cpu
 from shoal.caps import (
     CHKCap,
     CHKDirectoryCap,
@@ -37,7 +38,6 @@ from shoal.dirnode.contents import (
 )
 from shoal.dirnode.errors import NoSuchChildError, NotDirectoryError, ReadOnlyDirectoryError
 from shoal.formats.dirnode import normalize_name
-from shoal import cpu
 
 if TYPE_CHECKING:
     from shoal.dirnode.maker import NodeMaker

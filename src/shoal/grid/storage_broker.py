@@ -70,15 +70,15 @@ class ServerConnection(Protocol):
     def status(self, now: float) -> connection_status.ConnectionStatus: ...
 
 
-# (server, deadlines) -> the connection to use for it
-Connector = Callable[["GridServer", Deadlines], ServerConnection]
+# (server, deadlines, the clock they are measured on) -> the connection to use for it
+Connector = Callable[["GridServer", Deadlines, Any], ServerConnection]
 
 
-def foolscap_connector(tub: Any, clock: Any = None) -> Connector:
-    """Connections over Foolscap through `tub` (deadlines measured on `clock`)."""
+def foolscap_connector(tub: Any) -> Connector:
+    """Connections over Foolscap through `tub`."""
 
-    def connect(server: "GridServer", deadlines: Deadlines) -> ServerConnection:
-        return FoolscapConnection(tub, server.furl, server.name, clock or _reactor, deadlines)
+    def connect(server: "GridServer", deadlines: Deadlines, timer: Any) -> ServerConnection:
+        return FoolscapConnection(tub, server.furl, server.name, timer, deadlines)
 
     return connect
 
@@ -233,11 +233,16 @@ class StorageBroker(service.MultiService):
         preferred: Collection[bytes] = (),
         clock: Callable[[], float] = time.time,
         deadlines: Deadlines | None = None,
+        timer: Any = None,
     ) -> None:
-        """connector: how to reach a server (foolscap_connector(tub), or an in-process one)."""
+        """connector: how to reach a server (foolscap_connector(tub), or an in-process one);
+        deadlines: how long each call may take; timer: the IReactorTime every
+        deadline and wait of the client side is measured on (the reactor by default;
+        tests pass a task.Clock)."""
         super().__init__()
         self._connector = connector
         self.deadlines = deadlines or Deadlines()
+        self.timer: Any = timer if timer is not None else _reactor
         self._preferred = frozenset(preferred)
         self._clock = clock
         self.servers: dict[bytes, GridServer] = {}
@@ -276,14 +281,14 @@ class StorageBroker(service.MultiService):
             old.stop_connecting()
         self.servers[server_id] = server
         if self.running:
-            server.start_connecting(self._connector(server, self.deadlines), self._connected)
+            server.start_connecting(self._connector(server, self.deadlines, self.timer), self._connected)
 
     # -- service --
 
     def startService(self) -> None:
         super().startService()
         for server in list(self.servers.values()):
-            server.start_connecting(self._connector(server, self.deadlines), self._connected)
+            server.start_connecting(self._connector(server, self.deadlines, self.timer), self._connected)
 
     def stopService(self) -> Any:
         for server in self.servers.values():

@@ -37,8 +37,8 @@ from typing import Any
 import attrs
 from twisted.internet import defer
 
-from shoal.caps import CHKCap, CHKVerifierCap, LiteralCap
 from shoal import cpu
+from shoal.caps import CHKCap, CHKVerifierCap, LiteralCap
 from shoal.immutable.decoder import (
     BadBlockError,
     DownloadError,
@@ -59,7 +59,6 @@ from shoal.immutable.remote_share import (
 from shoal.immutable.share_finder import ShareFailure, ShareFinder
 
 __all__ = [
-    "DEFAULT_READ_TIMEOUT",
     "CorruptShare",
     "DownloadError",
     "DownloadResult",
@@ -71,7 +70,6 @@ __all__ = [
     "download",
 ]
 
-DEFAULT_READ_TIMEOUT = 60.0  # seconds for one read (or one get_buckets) before giving up on it
 WINDOW_BYTES = 6 * 1024 * 1024  # segments in flight: about this many bytes of them
 MAX_WINDOW = 16
 READ_SPAN = 1536 * 1024  # bytes of consecutive blocks per read, at most
@@ -117,7 +115,6 @@ async def download(
     offset: int = 0,
     length: int | None = None,
     report_corruption: bool = True,
-    read_timeout: float = DEFAULT_READ_TIMEOUT,
 ) -> DownloadResult:
     """Stream bytes [offset, offset+length) of the file to `write`, in order.
 
@@ -145,7 +142,7 @@ async def download(
             time_to_first_byte=elapsed if data else None, elapsed=elapsed,
         )
     identity, storage_index = _identity(cap)
-    run = _Download(broker, storage_index, identity, read_timeout=read_timeout,
+    run = _Download(broker, storage_index, identity,
                     report_corruption=report_corruption, started=started)
     try:
         await run.stream(write, offset, length)
@@ -169,7 +166,6 @@ class _Download:
         storage_index: bytes,
         identity: FileIdentity,
         *,
-        read_timeout: float,
         report_corruption: bool,
         started: float,
     ) -> None:
@@ -177,7 +173,7 @@ class _Download:
         self.k = identity.k
         self.file = FileValidator(identity)
         self.finder = ShareFinder(
-            broker, storage_index, self.file, timeout=read_timeout, report_corruption=report_corruption
+            broker, storage_index, self.file, report_corruption=report_corruption
         )
         self.started = started
         self.first_byte: float | None = None

@@ -3,32 +3,30 @@
 `SharePlacement.place()` consults the first 2N servers of the permuted ring
 for a storage index (see shoal.immutable.upload for the whole procedure):
 allocate_buckets to the servers the planner names (with Tahoe's per-server
-lease secrets and one canary per upload), get_buckets to the others, more
-allocate_buckets while the planner re-plans, then it aborts the writers the
-final plan does not need. It keeps the bucket writers and readers it got,
-says what every server answered, and decides whether a share lost while
-pushing leaves the upload unhappy. Every query has a deadline.
+lease secrets), get_buckets to the others, more allocate_buckets while the
+planner re-plans, then it aborts the writers the final plan does not need. It
+keeps the bucket writers and readers it got, says what every server answered,
+and decides whether a share lost while pushing leaves the upload unhappy.
+Every query goes through the server's StorageClient, whose deadlines apply.
 """
 
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
 import attrs
-from foolscap.api import Referenceable
 from twisted.internet import defer
 
 from shoal.crypto import hashes
 from shoal.encoding.base32 import b2a
 from shoal.errors import ShoalError
 from shoal.formats.errors import FormatError
-from shoal import cpu
-from shoal.grid.storage_broker import STORAGE_V1, GridServer, StorageBroker
+from shoal.grid.storage_broker import GridServer, StorageBroker
+from shoal.grid.storage_client import BucketReader, BucketWriter, StorageClient
 from shoal.immutable.encoder import ImmutableEncoder, ueb_length
 from shoal.immutable.params import FileShape
-from shoal.immutable.push import Pusher, call_remote, error_text, gather
+from shoal.immutable.push import Pusher, error_text, gather
 from shoal.placement.happiness import Plan, Planner
 
-QUERY_TIMEOUT = 30.0  # seconds for allocate_buckets, get_buckets and reads (Tahoe: 15 s per query)
 MAX_PLACEMENT_ROUNDS = 16  # a safety net: each round asks servers never asked for these shares
 
 
@@ -61,21 +59,8 @@ class ServerReport:
     answer: str  # one line: "allocated sh0, already had sh5" / "full: refused sh3" / "error: ..."
 
 
-class _Canary(Referenceable):  # type: ignore[misc]
-    """Passed to allocate_buckets: servers discard our partial shares if we vanish."""
-
-
 def _max_share_size(server: GridServer) -> int | None:
-    version = server.version or {}
-    v1 = version.get(STORAGE_V1)
-    if not isinstance(v1, dict):
-        return None
-    size = v1.get(b"maximum-immutable-share-size")
-    return size if isinstance(size, int) else None
-
-
-def server_name(server: GridServer) -> str:
-    return f"{server.nickname} [{server.name}]" if server.nickname else f"[{server.name}]"
+    return server.version.maximum_immutable_share_size if server.version is not None else None
 
 
 class SharePlacement:
@@ -89,14 +74,12 @@ class SharePlacement:
         allocated_size: int,
         lease_secret: bytes,
         happy: int,
-        timeout: float | None,
     ) -> None:
         self.si = storage_index
         self.shape = shape
         self.allocated_size = allocated_size
         self.happy = happy
-        self.timeout = timeout
-        candidates = [s for s in broker.get_servers_for_psi(storage_index) if s.rref is not None]
+        candidates = [s for s in broker.get_servers_for_psi(storage_index) if s.storage is not None]
         candidates = candidates[: 2 * shape.n]
         if not candidates:
             raise NoServersError("no storage servers are connected")
@@ -112,32 +95,27 @@ class SharePlacement:
         file_cancel = hashes.file_cancel_secret(hashes.client_cancel_secret(lease_secret), storage_index)
         self.renew = {s.server_id: hashes.bucket_renewal_secret(file_renew, s.tubid) for s in candidates}
         self.cancel = {s.server_id: hashes.bucket_cancel_secret(file_cancel, s.tubid) for s in candidates}
-        self.canary = _Canary()
-        self.writers: dict[tuple[bytes, int], Any] = {}
-        self.readers: dict[bytes, dict[int, Any]] = {}
+        self.writers: dict[tuple[bytes, int], BucketWriter] = {}
+        self.readers: dict[bytes, dict[int, BucketReader]] = {}
         self.pusher: Pusher | None = None
 
-    async def call(self, ref: Any, method: str, *args: Any) -> Any:
-        d = call_remote(ref, method, *args)
-        if self.timeout:
-            d.addTimeout(self.timeout, cpu.reactor)
-        return await d
+    def _storage(self, sid: bytes) -> StorageClient:
+        client = self.servers[sid].storage
+        assert client is not None  # candidates all had one
+        return client
 
     async def _allocate(self, sid: bytes, shares: frozenset[int]) -> None:
         self.planner.sent_allocate(sid, shares)
-        server = self.servers[sid]
         try:
-            answer = await self.call(
-                server.rref, "allocate_buckets", self.si, self.renew[sid], self.cancel[sid],
-                set(shares), self.allocated_size, self.canary,
+            allocation = await self._storage(sid).allocate_buckets(
+                self.si, self.renew[sid], self.cancel[sid], frozenset(shares), self.allocated_size
             )
-            already, writers = answer
-            already = {sh for sh in already if isinstance(sh, int)}
         except Exception as e:
             self.planner.failed(sid, error_text(e))
             return
+        already = set(allocation.already)
         granted = {}
-        for sh, writer in writers.items():
+        for sh, writer in allocation.writers.items():
             if sh in shares:
                 granted[sh] = writer
             else:  # not asked for: give it back
@@ -148,15 +126,15 @@ class SharePlacement:
 
     async def _get_buckets(self, sid: bytes) -> None:
         try:
-            readers = await self.call(self.servers[sid].rref, "get_buckets", self.si)
+            readers = await self._storage(sid).get_buckets(self.si)
         except Exception as e:
             self.planner.failed(sid, error_text(e))
             return
         self.readers[sid] = readers
-        self.planner.got_buckets(sid, [sh for sh in readers if isinstance(sh, int)])
+        self.planner.got_buckets(sid, list(readers))
 
-    def _abort_writer(self, writer: Any) -> "defer.Deferred[Any]":
-        d = call_remote(writer, "abort")
+    def _abort_writer(self, writer: BucketWriter) -> "defer.Deferred[Any]":
+        d = writer.abort()
         d.addErrback(lambda _f: None)
         return d
 
@@ -221,7 +199,7 @@ class SharePlacement:
         planner = self.planner
         with_shares = [s for s, a in planner.answers.items() if a.already or a.allocated]
         what = "kept" if lost else "placed or found"
-        names = {sid: server_name(s) for sid, s in self.servers.items()}
+        names = {sid: s.label for sid, s in self.servers.items()}
         return (
             f"upload of storage index {b2a(self.si)} failed: shares could be {what} on "
             f"{len(with_shares)} server(s), giving servers-of-happiness {happiness}, but {k}-of-{n} "
@@ -236,7 +214,7 @@ class SharePlacement:
             a = self.planner.answers[sid]
             out.append(ServerReport(
                 server_id=sid,
-                name=server_name(self.servers[sid]),
+                name=self.servers[sid].label,
                 asked=frozenset(a.asked),
                 already=frozenset(a.already),
                 allocated=frozenset(a.allocated),
@@ -249,10 +227,10 @@ class SharePlacement:
 
     async def read_ueb(self, sid: bytes, shnum: int, encoder: ImmutableEncoder) -> bytes:
         """The UEB stored in share shnum on server sid (checked against the layout we expect)."""
-        name = server_name(self.servers[sid])
+        name = self.servers[sid].label
         readers = self.readers.get(sid)
         if readers is None or shnum not in readers:
-            readers = await self.call(self.servers[sid].rref, "get_buckets", self.si)
+            readers = await self._storage(sid).get_buckets(self.si)
             self.readers[sid] = readers
         reader = readers.get(shnum)
         if reader is None:
@@ -260,10 +238,8 @@ class SharePlacement:
         layout = encoder.layout
         expected_length = ueb_length(self.shape)
         header, tail = await gather([
-            defer.ensureDeferred(self.call(reader, "read", 0, layout.header_size)),
-            defer.ensureDeferred(
-                self.call(reader, "read", layout.uri_extension, layout.field_size + expected_length)
-            ),
+            reader.read(0, layout.header_size),
+            reader.read(layout.uri_extension, layout.field_size + expected_length),
         ])
         if header != encoder.header:
             raise ExistingSharesError(

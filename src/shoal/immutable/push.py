@@ -16,8 +16,9 @@ carrying a block is acknowledged (or its share is dropped): whatever the
 file size, at most `window` bytes of blocks are buffered or in flight, plus
 the segments being encrypted or coded.
 
-A write or close that fails drops that share (the server is assumed gone,
-its writers aborted); `on_drop` tells the caller, which decides whether the
+Writes go through each share's BucketWriter (shoal.grid.storage_client:
+deadlines and errors are the storage client's). A write or close that fails
+drops that share (the server is assumed gone, its writers aborted); `on_drop` tells the caller, which decides whether the
 upload is still happy. Everything here runs on the reactor thread except the
 functions handed to the CPU pool.
 """
@@ -27,12 +28,11 @@ from collections.abc import Callable, Mapping
 from typing import Any, BinaryIO
 
 import attrs
-from foolscap.api import RemoteException
 from twisted.internet import defer
-from twisted.python.failure import Failure
 
-from shoal.errors import ShoalError
 from shoal import cpu
+from shoal.errors import ShoalError
+from shoal.grid.storage_client import BucketWriter, ServerError
 from shoal.immutable.encoder import EncodedSegment, EncodeResult, ImmutableEncoder
 
 MiB = 1024 * 1024
@@ -44,36 +44,6 @@ PIPELINE_SEGMENTS = 4  # segments of expanded data in flight at least
 
 class SourceError(ShoalError):
     """The uploaded stream ended early or could not be read."""
-
-
-class RemoteError(ShoalError):
-    """A storage server answered a call with an error (its message, first line)."""
-
-
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else ""
-
-
-def _unwrap(failure: Failure) -> Failure:
-    value = failure.value
-    if isinstance(value, RemoteException):  # Tubs with expose-remote-exception-types off
-        inner = value.args[0] if value.args else None
-        text = inner.getErrorMessage() if isinstance(inner, Failure) else str(value)
-        raise RemoteError(_first_line(text) or "remote error")
-    if not isinstance(value, BaseException):  # a CopiedFailure: the remote error as text
-        raise RemoteError(_first_line(failure.getErrorMessage()) or "remote error")
-    return failure
-
-
-def call_remote(ref: Any, method: str, *args: Any) -> "defer.Deferred[Any]":
-    """ref.callRemote(method, *args), failing with real exceptions (RemoteError for
-    errors raised by the server) so `await` works whatever the Tub's options."""
-    try:
-        d = ref.callRemote(method, *args)
-    except Exception as e:  # a dead reference may raise at once
-        return defer.fail(e)
-    d.addErrback(_unwrap)
-    return d
 
 
 def read_exactly(source: BinaryIO, length: int, position: int) -> bytes:
@@ -133,10 +103,10 @@ class _InFlight:
 class _Bucket:
     """One share being written: its writer, the pending batch, where it has got to."""
 
-    def __init__(self, shnum: int, server: Any, writer: Any, header: bytes) -> None:
+    def __init__(self, shnum: int, server: Any, writer: BucketWriter, header: bytes) -> None:
         self.shnum = shnum
         self.server = server  # the caller's key for the server
-        self.writer = writer  # RIBucketWriter remote reference
+        self.writer = writer
         self.offset = 0
         self.batch: list[bytes] = [header]
         self.batch_len = len(header)
@@ -160,7 +130,7 @@ class Pusher:
         encoder: ImmutableEncoder,
         source: BinaryIO,
         position: int,
-        writers: Mapping[int, tuple[Any, Any]],
+        writers: Mapping[int, tuple[Any, BucketWriter]],
         on_drop: Callable[[Any, int, str], None],
         *,
         write_size: int | None = None,
@@ -265,7 +235,7 @@ class Pusher:
         self.on_drop(bucket.server, bucket.shnum, why)
 
     def _abort(self, bucket: _Bucket) -> None:
-        d = call_remote(bucket.writer, "abort")
+        d = bucket.writer.abort()
         d.addErrback(lambda _f: None)  # the server may be gone; it discards the share then
         self._aborts.append(d)
 
@@ -282,7 +252,7 @@ class Pusher:
 
     async def _write(self, bucket: _Bucket, offset: int, data: bytes, blocks: int) -> None:
         try:
-            await call_remote(bucket.writer, "write", offset, data)
+            await bucket.writer.write(offset, data)
         except Exception as e:
             self._lose(bucket, f"write of {len(data)} bytes at offset {offset} failed: {error_text(e)}")
         else:
@@ -321,7 +291,7 @@ class Pusher:
         if not bucket.alive:
             return
         try:
-            await call_remote(bucket.writer, "close")
+            await bucket.writer.close()
         except Exception as e:
             self._lose(bucket, f"close failed: {error_text(e)}")
         else:
@@ -377,5 +347,7 @@ class Pusher:
 
 
 def error_text(error: BaseException) -> str:
-    """One line for an error (its type when it has no message)."""
-    return _first_line(str(error)) or type(error).__name__
+    """One line for an error (its type when it has no message); a server's own
+    reason for a ServerError (the caller names the server)."""
+    lines = (error.reason if isinstance(error, ServerError) else str(error)).strip().splitlines()
+    return lines[0] if lines else type(error).__name__

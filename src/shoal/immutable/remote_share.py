@@ -1,7 +1,7 @@
 """One immutable share on one storage server, read over the storage protocol.
 
-A share is read through its RIBucketReader (`read(offset, length)`, answers
-cut at the end of the share). Every read carries a deadline. Nothing read is
+A share is read through its BucketReader (`read(offset, length)`, answers
+cut at the end of the share; the StorageClient's deadlines apply). Nothing read is
 believed until the pure validators (shoal.immutable.decoder) have proven it.
 
 Opening a share costs one round trip when the layout can be predicted: the
@@ -16,8 +16,9 @@ are fetched when small (the usual case: 64 bytes per segment) and checked in
 one go; for huge files only the nodes each block needs are read with the
 block. Later blocks may come several segments per read (`fetch_block`).
 
-Failures are classified for the driver: `CorruptShare` (the data failed a
-check: report it to the server), `ShareTimeout`, `ShareUnreachable`.
+Failures are classified for the driver from the storage client's ServerError
+family: `CorruptShare` (the data failed a check, or the server answered
+nonsense: report it to the server), `ShareTimeout`, `ShareUnreachable`.
 """
 
 from typing import Any, ClassVar
@@ -26,6 +27,7 @@ import attrs
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from shoal import cpu
 from shoal.crypto.hashes import HASH_LENGTH
 from shoal.formats.errors import FormatError
 from shoal.formats.share_layout import (
@@ -34,8 +36,12 @@ from shoal.formats.share_layout import (
     V2_HEADER_SIZE,
     ShareLayout,
 )
-from shoal import cpu
-from shoal.grid.storage_broker import STORAGE_V1
+from shoal.grid.storage_client import (
+    BucketReader,
+    ServerError,
+    ServerProtocolError,
+    ServerTimeout,
+)
 from shoal.hashtree import HashTreeError
 from shoal.immutable.decoder import (
     DownloadError,
@@ -53,7 +59,6 @@ SMALL_TREE = 256 * 1024  # fetch a hash tree whole, up front, when it is at most
 WHOLE_SHARE = 128 * 1024  # open a share this small (as predicted) with one read of all of it
 IN_THREAD_TREE = 64  # check whole trees over this many leaves in the CPU pool
 MAX_CHAIN_REGION = 64 * SHARE_HASH_ENTRY_SIZE  # far more than any n <= 256 needs
-ADVISE_TIMEOUT = 10.0
 
 
 class ShareProblem(DownloadError):
@@ -130,26 +135,22 @@ class RemoteShare:
         self,
         server: Any,
         shnum: int,
-        reader: Any,
+        reader: BucketReader,
         file: FileValidator,
         storage_index: bytes,
         *,
-        timeout: float,
         rank: int,
-        clock: Any = None,
     ) -> None:
         self.server = server
         self.shnum = shnum
         self.reader = reader
         self.file = file
         self.storage_index = storage_index
-        self.timeout = timeout
         self.rank = rank  # the order in which its server answered: lower is faster
         self.validator = ShareValidator(file, shnum)
         self.state = self.NEW
         self.problem: ShareProblem | None = None
         self.bytes_read = 0
-        self._clock = clock if clock is not None else cpu.reactor
         self._early: dict[int, defer.Deferred[Any]] = {}  # block reads sent before the header came
 
     def __repr__(self) -> str:
@@ -175,31 +176,25 @@ class RemoteShare:
     # -- reads -----------------------------------------------------------
 
     def _request(self, offset: int, length: int) -> "defer.Deferred[Any]":
-        try:
-            d = self.reader.callRemote("read", offset, length)
-        except Exception as e:  # a dead reference raises at once
-            d = defer.fail(e)
-        d.addTimeout(self.timeout, self._clock)
-        return d
+        return self.reader.read(offset, length)
 
     async def _read(self, what: str, d: "defer.Deferred[Any]") -> bytes:
         try:
             data = await d
-        except defer.CancelledError:
-            raise
-        except defer.TimeoutError:
-            raise ShareTimeout(f"{self.label}: no answer within {self.timeout:g}s reading {what}") from None
-        except Exception as e:
-            raise ShareUnreachable(f"{self.label}: reading {what} failed: {describe(e)}") from None
+        except ServerTimeout as e:
+            raise ShareTimeout(f"{self.label}: {e.reason} reading {what}") from None
+        except ServerProtocolError as e:
+            raise CorruptShare(f"{self.label}: reading {what}: {e.reason}") from None
+        except ServerError as e:
+            raise ShareUnreachable(f"{self.label}: reading {what} failed: {e.reason}") from None
         if not isinstance(data, bytes):
             raise CorruptShare(f"{self.label}: server answered {type(data).__name__} reading {what}")
         self.bytes_read += len(data)
         return data
 
     def _tolerates_overrun(self) -> bool:
-        version = getattr(self.server, "version", None) or {}
-        v1 = version.get(STORAGE_V1) if isinstance(version, dict) else None
-        return bool(isinstance(v1, dict) and v1.get(b"tolerates-immutable-read-overrun", False))
+        version = self.server.version
+        return bool(version is not None and version.tolerates_immutable_read_overrun)
 
     def discard_early(self) -> None:
         for d in self._early.values():
@@ -418,7 +413,6 @@ class RemoteShare:
 
     def advise_corrupt(self, reason: str) -> "defer.Deferred[None]":
         """Tell the server (best effort) that this share failed a check."""
-        rref = self.server.rref
 
         def sent(_: Any) -> None:
             return None
@@ -426,11 +420,10 @@ class RemoteShare:
         def failed(f: Any) -> None:
             _log.info("{share}: corruption advisory not delivered: {e}", share=self.label, e=f.getErrorMessage())
 
-        d: defer.Deferred[Any] = defer.maybeDeferred(
-            rref.callRemote, "advise_corrupt_share", b"immutable", self.storage_index, self.shnum,
-            reason.encode("utf-8", "replace"),
-        )
-        d.addTimeout(ADVISE_TIMEOUT, self._clock)
+        client = self.server.storage
+        if client is None:
+            return defer.succeed(None)
+        d = client.advise_corrupt_share(b"immutable", self.storage_index, self.shnum, reason.encode("utf-8", "replace"))
         d.addCallbacks(sent, failed)
         return d
 

@@ -1,7 +1,7 @@
 """Finding the shares of an immutable file: ask every connected server at once.
 
-One get_buckets query per connected server, all sent together, each with a
-deadline; every answer adds its shares as candidates (RemoteShare) ranked by
+One get_buckets query per connected server (through its StorageClient, whose
+deadlines apply), all sent together; every answer adds its shares as candidates (RemoteShare) ranked by
 how fast the server answered. The finder also keeps the book on shares that
 failed (and reports corrupt ones to their servers) and builds the
 NotEnoughSharesError message: how many shares were found on which servers
@@ -16,7 +16,7 @@ import attrs
 from twisted.internet import defer
 
 from shoal.encoding.base32 import b2a
-from shoal import cpu
+from shoal.grid.storage_client import BucketReader, ServerError, ServerUnreachable
 from shoal.immutable.decoder import FileValidator, NotEnoughSharesError
 from shoal.immutable.remote_share import CorruptShare, RemoteShare, ShareProblem, describe
 
@@ -41,7 +41,6 @@ class ShareFinder:
         storage_index: bytes,
         file: FileValidator,
         *,
-        timeout: float,
         report_corruption: bool,
     ) -> None:
         self.broker = broker
@@ -49,7 +48,7 @@ class ShareFinder:
         self.file = file
         self.k = file.identity.k
         self.n = file.identity.n
-        self.timeout = timeout
+        self.timer = broker.timer
         self.report_corruption = report_corruption
         self.shares: list[RemoteShare] = []
         self.failures: list[ShareFailure] = []
@@ -75,7 +74,7 @@ class ShareFinder:
         """Wait for the next change (or `timeout` seconds)."""
         d: defer.Deferred[None] = defer.Deferred()
         self._waiters.append(d)
-        call = cpu.reactor.callLater(timeout, self.notify) if timeout is not None else None
+        call = self.timer.callLater(timeout, self.notify) if timeout is not None else None
         try:
             await d
         finally:
@@ -95,23 +94,19 @@ class ShareFinder:
         self.asked = len(servers)
         for server in servers:
             self.names[server.server_id] = f"{server.nickname or '?'} ({server.name})"
-            try:
-                d = server.rref.callRemote("get_buckets", self.storage_index)
-            except Exception as e:  # a reference that died a moment ago
-                d = defer.fail(e)
-            d.addTimeout(self.timeout, cpu.reactor)
+            if server.storage is None:
+                d = defer.fail(ServerUnreachable(server.name, "get_buckets", "not connected"))
+            else:
+                d = server.storage.get_buckets(self.storage_index)
             d.addCallbacks(self._got_buckets, self._no_buckets, callbackArgs=(server,), errbackArgs=(server,))
             self._queries.append(d)
 
-    def _got_buckets(self, buckets: Any, server: Any) -> None:
+    def _got_buckets(self, buckets: dict[int, BucketReader], server: Any) -> None:
         self.answered += 1
-        if isinstance(buckets, dict):
-            for shnum, reader in sorted(buckets.items()):
-                if isinstance(shnum, int) and 0 <= shnum < self.n:
-                    self.shares.append(RemoteShare(
-                        server, shnum, reader, self.file, self.storage_index,
-                        timeout=self.timeout, rank=self.answered,
-                    ))
+        for shnum, reader in sorted(buckets.items()):
+            if shnum < self.n:
+                self.shares.append(RemoteShare(server, shnum, reader, self.file, self.storage_index,
+                                               rank=self.answered))
         if self.enough_at is None and len(self.distinct(RemoteShare.NEW)) >= self.k:
             self.enough_at = time.monotonic()
         self.notify()
@@ -120,8 +115,8 @@ class ShareFinder:
         self.answered += 1
         if failure.check(defer.CancelledError):  # finish() stopped waiting for it
             return
-        why = f"no answer within {self.timeout:g}s" if failure.check(defer.TimeoutError) else describe(failure.value)
-        self.no_answer[server.server_id] = why
+        value = failure.value
+        self.no_answer[server.server_id] = value.reason if isinstance(value, ServerError) else describe(value)
         self.notify()
 
     async def all_answered(self) -> None:
@@ -181,7 +176,7 @@ class ShareFinder:
         self.notify()
         if self._advisories:
             d: defer.Deferred[Any] = defer.DeferredList(self._advisories, consumeErrors=True)
-            d.addTimeout(ADVISORY_WAIT, cpu.reactor)
+            d.addTimeout(ADVISORY_WAIT, self.timer)
             try:
                 await d
             except defer.TimeoutError:

@@ -47,6 +47,7 @@ from typing import Any, BinaryIO
 import attrs
 from twisted.internet import defer
 
+from shoal import cpu
 from shoal.caps import CHKCap, LiteralCap
 from shoal.crypto import hashes
 from shoal.crypto.aes import AESCTR
@@ -54,20 +55,17 @@ from shoal.crypto.convergence import convergent_key
 from shoal.encoding.base32 import b2a
 from shoal.formats.errors import FormatError
 from shoal.formats.ueb import pack_ueb, unpack_ueb
-from shoal import cpu
 from shoal.grid.storage_broker import StorageBroker
 from shoal.hashtree import CompleteHashTree
 from shoal.immutable.encoder import ImmutableEncoder, ueb_fields
 from shoal.immutable.params import LIT_THRESHOLD, EncodingParams, FileShape
 from shoal.immutable.placer import (
-    QUERY_TIMEOUT,
     ExistingSharesError,
     NoServersError,
     ServerReport,
     SharePlacement,
     UploadError,
     UploadUnhappinessError,
-    server_name,
 )
 from shoal.immutable.push import (
     PIPELINE_SEGMENTS,
@@ -171,7 +169,7 @@ async def _existing_cap(
         except ExistingSharesError:
             raise
         except Exception as e:  # unreachable or broken: try another holder
-            errors.append(f"{server_name(placement.servers[sid])}: {error_text(e)}")
+            errors.append(f"{placement.servers[sid].label}: {error_text(e)}")
 
     pending = list(holders.items())
     while len(uebs) < want and pending:
@@ -186,7 +184,7 @@ async def _existing_cap(
     if len(copies) > 1:
         raise ExistingSharesError(
             f"storage index {b2a(placement.si)}: servers "
-            + ", ".join(server_name(placement.servers[s]) for s in uebs)
+            + ", ".join(placement.servers[s].label for s in uebs)
             + " hold shares with different URI extension blocks"
         )
     ueb = copies.pop()
@@ -218,7 +216,6 @@ async def upload(
     params: EncodingParams,
     convergence_secret: bytes | None,
     lease_secret: bytes,
-    query_timeout: float | None = QUERY_TIMEOUT,
     write_size: int | None = None,
     pipeline_segments: int = PIPELINE_SEGMENTS,
     key: bytes | None = None,
@@ -258,7 +255,7 @@ async def upload(
     t_key = time.monotonic()
     encoder = ImmutableEncoder(key, shape)
     placement = SharePlacement(
-        broker, storage_index, shape, encoder.share_size(), lease_secret, params.happy, query_timeout
+        broker, storage_index, shape, encoder.share_size(), lease_secret, params.happy
     )
     plan = await placement.place()
     t_place = time.monotonic()

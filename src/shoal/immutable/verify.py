@@ -15,8 +15,8 @@ from typing import Any
 import attrs
 from twisted.internet import defer
 
-from shoal.caps import CHKCap, CHKVerifierCap
 from shoal import cpu
+from shoal.caps import CHKCap, CHKVerifierCap
 from shoal.immutable.decoder import (
     BadBlockError,
     FileIdentity,
@@ -33,7 +33,6 @@ from shoal.immutable.remote_share import (
 )
 from shoal.immutable.share_finder import ShareFailure, ShareFinder
 
-DEFAULT_READ_TIMEOUT = 60.0
 VERIFY_SPAN = 1024 * 1024  # bytes of consecutive blocks per read
 
 
@@ -59,7 +58,6 @@ async def verify(
     cap: CHKCap | CHKVerifierCap,
     *,
     report_corruption: bool = True,
-    read_timeout: float = DEFAULT_READ_TIMEOUT,
 ) -> VerifyResult:
     """Check every block of every share found; say which shares are good.
 
@@ -69,7 +67,7 @@ async def verify(
     identity = FileIdentity(cap.ueb_hash, cap.needed, cap.total, cap.size, None)
     file = FileValidator(identity)
     finder = ShareFinder(
-        broker, cap.storage_index, file, timeout=read_timeout, report_corruption=report_corruption
+        broker, cap.storage_index, file, report_corruption=report_corruption
     )
     guess = LayoutGuess.from_cap(cap.size, cap.needed, cap.total)
     fatal: list[BaseException] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+from shoal import cpu
 from shoal.caps.mutable import mutable_caps_from_private_key
 from shoal.caps.ssk import (
     MDMFReadCap,
@@ -16,7 +17,6 @@ from shoal.caps.ssk import (
 )
 from shoal.crypto import rsa
 from shoal.formats.mutable_share import MDMF_DEFAULT_SEGMENT_SIZE, MDMF_VERSION, SDMF_VERSION
-from shoal import cpu
 from shoal.grid.locks import KeyedLocks
 from shoal.mutable.encoder import WriteKeys, encode_version
 from shoal.mutable.errors import MutableError

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet import defer
 from twisted.internet import reactor as _reactor
 
+from shoal import cpu
 from shoal.caps.ssk import (
     MDMFReadCap,
     MDMFVerifierCap,
@@ -45,7 +46,7 @@ from shoal.formats.mutable_share import (
     unpack_hashes,
     unpack_share_hash_chain,
 )
-from shoal import cpu
+from shoal.grid.storage_client import ServerError
 from shoal.mutable import remote
 from shoal.mutable.decoder import ShareCheckError, check_block_tree_root
 from shoal.mutable.encoder import WriteKeys, encode_update, encode_version, tree_leaves
@@ -281,7 +282,7 @@ class MutableFileNode:
                     tree = unpack_hashes(raw[1])
                     check_block_tree_root(best, shnum, unpack_share_hash_chain(raw[0]), tree)
                     return tree_leaves(tree, best.num_segments)
-                except (remote.ServerFailure, ShareCheckError, FormatError):
+                except (ServerError, ShareCheckError, FormatError):
                     continue
             return None
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from twisted.internet import defer
 
-from shoal.crypto import rsa
 from shoal import cpu
+from shoal.crypto import rsa
 
 
 class KeyPool:

@@ -25,13 +25,14 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from shoal.formats.mutable_share import checkstring_size
+from shoal.grid.storage_client import ServerError, SlotWrite, TestVector
 from shoal.mutable import remote
 from shoal.mutable.encoder import EncodedVersion, WriteKeys
 from shoal.mutable.errors import NotEnoughServersError, UncoordinatedWriteError
 from shoal.mutable.servermap import ServerMap
 
 _log = Logger()
-MUST_NOT_EXIST: remote.TestVector = [(0, 1, b"eq", b"")]
+MUST_NOT_EXIST: TestVector = [(0, 1, b"eq", b"")]
 
 
 class Publisher:
@@ -56,7 +57,7 @@ class Publisher:
         self.errors: list[str] = []
         self.placed: dict[int, set[bytes]] = defaultdict(set)  # shnum -> server ids
 
-    def _tests(self, server_id: bytes, shnum: int) -> remote.TestVector:
+    def _tests(self, server_id: bytes, shnum: int) -> TestVector:
         key = (server_id, shnum)
         info = self.smap.shares.get(key)
         if info is not None:
@@ -131,7 +132,7 @@ class Publisher:
             for (server, _shnums), (ok, value) in zip(calls, results, strict=True):
                 if not ok:
                     err = value.value
-                    if not isinstance(err, remote.ServerFailure):
+                    if not isinstance(err, ServerError):
                         value.raiseException()
                     self.errors.append(str(err))
                     bad.add(server.server_id)
@@ -151,20 +152,18 @@ class Publisher:
 
     async def _write(self, server: Any, shnums: list[int], encoded: EncodedVersion, new_cs: bytes) -> None:
         sid = server.server_id
-        vectors: dict[int, tuple[remote.TestVector, remote.WriteVector, int | None]] = {
-            sh: (self._tests(sid, sh), encoded.share_writes(sh, self.keys), None) for sh in shnums
-        }
+        vectors = {sh: SlotWrite(self._tests(sid, sh), encoded.share_writes(sh, self.keys)) for sh in shnums}
         secrets = remote.write_secrets(self.keys.writekey, self.lease_secret, self.si, server)
         cs_len = checkstring_size(encoded.prefix.version)
-        ok, reads = await remote.test_and_write(server, self.si, secrets, vectors, [(0, cs_len)])
-        if not ok:
+        result = await remote.test_and_write(server, self.si, secrets, vectors, [(0, cs_len)])
+        if not result.success:
             self.surprises.append(
                 f"server {server.name} refused shares {shnums}: they changed since we read them"
             )
             return
         for sh in shnums:
             self.placed[sh].add(sid)
-        for sh, got in reads.items():
+        for sh, got in result.reads.items():
             if sh in vectors or (sid, sh) in self.smap.shares or (sid, sh) in self.smap.bad_shares:
                 continue
             if got and got[0] and got[0] != new_cs:

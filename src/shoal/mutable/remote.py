@@ -1,18 +1,16 @@
-"""Calls to storage servers' slot API (Foolscap) for mutable files, with deadlines.
+"""Mutable files' calls to storage servers' slots, through each server's StorageClient.
 
 Secrets, as Tahoe-LAFS 1.20 derives them per server: the write enabler is
 the tagged hash of (write-enabler master from the writekey, server tub id);
 lease renew/cancel secrets go node lease secret -> file (storage index) ->
 bucket (server tub id). Test vectors on the wire are
-(offset, length, b"eq", specimen).
+(offset, length, b"eq", specimen). Deadlines and error translation belong
+to the StorageClient: every failure here is a ServerError.
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-from twisted.internet import defer
-from twisted.internet import reactor as _reactor
 
 from shoal.crypto.hashes import (
     bucket_cancel_secret,
@@ -23,70 +21,52 @@ from shoal.crypto.hashes import (
     file_renewal_secret,
     ssk_write_enabler_hash,
 )
-from shoal.mutable.errors import MutableError
-
-reactor: Any = _reactor
-QUERY_TIMEOUT = 60.0
-
-ReadVector = list[tuple[int, int]]
-TestVector = list[tuple[int, int, bytes, bytes]]
-WriteVector = list[tuple[int, bytes]]
-
-
-class ServerFailure(MutableError):
-    """A storage server did not answer, or answered with an error (its fault or the network's)."""
+from shoal.grid.storage_client import (
+    ReadVector,
+    ServerError,
+    ServerUnreachable,
+    SlotWrite,
+    StorageClient,
+    TestWriteResult,
+    WriteSecrets,
+)
 
 
-def _first_line(text: str) -> str:
-    lines = text.strip().splitlines()
-    return lines[0] if lines else "error"
+def storage(server: Any, method: str) -> StorageClient:
+    """The server's StorageClient; ServerUnreachable while it is not connected."""
+    client: StorageClient | None = server.storage
+    if client is None or not server.is_connected():
+        raise ServerUnreachable(server.name, method, "not connected")
+    return client
 
 
-async def call(server: Any, method: str, *args: Any, timeout: float = QUERY_TIMEOUT) -> Any:
-    """server.rref.callRemote(method, *args) with a deadline; ServerFailure on any trouble."""
-    ref = server.rref
-    if ref is None or not server.is_connected():
-        raise ServerFailure(f"server {server.name}: not connected")
-    try:
-        d = ref.callRemote(method, *args)
-    except Exception as e:
-        raise ServerFailure(f"server {server.name}: {method}: {_first_line(str(e))}") from None
-    d.addTimeout(timeout, reactor)
-    try:
-        return await d
-    except defer.TimeoutError:
-        raise ServerFailure(f"server {server.name}: {method} got no answer in {timeout:.0f}s") from None
-    except Exception as e:
-        text = getattr(e, "args", None) and str(e) or type(e).__name__
-        raise ServerFailure(f"server {server.name}: {method} failed: {_first_line(text)}") from None
-
-
-def write_secrets(
-    writekey: bytes, lease_secret: bytes, storage_index: bytes, server: Any
-) -> tuple[bytes, bytes, bytes]:
-    """(write enabler, lease renew secret, lease cancel secret) for one server."""
+def write_secrets(writekey: bytes, lease_secret: bytes, storage_index: bytes, server: Any) -> WriteSecrets:
+    """The write enabler and lease renew/cancel secrets for one server."""
     seed = server.tubid
     renew = bucket_renewal_secret(file_renewal_secret(client_renewal_secret(lease_secret), storage_index), seed)
     cancel = bucket_cancel_secret(file_cancel_secret(client_cancel_secret(lease_secret), storage_index), seed)
-    return ssk_write_enabler_hash(writekey, seed), renew, cancel
+    return WriteSecrets(ssk_write_enabler_hash(writekey, seed), renew, cancel)
 
 
 async def readv(server: Any, storage_index: bytes, shares: list[int], vector: ReadVector) -> dict[int, list[bytes]]:
-    answer = await call(server, "slot_readv", storage_index, shares, vector)
-    if not isinstance(answer, dict):
-        raise ServerFailure(f"server {server.name}: slot_readv answered {type(answer).__name__}")
-    return answer
+    return await storage(server, "slot_readv").slot_readv(storage_index, shares, vector)
 
 
 async def test_and_write(
     server: Any,
     storage_index: bytes,
-    secrets: tuple[bytes, bytes, bytes],
-    vectors: dict[int, tuple[TestVector, WriteVector, int | None]],
+    secrets: WriteSecrets,
+    vectors: dict[int, SlotWrite],
     read_vector: ReadVector,
-) -> tuple[bool, dict[int, list[bytes]]]:
-    answer = await call(
-        server, "slot_testv_and_readv_and_writev", storage_index, secrets, vectors, read_vector
-    )
-    ok, reads = answer
-    return bool(ok), dict(reads)
+) -> TestWriteResult:
+    client = storage(server, "slot_testv_and_readv_and_writev")
+    return await client.slot_testv_and_readv_and_writev(storage_index, secrets, vectors, read_vector)
+
+
+async def advise_corrupt(server: Any, storage_index: bytes, shnum: int, reason: str) -> None:
+    """Tell a server (best effort) that one of its mutable shares failed a check."""
+    try:
+        client = storage(server, "advise_corrupt_share")
+        await client.advise_corrupt_share(b"mutable", storage_index, shnum, reason.encode("utf-8", "replace"))
+    except ServerError:
+        pass

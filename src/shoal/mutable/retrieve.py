@@ -20,6 +20,7 @@ from typing import Any
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from shoal import cpu
 from shoal.formats.errors import FormatError
 from shoal.formats.mutable_share import (
     SALT_SIZE,
@@ -29,7 +30,7 @@ from shoal.formats.mutable_share import (
     unpack_hashes,
     unpack_share_hash_chain,
 )
-from shoal import cpu
+from shoal.grid.storage_client import ServerError
 from shoal.mutable import remote
 from shoal.mutable.decoder import (
     ShareCheckError,
@@ -44,7 +45,7 @@ _log = Logger()
 WINDOW_BYTES = 512 * 1024  # plaintext per window of segments fetched together
 
 
-class ShareChanged(remote.ServerFailure):
+class ShareChanged(ServerError):
     """The share now holds another version (a writer replaced it while we read)."""
 
 
@@ -70,7 +71,8 @@ class _Share:
         answer = await remote.readv(info.server, self.si, [info.shnum], [(0, len(cs)), *spans])
         got = answer.get(info.shnum)
         if not got or len(got) != len(spans) + 1 or got[0] != cs:
-            raise ShareChanged(f"{self.name} was replaced by another version while we read it")
+            raise ShareChanged(info.server.name, "slot_readv",
+                               f"share {info.shnum} was replaced by another version while we read it")
         return list(got[1:])
 
     async def prepare(self) -> None:
@@ -110,13 +112,7 @@ class _Share:
 
 
 async def _advise_corrupt(share: _Share, reason: str) -> None:
-    try:
-        await remote.call(
-            share.info.server, "advise_corrupt_share", b"mutable", share.si, share.info.shnum,
-            reason.encode("utf-8", "replace"), timeout=10.0,
-        )
-    except remote.ServerFailure:
-        pass
+    await remote.advise_corrupt(share.info.server, share.si, share.info.shnum, reason)
 
 
 class Retriever:
@@ -191,7 +187,7 @@ class Retriever:
                     got[share.info.shnum] = value
                 else:
                     err = value.value
-                    if not isinstance(err, (ShareCheckError, remote.ServerFailure)):
+                    if not isinstance(err, (ShareCheckError, ServerError)):
                         value.raiseException()
                     self._drop(share, err)
 

@@ -34,6 +34,7 @@ from shoal.formats.mutable_share import (
     field,
     unpack_header,
 )
+from shoal.grid.storage_client import ServerError
 from shoal.mutable import remote
 from shoal.mutable.decoder import (
     ShareCheckError,
@@ -210,7 +211,7 @@ async def update_servermap(
 async def _query(smap: ServerMap, checker: _Checker, server: Any, storage_index: bytes) -> None:
     try:
         answer = await remote.readv(server, storage_index, [], [(0, INITIAL_READ)])
-    except remote.ServerFailure as e:
+    except ServerError as e:
         smap.server_errors[server.server_id] = str(e)
         return
     smap.servers_queried[server.server_id] = server
@@ -251,7 +252,7 @@ async def find_private_key(smap: ServerMap, storage_index: bytes, writekey: byte
             try:
                 answer = await remote.readv(info.server, storage_index, [info.shnum], [(start, length)])
                 enc = answer.get(info.shnum, [b""])[0]
-            except remote.ServerFailure:
+            except ServerError:
                 continue
         try:
             smap.private_key = decrypt_private_key(writekey, enc)

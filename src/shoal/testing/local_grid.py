@@ -125,12 +125,12 @@ class LocalGrid:
             self.servers.append(LocalServer(d, i, (max_space or {}).get(i), lie))
         self._by_id = {s.server_id: s for s in self.servers}
         self.clock = clock if clock is not None else reactor_thread.reactor
-        self.broker: StorageBroker = StorageBroker(self._connect, deadlines=deadlines or Deadlines())
+        self.broker: StorageBroker = StorageBroker(self._connect, deadlines=deadlines or Deadlines(), timer=self.clock)
         self.call(self._start)
         self.wait_connected(num_servers)
 
-    def _connect(self, server: GridServer, deadlines: Deadlines) -> LocalConnection:
-        return self._by_id[server.server_id].connection(self.clock, deadlines)
+    def _connect(self, server: GridServer, deadlines: Deadlines, timer: Any) -> LocalConnection:
+        return self._by_id[server.server_id].connection(timer, deadlines)
 
     def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return reactor_thread.call(fn, *args, **kwargs)
@@ -200,13 +200,44 @@ class LocalGrid:
 
         self.call(drop)
 
-    def hang(self, i: int, hung: bool = True) -> None:
-        """Server i stops answering (calls meet their deadlines) or resumes."""
+    def hang(self, i: int, hung: bool = True, methods: frozenset[str] | None = None) -> None:
+        """Server i stops answering (calls meet their deadlines) or resumes;
+        with `methods`, only calls of those names."""
+
         def hang() -> None:
             for c in self.servers[i].connections:
-                c.hang(hung)
+                c.hang(hung, methods)
 
         self.call(hang)
+
+    def set_lying(self, i: int, reads: ReaderFilter | None = None, slots: ReaderFilter | None = None) -> None:
+        """Server i's bucket reads pass through `reads`, its slot reads through `slots`
+        (None: the truth)."""
+        self.servers[i].lie = reads
+
+        def lie() -> None:
+            for c in self.servers[i].connections:
+                c.set_reader_filter(reads, slots)
+
+        self.call(lie)
+
+    def add_servers(self, count: int) -> None:
+        """Start `count` more storage servers and tell the broker about them."""
+        new = []
+        for i in range(len(self.servers), len(self.servers) + count):
+            d = os.path.join(self.base, f"server{i}")
+            os.makedirs(d)
+            new.append(LocalServer(d, i))
+        self.servers.extend(new)
+        self._by_id.update((s.server_id, s) for s in new)
+
+        def start() -> None:
+            for s in new:
+                s.start()
+            self.broker.set_static_servers([StaticServer(s.server_id, s.announcement()) for s in new])
+
+        self.call(start)
+        self.wait_connected(len(self.servers))
 
     def close(self) -> None:
         def _stop() -> Any:

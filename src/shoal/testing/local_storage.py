@@ -61,9 +61,11 @@ class _Link:
         self.deadlines = deadlines
         self.up = True
         self.hung = False
+        self.hung_methods: frozenset[str] = frozenset()  # calls of these names are never answered
         self.pending: set[defer.Deferred[Any]] = set()
         self.open_writers: set[Any] = set()  # the server's BucketWriters this client has not closed
         self.reader_filter: ReaderFilter | None = None
+        self.slot_filter: ReaderFilter | None = None  # the same for mutable slot reads
 
     def call(
         self, seconds: float, method: str, fn: Callable[..., Any], *args: Any, in_pool: bool = False
@@ -73,7 +75,7 @@ class _Link:
             _reactor.callLater(0, self._fail, d, method, "not connected")
             return with_deadline(d, seconds, self.clock, self.name, method)
         self.pending.add(d)
-        if not self.hung:
+        if not self.hung and method not in self.hung_methods:
             _reactor.callLater(0, self._run, d, method, fn, args, in_pool)
         return with_deadline(d, seconds, self.clock, self.name, method)
 
@@ -234,9 +236,17 @@ class LocalStorageClient:
     def slot_readv(
         self, storage_index: bytes, shares: Sequence[int], readv: ReadVector
     ) -> "defer.Deferred[dict[int, list[bytes]]]":
-        return self._query(
-            "slot_readv", self._link.server.slot_readv, storage_index, list(shares), [tuple(r) for r in readv]
-        )
+        wanted = [(o, n) for o, n in readv]
+
+        def read() -> dict[int, list[bytes]]:
+            answer = self._link.server.slot_readv(storage_index, list(shares), wanted)
+            lie = self._link.slot_filter
+            if lie is None:
+                return answer
+            return {sh: [lie(o, data) for (o, _), data in zip(wanted, reads, strict=True)]
+                    for sh, reads in answer.items()}
+
+        return self._query("slot_readv", read)
 
     def slot_testv_and_readv_and_writev(
         self,
@@ -282,7 +292,9 @@ class LocalConnection:
         self.link: _Link | None = None
         self._started = False
         self._hung = False
+        self._hung_methods: frozenset[str] = frozenset()
         self.reader_filter: ReaderFilter | None = None
+        self.slot_filter: ReaderFilter | None = None
 
     def start(self, on_connected: Callable[[Any], None], on_lost: Callable[[], None]) -> None:
         self._on_connected, self._on_lost = on_connected, on_lost
@@ -296,7 +308,9 @@ class LocalConnection:
             return
         self.link = _Link(server, self._name, self._clock, self._deadlines)
         self.link.hung = self._hung
+        self.link.hung_methods = self._hung_methods
         self.link.reader_filter = self.reader_filter
+        self.link.slot_filter = self.slot_filter
         client = LocalStorageClient(self.link)
         assert self._on_connected is not None
         _reactor.callLater(0, self._on_connected, client)
@@ -308,16 +322,21 @@ class LocalConnection:
             if self._on_lost is not None:
                 self._on_lost()
 
-    def hang(self, hung: bool = True) -> None:
-        """Stop (or resume) answering calls without dropping the connection."""
-        self._hung = hung
+    def hang(self, hung: bool = True, methods: frozenset[str] | None = None) -> None:
+        """Stop (or resume) answering calls without dropping the connection:
+        all calls, or only those named in `methods`."""
+        if methods is not None:
+            self._hung_methods = methods if hung else frozenset()
+        else:
+            self._hung = hung
         if self.link is not None:
-            self.link.hung = hung
+            self.link.hung, self.link.hung_methods = self._hung, self._hung_methods
 
-    def set_reader_filter(self, lie: ReaderFilter | None) -> None:
-        self.reader_filter = lie
+    def set_reader_filter(self, lie: ReaderFilter | None, slots: ReaderFilter | None = None) -> None:
+        """Make the server lie: `lie` changes bucket reads, `slots` slot reads."""
+        self.reader_filter, self.slot_filter = lie, slots
         if self.link is not None:
-            self.link.reader_filter = lie
+            self.link.reader_filter, self.link.slot_filter = lie, slots
 
     def stop(self) -> None:
         self._started = False

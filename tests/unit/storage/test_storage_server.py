@@ -5,6 +5,7 @@ import os
 import pytest
 
 from shoal.formats.lease import hash_lease_secret
+from shoal.protocol.version import PROTOCOL_KEY
 from shoal.storage import (
     BadRequestError,
     ExpirationPolicy,
@@ -14,7 +15,6 @@ from shoal.storage import (
 )
 from shoal.storage.expiration import LEASE_DURATION
 from shoal.storage.layout import si_b2a
-from shoal.protocol.version import PROTOCOL_KEY
 from shoal.storage.shares import ImmutableShareFile, MutableShareFile
 from tests.storage_suite.harness import NODEID
 from tests.unit.storage.conftest import GiB

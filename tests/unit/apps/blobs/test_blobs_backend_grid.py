@@ -1,4 +1,4 @@
-"""The grid blob backend on real storage servers over Foolscap (MemoryGrid):
+"""The grid blob backend on real storage servers over Foolscap (LocalGrid):
 Soledad's IBlobsBackend methods, the record kept in per-user directories (a
 new backend with an empty index and the same root rebuilds everything, and so
 does one whose index was not closed cleanly), group commit of directory
@@ -22,7 +22,7 @@ from shoal.immutable.params import EncodingParams
 from shoal.mutable import MutableClient
 from shoal.mutable.keypool import KeyPool
 from shoal.node.files import ClientFiles
-from shoal.testing.memory_grid import MemoryGrid
+from shoal.testing.local_grid import LocalGrid
 from tests.unit.mutable.vector_keys import fresh_key
 
 K, HAPPY, N = 3, 4, 5
@@ -30,7 +30,7 @@ K, HAPPY, N = 3, 4, 5
 
 @pytest.fixture(scope="module")
 def grid():
-    g = MemoryGrid(N)
+    g = LocalGrid(N)
     yield g
     g.close()
 
