@@ -1,6 +1,5 @@
 """Server-wide behaviour through RIStorageServer: the version dict and leases."""
 
-import pytest
 
 from tests.storage_suite.values import lease_secrets, slot_secrets, storage_index
 
