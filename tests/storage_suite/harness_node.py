@@ -6,6 +6,10 @@ reached by FoolscapStorageClient from a client Tub of the test's own across
 labels keep their storage indexes apart); a test that asks for a server with
 a configuration (read-only, max_space) or restarts one gets the node
 restarted, from an empty storage directory on its first such call.
+
+A node's scrubber would take the suite's slots (bytes, not mutable shares)
+out of service; each empty storage directory starts with its scrubber's
+cycle just done, so the next is a week away.
 """
 
 import os
@@ -14,11 +18,20 @@ from typing import Any
 
 from shoal.encoding import base32
 from shoal.grid.storage_client import ServerProtocolError
+from shoal.storage.server import StorageServer
 from shoal.testing.processes import NodeProcess, create_storage_node, set_config, start_node
 from shoal.testing.sync_storage import SyncStorage, foolscap_storage
 from tests.storage_suite.harness import client_refuses
 
 DEFAULT: tuple[bool, int | None] = (False, None)
+
+
+def scrubbed_empty(storage_dir: str) -> None:
+    """An empty storage directory whose scrubber has just finished a cycle."""
+    server = StorageServer(storage_dir, bytes(20))
+    while server.scrubber.run_slice(10.0):
+        pass
+    server.shutdown()  # saves the scrubber's state
 
 
 class NodeStore:
@@ -34,8 +47,9 @@ class NodeStore:
 
     def start(self, config: tuple[bool, int | None], wipe: bool) -> SyncStorage:
         self.stop()
-        if wipe:
+        if wipe or not os.path.isdir(self.storage_dir):
             shutil.rmtree(self.storage_dir, ignore_errors=True)
+            scrubbed_empty(self.storage_dir)
         readonly, max_space = config
         set_config(self.nodedir, "storage", "readonly", "true" if readonly else "false")
         set_config(self.nodedir, "storage", "max_space", "" if max_space is None else str(max_space))
