@@ -1,4 +1,4 @@
-"""Directories (shoal.dirnode) on real storage servers over Foolscap (LocalGrid):
+"""Directories (shoal.dirnode) on real storage servers in process (LocalGrid):
 every family round trip (DIR2, DIR2-MDMF, DIR2-CHK, DIR2-LIT), nested paths,
 link metadata, unknown caps kept intact, read-only views, errors, and two
 clients editing one directory at once without losing a change."""

@@ -1,5 +1,5 @@
 """The immutable downloader (shoal.immutable.download) against real storage servers
-over Foolscap (LocalGrid): round trips, share choice, faults, ranges, and the
+in process (LocalGrid): round trips, share choice, faults, ranges, and the
 rule that no byte that failed a check ever reaches the consumer."""
 
 import itertools

@@ -1,4 +1,4 @@
-"""Mutable files (shoal.mutable) on real storage servers over Foolscap (LocalGrid):
+"""Mutable files (shoal.mutable) on real storage servers in process (LocalGrid):
 round trips of both formats, caps from keys, placement, partial reads and writes
 against a bytes model, racing writers, rollback, corrupt shares, read-only caps."""
 

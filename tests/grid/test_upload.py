@@ -1,5 +1,5 @@
-"""The immutable uploader (shoal.immutable.upload) against real storage servers over
-Foolscap (LocalGrid): Tahoe 1.20's caps and share bytes, placement and happiness,
+"""The immutable uploader (shoal.immutable.upload) against real storage servers in process
+(LocalGrid): Tahoe 1.20's caps and share bytes, placement and happiness,
 re-uploads, full, refusing, failing and vanishing servers, and the push pipeline."""
 
 import hashlib

@@ -3,7 +3,7 @@
 import pytest
 
 from shoal.testing.processes import NodeProcess, create_storage_node, start_node
-from shoal.testing.storage_client import RemoteStorageClient
+from shoal.testing.sync_storage import SyncStorage, foolscap_storage
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +16,7 @@ def storage_node(tmp_path_factory) -> NodeProcess:
 
 
 @pytest.fixture(scope="module")
-def remote(storage_node) -> RemoteStorageClient:
-    client = RemoteStorageClient(storage_node.read_private("storage.furl"))
+def remote(storage_node) -> SyncStorage:
+    client = foolscap_storage(storage_node.read_private("storage.furl"))
     yield client
     client.close()

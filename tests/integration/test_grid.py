@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 import yaml
-from foolscap.api import Referenceable, Tub
+from foolscap.api import Referenceable, RemoteException, Tub
 
 from shoal.crypto.ed25519 import SigningKey
 from shoal.protocol.announcement import announcement_dict, sign, storage_announcement
@@ -74,7 +74,7 @@ def test_forged_announcement_is_ignored(grid):
     reactor_thread.call(tub.startService)
     try:
         rref = reactor_thread.call(tub.getReference, grid.introducer_furl)
-        with pytest.raises(reactor_thread.RemoteCallError):
+        with pytest.raises(RemoteException):
             reactor_thread.call(rref.callRemote, "publish_v2", forged, Referenceable())
     finally:
         reactor_thread.call(tub.stopService)

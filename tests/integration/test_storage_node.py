@@ -4,11 +4,10 @@ import os
 import time
 
 import pytest
-from foolscap.api import Violation
 
+from shoal.grid.storage_client import ServerProtocolError, ServerRefused
 from shoal.testing.processes import create_storage_node, shoal_command, start_node
-from shoal.testing.reactor_thread import RemoteCallError
-from shoal.testing.storage_client import RemoteStorageClient
+from shoal.testing.sync_storage import foolscap_storage
 
 V1 = b"http://allmydata.org/tahoe/protocols/storage/v1"
 
@@ -65,16 +64,17 @@ def test_immutable_round_trip(remote, storage_node):
 
 
 def test_bad_inputs_are_remote_errors_and_change_nothing(remote, storage_node):
-    with pytest.raises((RemoteCallError, Violation), match="Violation|too long|length"):
+    # Foolscap's schema refuses these: on the way out (ServerProtocolError) or at the server
+    with pytest.raises((ServerRefused, ServerProtocolError), match="Violation|too long|length"):
         remote.allocate_buckets(b"short-si-but-too-long-for-16", secret(1), secret(2), {0}, 10)
-    with pytest.raises((RemoteCallError, Violation), match="Violation|short|length"):
+    with pytest.raises((ServerRefused, ServerProtocolError), match="Violation|short|length"):
         remote.allocate_buckets(si(9), b"short", secret(2), {0}, 10)
     _, writers = remote.allocate_buckets(si(2), secret(1), secret(2), {0}, 10)
     w = writers[0]
-    with pytest.raises(RemoteCallError, match="DataTooLargeError"):
+    with pytest.raises(ServerRefused, match="passes the allocated size"):
         w.write(5, b"x" * 10)  # past the allocated size
     w.write(0, b"a" * 10)
-    with pytest.raises(RemoteCallError, match="ConflictingWriteError"):
+    with pytest.raises(ServerRefused, match="disagrees with the bytes already written"):
         w.write(0, b"b" * 10)  # conflicting overwrite
     w.close()
     assert remote.get_buckets(si(2))[0].read(0, 10) == b"a" * 10
@@ -82,11 +82,11 @@ def test_bad_inputs_are_remote_errors_and_change_nothing(remote, storage_node):
 
 
 def test_lost_connection_discards_partial_share(storage_node):
-    client = RemoteStorageClient(storage_node.read_private("storage.furl"))
+    client = foolscap_storage(storage_node.read_private("storage.furl"))
     _, writers = client.allocate_buckets(si(3), secret(1), secret(2), {0}, 1000)
     writers[0].write(0, b"partial")
     client.close()
-    other = RemoteStorageClient(storage_node.read_private("storage.furl"))
+    other = foolscap_storage(storage_node.read_private("storage.furl"))
     try:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -112,7 +112,7 @@ def test_mutable_test_and_write(remote):
     )
     assert not ok and old == {0: [b"hello"]}
     assert remote.slot_readv(si(4), [], [(0, 10)]) == {0: [b"hello"]}
-    with pytest.raises(RemoteCallError, match="BadWriteEnablerError.*recorded by nodeid"):
+    with pytest.raises(ServerRefused, match="bad write enabler.*recorded by nodeid"):
         remote.slot_testv_and_readv_and_writev(si(4), (secret(66), secret(8), secret(9)),
                                                {0: ([], [(0, b"x")], None)}, [])
     assert remote.slot_readv(si(4), [0], [(0, 10)]) == {0: [b"hello"]}
@@ -123,7 +123,7 @@ def test_restart_keeps_data_and_identity(tmp_path):
     create_storage_node(nodedir)
     node = start_node(nodedir)
     furl = node.read_private("storage.furl")
-    c = RemoteStorageClient(furl)
+    c = foolscap_storage(furl)
     _, w = c.allocate_buckets(si(5), secret(1), secret(2), {3}, 4)
     w[3].write(0, b"data")
     w[3].close()
@@ -133,7 +133,7 @@ def test_restart_keeps_data_and_identity(tmp_path):
     node = start_node(nodedir)
     try:
         assert node.read_private("storage.furl") == furl
-        c = RemoteStorageClient(furl)
+        c = foolscap_storage(furl)
         assert c.get_buckets(si(5))[3].read(0, 4) == b"data"
         c.close()
     finally:
@@ -144,7 +144,7 @@ def test_kill9_mid_write_leaves_no_partial_share(tmp_path):
     nodedir = str(tmp_path / "node")
     create_storage_node(nodedir)
     node = start_node(nodedir)
-    c = RemoteStorageClient(node.read_private("storage.furl"))
+    c = foolscap_storage(node.read_private("storage.furl"))
     _, w = c.allocate_buckets(si(6), secret(1), secret(2), {0}, 1 << 20)
     w[0].write(0, b"z" * (512 * 1024))
     node.kill9()
@@ -154,7 +154,7 @@ def test_kill9_mid_write_leaves_no_partial_share(tmp_path):
     assert visible == []
     node = start_node(nodedir)
     try:
-        c = RemoteStorageClient(node.read_private("storage.furl"))
+        c = foolscap_storage(node.read_private("storage.furl"))
         assert c.get_buckets(si(6)) == {}
         c.close()
         assert [p for p in _walk(os.path.join(shares, "incoming"))] == []  # cleaned at start

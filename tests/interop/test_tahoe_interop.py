@@ -19,7 +19,7 @@ from shoal.immutable.decoder import FileIdentity, decode_segments
 from shoal.immutable.encoder import encode_all
 from shoal.immutable.params import EncodingParams, FileShape
 from shoal.testing.processes import create_storage_node, start_node
-from shoal.testing.storage_client import RemoteStorageClient
+from shoal.testing.sync_storage import foolscap_storage
 from tests.interop.conftest import PeerClient, TahoeNode, copy_node
 
 B = lambda data: base64.b64encode(data).decode()  # noqa: E731
@@ -88,7 +88,7 @@ def test_tahoe_to_shoal(peer, tmp_path):
     node = start_node(str(sdir))
     try:
         assert node.read_private("storage.furl") == tahoe.furl  # same tub id and swissnum
-        c = RemoteStorageClient(node.read_private("storage.furl"))
+        c = foolscap_storage(node.read_private("storage.furl"))
         readers = c.get_buckets(si)
         assert sorted(readers) == list(range(5))
         for sh, r in readers.items():
@@ -118,7 +118,7 @@ def test_shoal_to_tahoe(peer, tmp_path):
     we = hashes.ssk_write_enabler_hash(b"W" * 16, seed)
     msi = b"n" * 16
     try:
-        c = RemoteStorageClient(furl)
+        c = foolscap_storage(furl)
         _, writers = c.allocate_buckets(si, renew, cancel, set(range(5)), len(shares[0]))
         for sh, w in writers.items():
             w.write(0, shares[sh])

@@ -1,7 +1,10 @@
 """Runs every test in this directory once per storage implementation in HARNESSES.
 
-To run the suite against another implementation, add a factory
-``(tmp_path) -> Harness`` to HARNESSES (see harness.py for the contract).
+"server" is the transport-free StorageServer called directly; "local" is the
+same server through LocalStorageClient; "node" is a real storage node process
+(one per test module) through FoolscapStorageClient. To run the suite against
+another implementation, add a factory ``(request, tmp_path) -> Harness`` to
+HARNESSES (see harness.py for the contract).
 """
 
 import os
@@ -10,18 +13,29 @@ from typing import Any
 
 import pytest
 
-from tests.storage_suite.harness import Harness, LocalHarness
-from tests.storage_suite.harness_foolscap import FoolscapHarness
+from tests.storage_suite.harness import Harness, LocalClientHarness, ServerHarness
+from tests.storage_suite.harness_node import NodeHarness, NodeStore
 
-HARNESSES: dict[str, Callable[[Any], Harness]] = {
-    "local": lambda tmp_path: LocalHarness(os.path.join(str(tmp_path), "storage")),
-    "foolscap": lambda tmp_path: FoolscapHarness(os.path.join(str(tmp_path), "storage")),
+
+@pytest.fixture(scope="module")
+def node_store(tmp_path_factory: Any) -> Iterator[NodeStore]:
+    store = NodeStore(str(tmp_path_factory.mktemp("storage-node") / "node"))
+    try:
+        yield store
+    finally:
+        store.stop()
+
+
+HARNESSES: dict[str, Callable[[pytest.FixtureRequest, Any], Harness]] = {
+    "server": lambda request, tmp_path: ServerHarness(os.path.join(str(tmp_path), "storage")),
+    "local": lambda request, tmp_path: LocalClientHarness(os.path.join(str(tmp_path), "storage")),
+    "node": lambda request, tmp_path: NodeHarness(request.getfixturevalue("node_store")),
 }
 
 
 @pytest.fixture(params=sorted(HARNESSES))
 def harness(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Harness]:
-    made = HARNESSES[request.param](tmp_path)
+    made = HARNESSES[request.param](request, tmp_path)
     try:
         yield made
     finally:
@@ -30,4 +44,4 @@ def harness(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Harness]:
 
 @pytest.fixture
 def server(harness: Harness) -> Any:
-    return harness.server()
+    return harness.current()

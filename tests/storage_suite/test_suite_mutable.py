@@ -120,11 +120,11 @@ def test_reads_past_the_end_are_cut(server):
 def test_wrong_write_enabler_is_refused_naming_the_recording_nodeid(harness, server):
     twrite(server, "m", {0: (EMPTY, [(0, b"mine")], None)})
     we, renew, cancel = slot_secrets("m")
-    with pytest.raises(harness.error("bad-write-enabler")) as caught:
+    with harness.refuses("bad-write-enabler") as caught:
         twrite(server, "m", {0: ([], [(0, b"evil")], None)}, secrets=(b"\x00" * 32, renew, cancel))
     assert "The write enabler was recorded by nodeid '%s'." % base32.b2a(harness.nodeid) in str(caught.value)
     # even a call that writes nothing, and one for a share that does not exist yet
-    with pytest.raises(harness.error("bad-write-enabler")):
+    with harness.refuses("bad-write-enabler"):
         twrite(server, "m", {3: ([], [(0, b"x")], None)}, secrets=(b"\x00" * 32, renew, cancel))
     assert readv(server, "m") == {0: [b"mine"]}
 
@@ -132,13 +132,13 @@ def test_wrong_write_enabler_is_refused_naming_the_recording_nodeid(harness, ser
 @pytest.mark.parametrize("operator", [b"lt", b"le", b"ne", b"ge", b"gt", b"EQ", b""])
 def test_only_the_eq_operator_is_accepted(harness, server, operator):
     twrite(server, "n", {0: (EMPTY, [(0, b"abc")], None)})
-    with pytest.raises(harness.error("unsupported-operator")):
+    with harness.refuses("unsupported-operator"):
         twrite(server, "n", {0: ([(0, 3, operator, b"abc")], [(0, b"xyz")], None)})
     assert readv(server, "n") == {0: [b"abc"]}
 
 
 def test_share_larger_than_the_maximum_is_refused(harness, server):
-    with pytest.raises(harness.error("data-too-large")):
+    with harness.refuses("data-too-large"):
         twrite(server, "o", {0: ([], [(MAX_MUTABLE_SHARE_SIZE, b"x")], None)})
     assert readv(server, "o") == {}
 
@@ -158,17 +158,19 @@ def test_share_larger_than_the_maximum_is_refused(harness, server):
     ],
 )
 def test_bad_arguments_are_refused_and_change_nothing(harness, server, si, secrets, vectors, read):
-    with pytest.raises(harness.error("bad-request")):
+    if harness.typed and len(secrets) != 3:
+        pytest.skip("a StorageClient's WriteSecrets always holds three secrets")
+    with harness.refuses("bad-request"):
         server.slot_testv_and_readv_and_writev(si, secrets, vectors, read)
     assert server.slot_readv(b"x" * 16, [], [(0, 10)]) == {}
 
 
 def test_bad_slot_readv_arguments(harness, server):
-    with pytest.raises(harness.error("bad-request")):
+    with harness.refuses("bad-request"):
         server.slot_readv(b"short", [], [(0, 1)])
-    with pytest.raises(harness.error("bad-request")):
+    with harness.refuses("bad-request"):
         server.slot_readv(b"x" * 16, [-1], [(0, 1)])
-    with pytest.raises(harness.error("bad-request")):
+    with harness.refuses("bad-request"):
         server.slot_readv(b"x" * 16, [], [(-1, 1)])
 
 
@@ -176,13 +178,13 @@ def test_read_only_server_refuses_mutable_writes(harness):
     server = harness.server()
     twrite(server, "p", {0: (EMPTY, [(0, b"kept")], None)})
     server = harness.server(readonly=True)
-    with pytest.raises(harness.error("read-only")):
+    with harness.refuses("read-only"):
         twrite(server, "p", {0: ([], [(0, b"lost")], None)})
-    with pytest.raises(harness.error("read-only")):
+    with harness.refuses("read-only"):
         twrite(server, "p", {0: ([], [], 0)})
-    with pytest.raises(harness.error("read-only")):
+    with harness.refuses("read-only"):
         twrite(server, "q", {0: (EMPTY, [(0, b"new")], None)})
-    with pytest.raises(harness.error("read-only")):
+    with harness.refuses("read-only"):
         twrite(server, "p", {1: ([], [], None)})  # would create an empty share
     # tests and reads still answer
     assert twrite(server, "p", {0: ([(0, 4, b"eq", b"kept")], [], None)}, [(0, 4)]) == (True, {0: [b"kept"]})
@@ -193,7 +195,7 @@ def test_read_only_server_refuses_mutable_writes(harness):
 def test_max_space_refuses_growth(harness):
     server = harness.server(max_space=5000)
     twrite(server, "r", {0: (EMPTY, [(0, b"a" * 1000)], None)})
-    with pytest.raises(harness.error("no-space")):
+    with harness.refuses("no-space"):
         twrite(server, "r", {0: ([], [(1000, b"b" * 4000)], None)})
     assert readv(server, "r") == {0: [b"a" * 1000]}
     twrite(server, "r", {0: ([], [(0, b"c" * 1000)], None)})  # rewriting in place takes no room

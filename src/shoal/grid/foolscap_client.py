@@ -140,9 +140,9 @@ class FoolscapStorageClient:
     def _query(self, method: str, *args: Any) -> "defer.Deferred[Any]":
         return self._caller.call(self._deadlines.query, method, *args)
 
-    def _wrap(self, ref: Any) -> _Caller:
+    def _wrap(self, ref: Any, method: str) -> _Caller:
         if not callable(getattr(ref, "callRemote", None)):
-            raise ServerProtocolError(self._name, "bucket", f"answered {type(ref).__name__}, not a reference")
+            raise ServerProtocolError(self._name, method, f"answered {type(ref).__name__}, not a reference")
         return _Caller(ref, self._name, self._clock)
 
     def get_version(self) -> "defer.Deferred[ServerVersion]":
@@ -168,7 +168,7 @@ class FoolscapStorageClient:
             already = check_shnums(answer[0], self._name, "allocate_buckets")
             writers: dict[int, BucketWriter] = {}
             for sh in check_shnums(list(answer[1]), self._name, "allocate_buckets"):
-                writers[sh] = FoolscapBucketWriter(self._wrap(answer[1][sh]), self._deadlines)
+                writers[sh] = FoolscapBucketWriter(self._wrap(answer[1][sh], "allocate_buckets"), self._deadlines)
             return Allocation(already, writers)
 
         d = self._query(
@@ -181,7 +181,7 @@ class FoolscapStorageClient:
             if not isinstance(answer, Mapping):
                 raise ServerProtocolError(self._name, "get_buckets", f"answered {type(answer).__name__}")
             return {
-                sh: FoolscapBucketReader(self._wrap(answer[sh]), self._deadlines, self._name)
+                sh: FoolscapBucketReader(self._wrap(answer[sh], "get_buckets"), self._deadlines, self._name)
                 for sh in sorted(check_shnums(list(answer), self._name, "get_buckets"))
             }
 

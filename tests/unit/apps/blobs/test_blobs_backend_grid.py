@@ -1,4 +1,4 @@
-"""The grid blob backend on real storage servers over Foolscap (LocalGrid):
+"""The grid blob backend on real storage servers in process (LocalGrid):
 Soledad's IBlobsBackend methods, the record kept in per-user directories (a
 new backend with an empty index and the same root rebuilds everything, and so
 does one whose index was not closed cleanly), group commit of directory
