@@ -16,7 +16,7 @@ from typing import ClassVar, Self
 import attrs
 
 from shoal.encoding import base32
-from shoal.errors import EncodingError, ShoalError
+from shoal.errors import CallerError, EncodingError
 
 KEY_BYTES = 16  # AES keys, mutable write/read keys, storage indexes
 HASH_BYTES = 32  # UEB hashes, public-key fingerprints
@@ -25,7 +25,7 @@ MAX_SIZE = 2**64 - 1  # v2 immutable shares hold 8-byte sizes; Tahoe sets no bou
 _DECIMAL = re.compile(r"[0-9]+")  # ASCII digits only, unlike str.isdigit()
 
 
-class BadCapError(ShoalError):
+class BadCapError(CallerError):
     """Not a valid cap: text of a known kind with a bad field, text that is not
     UTF-8, or an out-of-range value given to a cap constructor.
 

@@ -37,12 +37,12 @@ from shoal.checker.mutable import check_mutable
 from shoal.checker.mutable_repair import repair_mutable
 from shoal.checker.repair import repair_immutable
 from shoal.checker.results import CheckAndRepairResults, CheckResults
-from shoal.errors import ShoalError
+from shoal.errors import CallerError
 
 MUTABLE_CAPS = (SSKWriteCap, SSKReadCap, SSKVerifierCap, MDMFWriteCap, MDMFReadCap, MDMFVerifierCap)
 
 
-class CheckerError(ShoalError):
+class CheckerError(CallerError):
     """The object cannot be checked (an unknown or unsupported cap kind)."""
 
 

@@ -10,7 +10,7 @@ says what every server answered, and decides whether a share lost while
 pushing leaves the upload unhappy. Every query has a deadline.
 """
 
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from typing import Any
 
 import attrs
@@ -19,14 +19,14 @@ from twisted.internet import defer
 
 from shoal.crypto import hashes
 from shoal.encoding.base32 import b2a
-from shoal.errors import ShoalError
+from shoal.errors import Fault, GridError, GridFullError, ShoalError
 from shoal.formats.errors import FormatError
 from shoal import cpu
 from shoal.grid.storage_broker import STORAGE_V1, GridServer, StorageBroker
 from shoal.immutable.encoder import ImmutableEncoder, ueb_length
 from shoal.immutable.params import FileShape
 from shoal.immutable.push import Pusher, call_remote, error_text, gather
-from shoal.placement.happiness import Plan, Planner
+from shoal.placement.happiness import Plan, Planner, ServerAnswer
 
 QUERY_TIMEOUT = 30.0  # seconds for allocate_buckets, get_buckets and reads (Tahoe: 15 s per query)
 MAX_PLACEMENT_ROUNDS = 16  # a safety net: each round asks servers never asked for these shares
@@ -36,16 +36,35 @@ class UploadError(ShoalError):
     """An immutable upload failed."""
 
 
-class NoServersError(UploadError):
+class NoServersError(UploadError, GridError):
     """No storage server is connected."""
 
 
-class UploadUnhappinessError(UploadError):
+class UploadUnhappinessError(UploadError, GridError):
     """Shares could not be placed on shares.happy servers; says what each server answered."""
 
 
+class UploadFullError(UploadUnhappinessError, GridFullError):
+    """Unhappy because servers lacked space: some refused shares (or announced
+    too little space) and none failed in any other way."""
+
+
+def unhappiness_error(message: str, answers: Iterable[ServerAnswer[bytes]]) -> UploadUnhappinessError:
+    """The error for an unhappy placement: UploadFullError when space was what
+    the servers lacked (see its docstring), else UploadUnhappinessError."""
+    answers = list(answers)
+    short_of_space = any(a.refused or a.readonly for a in answers)
+    other_failures = any(a.error is not None or a.dropped for a in answers)
+    if short_of_space and not other_failures:
+        return UploadFullError(message)
+    return UploadUnhappinessError(message)
+
+
 class ExistingSharesError(UploadError):
-    """Shares already stored under this storage index do not belong to this file."""
+    """Shares already stored under this storage index do not belong to this file
+    (a server holds bogus shares)."""
+
+    fault = Fault.SERVER
 
 
 @attrs.frozen

@@ -31,7 +31,7 @@ from foolscap.api import RemoteException
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
-from shoal.errors import ShoalError
+from shoal.errors import Fault, ShoalError
 from shoal import cpu
 from shoal.immutable.encoder import EncodedSegment, EncodeResult, ImmutableEncoder
 
@@ -45,9 +45,13 @@ PIPELINE_SEGMENTS = 4  # segments of expanded data in flight at least
 class SourceError(ShoalError):
     """The uploaded stream ended early or could not be read."""
 
+    fault = Fault.CALLER
+
 
 class RemoteError(ShoalError):
     """A storage server answered a call with an error (its message, first line)."""
+
+    fault = Fault.SERVER
 
 
 def _first_line(text: str) -> str:

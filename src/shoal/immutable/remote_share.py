@@ -46,6 +46,7 @@ from shoal.immutable.decoder import (
     verify_flat_tree,
 )
 from shoal.immutable.params import EncodingParams, FileShape, ParameterError
+from shoal.errors import Fault
 
 _log = Logger()
 
@@ -57,7 +58,9 @@ ADVISE_TIMEOUT = 10.0
 
 
 class ShareProblem(DownloadError):
-    """Why one share cannot be used; `kind` says whose fault it probably is."""
+    """Why one share cannot be used (its server's fault); `kind` says how."""
+
+    fault = Fault.SERVER
 
     kind: ClassVar[str] = "error"
 

@@ -23,6 +23,7 @@ from shoal.crypto.hashes import (
     file_renewal_secret,
     ssk_write_enabler_hash,
 )
+from shoal.errors import Fault
 from shoal.mutable.errors import MutableError
 
 reactor: Any = _reactor
@@ -35,6 +36,8 @@ WriteVector = list[tuple[int, bytes]]
 
 class ServerFailure(MutableError):
     """A storage server did not answer, or answered with an error (its fault or the network's)."""
+
+    fault = Fault.SERVER
 
 
 def _first_line(text: str) -> str:

@@ -51,6 +51,7 @@ from shoal.caps import (
 from shoal.encoding.base32 import b2a
 from shoal.web.children import put_child_cap, put_child_file, unlink_child
 from shoal.web.common import (
+    NotAvailable,
     WebError,
     arg,
     bool_arg,
@@ -177,7 +178,7 @@ class FileResource(resource.Resource):
 
     def mutable_node(self) -> Any:
         if self.services.mutable is None:
-            raise WebError("mutable files are not available on this node", http.NOT_IMPLEMENTED)
+            raise NotAvailable("mutable files are not available on this node")
         return self.services.mutable.node_for(self.cap)
 
     def _check_path(self) -> None:

@@ -28,7 +28,6 @@ from shoal.web.common import (
     arg,
     bool_arg,
     format_arg,
-    humanize,
     render_sync,
     run_async,
     t_arg,
@@ -47,7 +46,7 @@ class ErrorResource(resource.Resource):
 
     isLeaf = True
 
-    def __init__(self, error: WebError) -> None:
+    def __init__(self, error: Exception) -> None:
         super().__init__()
         self._error = error
 
@@ -86,11 +85,8 @@ def resource_for_cap(services: WebServices, name: bytes, request: Request) -> re
         return FileResource(services, cap, rest=rest)
     except UnicodeDecodeError:
         return ErrorResource(WebError("Invalid capability: not UTF-8"))
-    except WebError as e:
-        return ErrorResource(e)
     except Exception as e:  # BadCapError and its kin: answered as Tahoe's
-        text_, code = humanize(e)
-        return ErrorResource(WebError(text_, code))
+        return ErrorResource(e)
 
 
 class URIRoot(resource.Resource):
@@ -205,11 +201,8 @@ class NamedRoot(resource.Resource):
                 raise WebError(f"{path.decode('utf-8')[:200]!r} is not a file-cap")
             name = rest[-1] if rest and rest[-1] else None
             return FileResource(self.services, cap, name=name)
-        except WebError as e:
-            return ErrorResource(e)
         except Exception as e:
-            text, code = humanize(e)
-            return ErrorResource(WebError(text, code))
+            return ErrorResource(e)
 
     def render_GET(self, request: Request) -> bytes:
         return ErrorResource(WebError("/file must be followed by a file-cap and a name", http.NOT_FOUND)).render(
