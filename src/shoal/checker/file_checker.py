@@ -24,22 +24,15 @@ from shoal.caps import (
     CHKCap,
     CHKVerifierCap,
     LiteralCap,
-    MDMFReadCap,
-    MDMFVerifierCap,
-    MDMFWriteCap,
-    SSKReadCap,
-    SSKVerifierCap,
-    SSKWriteCap,
     parse_cap,
 )
+from shoal.caps.base import CapBase
 from shoal.checker.immutable import DEFAULT_TIMEOUT, build_results, check_immutable, find_shares
 from shoal.checker.mutable import check_mutable
 from shoal.checker.mutable_repair import repair_mutable
 from shoal.checker.repair import repair_immutable
 from shoal.checker.results import CheckAndRepairResults, CheckResults
 from shoal.errors import CallerError
-
-MUTABLE_CAPS = (SSKWriteCap, SSKReadCap, SSKVerifierCap, MDMFWriteCap, MDMFReadCap, MDMFVerifierCap)
 
 
 class CheckerError(CallerError):
@@ -74,7 +67,7 @@ class FileChecker:
         cap = file_cap_of(cap)
         if isinstance(cap, LiteralCap):
             return None
-        if isinstance(cap, (CHKCap, CHKVerifierCap) + MUTABLE_CAPS):
+        if isinstance(cap, CapBase) and not cap.is_directory:
             return cap
         raise CheckerError(f"cannot check {type(cap).__name__} objects: not a file or directory cap")
 
@@ -83,7 +76,7 @@ class FileChecker:
         fcap = self._file_cap(cap)
         if fcap is None:
             return None
-        if isinstance(fcap, MUTABLE_CAPS):
+        if fcap.is_mutable_file:
             results, _ = await check_mutable(self.broker, fcap, verify_blocks=verify, add_lease=add_lease,
                                              lease_secret=self.lease_secret, timeout=self.timeout)
             return results
@@ -98,7 +91,7 @@ class FileChecker:
         fcap = self._file_cap(cap)
         if fcap is None:
             return None
-        if isinstance(fcap, MUTABLE_CAPS):
+        if fcap.is_mutable_file:
             return await self._mutable_check_and_repair(fcap, verify, add_lease)
         chk = fcap
         pre = await check_immutable(

@@ -6,14 +6,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from shoal.caps.mutable import mutable_caps_from_private_key
-from shoal.caps.ssk import (
-    MDMFReadCap,
-    MDMFVerifierCap,
-    MDMFWriteCap,
-    SSKReadCap,
-    SSKVerifierCap,
-    SSKWriteCap,
-)
+from shoal.caps.base import CapBase
 from shoal.crypto import rsa
 from shoal.formats.mutable_share import MDMF_DEFAULT_SEGMENT_SIZE, MDMF_VERSION, SDMF_VERSION
 from shoal import cpu
@@ -51,7 +44,7 @@ class MutableClient:
         return self._locks.hold(storage_index)
 
     def node_for(self, cap: MutableCap) -> MutableFileNode:
-        if not isinstance(cap, (SSKWriteCap, SSKReadCap, SSKVerifierCap, MDMFWriteCap, MDMFReadCap, MDMFVerifierCap)):
+        if not (isinstance(cap, CapBase) and cap.is_mutable_file):
             raise MutableUsageError(f"not a mutable file cap: {cap!r}")
         return MutableFileNode(self, cap)
 

@@ -83,7 +83,7 @@ class MutableFileNode:
         self.verifier_cap = cap.verifier()
         self.storage_index: bytes = cap.storage_index
         self.fingerprint: bytes = cap.fingerprint
-        self.format = "MDMF" if isinstance(cap, (MDMFWriteCap, MDMFReadCap, MDMFVerifierCap)) else "SDMF"
+        self.format = cap.format
         self._version = MDMF_VERSION if self.format == "MDMF" else SDMF_VERSION
         self._writekey: bytes | None = cap.writekey if isinstance(cap, (SSKWriteCap, MDMFWriteCap)) else None
         self._readkey: bytes | None = (

@@ -33,7 +33,7 @@ from shoal.web.common import (
     t_arg,
 )
 from shoal.web.directories import DirectoryResource, mkdir_unlinked
-from shoal.web.files import VERIFIER_CAPS, FileResource
+from shoal.web.files import FileResource
 from shoal.web.page import page
 from shoal.web.services import WebServices
 from shoal.web.upload import create_mutable, read_body, upload_body, upload_file
@@ -197,7 +197,7 @@ class NamedRoot(resource.Resource):
             rest = _segments(request)
             request.postpath = []
             cap = parse_cap(path.decode("utf-8"))
-            if isinstance(cap, UnknownCap | DirectoryCap) or isinstance(cap, VERIFIER_CAPS):
+            if isinstance(cap, UnknownCap) or cap.is_directory or cap.is_verifier:
                 raise WebError(f"{path.decode('utf-8')[:200]!r} is not a file-cap")
             name = rest[-1] if rest and rest[-1] else None
             return FileResource(self.services, cap, name=name)
