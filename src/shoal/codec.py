@@ -19,7 +19,7 @@ MAX_SHARES = 256
 
 
 class CodecError(ShoalError):
-    """Bad codec parameters or blocks."""
+    """Bad codec parameters or blocks (its callers check both first: a bug)."""
 
 
 def next_multiple(x: int, k: int) -> int:

@@ -8,6 +8,13 @@ right now: try later or repair), one storage server's (it refused, lied, is
 full, timed out: another server may do), or a bug in shoal. Surfaces (the web
 API, the CLI) choose status codes and wording from that, never from class
 names or message text.
+
+A few subclasses say more precisely what kind of fault it is, so a surface
+can pick a status from the type alone: NotFoundError, ConflictError,
+NotWritableError, TooLargeError, UnsupportedError (the caller's), and
+UnrecoverableError, NotEnoughSharesError, GridFullError (the grid's). A
+package's error joins one of them by inheriting from it as well as from its
+package's base.
 """
 
 import enum
@@ -28,13 +35,14 @@ class ShoalError(Exception):
 
 
 class CallerError(ShoalError):
-    """The caller asked for something wrong (a mix-in base: the request's fault)."""
+    """The caller asked for something wrong: fix the request (the web API: 400)."""
 
     fault = Fault.CALLER
 
 
 class GridError(ShoalError):
-    """The grid as a whole cannot do it now."""
+    """The grid as a whole cannot do it now (too few servers connected, an
+    unhappy upload): try later (the web API: 503)."""
 
     fault = Fault.GRID
 
@@ -44,3 +52,45 @@ class EncodingError(ShoalError):
     their own data re-raise as their own kind)."""
 
     fault = Fault.CALLER
+
+
+# -- what kind of caller fault (the web API answers 404, 409, 403, 413, 501) --
+
+
+class NotFoundError(CallerError):
+    """The request names something that is not there (a child, a handle, a blob)."""
+
+
+class ConflictError(CallerError):
+    """The request conflicts with what is there now (an existing child, another
+    writer's newer version, an id already taken)."""
+
+
+class NotWritableError(CallerError):
+    """A write through a cap or credential that grants only reading."""
+
+
+class TooLargeError(CallerError):
+    """The request carries more bytes than the operation takes."""
+
+
+class UnsupportedError(CallerError):
+    """The request asks for something this node does not do (not configured, or
+    not implemented by shoal); asking again fails again."""
+
+
+# -- what kind of grid fault (the web API answers 410, 507, else 503) ----------
+
+
+class UnrecoverableError(GridError):
+    """The object exists (its cap says so) but the grid cannot give back its
+    contents: too few good shares, or contents that do not decode."""
+
+
+class NotEnoughSharesError(UnrecoverableError):
+    """Fewer than k good shares of a file could be found; the message says what
+    was found where and what failed."""
+
+
+class GridFullError(GridError):
+    """The servers that could take the data refused it for lack of space."""

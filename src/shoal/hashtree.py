@@ -16,11 +16,14 @@ from an untrusted source, keeping only what it has proven against the root
 from collections.abc import Iterable, Mapping, Sequence
 
 from shoal.crypto.hashes import HASH_LENGTH, merkle_empty_leaf_hash, merkle_pair_hash
-from shoal.errors import ShoalError
+from shoal.errors import Fault, ShoalError
 
 
 class HashTreeError(ShoalError):
-    """A hash tree could not accept the hashes it was given."""
+    """A hash tree could not accept the hashes it was given (whoever sent them:
+    a storage server)."""
+
+    fault = Fault.SERVER
 
 
 class BadHashError(HashTreeError):

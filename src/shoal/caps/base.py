@@ -16,7 +16,7 @@ from typing import ClassVar, Self
 import attrs
 
 from shoal.encoding import base32
-from shoal.errors import EncodingError, ShoalError
+from shoal.errors import CallerError, EncodingError
 
 KEY_BYTES = 16  # AES keys, mutable write/read keys, storage indexes
 HASH_BYTES = 32  # UEB hashes, public-key fingerprints
@@ -25,7 +25,7 @@ MAX_SIZE = 2**64 - 1  # v2 immutable shares hold 8-byte sizes; Tahoe sets no bou
 _DECIMAL = re.compile(r"[0-9]+")  # ASCII digits only, unlike str.isdigit()
 
 
-class BadCapError(ShoalError):
+class BadCapError(CallerError):
     """Not a valid cap: text of a known kind with a bad field, text that is not
     UTF-8, or an out-of-range value given to a cap constructor.
 
@@ -64,6 +64,23 @@ class CapBase:
     is_readonly: ClassVar[bool]
     """False only for write caps."""
     is_directory: ClassVar[bool]
+    is_verifier: ClassVar[bool]
+    """True for verify caps (they find and check shares, never read)."""
+    format: ClassVar[str]
+    """The file format: ``LIT``, ``CHK``, ``SDMF`` or ``MDMF`` (a directory's: of the file holding it)."""
+    kind: ClassVar[str]
+    """A short stable name: the prefix without ``URI:`` and the colon, lower case
+    (``chk``, ``ssk-ro``, ``dir2-mdmf-verifier``)."""
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if "PREFIX" in cls.__dict__:
+            cls.kind = cls.PREFIX[len("URI:"):-1].lower()
+
+    @property
+    def is_mutable_file(self) -> bool:
+        """A cap of a mutable file, verify caps included (not of a directory)."""
+        return self.format in ("SDMF", "MDMF") and not self.is_directory
 
     def _body(self) -> str:
         raise NotImplementedError

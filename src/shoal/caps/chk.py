@@ -54,6 +54,8 @@ class CHKCap(CapBase):
     is_mutable: ClassVar[bool] = False
     is_readonly: ClassVar[bool] = True
     is_directory: ClassVar[bool] = False
+    is_verifier: ClassVar[bool] = False
+    format: ClassVar[str] = "CHK"
 
     key: bytes = attrs.field(validator=key_bytes)
     ueb_hash: bytes = attrs.field(validator=hash_bytes)
@@ -93,6 +95,8 @@ class CHKVerifierCap(CapBase):
     is_mutable: ClassVar[bool] = False
     is_readonly: ClassVar[bool] = True
     is_directory: ClassVar[bool] = False
+    is_verifier: ClassVar[bool] = True
+    format: ClassVar[str] = "CHK"
 
     storage_index: bytes = attrs.field(validator=key_bytes)
     ueb_hash: bytes = attrs.field(validator=hash_bytes)

@@ -77,6 +77,8 @@ class _DirectoryCap(CapBase):
 @attrs.frozen(repr=False)
 class DirectoryVerifierCap(_DirectoryCap):
     PREFIX: ClassVar[str] = "URI:DIR2-Verifier:"
+    is_verifier: ClassVar[bool] = True
+    format: ClassVar[str] = "SDMF"
     is_mutable: ClassVar[bool] = False
     is_readonly: ClassVar[bool] = True
     file_cap: SSKVerifierCap = attrs.field(validator=instance_of(SSKVerifierCap))
@@ -95,6 +97,8 @@ class DirectoryVerifierCap(_DirectoryCap):
 @attrs.frozen(repr=False)
 class DirectoryReadCap(_DirectoryCap):
     PREFIX: ClassVar[str] = "URI:DIR2-RO:"
+    is_verifier: ClassVar[bool] = False
+    format: ClassVar[str] = "SDMF"
     is_mutable: ClassVar[bool] = True
     is_readonly: ClassVar[bool] = True
     file_cap: SSKReadCap = attrs.field(validator=instance_of(SSKReadCap))
@@ -113,6 +117,8 @@ class DirectoryReadCap(_DirectoryCap):
 @attrs.frozen(repr=False)
 class DirectoryWriteCap(_DirectoryCap):
     PREFIX: ClassVar[str] = "URI:DIR2:"
+    is_verifier: ClassVar[bool] = False
+    format: ClassVar[str] = "SDMF"
     is_mutable: ClassVar[bool] = True
     is_readonly: ClassVar[bool] = False
     file_cap: SSKWriteCap = attrs.field(validator=instance_of(SSKWriteCap))
@@ -133,6 +139,8 @@ class DirectoryWriteCap(_DirectoryCap):
 @attrs.frozen(repr=False)
 class MDMFDirectoryVerifierCap(_DirectoryCap):
     PREFIX: ClassVar[str] = "URI:DIR2-MDMF-Verifier:"
+    is_verifier: ClassVar[bool] = True
+    format: ClassVar[str] = "MDMF"
     is_mutable: ClassVar[bool] = False
     is_readonly: ClassVar[bool] = True
     file_cap: MDMFVerifierCap = attrs.field(validator=instance_of(MDMFVerifierCap))
@@ -151,6 +159,8 @@ class MDMFDirectoryVerifierCap(_DirectoryCap):
 @attrs.frozen(repr=False)
 class MDMFDirectoryReadCap(_DirectoryCap):
     PREFIX: ClassVar[str] = "URI:DIR2-MDMF-RO:"
+    is_verifier: ClassVar[bool] = False
+    format: ClassVar[str] = "MDMF"
     is_mutable: ClassVar[bool] = True
     is_readonly: ClassVar[bool] = True
     file_cap: MDMFReadCap = attrs.field(validator=instance_of(MDMFReadCap))
@@ -169,6 +179,8 @@ class MDMFDirectoryReadCap(_DirectoryCap):
 @attrs.frozen(repr=False)
 class MDMFDirectoryWriteCap(_DirectoryCap):
     PREFIX: ClassVar[str] = "URI:DIR2-MDMF:"
+    is_verifier: ClassVar[bool] = False
+    format: ClassVar[str] = "MDMF"
     is_mutable: ClassVar[bool] = True
     is_readonly: ClassVar[bool] = False
     file_cap: MDMFWriteCap = attrs.field(validator=instance_of(MDMFWriteCap))
@@ -189,6 +201,8 @@ class MDMFDirectoryWriteCap(_DirectoryCap):
 @attrs.frozen(repr=False)
 class CHKDirectoryVerifierCap(_DirectoryCap):
     PREFIX: ClassVar[str] = "URI:DIR2-CHK-Verifier:"
+    is_verifier: ClassVar[bool] = True
+    format: ClassVar[str] = "CHK"
     is_mutable: ClassVar[bool] = False
     is_readonly: ClassVar[bool] = True
     file_cap: CHKVerifierCap = attrs.field(validator=instance_of(CHKVerifierCap))
@@ -209,6 +223,8 @@ class CHKDirectoryCap(_DirectoryCap):
     """A deep-immutable directory."""
 
     PREFIX: ClassVar[str] = "URI:DIR2-CHK:"
+    is_verifier: ClassVar[bool] = False
+    format: ClassVar[str] = "CHK"
     is_mutable: ClassVar[bool] = False
     is_readonly: ClassVar[bool] = True
     file_cap: CHKCap = attrs.field(validator=instance_of(CHKCap))
@@ -229,6 +245,8 @@ class LiteralDirectoryCap(_DirectoryCap):
     """A tiny deep-immutable directory held inside its cap; no verify cap."""
 
     PREFIX: ClassVar[str] = "URI:DIR2-LIT:"
+    is_verifier: ClassVar[bool] = False
+    format: ClassVar[str] = "LIT"
     is_mutable: ClassVar[bool] = False
     is_readonly: ClassVar[bool] = True
     file_cap: LiteralCap = attrs.field(validator=instance_of(LiteralCap))

@@ -23,6 +23,8 @@ class LiteralCap(CapBase):
     is_mutable: ClassVar[bool] = False
     is_readonly: ClassVar[bool] = True
     is_directory: ClassVar[bool] = False
+    is_verifier: ClassVar[bool] = False
+    format: ClassVar[str] = "LIT"
 
     data: bytes = attrs.field(validator=any_bytes)
 

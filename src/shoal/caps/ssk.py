@@ -20,7 +20,7 @@ must end after the fingerprint. As in Tahoe, verify caps report
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar, Generic, Self, TypeVar, cast
 
 import attrs
 
@@ -38,7 +38,8 @@ from shoal.encoding.base32 import b2a
 
 
 class _MutableCap(CapBase):
-    """Shared body text and parsing of the six mutable file cap classes."""
+    """Text and parsing shared by every mutable file cap: two fields, a key (or
+    storage index) then the fingerprint."""
 
     __slots__ = ()
     _FIELDS: ClassVar[tuple[str, str]]
@@ -54,20 +55,92 @@ class _MutableCap(CapBase):
         return f"{b2a(self._first())}:{b2a(self.fingerprint)}"
 
     @classmethod
-    def _decode(cls, body: str, kind: str) -> tuple[bytes, bytes]:
+    def _from_body(cls, body: str, kind: str) -> Self:
         first, fp = split_fields(kind, body, cls._FIELDS, extensible=cls.EXTENSIBLE)
-        return (
-            decode_b32(kind, cls._FIELDS[0], first, KEY_BYTES),
+        return cls(
+            decode_b32(kind, cls._FIELDS[0], first, KEY_BYTES),  # type: ignore[call-arg]
             decode_b32(kind, "fingerprint", fp, HASH_BYTES),
         )
 
 
-class _WriteCap(_MutableCap):
+class _SDMF:
+    """The SDMF family: caps end after the fingerprint."""
+
     __slots__ = ()
+    EXTENSIBLE: ClassVar[bool] = False
+    format: ClassVar[str] = "SDMF"
+
+
+class _MDMF:
+    """The MDMF family: anything after a ``:`` behind the fingerprint is ignored."""
+
+    __slots__ = ()
+    EXTENSIBLE: ClassVar[bool] = True
+    format: ClassVar[str] = "MDMF"
+
+
+@attrs.frozen(repr=False)
+class _VerifierCap(_MutableCap):
+    _FIELDS = ("storage_index", "fingerprint")
+    is_mutable: ClassVar[bool] = False
+    is_readonly: ClassVar[bool] = True
+    is_verifier: ClassVar[bool] = True
+
+    storage_index: bytes = attrs.field(validator=key_bytes)
+    fingerprint: bytes = attrs.field(validator=hash_bytes)
+
+    def _first(self) -> bytes:
+        return self.storage_index
+
+    def readonly(self) -> Self:
+        return self
+
+    def verifier(self) -> Self:
+        return self
+
+
+_V = TypeVar("_V", bound=_VerifierCap)
+
+
+@attrs.frozen(repr=False)
+class _ReadCap(_MutableCap, Generic[_V]):
+    _FIELDS = ("readkey", "fingerprint")
+    _VERIFIER: ClassVar[type[Any]]  # the verify cap class of the same family
+    is_mutable: ClassVar[bool] = True
+    is_readonly: ClassVar[bool] = True
+    is_verifier: ClassVar[bool] = False
+
+    readkey: bytes = attrs.field(validator=key_bytes)
+    fingerprint: bytes = attrs.field(validator=hash_bytes)
+
+    def _first(self) -> bytes:
+        return self.readkey
+
+    @property
+    def storage_index(self) -> bytes:
+        return ssk_storage_index_hash(self.readkey)
+
+    def readonly(self) -> Self:
+        return self
+
+    def verifier(self) -> _V:
+        return cast(_V, self._VERIFIER(self.storage_index, self.fingerprint))
+
+
+_R = TypeVar("_R", bound=_ReadCap[Any])
+
+
+@attrs.frozen(repr=False)
+class _WriteCap(_MutableCap, Generic[_R, _V]):
     _FIELDS = ("writekey", "fingerprint")
+    _READ: ClassVar[type[Any]]  # the read cap class of the same family
+    _VERIFIER: ClassVar[type[Any]]
     is_mutable: ClassVar[bool] = True
     is_readonly: ClassVar[bool] = False
-    writekey: bytes
+    is_verifier: ClassVar[bool] = False
+
+    writekey: bytes = attrs.field(validator=key_bytes)
+    fingerprint: bytes = attrs.field(validator=hash_bytes)
 
     def _first(self) -> bytes:
         return self.writekey
@@ -80,158 +153,60 @@ class _WriteCap(_MutableCap):
     def storage_index(self) -> bytes:
         return ssk_storage_index_hash(self.readkey)
 
+    def readonly(self) -> _R:
+        return cast(_R, self._READ(self.readkey, self.fingerprint))
 
-class _ReadCap(_MutableCap):
-    __slots__ = ()
-    _FIELDS = ("readkey", "fingerprint")
-    is_mutable: ClassVar[bool] = True
-    is_readonly: ClassVar[bool] = True
-    readkey: bytes
-
-    def _first(self) -> bytes:
-        return self.readkey
-
-    @property
-    def storage_index(self) -> bytes:
-        return ssk_storage_index_hash(self.readkey)
-
-
-class _VerifierCap(_MutableCap):
-    __slots__ = ()
-    _FIELDS = ("storage_index", "fingerprint")
-    is_mutable: ClassVar[bool] = False
-    is_readonly: ClassVar[bool] = True
-    storage_index: bytes
-
-    def _first(self) -> bytes:
-        return self.storage_index
+    def verifier(self) -> _V:
+        return cast(_V, self._VERIFIER(self.storage_index, self.fingerprint))
 
 
 # --- SDMF ---------------------------------------------------------------------
 
 @attrs.frozen(repr=False)
-class SSKVerifierCap(_VerifierCap):
+class SSKVerifierCap(_SDMF, _VerifierCap):
     """Verify cap of an SDMF mutable file."""
 
     PREFIX: ClassVar[str] = "URI:SSK-Verifier:"
-    EXTENSIBLE: ClassVar[bool] = False
-
-    storage_index: bytes = attrs.field(validator=key_bytes)
-    fingerprint: bytes = attrs.field(validator=hash_bytes)
-
-    def readonly(self) -> SSKVerifierCap:
-        return self
-
-    def verifier(self) -> SSKVerifierCap:
-        return self
-
-    @classmethod
-    def _from_body(cls, body: str, kind: str) -> SSKVerifierCap:
-        return cls(*cls._decode(body, kind))
 
 
 @attrs.frozen(repr=False)
-class SSKReadCap(_ReadCap):
+class SSKReadCap(_SDMF, _ReadCap[SSKVerifierCap]):
     """Read cap of an SDMF mutable file."""
 
     PREFIX: ClassVar[str] = "URI:SSK-RO:"
-    EXTENSIBLE: ClassVar[bool] = False
-
-    readkey: bytes = attrs.field(validator=key_bytes)
-    fingerprint: bytes = attrs.field(validator=hash_bytes)
-
-    def readonly(self) -> SSKReadCap:
-        return self
-
-    def verifier(self) -> SSKVerifierCap:
-        return SSKVerifierCap(self.storage_index, self.fingerprint)
-
-    @classmethod
-    def _from_body(cls, body: str, kind: str) -> SSKReadCap:
-        return cls(*cls._decode(body, kind))
+    _VERIFIER = SSKVerifierCap
 
 
 @attrs.frozen(repr=False)
-class SSKWriteCap(_WriteCap):
+class SSKWriteCap(_SDMF, _WriteCap[SSKReadCap, SSKVerifierCap]):
     """Write cap of an SDMF mutable file."""
 
     PREFIX: ClassVar[str] = "URI:SSK:"
-    EXTENSIBLE: ClassVar[bool] = False
-
-    writekey: bytes = attrs.field(validator=key_bytes)
-    fingerprint: bytes = attrs.field(validator=hash_bytes)
-
-    def readonly(self) -> SSKReadCap:
-        return SSKReadCap(self.readkey, self.fingerprint)
-
-    def verifier(self) -> SSKVerifierCap:
-        return SSKVerifierCap(self.storage_index, self.fingerprint)
-
-    @classmethod
-    def _from_body(cls, body: str, kind: str) -> SSKWriteCap:
-        return cls(*cls._decode(body, kind))
+    _READ = SSKReadCap
+    _VERIFIER = SSKVerifierCap
 
 
 # --- MDMF ---------------------------------------------------------------------
 
 @attrs.frozen(repr=False)
-class MDMFVerifierCap(_VerifierCap):
+class MDMFVerifierCap(_MDMF, _VerifierCap):
     """Verify cap of an MDMF mutable file."""
 
     PREFIX: ClassVar[str] = "URI:MDMF-Verifier:"
-    EXTENSIBLE: ClassVar[bool] = True
-
-    storage_index: bytes = attrs.field(validator=key_bytes)
-    fingerprint: bytes = attrs.field(validator=hash_bytes)
-
-    def readonly(self) -> MDMFVerifierCap:
-        return self
-
-    def verifier(self) -> MDMFVerifierCap:
-        return self
-
-    @classmethod
-    def _from_body(cls, body: str, kind: str) -> MDMFVerifierCap:
-        return cls(*cls._decode(body, kind))
 
 
 @attrs.frozen(repr=False)
-class MDMFReadCap(_ReadCap):
+class MDMFReadCap(_MDMF, _ReadCap[MDMFVerifierCap]):
     """Read cap of an MDMF mutable file."""
 
     PREFIX: ClassVar[str] = "URI:MDMF-RO:"
-    EXTENSIBLE: ClassVar[bool] = True
-
-    readkey: bytes = attrs.field(validator=key_bytes)
-    fingerprint: bytes = attrs.field(validator=hash_bytes)
-
-    def readonly(self) -> MDMFReadCap:
-        return self
-
-    def verifier(self) -> MDMFVerifierCap:
-        return MDMFVerifierCap(self.storage_index, self.fingerprint)
-
-    @classmethod
-    def _from_body(cls, body: str, kind: str) -> MDMFReadCap:
-        return cls(*cls._decode(body, kind))
+    _VERIFIER = MDMFVerifierCap
 
 
 @attrs.frozen(repr=False)
-class MDMFWriteCap(_WriteCap):
+class MDMFWriteCap(_MDMF, _WriteCap[MDMFReadCap, MDMFVerifierCap]):
     """Write cap of an MDMF mutable file."""
 
     PREFIX: ClassVar[str] = "URI:MDMF:"
-    EXTENSIBLE: ClassVar[bool] = True
-
-    writekey: bytes = attrs.field(validator=key_bytes)
-    fingerprint: bytes = attrs.field(validator=hash_bytes)
-
-    def readonly(self) -> MDMFReadCap:
-        return MDMFReadCap(self.readkey, self.fingerprint)
-
-    def verifier(self) -> MDMFVerifierCap:
-        return MDMFVerifierCap(self.storage_index, self.fingerprint)
-
-    @classmethod
-    def _from_body(cls, body: str, kind: str) -> MDMFWriteCap:
-        return cls(*cls._decode(body, kind))
+    _READ = MDMFReadCap
+    _VERIFIER = MDMFVerifierCap

@@ -10,6 +10,8 @@ writes gives it back), and is always encodable as UTF-8.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import attrs
 
 ALLEGED_READONLY_PREFIX = "ro."
@@ -34,6 +36,7 @@ class UnknownCap:
     """
 
     text: str = attrs.field(validator=_opaque_text)
+    kind: ClassVar[str] = "unknown"
 
     @property
     def alleged_immutable(self) -> bool:

@@ -28,6 +28,7 @@ from shoal.caps import CHKCap, LiteralCap, LiteralDirectoryCap, parse_cap
 from shoal.checker.file_checker import FileChecker
 from shoal.checker.results import CheckAndRepairResults, CheckResults, longname
 from shoal.encoding.base32 import b2a
+from shoal.errors import CallerError
 
 DIRECTORY, FILE, UNKNOWN = "directory", "file", "unknown"
 API_VERSION = 1
@@ -38,7 +39,7 @@ _STAT_KEYS = (
 )
 
 
-class WalkCancelled(Exception):
+class WalkCancelled(CallerError):
     """The caller asked the walk to stop."""
 
 

@@ -24,25 +24,18 @@ from shoal.caps import (
     CHKCap,
     CHKVerifierCap,
     LiteralCap,
-    MDMFReadCap,
-    MDMFVerifierCap,
-    MDMFWriteCap,
-    SSKReadCap,
-    SSKVerifierCap,
-    SSKWriteCap,
     parse_cap,
 )
+from shoal.caps.base import CapBase
 from shoal.checker.immutable import build_results, check_immutable, find_shares
 from shoal.checker.mutable import check_mutable
 from shoal.checker.mutable_repair import repair_mutable
 from shoal.checker.repair import repair_immutable
 from shoal.checker.results import CheckAndRepairResults, CheckResults
-from shoal.errors import ShoalError
-
-MUTABLE_CAPS = (SSKWriteCap, SSKReadCap, SSKVerifierCap, MDMFWriteCap, MDMFReadCap, MDMFVerifierCap)
+from shoal.errors import CallerError
 
 
-class CheckerError(ShoalError):
+class CheckerError(CallerError):
     """The object cannot be checked (an unknown or unsupported cap kind)."""
 
 
@@ -72,7 +65,7 @@ class FileChecker:
         cap = file_cap_of(cap)
         if isinstance(cap, LiteralCap):
             return None
-        if isinstance(cap, (CHKCap, CHKVerifierCap) + MUTABLE_CAPS):
+        if isinstance(cap, CapBase) and not cap.is_directory:
             return cap
         raise CheckerError(f"cannot check {type(cap).__name__} objects: not a file or directory cap")
 
@@ -81,7 +74,7 @@ class FileChecker:
         fcap = self._file_cap(cap)
         if fcap is None:
             return None
-        if isinstance(fcap, MUTABLE_CAPS):
+        if fcap.is_mutable_file:
             results, _ = await check_mutable(self.broker, fcap, verify_blocks=verify, add_lease=add_lease,
                                              lease_secret=self.lease_secret)
             return results
@@ -96,7 +89,7 @@ class FileChecker:
         fcap = self._file_cap(cap)
         if fcap is None:
             return None
-        if isinstance(fcap, MUTABLE_CAPS):
+        if fcap.is_mutable_file:
             return await self._mutable_check_and_repair(fcap, verify, add_lease)
         chk = fcap
         pre = await check_immutable(

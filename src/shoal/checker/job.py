@@ -40,7 +40,7 @@ import attrs
 from shoal.checker.deep import UNKNOWN, DeepObject, walk
 from shoal.checker.file_checker import FileChecker
 from shoal.checker.results import CheckAndRepairResults, CheckResults
-from shoal.errors import ShoalError
+from shoal.errors import Fault, ShoalError
 
 STATE_VERSION = 1
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -50,6 +50,8 @@ _COUNTERS = ("objects-checked", "objects-verified", "objects-healthy", "objects-
 
 class CheckerConfigError(ShoalError):
     """A [checker] setting that cannot be used; the message names the key (the user's fault)."""
+
+    fault = Fault.CALLER
 
 
 def _duration(key: str, text: str) -> float:

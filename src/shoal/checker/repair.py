@@ -31,7 +31,7 @@ from typing import Any
 import attrs
 
 from shoal.caps import CHKCap, CHKVerifierCap
-from shoal.errors import ShoalError
+from shoal.errors import Fault, ShoalError
 from shoal.immutable.decoder import FileIdentity, FileValidator, NotEnoughSharesError
 from shoal.immutable.download import download
 from shoal.immutable.encoder import EncodeResult, ImmutableEncoder
@@ -46,7 +46,10 @@ INLINE_LIMIT = 32 * 1024  # files this small are encoded on the calling thread
 
 
 class RepairError(ShoalError):
-    """A repair could not be done (the message says why and whose fault it is)."""
+    """A repair could not be done (the message says why): mostly the grid's, too few good
+    shares or servers."""
+
+    fault = Fault.GRID
 
 
 @attrs.frozen

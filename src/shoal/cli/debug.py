@@ -17,7 +17,7 @@ from typing import BinaryIO
 from shoal.caps import CHKCap, CHKVerifierCap, LiteralCap, parse_cap
 from shoal.crypto.convergence import convergent_key
 from shoal.encoding.base32 import b2a
-from shoal.errors import ShoalError
+from shoal.errors import Fault, ShoalError
 from shoal.immutable.decoder import FileIdentity, decode_segments
 from shoal.immutable.encoder import ImmutableEncoder
 from shoal.immutable.params import LIT_THRESHOLD, EncodingParams, FileShape
@@ -26,7 +26,9 @@ READ_CHUNK = 1024 * 1024
 
 
 class UsageError(ShoalError):
-    pass
+    """The command line is wrong."""
+
+    fault = Fault.CALLER
 
 
 def register(groups: argparse._SubParsersAction) -> None:

@@ -43,7 +43,7 @@ class WebAPIError(CLIError):
 
 
 class NodeUnreachable(CLIError):
-    pass
+    """No connection to the node's web API."""
 
 
 def one_line(text: str, limit: int = 2000) -> str:

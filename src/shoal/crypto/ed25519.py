@@ -9,7 +9,7 @@ from Crypto.PublicKey import ECC
 from Crypto.Signature import eddsa
 
 from shoal.encoding.base32 import a2b, b2a_bytes
-from shoal.errors import EncodingError, ShoalError
+from shoal.errors import EncodingError, Fault, ShoalError
 
 PRIVATE_PREFIX = b"priv-v0-"
 PUBLIC_PREFIX = b"pub-v0-"
@@ -17,7 +17,10 @@ SERVER_ID_PREFIX = b"v0-"
 
 
 class BadKeyError(ShoalError):
-    """A key string or signature that does not parse or verify."""
+    """A key string or signature that does not parse or verify (whoever supplied
+    it: callers that read others' data re-raise as their own kind)."""
+
+    fault = Fault.CALLER
 
 
 class SigningKey:

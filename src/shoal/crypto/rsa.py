@@ -27,7 +27,7 @@ from Crypto.IO import PEM
 from Crypto.PublicKey import RSA
 from Crypto.Signature import pss
 
-from shoal.errors import ShoalError
+from shoal.errors import Fault, ShoalError
 
 KEY_BITS = 2048
 """Tahoe creates, and refuses to load, any other private key size."""
@@ -41,7 +41,10 @@ _IMPORT_ERRORS = (ValueError, IndexError, TypeError, BytesWarning)
 
 
 class RSAError(ShoalError):
-    """Base class of the RSA errors."""
+    """Base class of the RSA errors: bad input (whoever supplied it: callers that
+    read others' data re-raise as their own kind)."""
+
+    fault = Fault.CALLER
 
 
 class BadKeyError(RSAError):

@@ -3,33 +3,41 @@
 Caller's fault: NoSuchChildError, ExistingChildError, NotDirectoryError,
 ReadOnlyDirectoryError, ChildNameError and the ChildCapError family (Tahoe's
 CapConstraintError family plus malformed caps). Someone else's fault: a
-CorruptDirectoryError (the stored directory does not parse).
+CorruptDirectoryError (the stored directory does not parse: an
+UnrecoverableError, the grid's).
 """
 
-from shoal.errors import ShoalError
+from shoal.errors import (
+    CallerError,
+    ConflictError,
+    NotFoundError,
+    NotWritableError,
+    ShoalError,
+    UnrecoverableError,
+)
 
 
 class DirnodeError(ShoalError):
     """Base of every directory error."""
 
 
-class CorruptDirectoryError(DirnodeError):
+class CorruptDirectoryError(DirnodeError, UnrecoverableError):
     """The stored contents of a directory do not parse (whoever wrote them erred)."""
 
 
-class NoSuchChildError(DirnodeError):
+class NoSuchChildError(DirnodeError, NotFoundError):
     def __init__(self, name: str, where: str = "") -> None:
         self.name = name
         super().__init__(f"no child named {name!r}" + (f" in {where}" if where else ""))
 
 
-class ExistingChildError(DirnodeError):
+class ExistingChildError(DirnodeError, ConflictError):
     def __init__(self, name: str, problem: str = "already exists") -> None:
         self.name = name
         super().__init__(f"child {name!r} {problem}")
 
 
-class NotDirectoryError(DirnodeError):
+class NotDirectoryError(DirnodeError, CallerError):
     """A path walks through something that is not a directory."""
 
     def __init__(self, path: str) -> None:
@@ -37,15 +45,15 @@ class NotDirectoryError(DirnodeError):
         super().__init__(f"{path!r} is not a directory")
 
 
-class ReadOnlyDirectoryError(DirnodeError):
+class ReadOnlyDirectoryError(DirnodeError, NotWritableError):
     """A write to a directory held through a read-only (or immutable) cap."""
 
 
-class ChildNameError(DirnodeError):
+class ChildNameError(DirnodeError, CallerError):
     """A child name UTF-8 cannot hold."""
 
 
-class BadMetadataError(DirnodeError):
+class BadMetadataError(DirnodeError, CallerError):
     """Link metadata that is not a JSON object."""
 
     def __init__(self, name: str, problem: str) -> None:
@@ -53,7 +61,7 @@ class BadMetadataError(DirnodeError):
         super().__init__(f"child {name!r}: {problem}")
 
 
-class ChildCapError(DirnodeError):
+class ChildCapError(DirnodeError, CallerError):
     """A child cap that cannot be stored where it was meant to go (caller's fault)."""
 
     def __init__(self, name: str, problem: str) -> None:

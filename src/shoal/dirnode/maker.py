@@ -26,16 +26,11 @@ from shoal.caps import (
     LiteralDirectoryCap,
     MDMFDirectoryReadCap,
     MDMFDirectoryWriteCap,
-    MDMFReadCap,
-    MDMFVerifierCap,
-    MDMFWriteCap,
-    SSKReadCap,
-    SSKVerifierCap,
-    SSKWriteCap,
     parse_cap,
     wrap_directory,
     writekey_and_fingerprint,
 )
+from shoal.caps.base import CapBase
 from shoal.caps.parse import Cap
 from shoal.crypto import rsa
 from shoal.dirnode.children import Child, Entry
@@ -52,7 +47,6 @@ from shoal.dirnode.nodes import (
 from shoal.formats.dirnode import normalize_name
 
 FORMATS = ("SDMF", "MDMF")
-_MUTABLE_FILE_CAPS = (SSKWriteCap, SSKReadCap, SSKVerifierCap, MDMFWriteCap, MDMFReadCap, MDMFVerifierCap)
 
 
 class MutableFiles(Protocol):
@@ -92,7 +86,7 @@ class NodeMaker:
             cap = parse_cap(cap)
         if isinstance(cap, (LiteralCap, CHKCap, CHKVerifierCap)):
             return ImmutableFile(self.files, cap)
-        if isinstance(cap, _MUTABLE_FILE_CAPS):
+        if isinstance(cap, CapBase) and cap.is_mutable_file:
             node: MutableFile = self.mutable.node_for(cap)
             return node
         if isinstance(cap, (DirectoryWriteCap, DirectoryReadCap, MDMFDirectoryWriteCap, MDMFDirectoryReadCap)):

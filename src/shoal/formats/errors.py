@@ -4,11 +4,14 @@ Every message names the field or offset that failed, so a storage operator or
 a downloader's log says which part of which share was bad.
 """
 
-from shoal.errors import ShoalError
+from shoal.errors import Fault, ShoalError
 
 
 class FormatError(ShoalError):
-    """Bytes that do not follow the format they are read as (someone else's fault)."""
+    """Bytes that do not follow the format they are read as (someone else's fault:
+    the server that stored or sent them)."""
+
+    fault = Fault.SERVER
 
 
 class BadUEBError(FormatError):

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import attrs
 
+from shoal import errors
 from shoal.codec import CodecError, CodecParams, SegmentCodec
 from shoal.crypto.aes import AESCTR
 from shoal.crypto.hashes import (
@@ -33,7 +34,7 @@ from shoal.crypto.hashes import (
     crypttext_segment_hash,
     uri_extension_hash,
 )
-from shoal.errors import ShoalError
+from shoal.errors import CallerError, ShoalError, UnrecoverableError
 from shoal.formats.errors import FormatError
 from shoal.formats.share_layout import (
     V2_HEADER_SIZE,
@@ -58,11 +59,12 @@ class DownloadError(ShoalError):
     """An immutable file could not be read."""
 
 
-class UEBMismatchError(DownloadError):
-    """A UEB that matches the cap's hash but describes another file."""
+class UEBMismatchError(DownloadError, CallerError):
+    """A UEB that matches the cap's hash but describes another file (the cap's
+    k, N or size are wrong: the cap is bad)."""
 
 
-class NotEnoughSharesError(DownloadError):
+class NotEnoughSharesError(DownloadError, errors.NotEnoughSharesError):
     """Fewer than k good shares: the message says what was found and what failed."""
 
 
@@ -75,7 +77,7 @@ class BadBlockError(BadHashError):
         self.segnum = segnum
 
 
-class SegmentMismatchError(DownloadError):
+class SegmentMismatchError(DownloadError, UnrecoverableError):
     """Every block passed its check, yet the decoded segment does not match the
     crypttext tree: the file was encoded wrongly (no other share can help)."""
 

@@ -8,7 +8,7 @@ of k, and that effective size is what enters the convergent-key tag.
 import attrs
 
 from shoal.codec import CodecParams, div_ceil, next_multiple
-from shoal.errors import ShoalError
+from shoal.errors import Fault, ShoalError
 
 DEFAULT_MAX_SEGMENT_SIZE = 1024 * 1024  # Tahoe 1.20's default (was 128 KiB before 1.19)
 LIT_THRESHOLD = 55  # files of this many bytes or fewer become URI:LIT: caps
@@ -16,7 +16,9 @@ DEFAULT_K, DEFAULT_HAPPY, DEFAULT_N = 3, 7, 10
 
 
 class ParameterError(ShoalError):
-    """Encoding parameters that cannot work."""
+    """Encoding parameters that cannot work (the user's or the config's)."""
+
+    fault = Fault.CALLER
 
 
 @attrs.frozen

@@ -10,7 +10,7 @@ and decides whether a share lost while pushing leaves the upload unhappy.
 Every query goes through the server's StorageClient, whose deadlines apply.
 """
 
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from typing import Any
 
 import attrs
@@ -18,14 +18,14 @@ from twisted.internet import defer
 
 from shoal.crypto import hashes
 from shoal.encoding.base32 import b2a
-from shoal.errors import ShoalError
+from shoal.errors import Fault, GridError, GridFullError, ShoalError
 from shoal.formats.errors import FormatError
 from shoal.grid.storage_broker import GridServer, StorageBroker
 from shoal.grid.storage_client import BucketReader, BucketWriter, StorageClient
 from shoal.immutable.encoder import ImmutableEncoder, ueb_length
 from shoal.immutable.params import FileShape
 from shoal.immutable.push import Pusher, error_text, gather
-from shoal.placement.happiness import Plan, Planner
+from shoal.placement.happiness import Plan, Planner, ServerAnswer
 
 MAX_PLACEMENT_ROUNDS = 16  # a safety net: each round asks servers never asked for these shares
 
@@ -34,16 +34,35 @@ class UploadError(ShoalError):
     """An immutable upload failed."""
 
 
-class NoServersError(UploadError):
+class NoServersError(UploadError, GridError):
     """No storage server is connected."""
 
 
-class UploadUnhappinessError(UploadError):
+class UploadUnhappinessError(UploadError, GridError):
     """Shares could not be placed on shares.happy servers; says what each server answered."""
 
 
+class UploadFullError(UploadUnhappinessError, GridFullError):
+    """Unhappy because servers lacked space: some refused shares (or announced
+    too little space) and none failed in any other way."""
+
+
+def unhappiness_error(message: str, answers: Iterable[ServerAnswer[bytes]]) -> UploadUnhappinessError:
+    """The error for an unhappy placement: UploadFullError when space was what
+    the servers lacked (see its docstring), else UploadUnhappinessError."""
+    answers = list(answers)
+    short_of_space = any(a.refused or a.readonly for a in answers)
+    other_failures = any(a.error is not None or a.dropped for a in answers)
+    if short_of_space and not other_failures:
+        return UploadFullError(message)
+    return UploadUnhappinessError(message)
+
+
 class ExistingSharesError(UploadError):
-    """Shares already stored under this storage index do not belong to this file."""
+    """Shares already stored under this storage index do not belong to this file
+    (a server holds bogus shares)."""
+
+    fault = Fault.SERVER
 
 
 @attrs.frozen
@@ -175,7 +194,7 @@ class SharePlacement:
         happiness = planner.happiness()
         if happiness < self.happy:
             await self.abort_all()
-            raise UploadUnhappinessError(self.failure_message(happiness))
+            raise unhappiness_error(self.failure_message(happiness), self.planner.answers.values())
         return plan
 
     async def abort_all(self) -> None:
@@ -190,7 +209,7 @@ class SharePlacement:
         self.planner.drop(sid, shnum, why)
         happiness = self.planner.happiness()
         if happiness < self.happy and self.pusher is not None:
-            self.pusher.stop(UploadUnhappinessError(self.failure_message(happiness, lost=True)))
+            self.pusher.stop(unhappiness_error(self.failure_message(happiness, lost=True), self.planner.answers.values()))
 
     # -- reporting --
 

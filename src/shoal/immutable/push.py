@@ -31,7 +31,7 @@ import attrs
 from twisted.internet import defer
 
 from shoal import cpu
-from shoal.errors import ShoalError
+from shoal.errors import Fault, ShoalError
 from shoal.grid.storage_client import BucketWriter, ServerError
 from shoal.immutable.encoder import EncodedSegment, EncodeResult, ImmutableEncoder
 
@@ -44,6 +44,8 @@ PIPELINE_SEGMENTS = 4  # segments of expanded data in flight at least
 
 class SourceError(ShoalError):
     """The uploaded stream ended early or could not be read."""
+
+    fault = Fault.CALLER
 
 
 def read_exactly(source: BinaryIO, length: int, position: int) -> bytes:

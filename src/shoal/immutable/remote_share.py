@@ -29,6 +29,7 @@ from twisted.logger import Logger
 
 from shoal import cpu
 from shoal.crypto.hashes import HASH_LENGTH
+from shoal.errors import Fault
 from shoal.formats.errors import FormatError
 from shoal.formats.share_layout import (
     MAX_UEB_LENGTH,
@@ -62,7 +63,9 @@ MAX_CHAIN_REGION = 64 * SHARE_HASH_ENTRY_SIZE  # far more than any n <= 256 need
 
 
 class ShareProblem(DownloadError):
-    """Why one share cannot be used; `kind` says whose fault it probably is."""
+    """Why one share cannot be used (its server's fault); `kind` says how."""
+
+    fault = Fault.SERVER
 
     kind: ClassVar[str] = "error"
 

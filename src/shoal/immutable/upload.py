@@ -65,6 +65,7 @@ from shoal.immutable.placer import (
     ServerReport,
     SharePlacement,
     UploadError,
+    UploadFullError,
     UploadUnhappinessError,
 )
 from shoal.immutable.push import (
@@ -87,6 +88,7 @@ __all__ = [
     "ServerReport",
     "SourceError",
     "UploadError",
+    "UploadFullError",
     "UploadResult",
     "UploadUnhappinessError",
     "upload",

@@ -21,7 +21,7 @@ import attr
 import yaml
 
 from shoal.encoding.base32 import b2a
-from shoal.errors import ShoalError
+from shoal.errors import Fault, ShoalError
 
 SEQNUM_FILE = "announcement-seqnum"
 _KEY_S = re.compile(r"\Av0-[a-z2-7]{52}\Z")
@@ -29,6 +29,8 @@ _KEY_S = re.compile(r"\Av0-[a-z2-7]{52}\Z")
 
 class IntroducerConfigError(ShoalError):
     """A malformed introducers.yaml, servers.yaml or seqnum file (the operator's to fix)."""
+
+    fault = Fault.CALLER
 
 
 def cache_filename(petname: str) -> str:

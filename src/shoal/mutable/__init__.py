@@ -4,6 +4,7 @@ from shoal.mutable.client import MutableClient
 from shoal.mutable.errors import (
     CorruptShareError,
     MutableError,
+    MutableUsageError,
     NotEnoughServersError,
     NotEnoughSharesError,
     ReadOnlyError,
@@ -28,6 +29,7 @@ __all__ = [
     "CorruptShareError",
     "MutableClient",
     "MutableError",
+    "MutableUsageError",
     "MutableFileNode",
     "NotEnoughServersError",
     "NotEnoughSharesError",

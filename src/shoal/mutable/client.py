@@ -6,20 +6,13 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from shoal import cpu
+from shoal.caps.base import CapBase
 from shoal.caps.mutable import mutable_caps_from_private_key
-from shoal.caps.ssk import (
-    MDMFReadCap,
-    MDMFVerifierCap,
-    MDMFWriteCap,
-    SSKReadCap,
-    SSKVerifierCap,
-    SSKWriteCap,
-)
 from shoal.crypto import rsa
 from shoal.formats.mutable_share import MDMF_DEFAULT_SEGMENT_SIZE, MDMF_VERSION, SDMF_VERSION
 from shoal.grid.locks import KeyedLocks
 from shoal.mutable.encoder import WriteKeys, encode_version
-from shoal.mutable.errors import MutableError
+from shoal.mutable.errors import MutableUsageError
 from shoal.mutable.filenode import MutableCap, MutableFileNode
 from shoal.mutable.keypool import KeyPool
 from shoal.mutable.publish import Publisher
@@ -35,7 +28,7 @@ class MutableClient:
         self, broker: Any, *, lease_secret: bytes, k: int = 3, n: int = 10, key_pool: KeyPool | None = None
     ) -> None:
         if not 1 <= k <= n <= 255:
-            raise MutableError(f"bad encoding parameters k={k} n={n}")
+            raise MutableUsageError(f"bad encoding parameters k={k} n={n}")
         self.broker = broker
         self.lease_secret = lease_secret
         self.k = k
@@ -51,8 +44,8 @@ class MutableClient:
         return self._locks.hold(storage_index)
 
     def node_for(self, cap: MutableCap) -> MutableFileNode:
-        if not isinstance(cap, (SSKWriteCap, SSKReadCap, SSKVerifierCap, MDMFWriteCap, MDMFReadCap, MDMFVerifierCap)):
-            raise MutableError(f"not a mutable file cap: {cap!r}")
+        if not (isinstance(cap, CapBase) and cap.is_mutable_file):
+            raise MutableUsageError(f"not a mutable file cap: {cap!r}")
         return MutableFileNode(self, cap)
 
     async def create(
@@ -61,7 +54,7 @@ class MutableClient:
         """A new mutable file holding `contents` (seqnum 1)."""
         fmt = format.upper()
         if fmt not in FORMATS:
-            raise MutableError(f"unknown mutable format {format!r} (SDMF or MDMF)")
+            raise MutableUsageError(f"unknown mutable format {format!r} (SDMF or MDMF)")
         key = private_key if private_key is not None else await self.key_pool.get()
         keys = await cpu.run(WriteKeys.from_private_key, key)
         write_cap, _, _ = mutable_caps_from_private_key(key, fmt == "MDMF")

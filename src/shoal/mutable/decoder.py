@@ -25,13 +25,16 @@ from shoal.crypto.hashes import (
     ssk_readkey_data_hash,
     ssk_writekey_hash,
 )
+from shoal.errors import Fault, ShoalError
 from shoal.formats.mutable_share import SignedPrefix
 from shoal.hashtree import HashTreeError, IncompleteHashTree, needed_hashes
 from shoal.mutable.encoder import leaf_hash, segment_codec
 
 
-class ShareCheckError(Exception):
+class ShareCheckError(ShoalError):
     """A share failed a check; the message says which (the caller names the share)."""
+
+    fault = Fault.SERVER
 
 
 def check_verification_key(verification_key: bytes, fingerprint: bytes) -> rsa.PublicKey:

@@ -51,7 +51,7 @@ from shoal.mutable import remote
 from shoal.mutable.decoder import ShareCheckError, check_block_tree_root
 from shoal.mutable.encoder import WriteKeys, encode_update, encode_version, tree_leaves
 from shoal.mutable.errors import (
-    MutableError,
+    MutableUsageError,
     NotEnoughSharesError,
     ReadOnlyError,
     UncoordinatedWriteError,
@@ -84,7 +84,7 @@ class MutableFileNode:
         self.verifier_cap = cap.verifier()
         self.storage_index: bytes = cap.storage_index
         self.fingerprint: bytes = cap.fingerprint
-        self.format = "MDMF" if isinstance(cap, (MDMFWriteCap, MDMFReadCap, MDMFVerifierCap)) else "SDMF"
+        self.format = cap.format
         self._version = MDMF_VERSION if self.format == "MDMF" else SDMF_VERSION
         self._writekey: bytes | None = cap.writekey if isinstance(cap, (SSKWriteCap, MDMFWriteCap)) else None
         self._readkey: bytes | None = (
@@ -111,7 +111,7 @@ class MutableFileNode:
 
     def _need_readkey(self) -> bytes:
         if self._readkey is None:
-            raise MutableError(f"{self!r}: a verify cap cannot read the file's contents")
+            raise MutableUsageError(f"{self!r}: a verify cap cannot read the file's contents")
         return self._readkey
 
     async def _best(self, mode: str = MODE_READ) -> tuple[ServerMap, SignedPrefix]:
@@ -241,7 +241,7 @@ class MutableFileNode:
         """Write data at offset (offset <= size; the file may grow)."""
         self._need_writekey()
         if offset < 0:
-            raise MutableError(f"update offset {offset} is negative")
+            raise MutableUsageError(f"update offset {offset} is negative")
         data = bytes(data)
         if self._version == SDMF_VERSION:
             await self.modify(_splicer(offset, data))
@@ -252,7 +252,7 @@ class MutableFileNode:
             if best is None:
                 raise NotEnoughSharesError(_no_version(self, smap))
             if offset > best.data_length:
-                raise MutableError(
+                raise MutableUsageError(
                     f"update at offset {offset} is past the end of the file ({best.data_length} bytes)"
                 )
             if not data:
@@ -334,7 +334,7 @@ class MutableFileNode:
 def _splicer(offset: int, data: bytes) -> Callable[[bytes], bytes | None]:
     def splice(old: bytes) -> bytes | None:
         if offset > len(old):
-            raise MutableError(f"update at offset {offset} is past the end of the file ({len(old)} bytes)")
+            raise MutableUsageError(f"update at offset {offset} is past the end of the file ({len(old)} bytes)")
         new = old[:offset] + data + old[offset + len(data):]
         return None if new == old else new
 

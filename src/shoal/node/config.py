@@ -15,13 +15,15 @@ import re
 
 import attrs
 
-from shoal.errors import ShoalError
+from shoal.errors import Fault, ShoalError
 
 CONFIG_FILE = "tahoe.cfg"
 
 
 class ConfigError(ShoalError):
     """A node directory or tahoe.cfg that cannot be used; the message names file and key."""
+
+    fault = Fault.CALLER
 
 
 _VALID: dict[str, frozenset[str]] = {

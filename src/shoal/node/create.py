@@ -11,7 +11,7 @@ import socket
 
 import yaml
 
-from shoal.errors import ShoalError
+from shoal.errors import Fault, ShoalError
 
 DEFAULT_WEBPORT = "tcp:3456:interface=127.0.0.1"
 TAC_STUB = (
@@ -22,7 +22,9 @@ TAC_STUB = (
 
 
 class CreateError(ShoalError):
-    pass
+    """The create-node arguments cannot be used (the message says which)."""
+
+    fault = Fault.CALLER
 
 
 def allocate_tcp_port() -> int:

@@ -15,7 +15,7 @@ from twisted.internet import reactor as _reactor
 from twisted.internet.protocol import Protocol
 from twisted.python import log
 
-from shoal.errors import ShoalError
+from shoal.errors import Fault, ShoalError
 from shoal.node.config import ConfigError, load_config
 
 reactor: Any = _reactor  # the global reactor, untyped as Twisted's own code uses it
@@ -24,7 +24,9 @@ PIDFILE = "running.process"
 
 
 class RunError(ShoalError):
-    pass
+    """The node cannot be started from this directory (not a node, already running)."""
+
+    fault = Fault.CALLER
 
 
 def _process_alive(pid: int) -> bool:

@@ -24,7 +24,7 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from shoal.encoding.base32 import a2b
-from shoal.errors import EncodingError, ShoalError
+from shoal.errors import EncodingError, Fault, ShoalError
 
 PERMUTATION_SEED = "permutation-seed-base32"
 _PUBKEY_SERVER_ID = re.compile(rb"\Av0-[a-z2-7]{52}\Z")
@@ -32,6 +32,8 @@ _PUBKEY_SERVER_ID = re.compile(rb"\Av0-[a-z2-7]{52}\Z")
 
 class BadSeedError(ShoalError):
     """An announced permutation seed that is not base32 (the announcer's fault)."""
+
+    fault = Fault.SERVER
 
 
 def permute_hash(storage_index: bytes, seed: bytes) -> bytes:

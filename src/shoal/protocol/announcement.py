@@ -30,7 +30,7 @@ from typing import Any
 
 from shoal.crypto.ed25519 import BadKeyError, SigningKey, VerifyingKey
 from shoal.encoding.base32 import a2b, b2a_bytes
-from shoal.errors import EncodingError, ShoalError
+from shoal.errors import EncodingError, Fault, ShoalError
 
 # The largest announcement message we accept (a real one is about 1 KB).
 MAX_ANNOUNCEMENT_SIZE = 256 * 1024
@@ -52,6 +52,8 @@ AnnouncementTuple = tuple[bytes, bytes, bytes]
 
 class BadAnnouncementError(ShoalError):
     """An announcement that is unsigned, badly signed or malformed (the sender's fault)."""
+
+    fault = Fault.SERVER
 
 
 def storage_announcement(

@@ -40,7 +40,7 @@ from collections.abc import Callable
 
 from shoal.crypto import rsa
 from shoal.crypto.hashes import BLOCK_TAG, TaggedHasher, block_hash, merkle_empty_leaf_hash
-from shoal.errors import ShoalError
+from shoal.errors import Fault, ShoalError
 from shoal.formats.errors import FormatError
 from shoal.formats.mutable_share import MDMF_VERSION, unpack_share
 from shoal.formats.share_layout import (
@@ -57,6 +57,8 @@ ReadFn = Callable[[int, int], bytes]
 
 class ShareDamage(ShoalError):
     """The share disagrees with its own hashes; the message names the region and offset."""
+
+    fault = Fault.SERVER
 
 
 def _exact(read: ReadFn, offset: int, length: int, what: str) -> bytes:

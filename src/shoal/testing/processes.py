@@ -17,7 +17,7 @@ from shoal.errors import ShoalError
 
 
 class NodeProcessError(ShoalError):
-    pass
+    """A node process the test harness started failed (a bug somewhere in shoal)."""
 
 
 def shoal_command(*args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:

@@ -10,7 +10,7 @@ from typing import Any
 from twisted.web import http
 from twisted.web.server import Request
 
-from shoal.web.common import WebError, format_arg, replace_arg
+from shoal.web.common import NotAvailable, WebError, format_arg, replace_arg
 from shoal.web.services import WebServices
 from shoal.web.upload import body_file, create_mutable, read_body, upload_body, upload_file
 
@@ -49,7 +49,7 @@ async def put_child_file(services: WebServices, request: Request, parent: Any, n
     """PUT a body as the file `name` of `parent`: 201 if new, 200 if it replaced one."""
     replace = check_replace(request, existed)
     if request.getHeader(b"content-range"):
-        raise WebError("Content-Range in PUT not yet supported", http.NOT_IMPLEMENTED)
+        raise NotAvailable("Content-Range in PUT not yet supported")
     fmt = format_arg(request, "CHK")
     if fmt == "CHK":
         cap = await upload_body(services, request)

@@ -2,14 +2,19 @@
 text (one line or paragraph, never a traceback), running async handlers, and
 the argument parsers of webapi.rst (booleans, format=, replace=, offset=).
 
-Error mapping (Tahoe's `humanize_exception`, plus what shoal adds):
-400 malformed cap, argument or path; 403 a write through a read-only cap;
-404 no such child / unknown handle; 409 existing child with replace=false,
-or an uncoordinated write; 410 not enough shares (the text says what was
-found) or a directory whose contents do not decode; 413 body too large;
-501 an operation shoal does not implement; 503 too few storage servers
-connected for the upload; 507 the servers lack space. Only a bug in shoal
-answers 500 ("Internal error", details in the node's log).
+The status follows from the error's type alone (shoal.errors: its `fault` and
+the semantic bases), never from class names or message text:
+
+caller's fault  400; NotFoundError 404 (a missing child: Tahoe's "No such
+                child"), ConflictError 409 (an existing child: Tahoe's text),
+                NotWritableError 403, TooLargeError 413, UnsupportedError 501
+                (the one 5xx a caller gets: this node does not do that)
+grid's fault    503; UnrecoverableError 410 (NotEnoughSharesError with Tahoe's
+                text, others with Tahoe's UnrecoverableFileError text, a
+                corrupt directory with its own), GridFullError 507
+a server's      502 (one storage server failed and nothing routed around it)
+a bug           500, logged; the text names the class only
+anything else   500, logged; the same text (internals never leak)
 """
 
 from collections.abc import Awaitable, Callable
@@ -21,19 +26,39 @@ from twisted.web import http
 from twisted.web.server import NOT_DONE_YET, Request
 
 from shoal.caps import BadCapError
-from shoal.errors import ShoalError
+from shoal.dirnode.errors import CorruptDirectoryError, ExistingChildError, NoSuchChildError
+from shoal.errors import (
+    CallerError,
+    ConflictError,
+    Fault,
+    GridFullError,
+    NotEnoughSharesError,
+    NotFoundError,
+    NotWritableError,
+    ShoalError,
+    TooLargeError,
+    UnrecoverableError,
+    UnsupportedError,
+)
 
 NOT_IMPLEMENTED = http.NOT_IMPLEMENTED
 INSUFFICIENT_STORAGE = 507
 
 
-class WebError(ShoalError):
-    """The request is at fault (or asks for something unsupported): `code` and one-line `text`."""
+class WebError(CallerError):
+    """The request is at fault: `code` (a 4xx) and one-line `text`."""
 
     def __init__(self, text: str, code: int = http.BAD_REQUEST) -> None:
+        if not 400 <= code < 500:
+            raise ValueError(f"a WebError is the caller's fault: a 4xx status, not {code}")
         super().__init__(text)
         self.text = text
         self.code = code
+
+
+class NotAvailable(UnsupportedError):
+    """The request asks for something this node does not offer (501): not
+    configured here (no directories, no mutable files), or not implemented."""
 
 
 class FileService(Protocol):
@@ -46,87 +71,93 @@ class FileService(Protocol):
     ) -> Any: ...
 
 
-_GONE_TEXT = {
-    "NotEnoughSharesError": (
-        "NotEnoughSharesError: This indicates that some servers were unavailable, or that "
-        "shares have been lost to server departure, hard drive failure, or disk corruption. "
-        "You should perform a filecheck on this object to learn more.\n\nThe full error message is:\n"
-    ),
-    "NoSharesError": (
-        "NoSharesError: no shares could be found. Zero shares usually indicates a corrupt URI, "
-        "or that no servers were connected, but it might also indicate severe corruption. You "
-        "should perform a filecheck on this object to learn more.\n\nThe full error message is:\n"
-    ),
-    "CorruptDirectoryError": (
-        "CorruptDirectoryError: the directory's contents on the grid could not be decoded. You "
-        "should perform a filecheck on this object to learn more.\n\nThe full error message is:\n"
-    ),
-    "UnrecoverableFileError": (
-        "UnrecoverableFileError: the directory (or mutable file) could not be retrieved, because "
-        "there were insufficient good shares. You should perform a filecheck on this object to "
-        "learn more.\n\nThe full error message is:\n"
-    ),
-}
-
-# error class name -> HTTP status, for errors of layers web cannot import by name
-# (mutable, dirnode) or that several layers define
-_BY_NAME = {
-    "NoSuchChildError": http.NOT_FOUND,
-    "ExistingChildError": http.CONFLICT,
-    "UncoordinatedWriteError": http.CONFLICT,
-    "ReadOnlyError": http.FORBIDDEN,
-    "ReadOnlyDirectoryError": http.FORBIDDEN,
-    "NotWriteableError": http.FORBIDDEN,
-    "NotDirectoryError": http.BAD_REQUEST,
-    "MustBeImmutableError": http.BAD_REQUEST,
-    "MustBeReadonlyError": http.BAD_REQUEST,
-    "EmptyPathnameComponentError": http.BAD_REQUEST,
-    "ChildCapError": http.BAD_REQUEST,  # and its kin: a cap that may not be linked there
-    "ChildNameError": http.BAD_REQUEST,
-    "BadMetadataError": http.BAD_REQUEST,
-    "CheckerError": http.BAD_REQUEST,  # an object that cannot be checked
-    "NotEnoughServersError": http.SERVICE_UNAVAILABLE,
-    "ParameterError": http.BAD_REQUEST,
-    "SourceError": http.BAD_REQUEST,
-    "NoSpaceError": INSUFFICIENT_STORAGE,
-    "FileTooLargeError": http.REQUEST_ENTITY_TOO_LARGE,
-    "NoServersError": http.SERVICE_UNAVAILABLE,
-    "UploadUnhappinessError": http.SERVICE_UNAVAILABLE,  # 507 when servers said they are full
-}
+_FULL_MESSAGE = "\n\nThe full error message is:\n"
+_NOT_ENOUGH_SHARES = (
+    "NotEnoughSharesError: This indicates that some servers were unavailable, or that "
+    "shares have been lost to server departure, hard drive failure, or disk corruption. "
+    "You should perform a filecheck on this object to learn more." + _FULL_MESSAGE
+)
+_CORRUPT_DIRECTORY = (
+    "CorruptDirectoryError: the directory's contents on the grid could not be decoded. You "
+    "should perform a filecheck on this object to learn more." + _FULL_MESSAGE
+)
+_UNRECOVERABLE = (
+    "UnrecoverableFileError: the directory (or mutable file) could not be retrieved, because "
+    "there were insufficient good shares. This might indicate that no servers were connected, "
+    "insufficient servers were connected, the URI was corrupt, or that shares have been lost "
+    "due to server departure, hard drive failure, or disk corruption. You should perform a "
+    "filecheck on this object to learn more."
+)
+_EXISTING_CHILD = "There was already a child by that name, and you asked me to not replace it."
 
 
-def _class_names(exc: BaseException) -> list[str]:
-    return [c.__name__ for c in type(exc).__mro__]
+def _one_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
-def humanize(exc: BaseException) -> tuple[str, int]:
-    """(text, HTTP status) for an exception, following Tahoe 1.20's choices."""
+def _caller(exc: ShoalError) -> tuple[str, int]:
     if isinstance(exc, WebError):
         return exc.text, exc.code
     if isinstance(exc, BadCapError):
         return f"Invalid capability: {exc}", http.BAD_REQUEST
-    names = _class_names(exc)
-    for name in names:
-        if name in _GONE_TEXT:
-            return _GONE_TEXT[name] + str(exc), http.GONE
-    if "NoSuchChildError" in names:
-        return f"No such child: {exc.args[0] if exc.args else exc}", http.NOT_FOUND
-    if "ExistingChildError" in names:
-        return "There was already a child by that name, and you asked me to not replace it.", http.CONFLICT
-    if "UploadUnhappinessError" in names and "full:" in str(exc):
-        return f"{type(exc).__name__}: {exc}", INSUFFICIENT_STORAGE
-    for name in names:
-        if name in _BY_NAME:
-            return f"{type(exc).__name__}: {exc}", _BY_NAME[name]
-    if isinstance(exc, ShoalError):
-        return f"{type(exc).__name__}: {exc}", http.INTERNAL_SERVER_ERROR
+    if isinstance(exc, NoSuchChildError):
+        return f"No such child: {exc.name}", http.NOT_FOUND
+    if isinstance(exc, NotFoundError):
+        return _one_line(exc), http.NOT_FOUND
+    if isinstance(exc, ExistingChildError):
+        return _EXISTING_CHILD, http.CONFLICT
+    if isinstance(exc, ConflictError):
+        return _one_line(exc), http.CONFLICT
+    if isinstance(exc, NotWritableError):
+        return _one_line(exc), http.FORBIDDEN
+    if isinstance(exc, TooLargeError):
+        return _one_line(exc), http.REQUEST_ENTITY_TOO_LARGE
+    if isinstance(exc, NotAvailable):
+        return str(exc), http.NOT_IMPLEMENTED
+    if isinstance(exc, UnsupportedError):
+        return _one_line(exc), http.NOT_IMPLEMENTED
+    return _one_line(exc), http.BAD_REQUEST
+
+
+def _grid(exc: ShoalError) -> tuple[str, int]:
+    if isinstance(exc, NotEnoughSharesError):
+        return _NOT_ENOUGH_SHARES + str(exc), http.GONE
+    if isinstance(exc, CorruptDirectoryError):
+        return _CORRUPT_DIRECTORY + str(exc), http.GONE
+    if isinstance(exc, UnrecoverableError):
+        return _UNRECOVERABLE, http.GONE
+    if isinstance(exc, GridFullError):
+        return _one_line(exc), INSUFFICIENT_STORAGE
+    return _one_line(exc), http.SERVICE_UNAVAILABLE
+
+
+def _internal(exc: BaseException) -> tuple[str, int]:
     return f"Internal error ({type(exc).__name__}); see the node's log", http.INTERNAL_SERVER_ERROR
+
+
+def humanize(exc: BaseException) -> tuple[str, int]:
+    """(text, HTTP status) for an exception, from its type: see the module docstring."""
+    if not isinstance(exc, ShoalError):
+        return _internal(exc)
+    if exc.fault is Fault.CALLER:
+        return _caller(exc)
+    if exc.fault is Fault.GRID:
+        return _grid(exc)
+    if exc.fault is Fault.SERVER:
+        return _one_line(exc), http.BAD_GATEWAY
+    return _internal(exc)
+
+
+def is_bug(exc: BaseException) -> bool:
+    """Whether an error is shoal's own (logged with its traceback): not a
+    ShoalError at all, or one whose fault is BUG."""
+    return not isinstance(exc, ShoalError) or exc.fault is Fault.BUG
 
 
 def send_error(request: Request, exc: BaseException) -> None:
     """Answer with the error's status and text (or cut a response already started)."""
     text, code = humanize(exc)
-    if code >= 500 and code not in (http.GONE, INSUFFICIENT_STORAGE, http.SERVICE_UNAVAILABLE):
+    if is_bug(exc):
         log.err(exc, "web request failed")
     if request.startedWriting:
         request.loseConnection()  # too late for a status: cut the response short
@@ -185,7 +216,7 @@ def render_sync(request: Request, handler: Callable[[], Body]) -> bytes:
         body = handler()
     except Exception as e:
         text, code = humanize(e)
-        if code == http.INTERNAL_SERVER_ERROR:
+        if is_bug(e):
             log.err(e, "web request failed")
         request.setResponseCode(code)
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")

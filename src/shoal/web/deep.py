@@ -19,12 +19,11 @@ import html
 import json
 from typing import Any
 
-from twisted.web import http
 from twisted.web.server import Request
 
 from shoal.checker import literal_check_and_repair_json, literal_check_json
 from shoal.checker.deep import DeepCheck, DeepObject, deep_check, deep_size, walk
-from shoal.web.common import WebError, arg, bool_arg
+from shoal.web.common import NotAvailable, WebError, arg, bool_arg
 from shoal.web.page import page
 from shoal.web.services import WebServices
 
@@ -34,7 +33,7 @@ STREAMS = ("stream-manifest", "stream-deep-check")
 
 def _checker(services: WebServices) -> Any:
     if services.checker is None:
-        raise WebError("checking is not available on this node", http.NOT_IMPLEMENTED)
+        raise NotAvailable("checking is not available on this node")
     return services.checker
 
 

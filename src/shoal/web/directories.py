@@ -41,6 +41,8 @@ from shoal.caps import (
     SSKWriteCap,
     parse_cap,
 )
+from shoal.dirnode.errors import CorruptDirectoryError, NoSuchChildError
+from shoal.dirnode.nodes import UnknownNode
 from shoal.web.children import (
     check_replace,
     form_file,
@@ -50,6 +52,7 @@ from shoal.web.children import (
     upload_form_child,
 )
 from shoal.web.common import (
+    NotAvailable,
     WebError,
     arg,
     format_arg,
@@ -70,7 +73,7 @@ MKDIR_TS = ("mkdir", "mkdir-with-children", "mkdir-immutable")
 
 def _maker(services: WebServices) -> Any:
     if services.nodemaker is None:
-        raise WebError("directories are not available on this node", http.NOT_IMPLEMENTED)
+        raise NotAvailable("directories are not available on this node")
     return services.nodemaker
 
 
@@ -172,9 +175,7 @@ async def walk(services: WebServices, root: Any, path: list[str], request: Reque
         last = depth == len(path) - 1
         try:
             entry = await node.get(segment)
-        except Exception as e:
-            if type(e).__name__ != "NoSuchChildError":
-                raise
+        except NoSuchChildError:
             if not last:
                 if not create:
                     raise
@@ -206,8 +207,8 @@ class DirectoryResource(resource.Resource):
     async def _checked(self, request: Request) -> bytes | str | None:
         try:
             return await self._dispatch(request)
-        except Exception as e:
-            if type(e).__name__ == "CorruptDirectoryError" and isinstance(self.cap, LiteralDirectoryCap):
+        except CorruptDirectoryError as e:
+            if isinstance(self.cap, LiteralDirectoryCap):
                 raise WebError(f"Invalid capability: the literal directory it holds is malformed: {e}") from None
             raise
 
@@ -222,7 +223,7 @@ class DirectoryResource(resource.Resource):
             return await self._missing(request, target)
         if _is_dirnode(target.node):
             return await DirectoryOps(self.services, target).run(request)
-        if target.entry is not None and type(target.node).__name__ == "UnknownNode":
+        if target.entry is not None and isinstance(target.node, UnknownNode):
             return await _unknown(request, target)
         cap = target.node.cap
         handler = FileResource(self.services, cap, name=target.name, parent=target.parent,
@@ -432,9 +433,7 @@ class DirectoryOps:
             raise WebError("name= may not contain a slash")
         try:
             entry = await self.node.get(name)
-        except Exception as e:
-            if type(e).__name__ != "NoSuchChildError":
-                raise
+        except NoSuchChildError:
             entry = None
         if entry is not None and isinstance(entry.cap, SSKWriteCap | MDMFWriteCap):
             file = FileResource(self.services, entry.cap, name=name, parent=self.node)

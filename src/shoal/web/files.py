@@ -39,18 +39,12 @@ from zope.interface import implementer
 
 from shoal.caps import (
     CHKCap,
-    CHKVerifierCap,
     LiteralCap,
-    MDMFReadCap,
-    MDMFVerifierCap,
-    MDMFWriteCap,
-    SSKReadCap,
-    SSKVerifierCap,
-    SSKWriteCap,
 )
 from shoal.encoding.base32 import b2a
 from shoal.web.children import put_child_cap, put_child_file, unlink_child
 from shoal.web.common import (
+    NotAvailable,
     WebError,
     arg,
     bool_arg,
@@ -63,8 +57,6 @@ from shoal.web.page import page, size_text
 from shoal.web.services import WebServices
 from shoal.web.upload import read_body
 
-MUTABLE_CAPS = (SSKWriteCap, SSKReadCap, MDMFWriteCap, MDMFReadCap)
-VERIFIER_CAPS = (CHKVerifierCap, SSKVerifierCap, MDMFVerifierCap)
 ImmutableCap = CHKCap | LiteralCap
 
 _RANGE_SPEC = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
@@ -173,11 +165,11 @@ class FileResource(resource.Resource):
     # -- the node behind the cap --
 
     def is_mutable(self) -> bool:
-        return isinstance(self.cap, MUTABLE_CAPS)
+        return bool(self.cap.is_mutable) and not self.cap.is_directory
 
     def mutable_node(self) -> Any:
         if self.services.mutable is None:
-            raise WebError("mutable files are not available on this node", http.NOT_IMPLEMENTED)
+            raise NotAvailable("mutable files are not available on this node")
         return self.services.mutable.node_for(self.cap)
 
     def _check_path(self) -> None:
@@ -202,7 +194,7 @@ class FileResource(resource.Resource):
     async def _get(self, request: Request) -> bytes | str | None:
         self._check_path()
         t = t_arg(request)
-        if isinstance(self.cap, VERIFIER_CAPS):
+        if self.cap.is_verifier:
             raise WebError("a verify cap cannot be read; use it with t=check")
         if not self.is_mutable() and t in ("", "json", "uri", "readonly-uri"):
             si = getattr(self.cap, "storage_index", None)

@@ -15,7 +15,7 @@ import hmac
 from twisted.web import http, resource
 from twisted.web.server import Request
 
-from shoal.web.common import WebError, render_sync
+from shoal.web.common import NotAvailable, WebError, render_sync
 
 SCHEME = b"tahoe-lafs"
 
@@ -56,7 +56,7 @@ class _Guarded(resource.Resource):
             if self._name == b"" and request.method in (b"GET", b"HEAD"):
                 return "ok: this request carried the right API token\n"
             if self._name == b"logs":
-                raise WebError("the Eliot log stream is not implemented by shoal", http.NOT_IMPLEMENTED)
+                raise NotAvailable("the Eliot log stream is not implemented by shoal")
             raise WebError("no such private resource", http.NOT_FOUND)
 
         return render_sync(request, answer)

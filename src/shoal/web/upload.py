@@ -14,7 +14,7 @@ from typing import Any, BinaryIO
 from twisted.web import http
 from twisted.web.server import Request
 
-from shoal.web.common import WebError
+from shoal.web.common import NotAvailable, WebError
 from shoal.web.services import WebServices
 from shoal.web.spool import BodySpool
 
@@ -71,7 +71,7 @@ async def read_body(request: Request, limit: int = MAX_MUTABLE_BODY) -> bytes:
 async def upload_file(services: WebServices, source: BinaryIO, size: int, key: bytes | None = None) -> Any:
     """Upload an immutable file from `source`; returns the UploadResult."""
     if services.files is None:
-        raise WebError("this node cannot upload files", http.NOT_IMPLEMENTED)
+        raise NotAvailable("this node cannot upload files")
     op = services.history.start("upload", size)
     op.phase = "pushing"
     counting = _Counting(source)
@@ -104,7 +104,7 @@ async def upload_body(services: WebServices, request: Request) -> str:
 async def create_mutable(services: WebServices, contents: bytes, fmt: str) -> Any:
     """A new mutable file (SDMF or MDMF) holding `contents`; its node."""
     if services.mutable is None:
-        raise WebError("mutable files are not available on this node", http.NOT_IMPLEMENTED)
+        raise NotAvailable("mutable files are not available on this node")
     op = services.history.start("publish", len(contents))
     try:
         node = await services.mutable.create(contents, format=fmt)

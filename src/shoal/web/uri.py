@@ -28,13 +28,12 @@ from shoal.web.common import (
     arg,
     bool_arg,
     format_arg,
-    humanize,
     render_sync,
     run_async,
     t_arg,
 )
 from shoal.web.directories import DirectoryResource, mkdir_unlinked
-from shoal.web.files import VERIFIER_CAPS, FileResource
+from shoal.web.files import FileResource
 from shoal.web.page import page
 from shoal.web.services import WebServices
 from shoal.web.upload import create_mutable, read_body, upload_body, upload_file
@@ -47,7 +46,7 @@ class ErrorResource(resource.Resource):
 
     isLeaf = True
 
-    def __init__(self, error: WebError) -> None:
+    def __init__(self, error: Exception) -> None:
         super().__init__()
         self._error = error
 
@@ -86,11 +85,8 @@ def resource_for_cap(services: WebServices, name: bytes, request: Request) -> re
         return FileResource(services, cap, rest=rest)
     except UnicodeDecodeError:
         return ErrorResource(WebError("Invalid capability: not UTF-8"))
-    except WebError as e:
-        return ErrorResource(e)
     except Exception as e:  # BadCapError and its kin: answered as Tahoe's
-        text_, code = humanize(e)
-        return ErrorResource(WebError(text_, code))
+        return ErrorResource(e)
 
 
 class URIRoot(resource.Resource):
@@ -201,15 +197,12 @@ class NamedRoot(resource.Resource):
             rest = _segments(request)
             request.postpath = []
             cap = parse_cap(path.decode("utf-8"))
-            if isinstance(cap, UnknownCap | DirectoryCap) or isinstance(cap, VERIFIER_CAPS):
+            if isinstance(cap, UnknownCap) or cap.is_directory or cap.is_verifier:
                 raise WebError(f"{path.decode('utf-8')[:200]!r} is not a file-cap")
             name = rest[-1] if rest and rest[-1] else None
             return FileResource(self.services, cap, name=name)
-        except WebError as e:
-            return ErrorResource(e)
         except Exception as e:
-            text, code = humanize(e)
-            return ErrorResource(WebError(text, code))
+            return ErrorResource(e)
 
     def render_GET(self, request: Request) -> bytes:
         return ErrorResource(WebError("/file must be followed by a file-cap and a name", http.NOT_FOUND)).render(

@@ -12,14 +12,12 @@ from hypothesis import strategies as st
 from twisted.internet import defer
 from twisted.web import resource
 
-from shoal.caps import BadCapError
 from shoal.crypto.convergence import convergent_key
 from shoal.crypto.hashes import convergence_hasher
-from shoal.errors import ShoalError
 from shoal.testing import reactor_thread
 from shoal.testing.reactor_thread import reactor
 from shoal.web import spool
-from shoal.web.common import WebError, humanize
+from shoal.web.common import WebError
 from shoal.web.files import parse_range
 from shoal.web.operations import OperationTable
 from shoal.web.private import PrivateRoot
@@ -64,37 +62,6 @@ def test_parse_range_stays_inside(size, a, b):
     if span is not None:
         first, last = span
         assert 0 <= first <= last < size
-
-
-# --- errors ----------------------------------------------------------------------------
-
-
-def _error(name: str, base: type[Exception] = ShoalError) -> Exception:
-    return type(name, (base,), {})("details here")
-
-
-@pytest.mark.parametrize("name,code", [
-    ("NotEnoughSharesError", 410), ("NoSharesError", 410), ("UnrecoverableFileError", 410),
-    ("NoSuchChildError", 404), ("ExistingChildError", 409), ("UncoordinatedWriteError", 409),
-    ("ReadOnlyError", 403), ("NoSpaceError", 507), ("FileTooLargeError", 413),
-    ("NoServersError", 503), ("SomethingElseError", 500),
-])
-def test_humanize_by_class_name(name, code):
-    text, got = humanize(_error(name))
-    assert got == code
-    assert "Traceback" not in text
-
-
-def test_humanize_texts():
-    text, code = humanize(_error("NotEnoughSharesError"))
-    assert text.startswith("NotEnoughSharesError: This indicates that some servers were unavailable")
-    assert text.endswith("The full error message is:\ndetails here")
-    assert humanize(BadCapError("URI:CHK", "key", "is short"))[1] == 400
-    assert humanize(_error("ExistingChildError"))[0].startswith("There was already a child by that name")
-    assert humanize(RuntimeError("secret internals"))[0] == "Internal error (RuntimeError); see the node's log"
-    full = _error("UploadUnhappinessError")
-    full.args = ("storage1: full: refused sh3",)
-    assert humanize(full)[1] == 507
 
 
 # --- the body spool --------------------------------------------------------------------

@@ -32,6 +32,7 @@ from shoal.apps.blobmanager.errors import (
     BlobAlreadyExistsError,
     BlobManagerError,
     BlobNotFoundError,
+    FramingError,
     InvalidBlobError,
     QuotaExceededError,
     RetriableTransferError,
@@ -316,7 +317,7 @@ class BlobManager:
         def each(tag: str, stored: bytes) -> None:
             blob_id = next(ids, None)
             if blob_id is None:
-                raise BlobManagerError(f"stream download of {len(batch)} blobs returned more")
+                raise FramingError(f"stream download of {len(batch)} blobs returned more")
             try:
                 self._store_downloaded(namespace, blob_id, stored, tag)
             except InvalidBlobError:
@@ -324,7 +325,7 @@ class BlobManager:
 
         count = await self.remote.stream_download(batch, each, namespace)
         if count != len(batch):
-            raise BlobManagerError(f"stream download of {len(batch)} blobs returned {count}")
+            raise FramingError(f"stream download of {len(batch)} blobs returned {count}")
 
     async def _send_deletes(self, namespace: str) -> None:
         await self._drain(namespace, (SyncStatus.PENDING_DELETE,), lambda b: self._delete_remote(namespace, b),

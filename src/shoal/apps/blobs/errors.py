@@ -1,7 +1,7 @@
 """What can go wrong in the blob service, each with the HTTP status Soledad's
 server answers for it (shoal.apps.blobs.resource maps them)."""
 
-from shoal.errors import ShoalError
+from shoal.errors import CallerError, ConflictError, Fault, NotFoundError, ShoalError
 
 
 class BlobError(ShoalError):
@@ -10,7 +10,7 @@ class BlobError(ShoalError):
     status = 500
 
 
-class BlobNotFound(BlobError):
+class BlobNotFound(BlobError, NotFoundError):
     """The client asked for a blob id the user does not have (or has deleted)."""
 
     status = 404
@@ -20,7 +20,7 @@ class BlobNotFound(BlobError):
         self.blob_id = blob_id
 
 
-class BlobExists(BlobError):
+class BlobExists(BlobError, ConflictError):
     """A create-only PUT (or stream upload) named an id that is already stored."""
 
     status = 409
@@ -30,7 +30,7 @@ class BlobExists(BlobError):
         self.blob_id = blob_id
 
 
-class QuotaExceeded(BlobError):
+class QuotaExceeded(BlobError, CallerError):
     """The user's stored bytes plus this upload would pass the quota."""
 
     status = 507
@@ -39,7 +39,7 @@ class QuotaExceeded(BlobError):
         super().__init__(f"Quota Exceeded! user {user} uses {used} of {quota} bytes and asked for {wanted} more")
 
 
-class InvalidFlag(BlobError):
+class InvalidFlag(BlobError, CallerError):
     """The client sent a flag outside Soledad's accepted set (or not a JSON list of them)."""
 
     status = 406
@@ -49,7 +49,7 @@ class InvalidFlag(BlobError):
         self.flag = flag
 
 
-class InvalidRequest(BlobError):
+class InvalidRequest(BlobError, CallerError):
     """A malformed request Soledad's server failed with a 500 (an invalid user,
     blob id or namespace, a flags body that is not JSON, an unknown stream
     direction): shoal keeps the status, with a message saying what was wrong."""
@@ -57,14 +57,14 @@ class InvalidRequest(BlobError):
     status = 500
 
 
-class BadRequest(BlobError):
+class BadRequest(BlobError, CallerError):
     """A malformed request Soledad never answered cleanly (an unknown order_by,
     a stream upload whose manifest and body disagree): 400."""
 
     status = 400
 
 
-class RangeNotSatisfiable(BlobError):
+class RangeNotSatisfiable(BlobError, CallerError):
     """A Range header shoal cannot serve for a blob of `size` bytes."""
 
     status = 416
@@ -74,7 +74,7 @@ class RangeNotSatisfiable(BlobError):
         self.size = size
 
 
-class Unauthorized(BlobError):
+class Unauthorized(BlobError, CallerError):
     """No credentials, an unknown user or token, or a URL naming another user."""
 
     status = 401
@@ -83,5 +83,7 @@ class Unauthorized(BlobError):
 class BlobStoreError(BlobError):
     """The grid failed under a request (not enough servers, a corrupt directory):
     the server's side, not the client's; retrying later may work."""
+
+    fault = Fault.GRID
 
     status = 500

@@ -34,7 +34,7 @@ from shoal.apps.blobs.framing import frame_header, parse_download_request, parse
 from shoal.apps.blobs.index import BlobRow
 from shoal.apps.blobs.ranges import parse_range, unsatisfiable_header
 from shoal.apps.blobs.rules import is_true, namespace_or_default, parse_flags_body
-from shoal.errors import ShoalError
+from shoal.errors import Fault, ShoalError
 
 ROBOTS = b"User-agent: *\nDisallow: /\n"
 
@@ -117,13 +117,17 @@ class _Handler(resource.Resource):
                 else:
                     _text(request, e.status, str(e))
             except Exception as e:
-                log.err(None, f"blobs: {request.method!r} {request.uri!r} failed")
+                bug = not isinstance(e, ShoalError) or e.fault is Fault.BUG
+                if bug:
+                    log.err(None, f"blobs: {request.method!r} {request.uri!r} failed")
+                else:
+                    log.msg(f"blobs: {request.method!r} {request.uri!r} failed: {e}")
                 if request.startedWriting:
                     request.loseConnection()
-                elif isinstance(e, ShoalError):  # the grid's trouble (not enough servers ...): one line
-                    _text(request, 500, f"the grid failed: {e}")
-                else:
+                elif bug:
                     _text(request, 500, "internal error: see the gateway's log")
+                else:  # the grid's trouble (not enough servers, a server failed ...): one line
+                    _text(request, 500, f"the grid failed: {e}")
 
         defer.ensureDeferred(go())
         return server.NOT_DONE_YET

@@ -37,6 +37,7 @@ from shoal.apps.blobs.errors import BlobError
 from shoal.apps.blobs.resource import blob_site_root
 from shoal.apps.blobs.store import RootDirectory, write_private
 from shoal.dirnode import ImmutableFiles, NodeMaker
+from shoal.errors import Fault
 
 reactor: Any = _reactor
 
@@ -47,6 +48,8 @@ KNOWN_KEYS = frozenset({"enabled", "port", "tokens_file", "quota", "root_cap", "
 
 class BlobConfigError(BlobError):
     """A [blobs] setting the operator must fix."""
+
+    fault = Fault.CALLER
 
 
 @attrs.frozen

@@ -44,7 +44,7 @@ from shoal.apps.blockstack.records import (
     tombstone_name,
     unpack_record,
 )
-from shoal.errors import ShoalError
+from shoal.errors import Fault, NotFoundError, ShoalError
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +54,16 @@ CLASSES = ["read_public", "write_private", "read_private"]
 
 
 class DriverError(ShoalError):
-    """The shoal node answered a driver request with an unexpected status (names the call)."""
+    """The shoal node answered a driver request with an unexpected status (names the call):
+    the node's trouble, not the driver's."""
+
+    fault = Fault.SERVER
 
 
-class NotFound(DriverError):
-    pass
+class NotFound(DriverError, NotFoundError):
+    """The node has no such file or record."""
+
+    fault = Fault.CALLER
 
 
 class ShoalDriver:

@@ -25,7 +25,7 @@ from urllib.parse import quote, unquote
 
 import attrs
 
-from shoal.errors import ShoalError
+from shoal.errors import Fault, ShoalError
 
 MAGIC = b"SBM1"
 KIND_DATA = 0
@@ -36,7 +36,10 @@ _HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
 class RecordError(ShoalError):
-    """A mutable grid file does not hold a driver record (someone else's file, or damage)."""
+    """A mutable grid file does not hold a driver record (someone else's file, or damage):
+    the cap the driver was given is wrong."""
+
+    fault = Fault.CALLER
 
 
 @attrs.frozen
