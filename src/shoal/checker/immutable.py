@@ -24,7 +24,7 @@ from shoal.caps import CHKCap, CHKVerifierCap
 from shoal.checker.results import CheckResults, happiness_floor
 from shoal.crypto import hashes
 from shoal.encoding.base32 import b2a
-from shoal.grid.storage_client import ServerError, ServerUnreachable
+from shoal.grid.storage_client import ServerError
 from shoal.immutable.decoder import FileIdentity, FileValidator
 from shoal.immutable.share_finder import ShareFinder
 from shoal.immutable.verify import VerifyResult, verify
@@ -45,9 +45,7 @@ async def add_leases(broker: Any, storage_index: bytes, lease_secret: bytes) -> 
     async def one(server: Any) -> None:
         renew, cancel = lease_secrets_for(lease_secret, storage_index, server.tubid)
         try:
-            if server.storage is None:
-                raise ServerUnreachable(server.name, "add_lease", "not connected")
-            await server.storage.add_lease(storage_index, renew, cancel)
+            await server.connected_storage("add_lease").add_lease(storage_index, renew, cancel)
         except ServerError as e:
             failed[server.server_id] = f"{type(e).__name__}: {e}".splitlines()[0]
 

@@ -36,10 +36,11 @@ from shoal.grid.storage_client import (
     check_read_answer,
     check_shnums,
     first_line,
+    parse_version,
+    wire_vectors,
     with_deadline,
 )
 from shoal.protocol import connection_status
-from shoal.protocol.version import VersionError
 
 # remote error types that mean "no room here" (shoal's and Tahoe's names)
 _FULL_TYPES = ("NoSpaceError", "NoSpace")
@@ -116,7 +117,7 @@ class FoolscapBucketReader:
 
     def read(self, offset: int, length: int) -> "defer.Deferred[bytes]":
         d = self._caller.call(self._deadlines.read, "read", offset, length)
-        d.addCallback(check_bytes, self._server, "read")
+        d.addCallback(check_bytes, self._server, "read", length)
         return d
 
     def advise_corrupt_share(self, reason: bytes) -> "defer.Deferred[None]":
@@ -146,13 +147,7 @@ class FoolscapStorageClient:
         return _Caller(ref, self._name, self._clock)
 
     def get_version(self) -> "defer.Deferred[ServerVersion]":
-        def parse(answer: Any) -> ServerVersion:
-            try:
-                return ServerVersion.parse(answer)
-            except VersionError as e:
-                raise ServerProtocolError(self._name, "get_version", str(e)) from None
-
-        return self._query("get_version").addCallback(parse)
+        return self._query("get_version").addCallback(parse_version, self._name)
 
     def allocate_buckets(
         self,
@@ -193,8 +188,9 @@ class FoolscapStorageClient:
     def slot_readv(
         self, storage_index: bytes, shares: Sequence[int], readv: ReadVector
     ) -> "defer.Deferred[dict[int, list[bytes]]]":
-        d = self._query("slot_readv", storage_index, list(shares), [tuple(r) for r in readv])
-        return d.addCallback(check_read_answer, self._name, "slot_readv")
+        wanted = [(o, n) for o, n in readv]
+        d = self._query("slot_readv", storage_index, list(shares), wanted)
+        return d.addCallback(check_read_answer, self._name, "slot_readv", wanted)
 
     def slot_testv_and_readv_and_writev(
         self,
@@ -204,19 +200,16 @@ class FoolscapStorageClient:
         r_vector: ReadVector,
     ) -> "defer.Deferred[TestWriteResult]":
         method = "slot_testv_and_readv_and_writev"
-        wire = {
-            sh: ([tuple(t) for t in w.tests], [tuple(x) for x in w.writes], w.new_length)
-            for sh, w in tw_vectors.items()
-        }
+        wanted = [(o, n) for o, n in r_vector]
 
         def got(answer: Any) -> TestWriteResult:
             if not isinstance(answer, tuple | list) or len(answer) != 2 or not isinstance(answer[0], bool):
                 raise ServerProtocolError(self._name, method, f"answered {type(answer).__name__}")
-            return TestWriteResult(answer[0], check_read_answer(answer[1], self._name, method))
+            return TestWriteResult(answer[0], check_read_answer(answer[1], self._name, method, wanted))
 
         d = self._query(
-            method, storage_index, (secrets.write_enabler, secrets.renew, secrets.cancel), wire,
-            [tuple(r) for r in r_vector],
+            method, storage_index, (secrets.write_enabler, secrets.renew, secrets.cancel), wire_vectors(tw_vectors),
+            wanted,
         )
         return d.addCallback(got)
 

@@ -35,6 +35,7 @@ from shoal.grid.storage_client import (
     Deadlines,
     ServerProtocolError,
     ServerRefused,
+    ServerUnreachable,
     ServerVersion,
     StorageClient,
 )
@@ -137,6 +138,12 @@ class GridServer:
 
     def is_connected(self) -> bool:
         return self._connected
+
+    def connected_storage(self, method: str) -> StorageClient:
+        """The server's StorageClient; ServerUnreachable (naming `method`) while not connected."""
+        if self.storage is None or not self._connected:
+            raise ServerUnreachable(self.name, method, "not connected")
+        return self.storage
 
     @property
     def available_space(self) -> int | None:

@@ -21,7 +21,7 @@ import attrs
 from twisted.internet import defer
 
 from shoal.errors import Fault, ShoalError
-from shoal.protocol.version import ServerVersion
+from shoal.protocol.version import ServerVersion, VersionError
 
 __all__ = [
     "Allocation",
@@ -42,6 +42,10 @@ __all__ = [
     "TestWriteResult",
     "WriteSecrets",
     "WriteVector",
+    "check_bytes",
+    "check_read_answer",
+    "parse_version",
+    "wire_vectors",
     "with_deadline",
 ]
 
@@ -217,7 +221,26 @@ def first_line(text: str) -> str:
     return lines[0] if lines else ""
 
 
-def check_bytes(value: object, server: str, method: str) -> bytes:
+def parse_version(answer: object, server: str) -> ServerVersion:
+    """A get_version answer as a ServerVersion; ServerProtocolError if it has the wrong shape."""
+    try:
+        return ServerVersion.parse(answer)
+    except VersionError as e:
+        raise ServerProtocolError(server, "get_version", str(e)) from None
+
+
+def wire_vectors(
+    tw_vectors: Mapping[int, SlotWrite],
+) -> dict[int, tuple[list[tuple[int, int, bytes, bytes]], list[tuple[int, bytes]], int | None]]:
+    """Test-and-set writes in the storage protocol's shape: {shnum: (tests, writes, new_length)}."""
+    return {
+        sh: ([(o, n, op, spec) for o, n, op, spec in w.tests], [(o, data) for o, data in w.writes], w.new_length)
+        for sh, w in tw_vectors.items()
+    }
+
+
+def check_bytes(value: object, server: str, method: str, most: int) -> bytes:
+    """Share data asked for with length `most`: bytes, and no more than that."""
     if not isinstance(value, bytes):
         raise ServerProtocolError(server, method, f"answered {type(value).__name__}, not bytes")
     return value
@@ -234,8 +257,8 @@ def check_shnums(value: object, server: str, method: str) -> frozenset[int]:
     return frozenset(out)
 
 
-def check_read_answer(value: object, server: str, method: str) -> dict[int, list[bytes]]:
-    """A slot read answer: {shnum: [bytes, ...]}."""
+def check_read_answer(value: object, server: str, method: str, readv: ReadVector) -> dict[int, list[bytes]]:
+    """A slot read answer: {shnum: [one bytes per (offset, length) of readv, at most that long]}."""
     if not isinstance(value, Mapping):
         raise ServerProtocolError(server, method, f"answered {type(value).__name__}, not a dict")
     out: dict[int, list[bytes]] = {}

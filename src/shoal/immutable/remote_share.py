@@ -190,8 +190,6 @@ class RemoteShare:
             raise CorruptShare(f"{self.label}: reading {what}: {e.reason}") from None
         except ServerError as e:
             raise ShareUnreachable(f"{self.label}: reading {what} failed: {e.reason}") from None
-        if not isinstance(data, bytes):
-            raise CorruptShare(f"{self.label}: server answered {type(data).__name__} reading {what}")
         self.bytes_read += len(data)
         return data
 
@@ -348,11 +346,7 @@ class RemoteShare:
         whole = self._request(offset, sum(lengths))
         parts: list[defer.Deferred[Any]] = [defer.Deferred() for _ in lengths]
 
-        def split(data: Any) -> None:
-            if not isinstance(data, bytes):  # let _read classify it
-                for part in parts:
-                    part.callback(data)
-                return
+        def split(data: bytes) -> None:
             pos = 0
             for part, length in zip(parts, lengths, strict=True):
                 part.callback(data[pos : pos + length])
@@ -423,9 +417,10 @@ class RemoteShare:
         def failed(f: Any) -> None:
             _log.info("{share}: corruption advisory not delivered: {e}", share=self.label, e=f.getErrorMessage())
 
-        client = self.server.storage
-        if client is None:
-            return defer.succeed(None)
+        try:
+            client = self.server.connected_storage("advise_corrupt_share")
+        except ServerError as e:
+            return defer.fail(e).addCallbacks(sent, failed)
         d = client.advise_corrupt_share(b"immutable", self.storage_index, self.shnum, reason.encode("utf-8", "replace"))
         d.addCallbacks(sent, failed)
         return d

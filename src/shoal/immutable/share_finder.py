@@ -94,10 +94,10 @@ class ShareFinder:
         self.asked = len(servers)
         for server in servers:
             self.names[server.server_id] = f"{server.nickname or '?'} ({server.name})"
-            if server.storage is None:
-                d = defer.fail(ServerUnreachable(server.name, "get_buckets", "not connected"))
-            else:
-                d = server.storage.get_buckets(self.storage_index)
+            try:
+                d = server.connected_storage("get_buckets").get_buckets(self.storage_index)
+            except ServerUnreachable as e:  # lost a moment ago
+                d = defer.fail(e)
             d.addCallbacks(self._got_buckets, self._no_buckets, callbackArgs=(server,), errbackArgs=(server,))
             self._queries.append(d)
 

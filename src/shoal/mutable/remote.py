@@ -24,20 +24,10 @@ from shoal.crypto.hashes import (
 from shoal.grid.storage_client import (
     ReadVector,
     ServerError,
-    ServerUnreachable,
     SlotWrite,
-    StorageClient,
     TestWriteResult,
     WriteSecrets,
 )
-
-
-def storage(server: Any, method: str) -> StorageClient:
-    """The server's StorageClient; ServerUnreachable while it is not connected."""
-    client: StorageClient | None = server.storage
-    if client is None or not server.is_connected():
-        raise ServerUnreachable(server.name, method, "not connected")
-    return client
 
 
 def write_secrets(writekey: bytes, lease_secret: bytes, storage_index: bytes, server: Any) -> WriteSecrets:
@@ -49,7 +39,7 @@ def write_secrets(writekey: bytes, lease_secret: bytes, storage_index: bytes, se
 
 
 async def readv(server: Any, storage_index: bytes, shares: list[int], vector: ReadVector) -> dict[int, list[bytes]]:
-    return await storage(server, "slot_readv").slot_readv(storage_index, shares, vector)
+    return await server.connected_storage("slot_readv").slot_readv(storage_index, shares, vector)
 
 
 async def test_and_write(
@@ -59,14 +49,14 @@ async def test_and_write(
     vectors: dict[int, SlotWrite],
     read_vector: ReadVector,
 ) -> TestWriteResult:
-    client = storage(server, "slot_testv_and_readv_and_writev")
+    client = server.connected_storage("slot_testv_and_readv_and_writev")
     return await client.slot_testv_and_readv_and_writev(storage_index, secrets, vectors, read_vector)
 
 
 async def advise_corrupt(server: Any, storage_index: bytes, shnum: int, reason: str) -> None:
     """Tell a server (best effort) that one of its mutable shares failed a check."""
     try:
-        client = storage(server, "advise_corrupt_share")
+        client = server.connected_storage("advise_corrupt_share")
         await client.advise_corrupt_share(b"mutable", storage_index, shnum, reason.encode("utf-8", "replace"))
     except ServerError:
         pass

@@ -30,7 +30,6 @@ from shoal.grid.storage_client import (
     Deadlines,
     ReadVector,
     ServerFull,
-    ServerProtocolError,
     ServerRefused,
     ServerUnreachable,
     ServerVersion,
@@ -38,10 +37,11 @@ from shoal.grid.storage_client import (
     TestWriteResult,
     WriteSecrets,
     first_line,
+    parse_version,
+    wire_vectors,
     with_deadline,
 )
 from shoal.protocol import connection_status
-from shoal.protocol.version import VersionError
 from shoal.storage.errors import NoSpaceError
 from shoal.storage.server import StorageServer
 
@@ -198,13 +198,7 @@ class LocalStorageClient:
         return self._link.call(self._link.deadlines.query, method, fn, *args)
 
     def get_version(self) -> "defer.Deferred[ServerVersion]":
-        def parse(answer: Any) -> ServerVersion:
-            try:
-                return ServerVersion.parse(answer)
-            except VersionError as e:
-                raise ServerProtocolError(self.name, "get_version", str(e)) from None
-
-        return self._query("get_version", self._link.server.get_version).addCallback(parse)
+        return self._query("get_version", self._link.server.get_version).addCallback(parse_version, self.name)
 
     def allocate_buckets(
         self,
@@ -255,10 +249,7 @@ class LocalStorageClient:
         tw_vectors: Mapping[int, SlotWrite],
         r_vector: ReadVector,
     ) -> "defer.Deferred[TestWriteResult]":
-        vectors = {
-            sh: ([(o, n, op, spec) for o, n, op, spec in w.tests], [(o, data) for o, data in w.writes], w.new_length)
-            for sh, w in tw_vectors.items()
-        }
+        vectors = wire_vectors(tw_vectors)
         reads_wanted = [(o, n) for o, n in r_vector]
 
         def write() -> TestWriteResult:
