@@ -243,6 +243,8 @@ def check_bytes(value: object, server: str, method: str, most: int) -> bytes:
     """Share data asked for with length `most`: bytes, and no more than that."""
     if not isinstance(value, bytes):
         raise ServerProtocolError(server, method, f"answered {type(value).__name__}, not bytes")
+    if len(value) > most:
+        raise ServerProtocolError(server, method, f"answered {len(value)} bytes to a read of {most}")
     return value
 
 
@@ -267,5 +269,7 @@ def check_read_answer(value: object, server: str, method: str, readv: ReadVector
             raise ServerProtocolError(server, method, f"answered share number {sh!r:.20}")
         if not isinstance(datas, list | tuple) or not all(isinstance(x, bytes) for x in datas):
             raise ServerProtocolError(server, method, f"share {sh}: answered reads that are not bytes")
+        if len(datas) != len(readv) or any(len(x) > n for x, (_, n) in zip(datas, readv, strict=True)):
+            raise ServerProtocolError(server, method, f"share {sh}: answered reads that do not match the read vector")
         out[sh] = list(datas)
     return out

@@ -125,7 +125,7 @@ def test_answers_become_values() -> None:
     readers = result_of(client.get_buckets(SI))
     assert result_of(readers[0].read(0, 4)) == b"data"
     assert result_of(client.slot_readv(SI, [], [(0, 2), (5, 0)])) == {0: [b"ab", b""]}
-    tw = result_of(client.slot_testv_and_readv_and_writev(SI, WriteSecrets(W, R, C), {}, []))
+    tw = result_of(client.slot_testv_and_readv_and_writev(SI, WriteSecrets(W, R, C), {}, [(0, 3)]))
     assert tw.success is False and tw.reads == {2: [b"old"]}
 
 
@@ -149,6 +149,9 @@ def test_answers_become_values() -> None:
         ("slot_readv", {0: ["text"]}),
         ("slot_readv", {"0": [b"x"]}),
         ("slot_readv", [b"x"]),
+        ("slot_readv", {0: [b"xy"]}),  # longer than the 1 byte asked for
+        ("slot_readv", {0: [b"x", b"y"]}),  # two answers to one read
+        ("slot_readv", {0: []}),
         ("slot_testv_and_readv_and_writev", ("yes", {})),
         ("slot_testv_and_readv_and_writev", (True, {0: b"not a list"})),
         ("slot_testv_and_readv_and_writev", True),
@@ -168,6 +171,13 @@ def test_wrong_shaped_answers_are_protocol_errors(method: str, answer: Any) -> N
     error = failure_of(calls[method]())
     assert isinstance(error, ServerProtocolError)
     assert error.server == "srv1" and error.method == method
+
+
+def test_a_read_answering_more_than_asked_is_a_protocol_error() -> None:
+    client = client_for(FakeRef(get_buckets={0: FakeRef(read=b"12345")}))
+    reader = result_of(client.get_buckets(SI))[0]
+    error = failure_of(reader.read(0, 4))
+    assert isinstance(error, ServerProtocolError) and "5 bytes to a read of 4" in error.reason
 
 
 def test_a_read_answering_text_is_a_protocol_error() -> None:
