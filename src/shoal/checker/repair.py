@@ -9,16 +9,19 @@ moves shares onto servers that hold none. shoal's repair:
    downloads the validated ciphertext into a temporary file (a verify cap is
    enough: nothing is decrypted; a share that fails a check is reported to
    its server, which quarantines it if it can prove the damage);
-2. plans placement with the uploader's planner (shoal.placement), feeding it
-   every server's holdings *minus the shares known to be corrupt*, so that
-   happiness is made as large as these servers allow: shares missing or
-   corrupt are regenerated, and shares crowded onto one server are copied to
-   servers that hold none (servers that quarantined a corrupt share take a
-   good one again);
-3. encodes the ciphertext again with the uploader's push pipeline and writes
-   only the shares the plan needs. Encoding is deterministic, so the new
-   shares are byte-identical to the lost ones; the UEB they produce must hash
-   to the cap's UEB hash or every new share is aborted before it is closed.
+2. places and pushes with the uploader's `ShareUpload`
+   (shoal.immutable.share_upload) under the repair placement policy
+   (shoal.placement.policy): every server's holdings count *minus the shares
+   known to be corrupt*, so that happiness is made as large as these servers
+   allow: shares missing or corrupt are regenerated, and shares crowded onto
+   one server are copied to servers that hold none (servers that quarantined
+   a corrupt share take a good one again); a share lost while pushing is
+   re-placed, dropped or fails the repair exactly as in an upload;
+3. encodes the ciphertext again (an encoder whose cipher passes ciphertext
+   through) and writes only the shares the plan needs. Encoding is
+   deterministic, so the new shares are byte-identical to the lost ones; the
+   UEB they produce must hash to the cap's UEB hash or every new share is
+   aborted before it is closed.
 
 Relied-upon holders are sent allocate_buckets, which renews this client's
 lease on their shares, as Tahoe's repairer does.
@@ -26,7 +29,7 @@ lease on their shares, as Tahoe's repairer does.
 
 import tempfile
 import time
-from typing import Any
+from typing import Any, BinaryIO
 
 import attrs
 
@@ -34,13 +37,12 @@ from shoal.caps import CHKCap, CHKVerifierCap
 from shoal.errors import Fault, ShoalError
 from shoal.immutable.decoder import FileIdentity, FileValidator, NotEnoughSharesError
 from shoal.immutable.download import download
-from shoal.immutable.encoder import EncodeResult, ImmutableEncoder
+from shoal.immutable.encoder import AlreadyEncrypted, EncodeResult, ImmutableEncoder
 from shoal.immutable.params import FileShape
-from shoal.immutable.placer import SharePlacement
-from shoal.immutable.push import Pusher
 from shoal.immutable.remote_share import LayoutGuess, RemoteShare, ShareProblem
 from shoal.immutable.share_finder import ShareFinder
-from shoal.placement.happiness import Planner
+from shoal.immutable.share_upload import ShareSource, ShareUpload
+from shoal.placement.policy import PlacementPolicy
 
 INLINE_LIMIT = 32 * 1024  # files this small are encoded on the calling thread
 
@@ -60,14 +62,6 @@ class RepairResult:
     elapsed: float
 
 
-class _AsIs:
-    """Stands in for AES: the repairer's input is already ciphertext."""
-
-    @staticmethod
-    def process(data: bytes) -> bytes:
-        return data
-
-
 class CiphertextEncoder(ImmutableEncoder):
     """The immutable encoder fed with ciphertext (a repairer holds no key).
 
@@ -76,8 +70,7 @@ class CiphertextEncoder(ImmutableEncoder):
     """
 
     def __init__(self, shape: FileShape, ueb_hash: bytes) -> None:
-        super().__init__(bytes(16), shape)  # the key is never used
-        self._aes = _AsIs()  # type: ignore[assignment]
+        super().__init__(bytes(16), shape, cipher=AlreadyEncrypted())  # the key is never used
         self._ueb_hash = ueb_hash
 
     def finish(self) -> EncodeResult:
@@ -88,32 +81,6 @@ class CiphertextEncoder(ImmutableEncoder):
                 "the shares found belong to a file encoded differently; nothing was written"
             )
         return result
-
-
-class _RepairPlanner(Planner[bytes]):
-    """The upload planner, blind to shares known to be corrupt."""
-
-    def __init__(self, servers: list[bytes], n: int, happy: int, writable: set[bytes],
-                 bad: set[tuple[bytes, int]]) -> None:
-        super().__init__(servers, n, happy, writable)
-        self.bad = bad
-
-    def got_allocate(self, server: bytes, asked: Any, already: Any, allocated: Any) -> None:
-        super().got_allocate(server, asked, [sh for sh in already if (server, sh) not in self.bad], allocated)
-
-    def got_buckets(self, server: bytes, shares: Any) -> None:
-        super().got_buckets(server, [sh for sh in shares if (server, sh) not in self.bad])
-
-
-class RepairPlacement(SharePlacement):
-    """SharePlacement whose planner ignores the known-corrupt (server, share) pairs."""
-
-    def __init__(self, broker: Any, storage_index: bytes, shape: FileShape, allocated_size: int,
-                 lease_secret: bytes, bad: set[tuple[bytes, int]]) -> None:
-        # happy=1: a repair keeps whatever it can place; the check afterwards judges it
-        super().__init__(broker, storage_index, shape, allocated_size, lease_secret, 1)
-        writable = {s for s, answer in self.planner.answers.items() if not answer.readonly}
-        self.planner = _RepairPlanner(self.order, shape.n, 1, writable, bad)
 
 
 async def file_shape(broker: Any, cap: CHKCap | CHKVerifierCap) -> FileShape:
@@ -169,26 +136,29 @@ async def repair_immutable(
         if spool.tell() != shape.size:
             raise RepairError(f"downloaded {spool.tell()} bytes of ciphertext, the cap says {shape.size}")
         spool.seek(0)
-        encoder = CiphertextEncoder(shape, cap.ueb_hash)
-        placement = RepairPlacement(broker, cap.storage_index, shape, encoder.share_size(), lease_secret,
-                                    set(bad))
-        plan = await placement.place()
-        writers = {sh: (sid, placement.writers[(sid, sh)]) for sid, shares in plan.keep.items() for sh in shares}
-        if not writers:
-            return RepairResult({}, 0, plan.happiness, time.monotonic() - started)
-        pusher = Pusher(encoder, spool, 0, writers, placement.dropped, inline=shape.size <= INLINE_LIMIT)
-        placement.pusher = pusher
-        try:
-            pushed = await pusher.run()
-        except BaseException:
-            await placement.abort_all()
-            raise
+        placed, bytes_pushed, happiness = await _place_and_push(broker, cap, shape, spool, lease_secret, bad)
     return RepairResult(
-        shares_placed=dict(sorted(pushed.shares_pushed.items())),
-        bytes_pushed=pushed.bytes_pushed,
-        happiness_planned=plan.happiness,
+        shares_placed=dict(sorted(placed.items())),
+        bytes_pushed=bytes_pushed,
+        happiness_planned=happiness,
         elapsed=time.monotonic() - started,
     )
+
+
+async def _place_and_push(
+    broker: Any, cap: CHKCap | CHKVerifierCap, shape: FileShape, spool: BinaryIO, lease_secret: bytes,
+    bad: set[tuple[bytes, int]],
+) -> tuple[dict[int, bytes], int, int]:
+    """Place and push the shares the grid lacks: (shares placed, bytes pushed, happiness planned)."""
+    shares = ShareUpload(
+        broker, cap.storage_index, shape, lease_secret, PlacementPolicy.repair(bad),
+        ShareSource(spool, 0, lambda: CiphertextEncoder(shape, cap.ueb_hash), inline=shape.size <= INLINE_LIMIT),
+    )
+    plan = await shares.place()
+    if not plan.keep:  # every share the plan needs is on the grid
+        return {}, 0, plan.happiness
+    pushed = await shares.push(plan)
+    return pushed.shares_pushed, pushed.bytes_pushed, plan.happiness
 
 
 __all__ = ["CiphertextEncoder", "NotEnoughSharesError", "RepairError", "RepairResult", "file_shape",

@@ -13,6 +13,7 @@ No reactor, no I/O; memory is one segment plus its n blocks.
 """
 
 from collections.abc import Iterable
+from typing import Protocol
 
 import attrs
 
@@ -79,16 +80,33 @@ def ueb_length(shape: FileShape) -> int:
     return len(pack_ueb(ueb_fields(shape, dummy, dummy, dummy)))
 
 
-class ImmutableEncoder:
-    """Encode one file of known size under one AES key."""
+class StreamCipher(Protocol):
+    """What the encoder encrypts with: AES-CTR, or nothing for input that is ciphertext."""
 
-    def __init__(self, key: bytes, shape: FileShape) -> None:
+    def process(self, data: bytes) -> bytes: ...
+
+
+class AlreadyEncrypted:
+    """The cipher for input that is ciphertext already (a repairer holds no key)."""
+
+    @staticmethod
+    def process(data: bytes) -> bytes:
+        return data
+
+
+class ImmutableEncoder:
+    """Encode one file of known size under one AES key.
+
+    `cipher` replaces AES-CTR under `key` (AlreadyEncrypted: the input is
+    ciphertext; `key` then only names the file in the result)."""
+
+    def __init__(self, key: bytes, shape: FileShape, cipher: StreamCipher | None = None) -> None:
         self.key = key
         self.shape = shape
         self.layout = ShareLayout.compute(
             shape.block_size, shape.share_data_size, shape.num_segments, shape.num_share_hashes
         )
-        self._aes = AESCTR(key)
+        self._aes: StreamCipher = AESCTR(key) if cipher is None else cipher
         self._codec = SegmentCodec(shape.codec_params)
         self._tail_codec = SegmentCodec(shape.tail_codec_params)
         self._crypttext_hasher = crypttext_hasher()

@@ -5,9 +5,11 @@ for a storage index (see shoal.immutable.upload for the whole procedure):
 allocate_buckets to the servers the planner names (with Tahoe's per-server
 lease secrets), get_buckets to the others, more allocate_buckets while the
 planner re-plans, then it aborts the writers the final plan does not need. It
-keeps the bucket writers and readers it got, says what every server answered,
-and decides whether a share lost while pushing leaves the upload unhappy.
-Every query goes through the server's StorageClient, whose deadlines apply.
+keeps the bucket writers and readers it got and says what every server
+answered; `replace()` asks for new homes for shares lost while pushing. The
+placement policy (shoal.placement.policy) configures the planner: a fresh
+upload's or a repair's. Every query goes through the server's StorageClient,
+whose deadlines apply.
 """
 
 from collections.abc import Coroutine, Iterable, Sequence
@@ -24,8 +26,9 @@ from shoal.grid.storage_broker import GridServer, StorageBroker
 from shoal.grid.storage_client import BucketReader, BucketWriter, StorageClient
 from shoal.immutable.encoder import ImmutableEncoder, ueb_length
 from shoal.immutable.params import FileShape
-from shoal.immutable.push import Pusher, error_text, gather
+from shoal.immutable.push import error_text, gather
 from shoal.placement.happiness import Plan, Planner, ServerAnswer
+from shoal.placement.policy import PlacementPolicy
 
 MAX_PLACEMENT_ROUNDS = 16  # a safety net: each round asks servers never asked for these shares
 
@@ -92,12 +95,12 @@ class SharePlacement:
         shape: FileShape,
         allocated_size: int,
         lease_secret: bytes,
-        happy: int,
+        policy: PlacementPolicy[bytes],
     ) -> None:
         self.si = storage_index
         self.shape = shape
         self.allocated_size = allocated_size
-        self.happy = happy
+        self.happy = policy.happy
         candidates = [s for s in broker.get_servers_for_psi(storage_index) if s.storage is not None]
         candidates = candidates[: 2 * shape.n]
         if not candidates:
@@ -109,14 +112,13 @@ class SharePlacement:
             limit = _max_share_size(s)
             if limit is None or limit >= allocated_size:
                 writable.add(s.server_id)
-        self.planner: Planner[bytes] = Planner(self.order, shape.n, happy, writable)
+        self.planner: Planner[bytes] = policy.planner(self.order, shape.n, writable)
         file_renew = hashes.file_renewal_secret(hashes.client_renewal_secret(lease_secret), storage_index)
         file_cancel = hashes.file_cancel_secret(hashes.client_cancel_secret(lease_secret), storage_index)
         self.renew = {s.server_id: hashes.bucket_renewal_secret(file_renew, s.tubid) for s in candidates}
         self.cancel = {s.server_id: hashes.bucket_cancel_secret(file_cancel, s.tubid) for s in candidates}
         self.writers: dict[tuple[bytes, int], BucketWriter] = {}
         self.readers: dict[bytes, dict[int, BucketReader]] = {}
-        self.pusher: Pusher | None = None
 
     def _storage(self, sid: bytes) -> StorageClient:
         client = self.servers[sid].storage
@@ -178,24 +180,33 @@ class SharePlacement:
             [self._allocate(sid, shares) for sid, shares in first.items()]
             + [self._get_buckets(sid) for sid in self.order if sid not in first]
         )
-        for _ in range(MAX_PLACEMENT_ROUNDS):
-            requests = planner.requests()
-            if not requests:
-                break
-            await self._gather([self._allocate(sid, shares) for sid, shares in requests.items()])
+        await self._ask()
         plan = planner.plan()
-        unneeded = planner.unneeded(plan)
-        aborts = []
-        for sid, shares in unneeded.items():
-            for sh in shares:
-                aborts.append(self._abort_writer(self.writers.pop((sid, sh))))
-            planner.abandon(sid, shares)
-        await defer.DeferredList(aborts)
+        await self._abandon(planner.unneeded(plan))
         happiness = planner.happiness()
         if happiness < self.happy:
             await self.abort_all()
             raise unhappiness_error(self.failure_message(happiness), self.planner.answers.values())
         return plan
+
+    async def _ask(self, only: frozenset[int] | None = None) -> None:
+        """Send the allocate_buckets calls the planner asks for (of shares in
+        `only`, when given) until it asks for none."""
+        for _ in range(MAX_PLACEMENT_ROUNDS):
+            requests = self.planner.requests()
+            if only is not None:
+                requests = {sid: shares & only for sid, shares in requests.items() if shares & only}
+            if not requests:
+                break
+            await self._gather([self._allocate(sid, shares) for sid, shares in requests.items()])
+
+    async def _abandon(self, unneeded: dict[bytes, frozenset[int]]) -> None:
+        aborts = []
+        for sid, shares in unneeded.items():
+            for sh in shares:
+                aborts.append(self._abort_writer(self.writers.pop((sid, sh))))
+            self.planner.abandon(sid, shares)
+        await defer.DeferredList(aborts)
 
     async def abort_all(self) -> None:
         writers, self.writers = self.writers, {}
@@ -203,13 +214,34 @@ class SharePlacement:
 
     # -- while pushing --
 
-    def dropped(self, sid: bytes, shnum: int, why: str) -> None:
-        """A share's writer failed: drop it; stop the push if we are no longer happy."""
+    def drop(self, sid: bytes, shnum: int, why: str) -> None:
+        """A share's writer failed while pushing: it is not on that server."""
         self.writers.pop((sid, shnum), None)
         self.planner.drop(sid, shnum, why)
+
+    def lost_error(self) -> UploadUnhappinessError:
+        """The error for shares lost beyond what happiness allows."""
         happiness = self.planner.happiness()
-        if happiness < self.happy and self.pusher is not None:
-            self.pusher.stop(unhappiness_error(self.failure_message(happiness, lost=True), self.planner.answers.values()))
+        return unhappiness_error(self.failure_message(happiness, lost=True), self.planner.answers.values())
+
+    async def replace(self, lost: frozenset[int]) -> dict[int, tuple[bytes, BucketWriter]]:
+        """New writers for shares lost while pushing, where the planner now
+        puts them: shnum -> (server id, writer). Writers granted here that the
+        plan does not use are aborted; writers granted before are left alone
+        (they are being pushed). Raises the lost-share unhappiness error when
+        happiness stays below the target."""
+        before = set(self.writers)
+        await self._ask(only=lost)
+        plan = self.planner.plan()
+        granted = {pair for pair in self.writers if pair not in before}
+        kept = {(sid, sh) for sid, shares in plan.keep.items() for sh in shares} & granted
+        unneeded: dict[bytes, set[int]] = {}
+        for sid, sh in sorted(granted - kept):
+            unneeded.setdefault(sid, set()).add(sh)
+        await self._abandon({sid: frozenset(shares) for sid, shares in unneeded.items()})
+        if self.planner.happiness() < self.happy:
+            raise self.lost_error()
+        return {sh: (sid, self.writers[(sid, sh)]) for sid, sh in sorted(kept)}
 
     # -- reporting --
 

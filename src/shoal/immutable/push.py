@@ -18,14 +18,16 @@ the segments being encrypted or coded.
 
 Writes go through each share's BucketWriter (shoal.grid.storage_client:
 deadlines and errors are the storage client's). A write or close that fails
-drops that share (the server is assumed gone, its writers aborted); `on_drop` tells the caller, which decides whether the
-upload is still happy. Everything here runs on the reactor thread except the
-functions handed to the CPU pool.
+drops that share (the server is assumed gone, its writers aborted); `on_drop`
+tells the caller (shoal.immutable.share_upload), which decides whether the
+upload goes on. `write_all` and `close_all` are the two halves of `run`, so
+a caller can push more shares before anything is closed. Everything here
+runs on the reactor thread except the functions handed to the CPU pool.
 """
 
 import threading
-from collections.abc import Callable, Mapping
-from typing import Any, BinaryIO
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any, BinaryIO, TypeVar
 
 import attrs
 from twisted.internet import defer
@@ -40,6 +42,8 @@ WRITE_SIZE = MiB  # bytes per remote write (Tahoe 1.20 batches 1 MB)
 MIN_WRITE_SIZE = 64 * 1024
 MAX_BATCHED = 16 * MiB  # all shares' write batches together (caps the write size for large n)
 PIPELINE_SEGMENTS = 4  # segments of expanded data in flight at least
+
+T = TypeVar("T")
 
 
 class SourceError(ShoalError):
@@ -302,10 +306,25 @@ class Pusher:
     # -- the whole push --
 
     async def run(self) -> PushResult:
-        """Push every share; on any error abort every unfinished bucket (and wait
-        for the servers to confirm) before raising."""
+        """Push every share and close it; on any error abort every unfinished
+        bucket (and wait for the servers to confirm) before raising."""
+        encoded = await self.write_all()
+        shares = await self.close_all()
+        return PushResult(encoded=encoded, bytes_pushed=self.bytes_pushed, shares_pushed=shares)
+
+    async def write_all(self) -> EncodeResult:
+        """Write every share's header, blocks and trailer and wait for every
+        write to be answered; close nothing (a share lost now can still make
+        the upload unhappy, and then nothing must have been closed)."""
+        return await self._aborting(self._write_all())
+
+    async def close_all(self) -> dict[int, Any]:
+        """Close every share still alive once `write_all` is done: shnum -> server key of those closed."""
+        return await self._aborting(self._close_all())
+
+    async def _aborting(self, work: Coroutine[Any, Any, T]) -> T:
         try:
-            return await self._run()
+            return await work
         except BaseException:
             for bucket in self.buckets.values():
                 if bucket.alive and not bucket.closed:
@@ -315,7 +334,7 @@ class Pusher:
         finally:
             await defer.DeferredList(self._aborts)
 
-    async def _run(self) -> PushResult:
+    async def _write_all(self) -> EncodeResult:
         shape = self.shape
         for segnum in range(shape.num_segments):
             await self._reserve(shape.block_length(segnum) * shape.n)
@@ -333,19 +352,16 @@ class Pusher:
                 bucket.batch.append(trailer)
                 bucket.batch_len += len(trailer)
                 self._flush(bucket)
-        # close nothing until every write is in: a share lost now can still
-        # make the upload unhappy, and then nothing must have been closed
         await self._writes.idle()
         if self._error is not None:
             raise self._error
+        return encoded
+
+    async def _close_all(self) -> dict[int, Any]:
         await gather([defer.ensureDeferred(self._close(b)) for b in self.buckets.values()])
         if self._error is not None:
             raise self._error
-        return PushResult(
-            encoded=encoded,
-            bytes_pushed=self.bytes_pushed,
-            shares_pushed={b.shnum: b.server for b in self.buckets.values() if b.closed},
-        )
+        return {b.shnum: b.server for b in self.buckets.values() if b.closed}
 
 
 def error_text(error: BaseException) -> str:

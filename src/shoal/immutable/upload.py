@@ -29,10 +29,13 @@ can read. Files of at most 55 bytes become URI:LIT: caps with no network.
    share root hash; the cap is built from it. Otherwise the whole file is
    encoded and only the missing shares are pushed.
 4. **Push**: shoal.immutable.push (bounded pipeline, ~1 MiB writes, every
-   server in parallel). A share whose write or close fails is dropped; if
-   happiness falls below shares.happy the upload aborts every unfinished
-   writer and raises UploadUnhappinessError (shares already closed on other
-   servers stay: they are complete and valid).
+   server in parallel), driven by shoal.immutable.share_upload, which also
+   places (steps 2 and 4 are one `ShareUpload`, as in a repair). A share
+   whose write fails is re-placed on another server when that raises
+   happiness (a second pass over the source), else dropped; if happiness
+   falls below shares.happy the upload aborts every unfinished writer and
+   raises UploadUnhappinessError (shares already closed on other servers
+   stay: they are complete and valid).
 
 Lease secrets per server are derived as Tahoe does: node lease secret ->
 client secret -> file secret (storage index) -> bucket secret (the server's
@@ -68,15 +71,10 @@ from shoal.immutable.placer import (
     UploadFullError,
     UploadUnhappinessError,
 )
-from shoal.immutable.push import (
-    PIPELINE_SEGMENTS,
-    Pusher,
-    SourceError,
-    error_text,
-    gather,
-    read_exactly,
-)
+from shoal.immutable.push import PIPELINE_SEGMENTS, SourceError, error_text, gather, read_exactly
+from shoal.immutable.share_upload import ShareSource, ShareUpload
 from shoal.placement.happiness import Plan
+from shoal.placement.policy import PlacementPolicy
 
 INLINE_LIMIT = 32 * 1024  # files this small are hashed and encoded on the calling thread
 KEY_CHUNK = 1024 * 1024
@@ -255,20 +253,21 @@ async def upload(
         key = await run(_convergent_key, source, position, shape, convergence_secret)
     storage_index = hashes.storage_index_hash(key)
     t_key = time.monotonic()
-    encoder = ImmutableEncoder(key, shape)
-    placement = SharePlacement(
-        broker, storage_index, shape, encoder.share_size(), lease_secret, params.happy
+    file_key = key
+    shares = ShareUpload(
+        broker, storage_index, shape, lease_secret, PlacementPolicy.upload(params.happy),
+        ShareSource(source, position, lambda: ImmutableEncoder(file_key, shape), inline=inline),
     )
-    plan = await placement.place()
+    plan = await shares.place()
     t_place = time.monotonic()
     timings = {"key": t_key - started, "placement": t_place - t_key}
 
     try:
         cap, bytes_pushed, pushed, sharemap = await _finish(
-            placement, plan, encoder, source, position, run, timings, write_size, pipeline_segments
+            shares, plan, source, position, run, timings, write_size, pipeline_segments
         )
     except BaseException:
-        await placement.abort_all()  # whatever is not closed yet; a no-op for closed buckets
+        await shares.abort()  # whatever is not closed yet; a no-op for closed buckets
         raise
     timings["total"] = time.monotonic() - started
     return UploadResult(
@@ -276,9 +275,9 @@ async def upload(
         size=size,
         storage_index=storage_index,
         sharemap=dict(sorted(sharemap.items())),
-        servers=placement.reports(),
-        happiness=placement.planner.happiness(),
-        preexisting_shares=len(placement.planner.existing_shares()),
+        servers=shares.reports(),
+        happiness=shares.happiness(),
+        preexisting_shares=shares.preexisting_shares(),
         pushed_shares=pushed,
         bytes_pushed=bytes_pushed,
         timings=timings,
@@ -286,9 +285,8 @@ async def upload(
 
 
 async def _finish(
-    placement: SharePlacement,
+    shares: ShareUpload,
     plan: Plan[bytes],
-    encoder: ImmutableEncoder,
     source: BinaryIO,
     position: int,
     run: Callable[..., Coroutine[Any, Any, Any]],
@@ -298,34 +296,26 @@ async def _finish(
 ) -> tuple[str, int, int, dict[int, bytes]]:
     """After placement: the cap from existing shares, or encode and push."""
     t_place = time.monotonic()
+    encoder = shares.encoder
     key, shape = encoder.key, encoder.shape
-    inline = shape.size <= INLINE_LIMIT
     if not plan.keep:
         # every share we need is on the grid already: nothing to encode or push
         hashes_d: defer.Deferred[tuple[bytes, bytes]] = defer.ensureDeferred(
             run(_crypttext_hashes, source, position, key, shape)
         )
         try:
-            cap, _ = await _existing_cap(placement, plan, encoder, hashes_d)
+            cap, _ = await _existing_cap(shares.placement, plan, encoder, hashes_d)
         finally:
             await defer.DeferredList([hashes_d], consumeErrors=True)
         bytes_pushed, pushed = 0, 0
-        sharemap = {sh: sid for sid, shares in plan.relied.items() for sh in shares}
+        sharemap = {sh: sid for sid, held in plan.relied.items() for sh in held}
         timings["existing"] = time.monotonic() - t_place
         timings["push"] = 0.0
     else:
-        writers = {
-            sh: (sid, placement.writers[(sid, sh)]) for sid, shares in plan.keep.items() for sh in shares
-        }
-        pusher = Pusher(
-            encoder, source, position, writers, placement.dropped,
-            write_size=write_size, pipeline_segments=pipeline_segments, inline=inline,
-        )
-        placement.pusher = pusher
-        result = await pusher.run()  # aborts its unfinished buckets if it fails
+        result = await shares.push(plan, write_size=write_size, pipeline_segments=pipeline_segments)
         cap = result.encoded.cap.to_string()
         bytes_pushed, pushed = result.bytes_pushed, len(result.shares_pushed)
-        sharemap = {sh: sid for sid, shares in plan.relied.items() for sh in shares}
+        sharemap = {sh: sid for sid, held in plan.relied.items() for sh in held}
         sharemap.update(result.shares_pushed)
         timings["push"] = time.monotonic() - t_place
     return cap, bytes_pushed, pushed, sharemap

@@ -359,13 +359,23 @@ class Planner(Generic[S]):
     A server is *usable* until it errors; it may be asked for new shares while
     it is writable (enough announced space) and has refused nothing. Known
     holdings of a server that errored are forgotten (they cannot be relied
-    upon); its writers are lost.
+    upon); its writers are lost. The (server, share) pairs in `ignore` (shares
+    known to be corrupt) are never counted as held: a server answering that
+    it holds one has, for the planner, refused it.
     """
 
-    def __init__(self, servers: Sequence[S], n: int, happy: int, writable: Collection[S]) -> None:
+    def __init__(
+        self,
+        servers: Sequence[S],
+        n: int,
+        happy: int,
+        writable: Collection[S],
+        ignore: Collection[tuple[S, int]] = (),
+    ) -> None:
         self.servers = list(servers)
         self.n = n
         self.happy = happy
+        self.ignore = frozenset(ignore)
         self.answers: dict[S, ServerAnswer[S]] = {s: ServerAnswer(s) for s in self.servers}
         for s in self.servers:
             self.answers[s].readonly = s not in writable
@@ -373,6 +383,10 @@ class Planner(Generic[S]):
         self._plan: Plan[S] | None = None  # the plan for the current knowledge
 
     # -- knowledge --
+
+    def _counts(self, server: S, shnum: int) -> bool:
+        """Whether a share a server says it holds is one the plan may rely on."""
+        return 0 <= shnum < self.n and (server, shnum) not in self.ignore
 
     def _usable(self, s: S) -> bool:
         return self.answers[s].error is None
@@ -447,7 +461,7 @@ class Planner(Generic[S]):
         """allocate_buckets(asked) answered: (shares held, shares given writers)."""
         self._plan = None
         a = self.answers[server]
-        a.already.update(sh for sh in already if 0 <= sh < self.n)
+        a.already.update(sh for sh in already if self._counts(server, sh))
         a.allocated.update(sh for sh in allocated if 0 <= sh < self.n)
         a.refused.update(set(asked) - a.already - a.allocated)
 
@@ -456,7 +470,7 @@ class Planner(Generic[S]):
         self._plan = None
         a = self.answers[server]
         a.queried = True
-        a.already.update(sh for sh in shares if 0 <= sh < self.n)
+        a.already.update(sh for sh in shares if self._counts(server, sh))
 
     def failed(self, server: S, error: str) -> None:
         self._plan = None
