@@ -12,7 +12,7 @@ upload's or a repair's. Every query goes through the server's StorageClient,
 whose deadlines apply.
 """
 
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
 import attrs
@@ -189,13 +189,14 @@ class SharePlacement:
             raise unhappiness_error(self.failure_message(happiness), self.planner.answers.values())
         return plan
 
-    async def _ask(self, only: frozenset[int] | None = None) -> None:
-        """Send the allocate_buckets calls the planner asks for (of shares in
-        `only`, when given) until it asks for none."""
+    async def _ask(self, wanted: Callable[[bytes, int], bool] | None = None) -> None:
+        """Send the allocate_buckets calls the planner asks for (those `wanted`,
+        when given) until it asks for none."""
         for _ in range(MAX_PLACEMENT_ROUNDS):
             requests = self.planner.requests()
-            if only is not None:
-                requests = {sid: shares & only for sid, shares in requests.items() if shares & only}
+            if wanted is not None:
+                requests = {sid: frozenset(sh for sh in shares if wanted(sid, sh)) for sid, shares in requests.items()}
+                requests = {sid: shares for sid, shares in requests.items() if shares}
             if not requests:
                 break
             await self._gather([self._allocate(sid, shares) for sid, shares in requests.items()])
@@ -226,12 +227,18 @@ class SharePlacement:
 
     async def replace(self, lost: frozenset[int]) -> dict[int, tuple[bytes, BucketWriter]]:
         """New writers for shares lost while pushing, where the planner now
-        puts them: shnum -> (server id, writer). Writers granted here that the
-        plan does not use are aborted; writers granted before are left alone
-        (they are being pushed). Raises the lost-share unhappiness error when
-        happiness stays below the target."""
+        puts them and only where that raises happiness (a lost share is not
+        doubled up on a server that has one): shnum -> (server id, writer).
+        Writers granted here that the plan does not use are aborted; writers
+        granted before are left alone (they are being pushed). Raises the
+        lost-share unhappiness error when happiness stays below the target."""
+        planner = self.planner
+
+        def raises_happiness(sid: bytes, sh: int) -> bool:
+            return sh in lost and planner.happiness({sid: {sh}}) > planner.happiness()
+
         before = set(self.writers)
-        await self._ask(only=lost)
+        await self._ask(raises_happiness)
         plan = self.planner.plan()
         granted = {pair for pair in self.writers if pair not in before}
         kept = {(sid, sh) for sid, shares in plan.keep.items() for sh in shares} & granted

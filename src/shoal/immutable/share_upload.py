@@ -136,8 +136,6 @@ class ShareUpload:
                 write_size=write_size, pipeline_segments=pipeline_segments, inline=self.source.inline,
             )
             self._pushers.append(pusher)
-            if self._error is not None:
-                pusher.stop(self._error)
             result = await pusher.write_all()
             encoded = encoded or result
             writers = await self._replace_lost()
