@@ -1,10 +1,12 @@
 """A share lost mid-push (shoal.immutable.share_upload) meets one policy in upload and
-repair alike, on real storage servers in process (LocalGrid, 12 servers for 10 shares):
-re-placed on a spare server when there is one, dropped when the spares are full and
-happiness still holds, the upload failed (nothing closed) when it does not."""
+repair alike, on real storage servers in process (LocalGrid, 12 servers for 10 shares),
+whether its server dies or its writes time out: re-placed on a spare server when there
+is one, dropped when the spares are full and happiness still holds, the upload failed
+(nothing closed) when it does not."""
 
 import io
 import os
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,6 +15,7 @@ from twisted.internet import defer
 from shoal.caps import CHKCap
 from shoal.checker.repair import repair_immutable
 from shoal.crypto import hashes
+from shoal.grid.storage_client import Deadlines
 from shoal.immutable.encoder import encode_all
 from shoal.immutable.params import EncodingParams, FileShape
 from shoal.immutable.upload import UploadResult, UploadUnhappinessError, upload
@@ -32,6 +35,23 @@ KEY = b"lost-shares-key!"
 SI = hashes.storage_index_hash(KEY)
 PARAMS = EncodingParams(3, 7, 10, 4_002)  # 20 kB: 5 segments, several writes per share
 SIZE = 20_000
+DEADLINES = Deadlines(write=0.5)  # a hung write fails soon
+
+Fault = Callable[[LocalGrid, int], None]
+
+
+def dies(grid: LocalGrid, i: int) -> None:
+    """Server i fails its first bucket write and disconnects."""
+    drop_after_writes(grid, i, writes=1)
+
+
+def times_out(grid: LocalGrid, i: int) -> None:
+    """Server i never answers a bucket write."""
+    grid.hang(i, methods=frozenset({"write"}))
+
+
+def grid12() -> LocalGrid:
+    return LocalGrid(12, deadlines=DEADLINES)
 
 
 class OneWay(io.RawIOBase):
@@ -70,21 +90,21 @@ def where(grid: LocalGrid) -> dict[int, int]:
     return out
 
 
-def upload_losing_share_0(grid: LocalGrid, data: bytes) -> dict[int, int]:
-    """Upload with the server of share 0 dying at its first write: where shares end up."""
-    drop_after_writes(grid, order(grid)[0], writes=1)
+def upload_losing_share_0(grid: LocalGrid, data: bytes, fault: Fault) -> dict[int, int]:
+    """Upload with a fault on the server of share 0: where shares end up."""
+    fault(grid, order(grid)[0])
     put(grid, data)
     return where(grid)
 
 
-def repair_losing_share_0(grid: LocalGrid, data: bytes) -> dict[int, int]:
-    """Upload, delete shares 0 and 1, repair with the server of share 0 dying at its
-    first write: where shares end up."""
+def repair_losing_share_0(grid: LocalGrid, data: bytes, fault: Fault) -> dict[int, int]:
+    """Upload, delete shares 0 and 1, repair with a fault on the server that share 0
+    goes back to: where shares end up."""
     result = put(grid, data)
     first = where(grid)
     for sh in (0, 1):
         os.unlink(share_path(grid, first[sh], SI, sh))
-    drop_after_writes(grid, order(grid)[0], writes=1)
+    fault(grid, order(grid)[0])
     cap = CHKCap.from_string(result.cap)
     repaired = grid.call(lambda: defer.ensureDeferred(repair_immutable(grid.broker, cap, lease_secret=LEASE)))
     assert sorted(repaired.shares_placed) in ([0, 1], [1])
@@ -103,31 +123,37 @@ def assert_shares_are_the_files(grid: LocalGrid, data: bytes) -> None:
             assert f.read()[CONTAINER_HEADER:][: len(shares[sh])] == shares[sh], sh
 
 
-@pytest.mark.parametrize("how", [upload_losing_share_0, repair_losing_share_0], ids=["upload", "repair"])
-def test_a_lost_share_is_replaced_on_a_spare_server(how):
-    with LocalGrid(12) as g:
+HOW = pytest.mark.parametrize("how", [upload_losing_share_0, repair_losing_share_0], ids=["upload", "repair"])
+FAULT = pytest.mark.parametrize("fault", [dies, times_out], ids=["dies", "times-out"])
+
+
+@HOW
+@FAULT
+def test_a_lost_share_is_replaced_on_a_spare_server(how, fault):
+    with grid12() as g:
         data = fresh(SIZE, 1)
         ring = order(g)
-        homes = how(g, data)
+        homes = how(g, data, fault)
         # share 0 moved to the first spare server; the dead one holds nothing
         assert homes == {sh: ring[10] if sh == 0 else ring[sh] for sh in range(10)}
         assert_shares_are_the_files(g, data)
 
 
-@pytest.mark.parametrize("how", [upload_losing_share_0, repair_losing_share_0], ids=["upload", "repair"])
-def test_with_the_spares_full_a_lost_share_is_dropped_while_happy(how):
-    with LocalGrid(12) as g:
+@HOW
+@FAULT
+def test_with_the_spares_full_a_lost_share_is_dropped_while_happy(how, fault):
+    with grid12() as g:
         data = fresh(SIZE, 2)
         ring = order(g)
         for spare in ring[10:]:
             fill_up(g, spare)  # announce room, refuse every share
-        homes = how(g, data)
+        homes = how(g, data, fault)
         assert homes == {sh: ring[sh] for sh in range(1, 10)}
         assert incoming(g) == []
 
 
 def test_upload_reports_the_replacement():
-    with LocalGrid(12) as g:
+    with grid12() as g:
         ring = order(g)
         drop_after_writes(g, ring[0], writes=1)
         data = fresh(SIZE, 3)
@@ -143,7 +169,7 @@ def test_upload_reports_the_replacement():
 
 
 def test_no_spare_that_takes_it_and_too_few_left_fails_and_closes_nothing():
-    with LocalGrid(12) as g:
+    with grid12() as g:
         ring = order(g)
         for spare in ring[10:]:
             fill_up(g, spare)
@@ -155,7 +181,7 @@ def test_no_spare_that_takes_it_and_too_few_left_fails_and_closes_nothing():
 
 
 def test_a_source_that_cannot_be_read_again_drops_the_lost_share():
-    with LocalGrid(12) as g:
+    with grid12() as g:
         ring = order(g)
         drop_after_writes(g, ring[0], writes=1)
         data = fresh(SIZE, 5)

@@ -118,6 +118,8 @@ class ShareUpload:
 
         On failure every unclosed writer is aborted before the error is raised.
         """
+        if not plan.keep:
+            raise ValueError("the plan keeps no writer: nothing to push")
         try:
             return await self._push(plan, write_size, pipeline_segments)
         except BaseException:
@@ -139,7 +141,7 @@ class ShareUpload:
             result = await pusher.write_all()
             encoded = encoded or result
             writers = await self._replace_lost()
-        assert encoded is not None, "push() needs a plan that keeps at least one writer"
+        assert encoded is not None  # the first pass had writers
         self._closing = True
         closed = await gather([defer.ensureDeferred(p.close_all()) for p in self._pushers])
         shares: dict[int, bytes] = {}
