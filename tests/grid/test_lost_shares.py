@@ -188,3 +188,15 @@ def test_a_source_that_cannot_be_read_again_drops_the_lost_share():
         result = put(g, data, source=io.BufferedReader(OneWay(data)))
         assert result.happiness == 9 and sorted(result.sharemap) == list(range(1, 10))
         assert where(g) == {sh: ring[sh] for sh in range(1, 10)}
+
+
+def test_a_spare_lost_too_passes_the_share_on_to_the_next():
+    with grid12() as g:
+        ring = order(g)
+        dies(g, ring[0])
+        dies(g, ring[10])  # takes share 0 in the second pass, dies at its write
+        data = fresh(SIZE, 6)
+        result = put(g, data)
+        assert result.happiness == 10
+        assert where(g) == {sh: ring[11] if sh == 0 else ring[sh] for sh in range(10)}
+        assert_shares_are_the_files(g, data)
