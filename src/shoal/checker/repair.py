@@ -29,7 +29,7 @@ lease on their shares, as Tahoe's repairer does.
 
 import tempfile
 import time
-from typing import Any, BinaryIO
+from typing import Any
 
 import attrs
 
@@ -136,29 +136,20 @@ async def repair_immutable(
         if spool.tell() != shape.size:
             raise RepairError(f"downloaded {spool.tell()} bytes of ciphertext, the cap says {shape.size}")
         spool.seek(0)
-        placed, bytes_pushed, happiness = await _place_and_push(broker, cap, shape, spool, lease_secret, bad)
+        shares = ShareUpload(
+            broker, cap.storage_index, shape, lease_secret, PlacementPolicy.repair(bad),
+            ShareSource(spool, 0, lambda: CiphertextEncoder(shape, cap.ueb_hash), inline=shape.size <= INLINE_LIMIT),
+        )
+        plan = await shares.place()
+        if not plan.keep:
+            return RepairResult({}, 0, plan.happiness, time.monotonic() - started)
+        pushed = await shares.push(plan)  # aborts every unclosed writer if it fails
     return RepairResult(
-        shares_placed=dict(sorted(placed.items())),
-        bytes_pushed=bytes_pushed,
-        happiness_planned=happiness,
+        shares_placed=dict(sorted(pushed.shares_pushed.items())),
+        bytes_pushed=pushed.bytes_pushed,
+        happiness_planned=plan.happiness,
         elapsed=time.monotonic() - started,
     )
-
-
-async def _place_and_push(
-    broker: Any, cap: CHKCap | CHKVerifierCap, shape: FileShape, spool: BinaryIO, lease_secret: bytes,
-    bad: set[tuple[bytes, int]],
-) -> tuple[dict[int, bytes], int, int]:
-    """Place and push the shares the grid lacks: (shares placed, bytes pushed, happiness planned)."""
-    shares = ShareUpload(
-        broker, cap.storage_index, shape, lease_secret, PlacementPolicy.repair(bad),
-        ShareSource(spool, 0, lambda: CiphertextEncoder(shape, cap.ueb_hash), inline=shape.size <= INLINE_LIMIT),
-    )
-    plan = await shares.place()
-    if not plan.keep:  # every share the plan needs is on the grid
-        return {}, 0, plan.happiness
-    pushed = await shares.push(plan)
-    return pushed.shares_pushed, pushed.bytes_pushed, plan.happiness
 
 
 __all__ = ["CiphertextEncoder", "NotEnoughSharesError", "RepairError", "RepairResult", "file_shape",
