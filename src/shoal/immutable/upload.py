@@ -298,6 +298,7 @@ async def _finish(
     t_place = time.monotonic()
     encoder = shares.encoder
     key, shape = encoder.key, encoder.shape
+    sharemap = {sh: sid for sid, held in plan.relied.items() for sh in held}
     if not plan.keep:
         # every share we need is on the grid already: nothing to encode or push
         hashes_d: defer.Deferred[tuple[bytes, bytes]] = defer.ensureDeferred(
@@ -308,14 +309,12 @@ async def _finish(
         finally:
             await defer.DeferredList([hashes_d], consumeErrors=True)
         bytes_pushed, pushed = 0, 0
-        sharemap = {sh: sid for sid, held in plan.relied.items() for sh in held}
         timings["existing"] = time.monotonic() - t_place
         timings["push"] = 0.0
     else:
         result = await shares.push(plan, write_size=write_size, pipeline_segments=pipeline_segments)
         cap = result.encoded.cap.to_string()
         bytes_pushed, pushed = result.bytes_pushed, len(result.shares_pushed)
-        sharemap = {sh: sid for sid, held in plan.relied.items() for sh in held}
         sharemap.update(result.shares_pushed)
         timings["push"] = time.monotonic() - t_place
     return cap, bytes_pushed, pushed, sharemap
