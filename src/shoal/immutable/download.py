@@ -201,7 +201,7 @@ class _Download:
             guess = LayoutGuess(self.file.shape, opened.layout)  # the others are laid out alike
         return share.open(guess, self.want_segment)
 
-    def active(self, keys: list[ShareKey]) -> list[RemoteShare]:
+    def _shares(self, keys: list[ShareKey]) -> list[RemoteShare]:
         return [self.finder.share(key) for key in keys]
 
     def fail(self, share: RemoteShare, problem: ShareProblem, segnum: int) -> None:
@@ -241,7 +241,7 @@ class _Download:
         while True:
             while len(blocks) < self.k:
                 await self.finder.until_ready()
-                use = self.active(self.planner.readers(blocks))
+                use = self._shares(self.planner.readers(blocks))
                 outcomes = await defer.gatherResults(
                     [defer.ensureDeferred(self._fetch(s, segnum)) for s in use], consumeErrors=True
                 )
@@ -261,7 +261,7 @@ class _Download:
                 del blocks[e.shnum], leaves[e.shnum]
                 self.fail(bad, CorruptShare(f"{bad.label}: {e}"), segnum)
                 continue
-            self.planner.handle(BlocksValidated(segnum, tuple(s.key for s in source.values())))
+            self.finder.feed(BlocksValidated(segnum, tuple(s.key for s in source.values())))
             return data
 
     async def stream(self, write: Writer, offset: int, length: int) -> None:
