@@ -6,7 +6,7 @@ hypothesis state machine that throws answers, failures, opens and timers at it
 in any order and checks the promises of the module docstring after each step."""
 
 import pytest
-from hypothesis import settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -180,6 +180,79 @@ def test_shares_out_of_range_are_ignored():
 
 
 # -- any order of events ------------------------------------------------------------
+
+
+@st.composite
+def event_scripts(draw):
+    """Servers' answers (share numbers, or None for no answer) and, between them, which
+    of the shares being opened succeed or fail."""
+    n = draw(st.integers(1, 6))
+    answers = draw(st.lists(st.one_of(st.none(), st.lists(st.integers(0, n - 1), unique=True)),
+                            min_size=1, max_size=5))
+    outcomes = draw(st.lists(st.sampled_from(["open", "corrupt", "timeout"]), max_size=30))
+    return n, answers, outcomes
+
+
+def play(planner: FetchPlanner, answers, outcomes):
+    """Run a script; return every Open asked for, every share failed, and the GiveUps."""
+    asked, failed, give_ups = [], set(), []
+    opening: list[ShareKey] = []
+    outcomes = list(outcomes)
+
+    def take(actions):
+        for a in actions:
+            if isinstance(a, Open):
+                assert a.share not in failed and a.share not in asked
+                asked.append(a.share)
+                opening.append(a.share)
+            elif isinstance(a, GiveUp):
+                give_ups.append(a)
+
+    def settle_one():
+        if opening and outcomes:
+            key, outcome = opening.pop(0), outcomes.pop(0)
+            if outcome == "open":
+                take(planner.handle(ShareOpened(key)))
+            else:
+                failed.add(key)
+                take(planner.handle(ShareFailed(key, outcome, outcome)))
+
+    take(planner.handle(FindingStarted(len(answers), 0.0)))
+    for i, shnums in enumerate(answers):
+        server = bytes([65 + i])
+        take(planner.handle(QueryFailed(server, i) if shnums is None else SharesFound(server, tuple(shnums), i)))
+        settle_one()
+    while opening and outcomes:
+        settle_one()
+    return asked, failed, give_ups, opening
+
+
+@settings(max_examples=200)
+@given(event_scripts())
+def test_verify_mode_opens_every_share_found_once_and_never_gives_up(script):
+    n, answers, outcomes = script
+    planner = FetchPlanner(1, n, want=None)
+    asked, failed, give_ups, _ = play(planner, answers, outcomes)
+    found = [ShareKey(bytes([65 + i]), sh) for i, shnums in enumerate(answers) if shnums for sh in sorted(shnums)]
+    assert asked == found and give_ups == [] and planner.gave_up is None
+    good = {ShareKey(server, sh) for sh, servers in planner.good().items() for server in servers}
+    assert good <= set(asked) - failed
+
+
+@settings(max_examples=200)
+@given(event_scripts())
+def test_one_share_mode_tries_one_at_a_time_until_one_opens(script):
+    n, answers, outcomes = script
+    planner = FetchPlanner(1, n, want=1)
+    asked, failed, give_ups, opening = play(planner, answers, outcomes)
+    assert len(opening) <= 1 and len(planner.active) <= 1
+    found = {ShareKey(bytes([65 + i]), sh) for i, shnums in enumerate(answers) if shnums for sh in shnums}
+    if planner.active:
+        assert give_ups == [] and set(asked) - failed == set(planner.active.values())
+    elif give_ups:
+        assert set(asked) == failed == found and len(give_ups) == 1
+    else:
+        assert opening  # still trying when the script ran out
 
 
 class PlannerMachine(RuleBasedStateMachine):
