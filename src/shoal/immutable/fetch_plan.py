@@ -203,9 +203,6 @@ class FetchPlanner:
     def used(self) -> dict[int, tuple[bytes, ...]]:
         return {sh: tuple(ids) for sh, ids in sorted(self._used.items())}
 
-    def state(self, share: ShareKey) -> str | None:
-        return self._state.get(share)
-
     def found(self) -> list[ShareKey]:
         return list(self._state)
 
