@@ -1,10 +1,11 @@
 """Verify every share of an immutable file, as Tahoe's verifier does: no decrypting.
 
 For the checker. Every server is asked which shares it holds; each share
-found is opened at once (the fetch planner's verify mode) and strictly (UEB against the cap, hash chain against the share
-root, both of its hash trees whole) and all its blocks are read, in spans of
-about 1 MiB with the next span requested while the CPU pool hashes the
-current one, and checked against its block hash tree. Corrupt shares are
+found is opened at once (the fetch planner's verify mode) and strictly (UEB
+against the cap, hash chain against the share root, both of its hash trees
+whole) and all its blocks are read, in spans of about 1 MiB with the next
+span requested while the CPU pool hashes the current one, and checked
+against its block hash tree. Corrupt shares are
 reported to their servers. A verify cap is enough (a read cap works too).
 """
 
