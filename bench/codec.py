@@ -22,8 +22,9 @@ import zfec
 
 from shoal.crypto.aes import AESCTR
 from shoal.crypto.convergence import convergent_key
-from shoal.immutable.decoder import FileIdentity, decode_segments
+from shoal.immutable.decoder import FileIdentity
 from shoal.immutable.encoder import ImmutableEncoder
+from shoal.immutable.local_decode import decode_segments
 from shoal.immutable.params import EncodingParams, FileShape
 
 MiB = 1024 * 1024

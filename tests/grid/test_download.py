@@ -145,6 +145,18 @@ def test_big_downloads_wait_a_little_for_primary_shares(grid, monkeypatch):
     assert data == f.data[10:20] and result.elapsed < 10
 
 
+def test_grace_runs_out_when_the_server_of_the_primaries_is_silent():
+    # the planner's grace timer on the broker's clock: server 0 holds shares 0..2 and
+    # never answers; the check shares elsewhere are used once the grace is over
+    with LocalGrid(N, deadlines=Deadlines(query=5.0, read=5.0)) as g:
+        f = File(3 * SMALL_SEG, SMALL_SEG).put(g, placement={sh: 0 if sh < K else sh for sh in range(N)})
+        g.hang(0, methods=frozenset({"get_buckets"}))
+        data, result = fetch(g, f.cap)
+        assert data == f.data
+        assert min(result.servers_used) >= K and result.failures == ()
+        assert dl.MAX_GRACE - 0.05 <= result.elapsed < 4  # waited the grace, not the query deadline
+
+
 def test_check_shares_only(grid):
     f = File(4 * SMALL_SEG + 1, SMALL_SEG).put(grid, only=range(K, N))
     data, result = fetch(grid, f.cap)

@@ -15,8 +15,9 @@ from shoal.crypto import hashes
 from shoal.crypto.convergence import convergent_key
 from shoal.encoding.base32 import b2a
 from shoal.formats.immutable_container import ImmutableHeader
-from shoal.immutable.decoder import FileIdentity, decode_segments
+from shoal.immutable.decoder import FileIdentity
 from shoal.immutable.encoder import encode_all
+from shoal.immutable.local_decode import decode_segments
 from shoal.immutable.params import EncodingParams, FileShape
 from shoal.testing.processes import create_storage_node, start_node
 from shoal.testing.sync_storage import foolscap_storage

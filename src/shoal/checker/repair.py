@@ -38,8 +38,9 @@ from shoal.errors import Fault, ShoalError
 from shoal.immutable.decoder import FileIdentity, FileValidator, NotEnoughSharesError
 from shoal.immutable.download import download
 from shoal.immutable.encoder import AlreadyEncrypted, EncodeResult, ImmutableEncoder
+from shoal.immutable.fetch_plan import FetchPlanner
 from shoal.immutable.params import FileShape
-from shoal.immutable.remote_share import LayoutGuess, RemoteShare, ShareProblem
+from shoal.immutable.remote_share import LayoutGuess
 from shoal.immutable.share_finder import ShareFinder
 from shoal.immutable.share_upload import ShareSource, ShareUpload
 from shoal.placement.policy import PlacementPolicy
@@ -87,28 +88,15 @@ async def file_shape(broker: Any, cap: CHKCap | CHKVerifierCap) -> FileShape:
     """The file's shape, from the UEB of the first share that opens (proven against the cap)."""
     identity = FileIdentity(cap.ueb_hash, cap.needed, cap.total, cap.size, None)
     file = FileValidator(identity)
-    finder = ShareFinder(broker, cap.storage_index, file, report_corruption=True)
     guess = LayoutGuess.from_cap(cap.size, cap.needed, cap.total)
-    tried: set[int] = set()
+    planner = FetchPlanner(cap.needed, cap.total, want=1)  # one share at a time until one opens
+    finder = ShareFinder(broker, cap.storage_index, file, report_corruption=True, planner=planner,
+                         opener=lambda share: share.open(guess))
     try:
         finder.start()
-        while True:
-            fresh = [s for s in finder.shares if id(s) not in tried]
-            if not fresh:
-                if not finder.waiting:
-                    raise finder.not_enough(0, 1)
-                await finder.changed()
-                continue
-            share = fresh[0]
-            tried.add(id(share))
-            share.state = RemoteShare.OPENING
-            try:
-                await share.open(guess)
-            except ShareProblem as problem:
-                finder.fail(share, problem)
-                continue
-            assert file.shape is not None
-            return file.shape
+        await finder.until_ready()
+        assert file.shape is not None
+        return file.shape
     finally:
         await finder.finish()
 

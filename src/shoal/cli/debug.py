@@ -18,8 +18,9 @@ from shoal.caps import CHKCap, CHKVerifierCap, LiteralCap, parse_cap
 from shoal.crypto.convergence import convergent_key
 from shoal.encoding.base32 import b2a
 from shoal.errors import Fault, ShoalError
-from shoal.immutable.decoder import FileIdentity, decode_segments
+from shoal.immutable.decoder import FileIdentity
 from shoal.immutable.encoder import ImmutableEncoder
+from shoal.immutable.local_decode import decode_segments
 from shoal.immutable.params import LIT_THRESHOLD, EncodingParams, FileShape
 
 READ_CHUNK = 1024 * 1024

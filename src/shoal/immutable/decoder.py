@@ -13,12 +13,11 @@ failed a check is ever returned.
 checked at once by `verify_flat_tree`, or leaves are proven one by one).
 `FileValidator.finish_segment` is the thread-safe per-segment step a shell
 runs in its CPU pool: check blocks against proven leaves, decode, check the
-segment, decrypt. `decode_segments` is a synchronous driver over share
-sources (any callable `read(offset, length) -> bytes`) that switches away
-from bad shares; the network driver is shoal.immutable.download.
+segment, decrypt. Its drivers: shoal.immutable.local_decode (synchronous, over share sources
+in hand) and shoal.immutable.download (the network).
 """
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import attrs
 
@@ -37,7 +36,6 @@ from shoal.crypto.hashes import (
 from shoal.errors import CallerError, ShoalError, UnrecoverableError
 from shoal.formats.errors import FormatError
 from shoal.formats.share_layout import (
-    V2_HEADER_SIZE,
     ShareLayout,
     ShareLayoutError,
     parse_hash_list,
@@ -47,7 +45,6 @@ from shoal.formats.ueb import unpack_ueb
 from shoal.hashtree import (
     BadHashError,
     CompleteHashTree,
-    HashTreeError,
     IncompleteHashTree,
     NotEnoughHashesError,
     tree_size,
@@ -367,130 +364,3 @@ class ShareValidator:
             raise BadBlockError(self.shnum, segnum, f"{len(block)} bytes, expected {want}")
         self.block_leaves.check_leaf(segnum, block_hash(block), hashes)
         return block
-
-
-# ---------------------------------------------------------------------------
-# A synchronous driver over share sources (debug decode, tests, the verifier).
-
-ReadFn = Callable[[int, int], bytes]
-
-
-def _read_exact(read: ReadFn, offset: int, length: int, what: str) -> bytes:
-    data = read(offset, length)
-    if len(data) != length:
-        raise FormatError(f"{what}: share truncated (wanted {length} bytes at {offset}, got {len(data)})")
-    return data
-
-
-class _ShareReader:
-    def __init__(self, shnum: int, name: str, read: ReadFn, file: FileValidator) -> None:
-        self.name = name
-        self.read = read
-        self.v = ShareValidator(file, shnum)
-
-    def open(self) -> None:
-        v, read = self.v, self.read
-        layout = v.accept_layout(read(0, V2_HEADER_SIZE))
-        off, size = layout.ueb_length_range()
-        ueb_len = layout.parse_ueb_length(_read_exact(read, off, size, "UEB length"))
-        v.file.accept_ueb(_read_exact(read, off + size, ueb_len, "UEB"))
-        chain = _read_exact(read, layout.share_hashes, layout.uri_extension - layout.share_hashes, "share hash chain")
-        v.accept_share_chain(chain)
-
-    def crypttext_hashes(self, segnum: int) -> dict[int, bytes]:
-        leaves = self.v.file.crypttext_leaves
-        assert leaves is not None and self.v.layout is not None
-        needed = leaves.needed_nodes(segnum, include_leaf=False)
-        base = self.v.layout.crypttext_hash_tree
-        return {i: _read_exact(self.read, base + i * HASH_LENGTH, HASH_LENGTH, "crypttext hash") for i in needed}
-
-    def block(self, segnum: int) -> bytes:
-        v = self.v
-        assert v.layout is not None and v.file.shape is not None
-        shape = v.file.shape
-        off, length = v.layout.block_range(segnum, shape.block_size, shape.block_length(segnum))
-        block = _read_exact(self.read, off, length, f"block {segnum}")
-        base = v.layout.block_hashes
-        hashes = {
-            i: _read_exact(self.read, base + i * HASH_LENGTH, HASH_LENGTH, "block hash")
-            for i in v.needed_block_hashes(segnum)
-        }
-        return v.accept_block(segnum, block, hashes)
-
-
-def decode_segments(
-    identity: FileIdentity,
-    sources: Mapping[int, tuple[str, ReadFn]],
-    decrypt: bool = True,
-) -> Iterator[bytes]:
-    """Yield the file's plaintext (or ciphertext) segment by segment.
-
-    `sources` maps share numbers to (name, read). Shares that fail any check
-    are dropped and replaced by others; NotEnoughSharesError, listing what was
-    found and why each rejected share failed, when fewer than k remain.
-    """
-    file = FileValidator(identity)
-    failures: dict[str, str] = {}
-    readers = {sh: _ShareReader(sh, name, read, file) for sh, (name, read) in sources.items()}
-    good: dict[int, _ShareReader] = {}
-    # Primary shares first: decoding from shares 0..k-1 is a plain join.
-    pending = sorted(readers)
-
-    def fail(r: _ShareReader, err: Exception) -> None:
-        failures[f"share {r.v.shnum} ({r.name})"] = f"{type(err).__name__}: {err}"
-        good.pop(r.v.shnum, None)
-
-    def top_up() -> None:
-        while len(good) < identity.k and pending:
-            r = readers[pending.pop(0)]
-            try:
-                r.open()
-            except (HashTreeError, FormatError, DownloadError, OSError) as e:
-                if isinstance(e, UEBMismatchError):
-                    raise
-                fail(r, e)
-                continue
-            good[r.v.shnum] = r
-
-    def give_up() -> NotEnoughSharesError:
-        found = ", ".join(f"share {sh} ({r.name})" for sh, r in sorted(readers.items())) or "none"
-        why = "; ".join(f"{k}: {v}" for k, v in failures.items()) or "no failures"
-        return NotEnoughSharesError(
-            f"need {identity.k} good shares, have {len(good)}; found {len(readers)}: {found}; "
-            f"rejected: {why}"
-        )
-
-    top_up()
-    if len(good) < identity.k:
-        raise give_up()
-    shape = file.shape
-    assert shape is not None
-    for segnum in range(shape.num_segments):
-        blocks: dict[int, bytes] = {}
-        while len(blocks) < identity.k:
-            top_up()
-            candidates = [sh for sh in sorted(good) if sh not in blocks]
-            if len(blocks) + len(candidates) < identity.k:
-                raise give_up()
-            for sh in candidates[: identity.k - len(blocks)]:
-                r = good[sh]
-                try:
-                    blocks[sh] = r.block(segnum)
-                except (HashTreeError, FormatError, OSError) as e:
-                    fail(r, e)
-        crypttext = file.decode_segment(segnum, blocks)
-        # Prove the ciphertext with crypttext-tree nodes from any good share.
-        tried: set[int] = set()
-        while True:
-            top_up()
-            untried = [sh for sh in sorted(good) if sh not in tried]
-            if not untried:
-                raise give_up()
-            r = good[untried[0]]
-            tried.add(r.v.shnum)
-            try:
-                file.check_segment(segnum, crypttext, r.crypttext_hashes(segnum))
-                break
-            except (HashTreeError, FormatError, OSError) as e:
-                fail(r, e)
-        yield file.decrypt_segment(segnum, crypttext) if decrypt else crypttext

@@ -1,7 +1,9 @@
 """Download an immutable (CHK) file from the grid: find, fetch, validate, decode, stream.
 
-The driver over shoal.immutable.remote_share (one share on one server) and
-the pure validator (shoal.immutable.decoder):
+The shell over shoal.immutable.remote_share (one share on one server), the
+pure validator (shoal.immutable.decoder) and the fetch planner
+(shoal.immutable.fetch_plan), which alone chooses the shares (steps 1, 2 and
+4: what to open, how long to wait for a better choice, when to give up):
 
 1. Ask every connected server at once which shares it holds (see
    share_finder). Start as soon as k distinct shares are known; when those
@@ -45,8 +47,8 @@ from shoal.immutable.decoder import (
     FileIdentity,
     FileValidator,
     NotEnoughSharesError,
-    UEBMismatchError,
 )
+from shoal.immutable.fetch_plan import BlocksValidated, FetchPlanner, Grace, ShareKey
 from shoal.immutable.remote_share import (
     CorruptShare,
     LayoutGuess,
@@ -54,7 +56,6 @@ from shoal.immutable.remote_share import (
     ShareProblem,
     ShareTimeout,
     ShareUnreachable,
-    describe,
 )
 from shoal.immutable.share_finder import ShareFailure, ShareFinder
 
@@ -142,7 +143,7 @@ async def download(
             time_to_first_byte=elapsed if data else None, elapsed=elapsed,
         )
     identity, storage_index = _identity(cap)
-    run = _Download(broker, storage_index, identity,
+    run = _Download(broker, storage_index, identity, wanted_bytes=length,
                     report_corruption=report_corruption, started=started)
     try:
         await run.stream(write, offset, length)
@@ -158,7 +159,7 @@ async def _deliver(write: Writer, data: bytes) -> None:
 
 
 class _Download:
-    """One download: the k shares in use, replacements, and the segment window."""
+    """One download: the segment window over the shares the planner chose."""
 
     def __init__(
         self,
@@ -166,129 +167,46 @@ class _Download:
         storage_index: bytes,
         identity: FileIdentity,
         *,
+        wanted_bytes: int,
         report_corruption: bool,
         started: float,
     ) -> None:
         self.identity = identity
         self.k = identity.k
         self.file = FileValidator(identity)
+        self.planner = FetchPlanner(
+            identity.k, identity.n, want=identity.k,
+            grace=Grace(MIN_GRACE, MAX_GRACE, GRACE_RATE, wanted_bytes),
+        )
         self.finder = ShareFinder(
-            broker, storage_index, self.file, report_corruption=report_corruption
+            broker, storage_index, self.file, report_corruption=report_corruption,
+            planner=self.planner, opener=self._open,
         )
         self.started = started
         self.first_byte: float | None = None
         self.bytes_written = 0
-        self.active: dict[int, RemoteShare] = {}  # opened shares in use, by shnum (k of them)
-        self.used: dict[int, list[bytes]] = {}
-        self.fatal: BaseException | None = None
-        self.want_segment: int | None = None
+        self.want_segment: int | None = None  # the segment a share being opened reads at once
         self.span = 1  # segments whose blocks one read fetches
-        self.wanted_bytes = identity.size
         self.span_from = 0
         self.last_segment = 0
         self.guess = LayoutGuess.from_cap(identity.size, identity.k, identity.n)
-        self._opens: list[defer.Deferred[None]] = []
 
-    # -- choosing and opening shares ---------------------------------------
+    # -- opening shares (which ones: the planner's choice) -----------------
 
-    def _pick(self, count: int) -> list[RemoteShare]:
-        """Up to `count` unopened shares of new share numbers: primaries first, then
-        by server speed, at most one share per server while that is possible."""
-        shares = self.finder.shares
-        taken = self.finder.distinct(RemoteShare.OPENING, RemoteShare.OPEN)
-        busy = {s.server_id for s in shares if s.state in (RemoteShare.OPENING, RemoteShare.OPEN)}
-        candidates = sorted(
-            (s for s in shares if s.state == RemoteShare.NEW and s.shnum not in taken),
-            key=lambda s: (s.shnum >= self.k, s.rank, s.shnum),
-        )
-        picks: list[RemoteShare] = []
-        for spread in (True, False):
-            for s in candidates:
-                if len(picks) == count:
-                    return picks
-                if s.shnum in taken or (spread and s.server_id in busy):
-                    continue
-                picks.append(s)
-                taken.add(s.shnum)
-                busy.add(s.server_id)
-        return picks
-
-    def _grace_left(self, picks: list[RemoteShare]) -> float:
-        """How much longer to wait, before the first opens, for answers that may
-        give a better choice (primary shares, or one share per server)."""
-        finder = self.finder
-        spread = len({s.server_id for s in picks}) == len(picks)
-        if not finder.waiting or finder.enough_at is None or (spread and all(s.shnum < self.k for s in picks)):
-            return 0.0
-        if any(s.state != RemoteShare.NEW for s in finder.shares):
-            return 0.0  # already under way
-        worth = min(self.wanted_bytes / GRACE_RATE, MAX_GRACE)
-        grace = min(max(finder.enough_at - finder.started, MIN_GRACE), worth)
-        return finder.enough_at + grace - time.monotonic()
-
-    async def ensure_active(self, segnum: int | None = None) -> dict[int, RemoteShare]:
-        """Return k opened shares, opening replacements as needed (for `segnum`:
-        their first read then includes its block)."""
-        finder = self.finder
-        while True:
-            if self.fatal is not None:
-                raise self.fatal
-            if len(self.active) >= self.k:
-                return self.active
-            opening = len(finder.distinct(RemoteShare.OPENING))
-            known = len(finder.distinct(RemoteShare.NEW, RemoteShare.OPENING, RemoteShare.OPEN))
-            if known < self.k and not finder.waiting:
-                raise finder.not_enough(len(self.active))
-            want = self.k - len(self.active) - opening
-            if want > 0 and known >= self.k:
-                picks = self._pick(want)
-                grace = self._grace_left(picks)
-                if grace > 0:
-                    await finder.changed(grace)
-                    continue
-                if picks and segnum is not None:
-                    self.want_segment = segnum
-                for share in picks:
-                    self._open(share)
-                opening += len(picks)
-            if opening == 0 and not finder.waiting:
-                raise finder.not_enough(len(self.active))
-            await finder.changed()
-
-    def _open(self, share: RemoteShare) -> None:
-        share.state = RemoteShare.OPENING
+    def _open(self, share: RemoteShare) -> Awaitable[None]:
         guess = self.guess
-        opened = next(iter(self.active.values()), None)
+        active = self.planner.active
+        opened = self.finder.share(next(iter(active.values()))) if active else None
         if opened is not None and opened.layout is not None and self.file.shape is not None:
             guess = LayoutGuess(self.file.shape, opened.layout)  # the others are laid out alike
-        self._opens.append(defer.ensureDeferred(self._opening(share, guess, self.want_segment)))
+        return share.open(guess, self.want_segment)
 
-    async def _opening(self, share: RemoteShare, guess: LayoutGuess | None, segnum: int | None) -> None:
-        try:
-            await share.open(guess, segnum)
-        except UEBMismatchError as e:
-            self.fatal = e
-            share.state = RemoteShare.FAILED
-            self.finder.notify()
-            return
-        except ShareProblem as p:
-            self.fail(share, p)
-            return
-        except defer.CancelledError:
-            share.state = RemoteShare.FAILED
-            return
-        except Exception as e:  # a bug: lose the share, keep the download going
-            self.fail(share, ShareProblem(f"{share.label}: unexpected {describe(e)}"))
-            return
-        if share.state != RemoteShare.OPENING:
-            return
-        share.state = RemoteShare.OPEN
-        self.active[share.shnum] = share
-        self.finder.notify()
+    def _shares(self, keys: list[ShareKey]) -> list[RemoteShare]:
+        return [self.finder.share(key) for key in keys]
 
-    def fail(self, share: RemoteShare, problem: ShareProblem) -> None:
-        if self.active.get(share.shnum) is share:
-            del self.active[share.shnum]
+    def fail(self, share: RemoteShare, problem: ShareProblem, segnum: int) -> None:
+        """Drop a share; a replacement opened now reads `segnum`'s block at once."""
+        self.want_segment = segnum
         self.finder.fail(share, problem)
 
     # -- segments ----------------------------------------------------------
@@ -307,12 +225,12 @@ class _Download:
         assert leaves is not None
         leaf = leaves.leaf(segnum)
         while leaf is None:
-            active = await self.ensure_active(segnum)
-            share = min(active.values(), key=lambda s: s.rank)
+            await self.finder.until_ready()
+            share = self.finder.share(self.planner.hash_sources()[0])
             try:
                 leaf = await share.fetch_crypttext_leaf(segnum)
             except ShareProblem as p:
-                self.fail(share, p)
+                self.fail(share, p, segnum)
         return leaf
 
     async def segment(self, segnum: int, start: int, end: int) -> bytes:
@@ -322,14 +240,14 @@ class _Download:
         source: dict[int, RemoteShare] = {}
         while True:
             while len(blocks) < self.k:
-                active = await self.ensure_active(segnum)
-                use = [s for sh, s in sorted(active.items()) if sh not in blocks][: self.k - len(blocks)]
+                await self.finder.until_ready()
+                use = self._shares(self.planner.readers(blocks))
                 outcomes = await defer.gatherResults(
                     [defer.ensureDeferred(self._fetch(s, segnum)) for s in use], consumeErrors=True
                 )
                 for share, outcome in zip(use, outcomes, strict=True):
                     if isinstance(outcome, ShareProblem):
-                        self.fail(share, outcome)
+                        self.fail(share, outcome, segnum)
                     else:
                         blocks[share.shnum], leaves[share.shnum] = outcome
                         source[share.shnum] = share
@@ -341,20 +259,16 @@ class _Download:
             except BadBlockError as e:
                 bad = source.pop(e.shnum)
                 del blocks[e.shnum], leaves[e.shnum]
-                self.fail(bad, CorruptShare(f"{bad.label}: {e}"))
+                self.fail(bad, CorruptShare(f"{bad.label}: {e}"), segnum)
                 continue
-            for sh, share in source.items():
-                servers = self.used.setdefault(sh, [])
-                if share.server_id not in servers:
-                    servers.append(share.server_id)
+            self.finder.feed(BlocksValidated(segnum, tuple(s.key for s in source.values())))
             return data
 
     async def stream(self, write: Writer, offset: int, length: int) -> None:
-        self.wanted_bytes = length
-        self.finder.start()
         if self.guess is not None:
             self.want_segment = offset // self.guess.shape.segment_size
-        await self.ensure_active(self.want_segment)
+        self.finder.start()
+        await self.finder.until_ready()
         shape = self.file.shape
         assert shape is not None
         size = shape.segment_size
@@ -384,9 +298,6 @@ class _Download:
     # -- the end ---------------------------------------------------------
 
     async def finish(self) -> None:
-        for d in self._opens:
-            if not d.called:
-                _cancel(d)
         await self.finder.finish()
 
     def result(self, offset: int) -> DownloadResult:
@@ -397,7 +308,7 @@ class _Download:
             offset=offset,
             bytes_written=self.bytes_written,
             bytes_fetched=sum(s.bytes_read for s in finder.shares),
-            servers_used={sh: tuple(ids) for sh, ids in sorted(self.used.items())},
+            servers_used=self.planner.used,
             shares_found=finder.shares_found(),
             server_names=dict(finder.names),
             failures=tuple(finder.failures),

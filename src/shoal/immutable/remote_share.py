@@ -52,6 +52,7 @@ from shoal.immutable.decoder import (
     UEBMismatchError,
     verify_flat_tree,
 )
+from shoal.immutable.fetch_plan import ShareKey
 from shoal.immutable.params import EncodingParams, FileShape, ParameterError
 
 _log = Logger()
@@ -130,9 +131,8 @@ def describe(error: BaseException) -> str:
 
 
 class RemoteShare:
-    """Share `shnum` of one file as held by one server."""
-
-    NEW, OPENING, OPEN, FAILED = "new", "opening", "open", "failed"
+    """Share `shnum` of one file as held by one server: a reader. Which shares are
+    in use or failed is the fetch planner's (shoal.immutable.fetch_plan) to know."""
 
     def __init__(
         self,
@@ -141,18 +141,13 @@ class RemoteShare:
         reader: BucketReader,
         file: FileValidator,
         storage_index: bytes,
-        *,
-        rank: int,
     ) -> None:
         self.server = server
         self.shnum = shnum
         self.reader = reader
         self.file = file
         self.storage_index = storage_index
-        self.rank = rank  # the order in which its server answered: lower is faster
         self.validator = ShareValidator(file, shnum)
-        self.state = self.NEW
-        self.problem: ShareProblem | None = None
         self.bytes_read = 0
         self._early: dict[int, defer.Deferred[Any]] = {}  # block reads sent before the header came
 
@@ -162,6 +157,10 @@ class RemoteShare:
     @property
     def server_id(self) -> bytes:
         return bytes(self.server.server_id)
+
+    @property
+    def key(self) -> ShareKey:
+        return ShareKey(self.server_id, self.shnum)
 
     @property
     def server_label(self) -> str:

@@ -1,15 +1,19 @@
-"""Finding the shares of an immutable file: ask every connected server at once.
+"""Finding the shares of an immutable file and carrying out the fetch planner's actions.
 
 One get_buckets query per connected server (through its StorageClient, whose
-deadlines apply), all sent together; every answer adds its shares as candidates (RemoteShare) ranked by
-how fast the server answered. The finder also keeps the book on shares that
-failed (and reports corrupt ones to their servers) and builds the
-NotEnoughSharesError message: how many shares were found on which servers
-and what went wrong with each rejected one. Waiters are woken on every
-change (an answer, an opened share, a failure).
+deadlines apply), all sent together; every answer adds its shares as
+readers (RemoteShare) and is told to the planner (shoal.immutable.fetch_plan),
+as is every share that opens or fails. The finder carries out what the
+planner answers: it starts the driver's open of a share (download, verify
+and repair each open their way), reports corrupt shares to their servers,
+runs the grace timer, and turns giving up into the NotEnoughSharesError
+message: how many shares were found on which servers and what went wrong
+with each rejected one. Waiters are woken on every change.
 """
 
 import time
+from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
@@ -17,10 +21,28 @@ from twisted.internet import defer
 
 from shoal.encoding.base32 import b2a
 from shoal.grid.storage_client import BucketReader, ServerError, ServerUnreachable
-from shoal.immutable.decoder import FileValidator, NotEnoughSharesError
-from shoal.immutable.remote_share import CorruptShare, RemoteShare, ShareProblem, describe
+from shoal.immutable.decoder import FileValidator, NotEnoughSharesError, UEBMismatchError
+from shoal.immutable.fetch_plan import (
+    Action,
+    Event,
+    FetchPlanner,
+    FindingStarted,
+    GiveUp,
+    GraceOver,
+    Open,
+    QueryFailed,
+    ReportCorrupt,
+    ShareFailed,
+    ShareKey,
+    ShareOpened,
+    SharesFound,
+    StartTimer,
+)
+from shoal.immutable.remote_share import RemoteShare, ShareProblem, describe
 
 ADVISORY_WAIT = 5.0  # at the end, wait this long at most for corruption reports to be delivered
+
+Opener = Callable[[RemoteShare], Awaitable[None]]
 
 
 @attrs.frozen
@@ -34,6 +56,10 @@ class ShareFailure:
     reason: str
 
 
+async def _nothing(share: RemoteShare) -> None:
+    return None
+
+
 class ShareFinder:
     def __init__(
         self,
@@ -42,6 +68,8 @@ class ShareFinder:
         file: FileValidator,
         *,
         report_corruption: bool,
+        planner: FetchPlanner | None = None,
+        opener: Opener = _nothing,
     ) -> None:
         self.broker = broker
         self.storage_index = storage_index
@@ -50,19 +78,98 @@ class ShareFinder:
         self.n = file.identity.n
         self.timer = broker.timer
         self.report_corruption = report_corruption
-        self.shares: list[RemoteShare] = []
-        self.failures: list[ShareFailure] = []
+        self.planner = planner or FetchPlanner(self.k, self.n, want=0)
+        self.opener = opener
+        self.shares: list[RemoteShare] = []  # in the order found
+        self.by_key: dict[ShareKey, RemoteShare] = {}
         self.names: dict[bytes, str] = {}  # server id -> "nickname (short id)"
         self.no_answer: dict[bytes, str] = {}  # server id -> why it did not answer
         self.asked = 0
-        self.answered = 0
-        self.started = 0.0
-        self.enough_at: float | None = None  # when k distinct shares were first known
+        self.fatal: BaseException | None = None  # a UEB that proves the cap wrong
+        self._events: deque[Event] = deque()
+        self._feeding = False
         self._waiters: list[defer.Deferred[None]] = []
         self._advisories: list[defer.Deferred[None]] = []
         self._queries: list[defer.Deferred[None]] = []
+        self._opens: list[defer.Deferred[None]] = []
+        self._grace_call: Any = None
+        self._finished = False
 
-    # -- events ----------------------------------------------------------
+    # -- the planner -----------------------------------------------------
+
+    def feed(self, event: Event) -> None:
+        """Tell the planner; carry out its actions (events they cause queue up)."""
+        if self._finished:
+            return  # nothing more is opened or reported
+        self._events.append(event)
+        if self._feeding:
+            return
+        self._feeding = True
+        try:
+            while self._events:
+                for action in self.planner.handle(self._events.popleft()):
+                    self._act(action)
+        finally:
+            self._feeding = False
+        self.notify()
+
+    def _act(self, action: Action) -> None:
+        if isinstance(action, Open):
+            share = self.by_key[action.share]
+            self._opens.append(defer.ensureDeferred(self._open(share)))
+        elif isinstance(action, ReportCorrupt):
+            if self.report_corruption:
+                self._advisories.append(self.by_key[action.share].advise_corrupt(action.reason))
+        elif isinstance(action, StartTimer):
+            self._grace_call = self.timer.callLater(action.seconds, self.feed, GraceOver())
+        elif isinstance(action, GiveUp):
+            pass  # the planner keeps it; waiters see it in until_ready
+        else:
+            raise TypeError(f"not a fetch action: {action!r}")
+
+    async def _open(self, share: RemoteShare) -> None:
+        try:
+            await self.opener(share)
+        except UEBMismatchError as e:
+            self.fatal = e
+            self.notify()
+            return
+        except ShareProblem as p:
+            self.fail(share, p)
+            return
+        except defer.CancelledError:
+            return
+        except Exception as e:  # a bug: lose the share, keep the others going
+            self.fail(share, ShareProblem(f"{share.label}: unexpected {describe(e)}"))
+            return
+        self.feed(ShareOpened(share.key))
+
+    def fail(self, share: RemoteShare, problem: ShareProblem) -> None:
+        """Give up on a share (the planner reports it, once, if it is corrupt)."""
+        share.discard_early()
+        self.feed(ShareFailed(share.key, problem.kind, str(problem)))
+
+    def share(self, key: ShareKey) -> RemoteShare:
+        return self.by_key[key]
+
+    async def until_ready(self) -> None:
+        """Wait until the planner has the shares it wants open; raise the fatal
+        error, or NotEnoughSharesError once it gives up."""
+        while True:
+            if self.fatal is not None:
+                raise self.fatal
+            gave_up = self.planner.gave_up
+            if gave_up is not None:
+                raise self.not_enough(gave_up.have, gave_up.need)
+            if self.planner.ready:
+                return
+            await self.changed()
+
+    async def settled(self) -> None:
+        """Wait until every open started so far has ended."""
+        await defer.DeferredList(list(self._opens), consumeErrors=True)
+
+    # -- waiting ---------------------------------------------------------
 
     def notify(self) -> None:
         waiters, self._waiters = self._waiters, []
@@ -70,28 +177,23 @@ class ShareFinder:
             if not d.called:
                 d.callback(None)
 
-    async def changed(self, timeout: float | None = None) -> None:
-        """Wait for the next change (or `timeout` seconds)."""
+    async def changed(self) -> None:
+        """Wait for the next change."""
         d: defer.Deferred[None] = defer.Deferred()
         self._waiters.append(d)
-        call = self.timer.callLater(timeout, self.notify) if timeout is not None else None
-        try:
-            await d
-        finally:
-            if call is not None and call.active():
-                call.cancel()
+        await d
 
     # -- queries ---------------------------------------------------------
 
     @property
     def waiting(self) -> bool:
         """Some servers have not answered yet."""
-        return self.answered < self.asked
+        return self.planner.waiting
 
     def start(self) -> None:
         servers = list(self.broker.get_servers_for_psi(self.storage_index))
-        self.started = time.monotonic()
         self.asked = len(servers)
+        self.feed(FindingStarted(len(servers), time.monotonic()))
         for server in servers:
             self.names[server.server_id] = f"{server.nickname or '?'} ({server.name})"
             try:
@@ -102,45 +204,35 @@ class ShareFinder:
             self._queries.append(d)
 
     def _got_buckets(self, buckets: dict[int, BucketReader], server: Any) -> None:
-        self.answered += 1
+        shnums = []
         for shnum, reader in sorted(buckets.items()):
-            if shnum < self.n:
-                self.shares.append(RemoteShare(server, shnum, reader, self.file, self.storage_index,
-                                               rank=self.answered))
-        if self.enough_at is None and len(self.distinct(RemoteShare.NEW)) >= self.k:
-            self.enough_at = time.monotonic()
-        self.notify()
+            if 0 <= shnum < self.n:
+                share = RemoteShare(server, shnum, reader, self.file, self.storage_index)
+                self.shares.append(share)
+                self.by_key[share.key] = share
+                shnums.append(shnum)
+        self.feed(SharesFound(bytes(server.server_id), tuple(shnums), time.monotonic()))
 
     def _no_buckets(self, failure: Any, server: Any) -> None:
-        self.answered += 1
-        if failure.check(defer.CancelledError):  # finish() stopped waiting for it
-            return
-        value = failure.value
-        self.no_answer[server.server_id] = value.reason if isinstance(value, ServerError) else describe(value)
-        self.notify()
+        if not failure.check(defer.CancelledError):  # finish() stopped waiting for it
+            value = failure.value
+            self.no_answer[server.server_id] = value.reason if isinstance(value, ServerError) else describe(value)
+        self.feed(QueryFailed(bytes(server.server_id), time.monotonic()))
 
     async def all_answered(self) -> None:
         while self.waiting:
             await self.changed()
 
-    def distinct(self, *states: str) -> set[int]:
-        """Share numbers of the candidates in these states."""
-        return {s.shnum for s in self.shares if s.state in states}
-
     # -- failures --------------------------------------------------------
 
-    def fail(self, share: RemoteShare, problem: ShareProblem) -> None:
-        """Give up on a share (once); report it to its server if it is corrupt."""
-        if share.state == RemoteShare.FAILED:
-            return
-        share.state = RemoteShare.FAILED
-        share.problem = problem
-        share.discard_early()
-        nickname = getattr(share.server, "nickname", "") or ""
-        self.failures.append(ShareFailure(share.shnum, share.server_id, nickname, problem.kind, str(problem)))
-        if problem.kind == CorruptShare.kind and self.report_corruption:
-            self._advisories.append(share.advise_corrupt(str(problem)))
-        self.notify()
+    @property
+    def failures(self) -> list[ShareFailure]:
+        out = []
+        for r in self.planner.rejected:
+            share = self.by_key[r.share]
+            nickname = getattr(share.server, "nickname", "") or ""
+            out.append(ShareFailure(r.share.shnum, r.share.server, nickname, r.kind, r.reason))
+        return out
 
     def not_enough(self, have: int, need: int | None = None) -> NotEnoughSharesError:
         need = self.k if need is None else need
@@ -156,8 +248,9 @@ class ShareFinder:
         ]
         if self.asked == 0:
             parts.append("no storage servers are connected")
-        if self.failures:
-            parts.append("rejected: " + "; ".join(f"[{f.kind}] {f.reason}" for f in self.failures))
+        failures = self.failures
+        if failures:
+            parts.append("rejected: " + "; ".join(f"[{f.kind}] {f.reason}" for f in failures))
         if self.no_answer:
             parts.append("no answer from: " + "; ".join(
                 f"{self.names.get(sid, b2a(sid))}: {why}" for sid, why in self.no_answer.items()))
@@ -167,6 +260,13 @@ class ShareFinder:
 
     async def finish(self) -> None:
         """Drop reads nobody wants, stop waiting for servers, let reports arrive."""
+        self._finished = True
+        for opening in self._opens:
+            if not opening.called:
+                opening.addErrback(lambda _: None)
+                opening.cancel()
+        if self._grace_call is not None and self._grace_call.active():
+            self._grace_call.cancel()
         for share in self.shares:
             share.discard_early()
         for query in self._queries:

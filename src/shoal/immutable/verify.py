@@ -1,10 +1,11 @@
 """Verify every share of an immutable file, as Tahoe's verifier does: no decrypting.
 
 For the checker. Every server is asked which shares it holds; each share
-found is opened strictly (UEB against the cap, hash chain against the share
-root, both of its hash trees whole) and all its blocks are read, in spans of
-about 1 MiB with the next span requested while the CPU pool hashes the
-current one, and checked against its block hash tree. Corrupt shares are
+found is opened at once (the fetch planner's verify mode) and strictly (UEB
+against the cap, hash chain against the share root, both of its hash trees
+whole) and all its blocks are read, in spans of about 1 MiB with the next
+span requested while the CPU pool hashes the current one, and checked
+against its block hash tree. Corrupt shares are
 reported to their servers. A verify cap is enough (a read cap works too).
 """
 
@@ -17,20 +18,9 @@ from twisted.internet import defer
 
 from shoal import cpu
 from shoal.caps import CHKCap, CHKVerifierCap
-from shoal.immutable.decoder import (
-    BadBlockError,
-    FileIdentity,
-    FileValidator,
-    UEBMismatchError,
-    check_blocks,
-)
-from shoal.immutable.remote_share import (
-    CorruptShare,
-    LayoutGuess,
-    RemoteShare,
-    ShareProblem,
-    describe,
-)
+from shoal.immutable.decoder import BadBlockError, FileIdentity, FileValidator, check_blocks
+from shoal.immutable.fetch_plan import FetchPlanner
+from shoal.immutable.remote_share import CorruptShare, LayoutGuess, RemoteShare
 from shoal.immutable.share_finder import ShareFailure, ShareFinder
 
 VERIFY_SPAN = 1024 * 1024  # bytes of consecutive blocks per read
@@ -66,48 +56,30 @@ async def verify(
     started = time.monotonic()
     identity = FileIdentity(cap.ueb_hash, cap.needed, cap.total, cap.size, None)
     file = FileValidator(identity)
-    finder = ShareFinder(
-        broker, cap.storage_index, file, report_corruption=report_corruption
-    )
     guess = LayoutGuess.from_cap(cap.size, cap.needed, cap.total)
-    fatal: list[BaseException] = []
 
     async def check(share: RemoteShare) -> None:
-        share.state = RemoteShare.OPENING
-        try:
-            await share.open(guess, strict=True)
-            await _check_all_blocks(share)
-        except UEBMismatchError as e:
-            fatal.append(e)
-            share.state = RemoteShare.FAILED
-            return
-        except ShareProblem as p:
-            finder.fail(share, p)
-            return
-        except Exception as e:  # a bug: count the share as unchecked
-            finder.fail(share, ShareProblem(f"{share.label}: unexpected {describe(e)}"))
-            return
-        share.state = RemoteShare.OPEN
+        await share.open(guess, strict=True)
+        await _check_all_blocks(share)
 
+    # the planner's verify mode: every share found is opened (and checked) at once
+    planner = FetchPlanner(cap.needed, cap.total, want=None)
+    finder = ShareFinder(
+        broker, cap.storage_index, file, report_corruption=report_corruption, planner=planner, opener=check
+    )
     try:
         finder.start()
         await finder.all_answered()
-        await defer.gatherResults(
-            [defer.ensureDeferred(check(s)) for s in finder.shares], consumeErrors=True
-        )
+        await finder.settled()
     finally:
         await finder.finish()
-    if fatal:
-        raise fatal[0]
-    good: dict[int, list[bytes]] = {}
-    for s in finder.shares:
-        if s.state == RemoteShare.OPEN:
-            good.setdefault(s.shnum, []).append(s.server_id)
+    if finder.fatal is not None:
+        raise finder.fatal
     return VerifyResult(
         storage_index=cap.storage_index,
         k=cap.needed,
         n=cap.total,
-        good={sh: tuple(ids) for sh, ids in sorted(good.items())},
+        good=planner.good(),
         failures=tuple(finder.failures),
         servers_asked=finder.asked,
         no_answer=dict(finder.no_answer),

@@ -5,13 +5,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shoal.crypto.convergence import convergent_key
-from shoal.immutable.decoder import (
-    DownloadError,
-    FileIdentity,
-    NotEnoughSharesError,
-    decode_segments,
-)
+from shoal.immutable.decoder import DownloadError, FileIdentity, NotEnoughSharesError
 from shoal.immutable.encoder import ImmutableEncoder, encode_all
+from shoal.immutable.local_decode import decode_segments
 from shoal.immutable.params import EncodingParams, FileShape
 
 SECRET = b"s" * 32
