@@ -37,6 +37,7 @@ from shoal.storage.integrity import ShareDamage
 from shoal.storage.layout import ALL_PREFIXES
 from shoal.storage.quarantine import (
     MUTABLE,
+    NotAShare,
     OpenShare,
     damage_in,
     mutable_uncheckable,
@@ -215,7 +216,11 @@ class Scrubber:
         if mutable_uncheckable(share) is not None:
             counts["shares-skipped-mutable"] += 1
             return 0
-        problem = damage_in(share, shnum, 0)
+        try:
+            problem = damage_in(share, shnum, 0)
+        except NotAShare:
+            counts["shares-skipped-mutable"] += 1
+            return share.data_length
         counts["bytes-checked"] += share.data_length
         if problem is None:
             counts["shares-good"] += 1
