@@ -7,9 +7,9 @@ import os
 import pytest
 
 from shoal.storage import ExpirationPolicy
-from shoal.storage.crawler import HISTORY_LENGTH
 from shoal.storage.expiration import LEASE_DURATION
 from shoal.storage.shares import ImmutableShareFile, MutableShareFile
+from shoal.storage.walk import HISTORY_LENGTH
 
 DAY = 24 * 3600
 START = 1_700_000_000
