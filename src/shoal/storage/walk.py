@@ -22,7 +22,7 @@ at most every ``minimum_cycle_time``, and a slice takes steps until its
 budget (units of the walker's choosing: buckets, bytes) or its time is
 spent. The per-step work is the subclass's ``visit``, an ``async`` method
 that hands the heavy part (reading, hashing, rewriting) to an ``offload``
-function: ``run_here`` runs it on the calling thread (``run_slice``, for
+function, as the slice hands over writing its state file: ``run_here`` runs it on the calling thread (``run_slice``, for
 tests and tools, no reactor needed), and the node's housekeeping passes
 shoal.cpu's pool so the reactor thread only keeps the books.
 """
@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import attrs
 
 from shoal.storage import layout
-from shoal.storage.crawl_state import close_cycle, cycle_due, load_state, save_state
+from shoal.storage.crawl_state import close_cycle, cycle_due, load_state, save_state, state_bytes
 from shoal.storage.layout import ALL_PREFIXES
 
 if TYPE_CHECKING:
@@ -258,8 +258,10 @@ class SlicedWalk(abc.ABC):
             self._finish_cycle()
             return False
         finally:
+            # the state is taken here, written and fsync'd by the offload
+            await offload(layout.write_file_durably, self.state_path, state_bytes(self.state),
+                          self._server.layout.temp_path())
             self._busy = False
-            self.save()
 
     def _start_cycle(self) -> None:
         state = self.state
