@@ -10,10 +10,10 @@ a position into the steps still to take (``Bucket`` or ``Share``, and a
 ``PrefixDone`` after each prefix directory), and each step's ``after`` is the
 position once it is done, so a walk resumed from any saved position takes
 every remaining step once. A prefix's bucket list is read once per cycle
-(cached until the walk moves on); a bucket's shares are listed when the walk
-reaches it. So a share that exists for the whole cycle is visited exactly
+(cached until the walk moves on); a bucket's shares are listed again at
+each share. So a share that exists for the whole cycle is visited exactly
 once; one removed before the walk reaches it is not; one added behind the
-walk, or to a prefix already listed, waits for the next cycle.
+walk, or in a new bucket of a prefix already listed, waits for the next cycle.
 
 ``SlicedWalk`` is the skeleton of the lease crawler and the scrubber: its
 state (position, this cycle's counts, the last cycles' records) lives in a
@@ -130,9 +130,12 @@ class ShareTree:
                     yield Bucket(prefix, name)
                     continue
                 first = resume.shnum if name == resume.bucket and resume.shnum is not None else 0
-                for shnum in self.shares(prefix, name):
-                    if shnum >= first:
-                        yield Share(prefix, name, shnum)
+                while True:  # listed again at each share: a share removed meanwhile is not a step
+                    later = [shnum for shnum in self.shares(prefix, name) if shnum >= first]
+                    if not later:
+                        break
+                    yield Share(prefix, name, later[0])
+                    first = later[0] + 1
             yield PrefixDone(prefix)
 
 
