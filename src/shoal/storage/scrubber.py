@@ -8,10 +8,14 @@ is proven whole (see ``integrity``) a span of blocks at a time, so one slice
 reads at most about ``bytes_per_slice`` bytes of blocks (plus the share's
 hash trees) however big the shares are. A mutable share is checked whole in
 one step (slots holding no SDMF/MDMF share, and shares over
-quarantine.MAX_MUTABLE_CHECK bytes, are counted and skipped). A share that fails is moved into quarantine (``quarantine``).
+quarantine.MAX_MUTABLE_CHECK bytes, are counted and skipped). A share that
+fails is moved into quarantine (``quarantine``).
 
-``run_slice(seconds)`` is called by a shell (the node's housekeeping loop)
-and returns True while the cycle has more to do. The position (prefix,
+It is a ``walk.SlicedWalk`` by shares: ``run_slice(seconds)`` checks on the
+calling thread and returns True while the cycle has more to do; the node's
+housekeeping (``storage.housekeeping``) runs ``slice`` with each visit's
+reading, hashing and quarantining in shoal.cpu's pool, never on the reactor
+thread, and keeps the counts on the reactor thread. The position (prefix,
 bucket, share, next block and the inode being checked, so a share replaced
 mid-check is started again), this cycle's counts and the last 10 cycles'
 are saved as JSON after every slice (temporary file, fsync, rename) in
