@@ -7,9 +7,10 @@ labels keep their storage indexes apart); a test that asks for a server with
 a configuration (read-only, max_space) or restarts one gets the node
 restarted, from an empty storage directory on its first such call.
 
-A node's scrubber would take the suite's slots (bytes, not mutable shares)
-out of service; each empty storage directory starts with its scrubber's
-cycle just done, so the next is a week away.
+A node's scrubber would take the suite's immutable uploads (bytes, not
+shares) out of service (it leaves slots that hold no SDMF/MDMF share alone);
+each empty storage directory starts with its scrubber's cycle just done, so
+the next is a week away.
 """
 
 import os

@@ -3,7 +3,7 @@
 A node is a Foolscap Tub (certificate in private/node.pem, so the tub id
 persists) plus, when [storage] enabled, a StorageServer exposed through the
 Foolscap adapter with its FURL in private/storage.furl, and the periodic
-housekeeping (idle bucket writers, the lease crawler).
+housekeeping (idle bucket writers, the lease crawler, the scrubber: storage.housekeeping).
 """
 
 import base64
@@ -46,6 +46,7 @@ from shoal.node.identity import (
 from shoal.protocol.announcement import storage_announcement
 from shoal.storage.expiration import ExpirationPolicy
 from shoal.storage.foolscap_adapter import FoolscapStorageServer
+from shoal.storage.housekeeping import Housekeeping
 from shoal.storage.server import StorageServer
 from shoal.web.root import Root
 from shoal.web.services import WebServices
@@ -310,12 +311,14 @@ class Node(service.MultiService):
         self._adapter = FoolscapStorageServer(self.storage)
         furl_file = cfg.private_path("storage.furl")
         self.storage_furl = self.tub.registerReference(self._adapter, furlFile=furl_file)
-        self._housekeeping = task.LoopingCall(self._tick)
+        self._housekeeping = Housekeeping(
+            self.storage, interval=HOUSEKEEPING_INTERVAL, slice_seconds=CRAWLER_SLICE
+        )
 
     def startService(self) -> None:
         super().startService()
         if self.storage is not None:
-            self._housekeeping.start(HOUSEKEEPING_INTERVAL, now=False)
+            self._housekeeping.start()
         self.key_pool.fill()
         if self.checker_job is not None:
             self._checker_run = defer.ensureDeferred(self._run_checker_job(self.checker_job))
@@ -345,22 +348,15 @@ class Node(service.MultiService):
             self._checker_run = None
         if self.checker_job is not None:
             self.checker_job.save()
-        if self.storage is not None:
-            if self._housekeeping.running:
-                self._housekeeping.stop()
-            self.storage.shutdown()
+        stopped: list[Any] = []
+        storage = self.storage
+        if storage is not None:
+            # a slice still in the CPU pool finishes and saves its state before the server shuts down
+            stopped.append(self._housekeeping.stop().addCallback(lambda _: storage.shutdown()))
         web_port = getattr(self, "_web_port", None)
         if web_port is not None:
             web_port.stopListening()
         if getattr(self, "web_services", None) is not None:
             self.web_services.operations.stop()
-        return super().stopService()
+        return defer.gatherResults([defer.maybeDeferred(super().stopService), *stopped])
 
-    def _tick(self) -> None:
-        assert self.storage is not None
-        try:
-            self.storage.abort_idle_writers()
-            self.storage.crawler.run_slice(CRAWLER_SLICE)
-            self.storage.scrubber.run_slice(CRAWLER_SLICE)
-        except Exception:
-            log.err(None, "storage housekeeping failed")

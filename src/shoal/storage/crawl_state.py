@@ -45,8 +45,13 @@ def load_state(path: str, version: int, initial: Callable[[], dict[str, Any]],
     return fresh
 
 
+def state_bytes(state: dict[str, Any]) -> bytes:
+    """The state as its file holds it."""
+    return json.dumps(state, sort_keys=True).encode("utf-8")
+
+
 def save_state(path: str, state: dict[str, Any], temp: str) -> None:
-    layout.write_file_durably(path, json.dumps(state, sort_keys=True).encode("utf-8"), temp)
+    layout.write_file_durably(path, state_bytes(state), temp)
 
 
 def cycle_due(state: dict[str, Any], now: float) -> bool:

@@ -10,41 +10,36 @@ expired leases; when expiration is enabled it removes them and deletes a
 share whose last lease expired (a share that never had a lease is kept, as
 in Tahoe), then removes the bucket directory once empty.
 
-It is a plain object with no timer: ``run_slice(seconds)`` does at least one
-bucket and stops once the time is spent, and a shell calls it again later
-(a Twisted LoopingCall, say). Its position, cycle counts, this cycle's
-statistics and the last 10 cycles' are saved as JSON after every slice
-(written to a temporary file, fsync'd, renamed), so a restarted server picks
-up where it left off; a crash mid-slice repeats at most that slice's work.
+It is a ``walk.SlicedWalk`` by buckets with no timer: ``run_slice(seconds)``
+does at least one bucket (or one empty prefix directory) on the calling
+thread and stops once the time is spent; the node's housekeeping
+(``storage.housekeeping``) runs ``slice`` with each bucket's work in the CPU
+pool. Its position (Tahoe's last-complete-prefix-index and
+last-complete-bucket), cycle counts, this cycle's statistics and the last 10
+cycles' are saved as JSON after every slice (written to a temporary file,
+fsync'd, renamed), so a restarted server picks up where it left off; a crash
+mid-slice repeats at most that slice's work.
 The state file is ``storage/lease_crawler.state.json``, apart from Tahoe's
 ``lease_checker.state.json`` so either program can run on the directory.
 """
 
+import collections
 import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from shoal.storage import layout
-from shoal.storage.crawl_state import (
-    base_state,
-    close_cycle,
-    cycle_due,
-    json_copy,
-    load_state,
-    save_state,
-)
+from shoal.storage.crawl_state import base_state, json_copy
 from shoal.storage.errors import StorageError
 from shoal.storage.expiration import ExpirationPolicy
-from shoal.storage.layout import ALL_PREFIXES
 from shoal.storage.shares import open_share
+from shoal.storage.walk import STATE_VERSION, Bucket, Offload, Position, Share, SlicedWalk, run_now
 
 if TYPE_CHECKING:
     from shoal.storage.server import StorageServer
 
 STATE_FILE = "lease_crawler.state.json"
-STATE_VERSION = 1
-HISTORY_LENGTH = 10
 MAX_CORRUPT_LISTED = 1000
 MINIMUM_CYCLE_TIME = 12 * 60 * 60
 _COUNTERS = (
@@ -76,88 +71,55 @@ def initial_state() -> dict[str, Any]:
     }
 
 
-class LeaseCrawler:
-    """Resumable, time-sliced walk over a server's shares (see the module docstring)."""
+class LeaseCrawler(SlicedWalk):
+    """Resumable, time-sliced walk over a server's buckets (see the module docstring)."""
+
+    STATE_FILE = STATE_FILE
+    BY_SHARE = False
+    empty_cycle = staticmethod(empty_cycle)
+    initial_state = staticmethod(initial_state)
 
     def __init__(self, server: "StorageServer", policy: ExpirationPolicy, *,
                  state_path: str | None = None, minimum_cycle_time: float = MINIMUM_CYCLE_TIME,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
-        self._server = server
         self.policy = policy
-        self.minimum_cycle_time = minimum_cycle_time
-        self._monotonic = monotonic
-        self.state_path = state_path or os.path.join(server.layout.root, STATE_FILE)
-        self.state = self._load()
-        self._prefix_cache: tuple[int, list[str]] = (-1, [])
+        super().__init__(server, state_path=state_path, minimum_cycle_time=minimum_cycle_time,
+                         monotonic=monotonic)
 
-    def _load(self) -> dict[str, Any]:
-        return load_state(self.state_path, STATE_VERSION, initial_state, empty_cycle)
-
-    def save(self) -> None:
-        save_state(self.state_path, self.state, self._server.layout.temp_path())
 
     # -- the walk ------------------------------------------------------------
 
     def run_slice(self, deadline_seconds: float, *, max_buckets: int | None = None) -> bool:
-        """Crawl for about ``deadline_seconds`` (at least one bucket or prefix).
+        """Crawl for about ``deadline_seconds`` (at least one bucket or prefix), on this thread.
 
         Returns True when the current cycle has more to do (call again
         soon), False when the crawler is between cycles and waiting until
         ``status()["next-crawl-time"]``.
         """
-        stop_at = self._monotonic() + deadline_seconds
+        return run_now(self.slice(deadline_seconds, budget=max_buckets))
+
+    def get_position(self) -> Position:
+        # Tahoe's two fields: the prefix before the one being crawled, the last bucket done in it
         state = self.state
-        if state["current-cycle"] is None:
-            if not cycle_due(state, self._server.clock()):
-                return False
-            self._start_cycle()
-        done = 0
-        try:
-            while True:
-                index = state["last-complete-prefix-index"] + 1
-                if index >= len(ALL_PREFIXES):
-                    self._finish_cycle()
-                    return False
-                for bucket in self._buckets_after(index, state["last-complete-bucket"]):
-                    if done and self._spent(stop_at, done, max_buckets):
-                        return True
-                    self._process_bucket(ALL_PREFIXES[index], bucket)
-                    state["last-complete-bucket"] = bucket
-                    done += 1
-                state["last-complete-prefix-index"] = index
-                state["last-complete-bucket"] = None
-                if index + 1 >= len(ALL_PREFIXES):
-                    self._finish_cycle()
-                    return False
-                if self._spent(stop_at, done, max_buckets):
-                    return True
-        finally:
-            self.save()
+        last = state["last-complete-bucket"]
+        return Position(state["last-complete-prefix-index"] + 1, last or "", None if last else 0)
 
-    def _spent(self, stop_at: float, done: int, max_buckets: int | None) -> bool:
-        if max_buckets is not None and done >= max_buckets:
-            return True
-        return self._monotonic() >= stop_at
+    def set_position(self, position: Position) -> None:
+        self.state["last-complete-prefix-index"] = position.prefix - 1
+        self.state["last-complete-bucket"] = position.bucket or None
 
-    def _buckets_after(self, index: int, last: str | None) -> list[str]:
-        if self._prefix_cache[0] != index:
-            self._prefix_cache = (index, self._server.layout.list_buckets(ALL_PREFIXES[index]))
-        buckets = self._prefix_cache[1]
-        return [bucket for bucket in buckets if last is None or bucket > last]
+    async def visit(self, step: Bucket | Share, budget: int, offload: Offload) -> tuple[int, bool]:
+        assert isinstance(step, Bucket)
+        found = await offload(self._process_bucket, step.prefix, step.name)
+        counts = self.state["cycle-to-date"]
+        for name, value in found.items():
+            if name == "corrupt-shares":
+                counts[name].extend(value[: max(0, MAX_CORRUPT_LISTED - len(counts[name]))])
+            else:
+                counts[name] += value
+        return 1, True
 
-    def _start_cycle(self) -> None:
-        state = self.state
-        last = state["last-cycle-finished"]
-        state["current-cycle"] = 0 if last is None else last + 1
-        state["current-cycle-start-time"] = self._server.clock()
-        state["last-complete-prefix-index"] = -1
-        state["last-complete-bucket"] = None
-        state["cycle-to-date"] = empty_cycle()
-        self._prefix_cache = (-1, [])
-
-    def _finish_cycle(self) -> None:
-        state = self.state
-        record = dict(state["cycle-to-date"])
+    def cycle_record(self, record: dict[str, Any]) -> None:
         record["expiration-enabled"] = self.policy.enabled
         record["configured-expiration-mode"] = [
             self.policy.mode,
@@ -165,19 +127,20 @@ class LeaseCrawler:
             self.policy.cutoff_date,
             sorted(self.policy.sharetypes),
         ]
-        close_cycle(state, record, self._server.clock(), HISTORY_LENGTH, self.minimum_cycle_time)
-        state["last-complete-bucket-count"] = record["buckets-examined"] - record["buckets-removed"]
-        state["last-complete-prefix-index"] = -1
-        state["last-complete-bucket"] = None
 
-    # -- one bucket ----------------------------------------------------------
+    def cycle_finished(self, record: dict[str, Any]) -> None:
+        self.state["last-complete-bucket-count"] = record["buckets-examined"] - record["buckets-removed"]
 
-    def _process_bucket(self, prefix: str, name: str) -> None:
+    # -- one bucket (in the offload's thread: touches only the disk and the server's
+    # locked parts, and answers what it counted) --------------------------------
+
+    def _process_bucket(self, prefix: int, name: str) -> dict[str, Any]:
         server = self._server
-        counts = self.state["cycle-to-date"]
+        counts: dict[str, Any] = collections.Counter()
+        corrupt: list[list[Any]] = []
         with server.lock:
             storage_index = layout.si_a2b(name)
-            bucket = os.path.join(server.layout.prefix_dir(prefix), name)
+            bucket = self.tree.bucket_dir(prefix, name)
             counts["buckets-examined"] += 1
             now = server.clock()
             for shnum, path in layout.list_share_files(bucket):
@@ -185,17 +148,15 @@ class LeaseCrawler:
                     share = open_share(path, storage_index, shnum)
                     if share is None:
                         raise StorageError(f"share {name}/{shnum} is not a share container")
-                    self._process_share(share, now)
+                    self._process_share(share, now, counts)
                 except StorageError:
-                    corrupt = counts["corrupt-shares"]
-                    if len(corrupt) < MAX_CORRUPT_LISTED:
-                        corrupt.append([name, shnum])
+                    corrupt.append([name, shnum])
             if layout.remove_empty_dir(bucket):
                 layout.fsync_dir(os.path.dirname(bucket))
                 counts["buckets-removed"] += 1
+        return {**counts, "corrupt-shares": corrupt}
 
-    def _process_share(self, share: Any, now: float) -> None:
-        counts = self.state["cycle-to-date"]
+    def _process_share(self, share: Any, now: float, counts: dict[str, Any]) -> None:
         kind = share.sharetype
         slots = share.lease_slots()
         live = [index for index, lease in enumerate(slots) if lease is not None]
@@ -247,8 +208,7 @@ class LeaseCrawler:
             "history": json_copy(state["history"]),
         }
         if in_progress:
-            done = state["last-complete-prefix-index"] + 1
-            report["cycle-complete-percentage"] = 100.0 * done / len(ALL_PREFIXES)
+            report["cycle-complete-percentage"] = 100.0 * self.cycle_fraction()
             report["current-cycle-start-time"] = state["current-cycle-start-time"]
             report["cycle-to-date"] = json_copy(state["cycle-to-date"])
         else:

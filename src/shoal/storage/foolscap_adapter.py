@@ -4,16 +4,17 @@ The remote objects implement Tahoe 1.20's RIStorageServer, RIBucketWriter and
 RIBucketReader; Foolscap has already enforced the argument constraints.
 Bucket writers are tied to the allocating connection: if the client's
 canary disconnects before close(), the partial share is discarded.
-Corruption advisories run in a thread: the server checks the share's
-hashes before it answers.
+Corruption advisories run in shoal.cpu's pool: the server checks the
+share's hashes, off the reactor thread, before it answers.
 """
 
 from typing import Any
 
 from foolscap.api import Referenceable
-from twisted.internet import defer, threads
+from twisted.internet import defer
 from zope.interface import implementer
 
+from shoal import cpu
 from shoal.protocol.storage import RIBucketReader, RIBucketWriter, RIStorageServer
 from shoal.storage.server import BucketReader, BucketWriter, StorageServer
 
@@ -50,7 +51,7 @@ class FoolscapBucketReader(Referenceable):  # type: ignore[misc]
 
     def remote_advise_corrupt_share(self, reason: bytes) -> "defer.Deferred[None]":
         # the server checks the share's hashes: off the reactor thread
-        return threads.deferToThread(self._reader.advise_corrupt_share, reason)
+        return cpu.run(self._reader.advise_corrupt_share, reason)  # type: ignore[no-any-return]
 
 
 @implementer(RIStorageServer)
@@ -121,4 +122,6 @@ class FoolscapStorageServer(Referenceable):  # type: ignore[misc]
         self, share_type: bytes, storage_index: bytes, shnum: int, reason: bytes
     ) -> "defer.Deferred[None]":
         # the server checks the share's hashes: off the reactor thread
-        return threads.deferToThread(self._server.advise_corrupt_share, share_type, storage_index, shnum, reason)
+        return cpu.run(  # type: ignore[no-any-return]
+            self._server.advise_corrupt_share, share_type, storage_index, shnum, reason
+        )

@@ -42,7 +42,7 @@ from shoal.crypto import rsa
 from shoal.crypto.hashes import BLOCK_TAG, TaggedHasher, block_hash, merkle_empty_leaf_hash
 from shoal.errors import Fault, ShoalError
 from shoal.formats.errors import FormatError
-from shoal.formats.mutable_share import MDMF_VERSION, unpack_share
+from shoal.formats.mutable_share import MDMF_VERSION, MutableShare, unpack_share
 from shoal.formats.share_layout import (
     V2_HEADER_SIZE,
     ShareLayout,
@@ -181,11 +181,17 @@ def check_immutable_share(read: ReadFn, shnum: int, span: int = 1024 * 1024) -> 
 
 
 def check_mutable_share(data: bytes, shnum: int) -> None:
-    """Check a whole mutable share's data against its signature and hashes (see above)."""
+    """Check a whole mutable share's data against its signature and hashes (see above);
+    data not laid out as a share at all is damage too."""
     try:
         share = unpack_share(data)
     except FormatError as e:
         raise ShareDamage(f"mutable share layout: {e}") from None
+    check_mutable_layout(share, shnum)
+
+
+def check_mutable_layout(share: MutableShare, shnum: int) -> None:
+    """Check a mutable share already laid out (``unpack_share``) against its signature and hashes."""
     prefix = share.prefix
     if shnum >= prefix.n:
         raise ShareDamage(f"share number {shnum} but the signed prefix says N={prefix.n}")

@@ -15,8 +15,10 @@ deletes a quarantined file; an operator inspects and removes them.
 What is checked (see ``integrity``): the container must parse and the
 share data must agree with the hashes it carries (a mutable share: also
 with its signature; a slot holding no SDMF/MDMF share, or more than
-MAX_MUTABLE_CHECK bytes, is not checked). A file that is not a container at
-all is damaged too. A share that passes is
+MAX_MUTABLE_CHECK bytes, is not checked; nor is a slot whose data does not
+parse as a share at all: slot bytes are the client's, and a share written in
+several calls looks like that until its last write). A file that is not a
+container at all is damaged too. A share that passes is
 left alone, so a false advisory changes nothing. The check reads the file without holding the
 server's lock (a share's data never changes in place; lease changes rename a
 copy over it) and moves it only if the same inode is still in place.
@@ -39,10 +41,10 @@ import attrs
 from shoal.formats import immutable_container as ic
 from shoal.formats import mutable_container as mc
 from shoal.formats.errors import FormatError
-from shoal.formats.mutable_share import MDMF_VERSION, SDMF_VERSION
+from shoal.formats.mutable_share import MDMF_VERSION, SDMF_VERSION, unpack_share
 from shoal.storage import layout
 from shoal.storage.advisories import iso_utc
-from shoal.storage.integrity import ImmutableShareCheck, ShareDamage, check_mutable_share
+from shoal.storage.integrity import ImmutableShareCheck, ShareDamage, check_mutable_layout
 from shoal.storage.shares import IMMUTABLE, MUTABLE, SNIFF_SIZE, kind_of, where
 
 if TYPE_CHECKING:
@@ -159,7 +161,10 @@ class Quarantine:
                     if why_not is not None:
                         return Verdict(UNCHECKED, why_not)
                 self.counts["checked"] += 1
-                problem = share.problem or damage_in(share, shnum, CHECK_SPAN)
+                try:
+                    problem = share.problem or damage_in(share, shnum, CHECK_SPAN)
+                except NotAShare as e:
+                    return Verdict(UNCHECKED, str(e))
                 if problem is None:
                     self._remember_clean(key)
                     return Verdict(GOOD)
@@ -266,11 +271,24 @@ def mutable_uncheckable(share: OpenShare) -> str | None:
     return None
 
 
+class NotAShare(Exception):
+    """The slot's data is not laid out as an SDMF or MDMF share: opaque bytes, or a
+    write in progress by a client that writes a share in several calls."""
+
+
 def damage_in(share: OpenShare, shnum: int, span: int) -> str | None:
-    """What is wrong with an open share, or None if it agrees with its hashes."""
+    """What is wrong with an open share, or None if it agrees with its hashes.
+
+    A mutable slot is only a share if its data parses as one (``unpack_share``):
+    slot contents are the client's, and a storage server must not take bytes
+    that never claimed to be a share out of service (NotAShare)."""
     try:
         if share.kind == MUTABLE:
-            check_mutable_share(share.read(0, share.data_length), shnum)
+            try:
+                laid_out = unpack_share(share.read(0, share.data_length))
+            except FormatError as e:
+                raise NotAShare(f"the slot's data is not laid out as an SDMF or MDMF share: {e}") from None
+            check_mutable_layout(laid_out, shnum)
             return None
         check = ImmutableShareCheck(share.read, shnum)
         segnum = 0
@@ -293,6 +311,7 @@ __all__ = [
     "GOOD",
     "QUARANTINED",
     "UNCHECKED",
+    "NotAShare",
     "OpenShare",
     "Quarantine",
     "Verdict",

@@ -8,10 +8,14 @@ is proven whole (see ``integrity``) a span of blocks at a time, so one slice
 reads at most about ``bytes_per_slice`` bytes of blocks (plus the share's
 hash trees) however big the shares are. A mutable share is checked whole in
 one step (slots holding no SDMF/MDMF share, and shares over
-quarantine.MAX_MUTABLE_CHECK bytes, are counted and skipped). A share that fails is moved into quarantine (``quarantine``).
+quarantine.MAX_MUTABLE_CHECK bytes, are counted and skipped). A share that
+fails is moved into quarantine (``quarantine``).
 
-``run_slice(seconds)`` is called by a shell (the node's housekeeping loop)
-and returns True while the cycle has more to do. The position (prefix,
+It is a ``walk.SlicedWalk`` by shares: ``run_slice(seconds)`` checks on the
+calling thread and returns True while the cycle has more to do; the node's
+housekeeping (``storage.housekeeping``) runs ``slice`` with each visit's
+reading, hashing and quarantining in shoal.cpu's pool, never on the reactor
+thread, and keeps the counts on the reactor thread. The position (prefix,
 bucket, share, next block and the inode being checked, so a share replaced
 mid-check is started again), this cycle's counts and the last 10 cycles'
 are saved as JSON after every slice (temporary file, fsync, rename) in
@@ -19,36 +23,29 @@ are saved as JSON after every slice (temporary file, fsync, rename) in
 stopped. A new cycle starts at most once per ``minimum_cycle_time``.
 """
 
-import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from shoal.storage import layout
-from shoal.storage.crawl_state import (
-    base_state,
-    close_cycle,
-    cycle_due,
-    json_copy,
-    load_state,
-    save_state,
-)
+from shoal.storage.crawl_state import base_state, json_copy
 from shoal.storage.integrity import ShareDamage
-from shoal.storage.layout import ALL_PREFIXES
 from shoal.storage.quarantine import (
     MUTABLE,
+    NotAShare,
     OpenShare,
     damage_in,
     mutable_uncheckable,
     structure_of,
 )
+from shoal.storage.walk import STATE_VERSION, Bucket, Offload, Position, Share, SlicedWalk, run_now
 
 if TYPE_CHECKING:
     from shoal.storage.server import StorageServer
 
 STATE_FILE = "scrubber.state.json"
-STATE_VERSION = 1
-HISTORY_LENGTH = 10
 MAX_LISTED = 100
 MINIMUM_CYCLE_TIME = 7 * 24 * 60 * 60
 BYTES_PER_SLICE = 4 * 1024 * 1024
@@ -74,30 +71,47 @@ def initial_state() -> dict[str, Any]:
     }
 
 
-class Scrubber:
-    """Resumable, byte-budgeted walk that proves every immutable share (see the module docstring)."""
+@attrs.frozen
+class Visit:
+    """What one visit to a share found (worked out in the offload's thread)."""
+
+    outcome: str  # ABSENT, PARTIAL, GOOD, SKIPPED, QUARANTINED or REPLACED (damaged, then replaced)
+    spent: int = 0  # bytes read, for the slice's budget
+    checked: int = 0  # bytes proven (or found bad), for "bytes-checked"
+    identity: list[int] | None = None  # (dev, inode) of the file read
+    started: bool = False  # the visit began the share at its first block
+    next_block: int = 0  # PARTIAL: where the next visit resumes
+    problem: str = ""
+
+
+ABSENT, PARTIAL, GOOD, SKIPPED, QUARANTINED, REPLACED = (
+    "absent", "partial", "good", "skipped", "quarantined", "replaced",
+)
+
+
+class Scrubber(SlicedWalk):
+    """Resumable, byte-budgeted walk that proves every share (see the module docstring)."""
+
+    STATE_FILE = STATE_FILE
+    BY_SHARE = True
+    empty_cycle = staticmethod(empty_cycle)
+    initial_state = staticmethod(initial_state)
 
     def __init__(self, server: "StorageServer", *, state_path: str | None = None,
                  minimum_cycle_time: float = MINIMUM_CYCLE_TIME,
                  bytes_per_slice: int = BYTES_PER_SLICE,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
-        self._server = server
-        self.minimum_cycle_time = minimum_cycle_time
         self.bytes_per_slice = bytes_per_slice
-        self._monotonic = monotonic
-        self.state_path = state_path or os.path.join(server.layout.root, STATE_FILE)
-        self.state = self._load()
-        self._prefix_cache: tuple[int, list[str]] = (-1, [])
+        super().__init__(server, state_path=state_path, minimum_cycle_time=minimum_cycle_time,
+                         monotonic=monotonic)
+
 
     def _load(self) -> dict[str, Any]:
-        state = load_state(self.state_path, STATE_VERSION, initial_state, empty_cycle)
+        state = super()._load()
         position = state["position"]
         if not (isinstance(position, list) and len(position) == 5):
             state["position"] = initial_state()["position"]
         return state
-
-    def save(self) -> None:
-        save_state(self.state_path, self.state, self._server.layout.temp_path())
 
     # -- the walk ------------------------------------------------------------
 
@@ -113,139 +127,99 @@ class Scrubber:
     def run_slice(self, deadline_seconds: float, *, max_bytes: int | None = None) -> bool:
         """Check shares for about ``deadline_seconds`` or ``max_bytes`` bytes
         (default ``bytes_per_slice``), whichever comes first, at least one
-        span. True while the cycle has more to do; False between cycles."""
-        state = self.state
-        if state["current-cycle"] is None:
-            if not cycle_due(state, self._server.clock()):
-                return False
-            self._start_cycle()
-        budget = self.bytes_per_slice if max_bytes is None else max_bytes
-        stop_at = self._monotonic() + deadline_seconds
-        spent = 0
-        try:
-            while True:
-                found = self._next_share()
-                if found is None:
-                    self._finish_cycle()
-                    return False
-                spent += self._work(*found, max(1, budget - spent))
-                if spent >= budget or self._monotonic() >= stop_at:
-                    return True
-        finally:
-            self.save()
+        span, on this thread. True while the cycle has more to do; False between cycles."""
+        return run_now(self.slice(deadline_seconds, budget=max_bytes))
 
-    def _buckets(self, index: int) -> list[str]:
-        if self._prefix_cache[0] != index:
-            self._prefix_cache = (index, self._server.layout.list_buckets(ALL_PREFIXES[index]))
-        return self._prefix_cache[1]
+    def default_budget(self) -> int:
+        return self.bytes_per_slice
 
-    def _next_share(self) -> tuple[str, int] | None:
-        """(bucket, shnum) of the first share at or after the position; moves the position there."""
-        position = self.state["position"]
-        index, bucket, shnum = position[0], position[1], position[2]
-        while index < len(ALL_PREFIXES):
-            for name in self._buckets(index):
-                if name < bucket:
-                    continue
-                first = shnum if name == bucket else 0
-                directory = os.path.join(self._server.layout.prefix_dir(ALL_PREFIXES[index]), name)
-                for number, _path in layout.list_share_files(directory):
-                    if number >= first:
-                        if name != bucket:
-                            self.state["cycle-to-date"]["buckets-examined"] += 1
-                        if [name, number] != position[1:3]:
-                            position[1:5] = [name, number, 0, None]
-                        position[0] = index
-                        return name, number
-            index += 1
-            bucket, shnum = "", 0
-            position[0:5] = [index, "", 0, 0, None]
-        return None
+    def get_position(self) -> Position:
+        index, bucket, shnum = self.state["position"][:3]
+        return Position(index, bucket, shnum)
 
-    def _advance(self) -> None:
-        position = self.state["position"]
-        position[2] += 1
-        position[3:5] = [0, None]
+    def set_position(self, position: Position) -> None:
+        current = self.state["position"]
+        assert position.shnum is not None
+        if [position.bucket, position.shnum] != current[1:3]:
+            current[1:5] = [position.bucket, position.shnum, 0, None]
+        current[0] = position.prefix
 
-    def _work(self, bucket: str, shnum: int, budget: int) -> int:
-        """Check part of one share; return the bytes read."""
+    async def visit(self, step: Bucket | Share, budget: int, offload: Offload) -> tuple[int, bool]:
+        assert isinstance(step, Share)
         counts = self.state["cycle-to-date"]
         position = self.state["position"]
+        if step.bucket != position[1]:
+            counts["buckets-examined"] += 1
+        self.set_position(Position(step.prefix, step.bucket, step.shnum))
+        found: Visit = await offload(self._check, step.bucket, step.shnum, position[3], position[4], budget)
+        if found.outcome == ABSENT:
+            return 0, True
+        if found.started:
+            counts["shares-examined"] += 1
+        counts["bytes-checked"] += found.checked
+        if found.outcome == PARTIAL:
+            position[3:5] = [found.next_block, found.identity]
+            return found.spent, False
+        if found.outcome == GOOD:
+            counts["shares-good"] += 1
+        elif found.outcome == SKIPPED:
+            counts["shares-skipped-mutable"] += 1
+        elif found.outcome == QUARANTINED:
+            counts["shares-quarantined"] += 1
+            if len(counts["quarantined"]) < MAX_LISTED:
+                counts["quarantined"].append([step.bucket, step.shnum, found.problem])
+        return found.spent, True
+
+    # -- one share (in the offload's thread: reads and hashes the file, moves it
+    # into quarantine if it is damaged, and answers what it found) ---------------
+
+    def _check(self, bucket: str, shnum: int, block: int, identity: list[int] | None, budget: int) -> Visit:
+        """Check part of one share, from ``block`` if it is still the file ``identity``."""
         storage_index = layout.si_a2b(bucket)
         path = self._server.layout.share_path(storage_index, shnum)
         try:
             share = OpenShare(path)
         except FileNotFoundError:
-            self._advance()
-            return 0
+            return Visit(ABSENT)
         with share:
-            identity = list(share.identity)
-            if position[4] != identity:
-                position[3:5] = [0, identity]
-            if position[3] == 0:
-                counts["shares-examined"] += 1
+            now = list(share.identity)
+            if identity != now:
+                block = 0
             if share.kind == MUTABLE and share.problem is None:
-                return self._mutable(storage_index, bucket, shnum, share)
+                return self._mutable(storage_index, shnum, share)
             spent = 0
             try:
                 check = structure_of(share, shnum)
                 spent += check.layout.uri_extension - check.layout.crypttext_hash_tree
-                start = segnum = position[3]
-                while segnum < check.num_segments and (segnum == start or spent < budget):
+                segnum = block
+                while segnum < check.num_segments and (segnum == block or spent < budget):
                     before = segnum
                     segnum = check.check_blocks(segnum, budget - spent)
                     spent += check.span_length(before, segnum)
             except ShareDamage as e:
-                counts["bytes-checked"] += spent
-                self._quarantine(storage_index, bucket, shnum, share, str(e))
-                self._advance()
-                return spent
-            counts["bytes-checked"] += spent
+                return self._damaged(storage_index, shnum, share, str(e), spent, spent, block == 0)
             if segnum < check.num_segments:
-                position[3] = segnum
-                return spent
-            counts["shares-good"] += 1
-            self._advance()
-            return spent
+                return Visit(PARTIAL, spent, spent, now, block == 0, segnum)
+            return Visit(GOOD, spent, spent, now, block == 0)
 
-    def _mutable(self, storage_index: bytes, bucket: str, shnum: int, share: OpenShare) -> int:
-        """Check a mutable share whole (unless it is too big); return the bytes read."""
-        counts = self.state["cycle-to-date"]
-        self._advance()
+    def _mutable(self, storage_index: bytes, shnum: int, share: OpenShare) -> Visit:
+        """Check a mutable share whole (unless it is too big, or no share at all)."""
         if mutable_uncheckable(share) is not None:
-            counts["shares-skipped-mutable"] += 1
-            return 0
-        problem = damage_in(share, shnum, 0)
-        counts["bytes-checked"] += share.data_length
+            return Visit(SKIPPED, started=True)
+        try:
+            problem = damage_in(share, shnum, 0)
+        except NotAShare:
+            return Visit(SKIPPED, share.data_length, started=True)
         if problem is None:
-            counts["shares-good"] += 1
-        else:
-            self._quarantine(storage_index, bucket, shnum, share, problem)
-        return share.data_length
+            return Visit(GOOD, share.data_length, share.data_length, started=True)
+        return self._damaged(storage_index, shnum, share, problem, share.data_length, share.data_length, True)
 
-    def _quarantine(self, storage_index: bytes, bucket: str, shnum: int, share: OpenShare, problem: str) -> None:
+    def _damaged(self, storage_index: bytes, shnum: int, share: OpenShare, problem: str, spent: int,
+                 checked: int, started: bool) -> Visit:
         moved = self._server.quarantine.move(storage_index, shnum, share.identity, problem, "scrubber")
-        if moved is None:
-            return  # replaced while we read it: the new file is checked next cycle
-        counts = self.state["cycle-to-date"]
-        counts["shares-quarantined"] += 1
-        if len(counts["quarantined"]) < MAX_LISTED:
-            counts["quarantined"].append([bucket, shnum, problem])
-
-    def _start_cycle(self) -> None:
-        state = self.state
-        last = state["last-cycle-finished"]
-        state["current-cycle"] = 0 if last is None else last + 1
-        state["current-cycle-start-time"] = self._server.clock()
-        state["position"] = initial_state()["position"]
-        state["cycle-to-date"] = empty_cycle()
-        self._prefix_cache = (-1, [])
-
-    def _finish_cycle(self) -> None:
-        state = self.state
-        close_cycle(state, dict(state["cycle-to-date"]), self._server.clock(), HISTORY_LENGTH,
-                    self.minimum_cycle_time)
-        state["position"] = initial_state()["position"]
+        # not moved: replaced while we read it, and the new file is checked next cycle
+        outcome = REPLACED if moved is None else QUARANTINED
+        return Visit(outcome, spent, checked, started=started, problem=problem)
 
     # -- reporting -----------------------------------------------------------
 
@@ -260,7 +234,7 @@ class Scrubber:
             "history": json_copy(state["history"]),
         }
         if in_progress:
-            report["cycle-complete-percentage"] = 100.0 * state["position"][0] / len(ALL_PREFIXES)
+            report["cycle-complete-percentage"] = 100.0 * self.cycle_fraction()
             report["current-cycle-start-time"] = state["current-cycle-start-time"]
             report["cycle-to-date"] = json_copy(state["cycle-to-date"])
         else:

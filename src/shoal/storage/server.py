@@ -4,8 +4,9 @@ Each method here is one remote method of RIStorageServer (interfaces.py):
 an adapter (Foolscap now, HTTP later) decodes a call, calls one method and
 encodes the answer. Nothing here knows about sockets, reactors or canaries;
 the shell calls ``abort_idle_writers`` periodically and ``BucketWriter.abort``
-when a client disconnects, and drives ``crawler.run_slice`` and
-``scrubber.run_slice`` (shoal's share checker, see scrubber and quarantine).
+when a client disconnects, and drives ``crawler.slice`` and
+``scrubber.slice`` (shoal's share checker, see scrubber and quarantine;
+storage.housekeeping is that shell for a node).
 
 Behaviour follows storage/server.py of Tahoe-LAFS 1.20 wherever a client
 could notice; the module docstrings of buckets, slots, shares and space say

@@ -6,6 +6,7 @@ Tahoe-LAFS 1.20's share format."""
 
 import base64
 import json
+import threading
 
 import pytest
 from hypothesis import given, settings
@@ -15,7 +16,7 @@ from shoal.crypto import rsa
 from shoal.formats.mutable_share import MDMF_VERSION, SDMF_VERSION, apply_writes, unpack_header
 from shoal.mutable.encoder import WriteKeys, encode_version
 from shoal.storage.integrity import ShareDamage, check_mutable_share
-from shoal.storage.quarantine import ABSENT, GOOD
+from shoal.storage.quarantine import ABSENT, GOOD, UNCHECKED
 from tests.conftest import VECTORS
 
 K, N = 3, 10
@@ -107,3 +108,65 @@ def test_advised_and_scrubbed_mutable_shares(server):
     assert record["shares-quarantined"] == 1 and record["shares-good"] == 9
     assert server.quarantine.check(si, 7, "test").outcome == ABSENT
     assert 7 not in server.slot_readv(si, [], [(0, 1)])
+
+
+def test_slot_bytes_that_are_no_share_are_never_quarantined(server):
+    """Slot data is the client's: opaque bytes, or a share whose writer sends it in
+    several calls (here: its tail first, the gap zero-filled), is left in service."""
+    secrets = (b"w" * 32, b"r" * 32, b"c" * 32)
+    opaque, in_progress = bytes(range(1, 17)), bytes([15] * 16)
+    half = len(MDMF[2]) // 2
+    assert server.slot_testv_and_readv_and_writev(opaque, secrets, {
+        0: ([], [(0, b"\x00opaque client bytes")], None),
+        1: ([], [(0, b"\x01" + bytes(200))], None),
+    }, [])[0]
+    assert server.slot_testv_and_readv_and_writev(in_progress, secrets, {
+        2: ([], [(half, MDMF[2][half:])], None),
+    }, [])[0]
+    for si, shnum in ((opaque, 0), (opaque, 1), (in_progress, 2)):
+        server.advise_corrupt_share(b"mutable", si, shnum, b"this is no share")
+        assert server.quarantine.check(si, shnum, "test").outcome == UNCHECKED
+    while server.scrubber.run_slice(60.0):
+        pass
+    record = server.scrubber.status()["history"]["0"]
+    assert record["shares-quarantined"] == 0 and record["shares-skipped-mutable"] == 3
+    assert sorted(server.slot_readv(opaque, [], [(0, 1)])) == [0, 1]
+    # the writer's last call completes the share, which is then proven good
+    assert server.slot_testv_and_readv_and_writev(in_progress, secrets, {
+        2: ([], [(0, MDMF[2][:half])], None),
+    }, [])[0]
+    assert server.quarantine.check(in_progress, 2, "test").outcome == GOOD
+    assert server.slot_readv(in_progress, [2], [(0, len(MDMF[2]))]) == {2: [MDMF[2]]}
+
+
+def test_a_slot_rewritten_while_it_is_scrubbed_is_not_quarantined(make_server, clock):
+    """Versions replace each other (one call each, renamed into place) while the
+    scrubber reads: it sees one whole version or the next, never a mix."""
+    server = make_server()
+    secrets = (b"w" * 32, b"r" * 32, b"c" * 32)
+    si = bytes([7] * 16)
+    versions = [SDMF, MDMF]
+    stop = threading.Event()
+
+    def rewrite() -> None:
+        n = 0
+        while not stop.is_set():
+            version = versions[n % 2]
+            vectors = {sh: ([], [(0, version[sh])], len(version[sh])) for sh in range(N)}
+            assert server.slot_testv_and_readv_and_writev(si, secrets, vectors, [])[0]
+            n += 1
+
+    rewrite_once = {sh: ([], [(0, SDMF[sh])], None) for sh in range(N)}
+    assert server.slot_testv_and_readv_and_writev(si, secrets, rewrite_once, [])[0]
+    writer = threading.Thread(target=rewrite)
+    writer.start()
+    try:
+        for cycle in range(3):
+            while server.scrubber.run_slice(60.0):
+                pass
+            clock.advance(8 * 24 * 3600)
+            assert server.scrubber.status()["history"][str(cycle)]["shares-quarantined"] == 0
+    finally:
+        stop.set()
+        writer.join()
+    assert server.quarantine.list() == []

@@ -1,5 +1,6 @@
 """The scrubbing crawler: byte-bounded slices, resumable state, quarantine of damaged shares."""
 
+import json
 import os
 
 from shoal.formats import immutable_container as ic
@@ -84,3 +85,34 @@ def test_mutable_shares_are_skipped(server):
     record = server.scrubber.status()["history"]["0"]
     assert record["shares-skipped-mutable"] == 1
     assert record["shares-good"] == 1 and record["shares-examined"] == 2
+
+
+def test_a_state_file_written_mid_cycle_before_the_walk_skeleton_resumes(make_server):
+    """position = [prefix index, bucket, share, next block, (dev, inode)], as before storage.walk."""
+    from shoal.storage.layout import ALL_PREFIXES
+    from shoal.storage.scrubber import empty_cycle
+
+    server = make_server()
+    shares, si = encoded(60_000, 3_000)
+    store(server, si, dict(enumerate(shares)))
+    for shnum in (2, 7):  # one before the saved position, one after it
+        flip(server.layout.share_path(si, shnum), ic.DATA_OFFSET + LAYOUT.data + 5)
+    bucket = os.path.basename(server.layout.bucket_dir(si))
+    st = os.stat(server.layout.share_path(si, 5))
+    counts = empty_cycle()
+    counts.update({"buckets-examined": 1, "shares-examined": 6, "shares-good": 5, "bytes-checked": 1})
+    state = {
+        "version": 1, "current-cycle": 0, "last-cycle-finished": None,
+        "current-cycle-start-time": server.clock(), "next-cycle-time": None, "history": {},
+        "position": [ALL_PREFIXES.index(bucket[:2]), bucket, 5, 7, [st.st_dev, st.st_ino]],
+        "cycle-to-date": counts,
+    }
+    server.shutdown()
+    with open(os.path.join(server.layout.root, STATE_FILE), "w") as handle:
+        json.dump(state, handle)
+    restarted = make_server()
+    scrub(restarted, max_bytes=8_000)
+    record = restarted.scrubber.status()["history"]["0"]
+    assert record["buckets-examined"] == 1 and record["shares-examined"] == 10
+    assert record["shares-quarantined"] == 1 and record["shares-good"] == 5 + 4
+    assert [sh for _si, sh, _why in record["quarantined"]] == [7]

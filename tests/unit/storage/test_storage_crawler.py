@@ -7,9 +7,9 @@ import os
 import pytest
 
 from shoal.storage import ExpirationPolicy
-from shoal.storage.crawler import HISTORY_LENGTH
 from shoal.storage.expiration import LEASE_DURATION
 from shoal.storage.shares import ImmutableShareFile, MutableShareFile
+from shoal.storage.walk import HISTORY_LENGTH
 
 DAY = 24 * 3600
 START = 1_700_000_000
@@ -224,3 +224,34 @@ def test_unreadable_state_starts_afresh(make_server, storage_dir):
     assert server.crawler.status()["last-cycle-finished"] is None
     crawl(server)
     assert server.crawler.status()["last-complete-bucket-count"] == 1
+
+
+def test_a_state_file_written_mid_cycle_before_the_walk_skeleton_resumes(make_server, clock):
+    """The state's layout is unchanged: Tahoe's last-complete-prefix-index and
+    last-complete-bucket, as the crawler wrote them before storage.walk."""
+    from shoal.storage.crawler import empty_cycle
+    from shoal.storage.layout import ALL_PREFIXES
+
+    labels = [f"old-{n}" for n in range(6)]
+    server = make_server(expiration=ExpirationPolicy(enabled=True))
+    for label in labels:
+        upload(server, label, "old")
+    order = sorted(labels, key=lambda label: server.layout.bucket_dir(si(label))[-29:])
+    done = order[:3]
+    last = os.path.basename(server.layout.bucket_dir(si(done[-1])))
+    counts = empty_cycle()
+    counts["buckets-examined"] = 3
+    state = {
+        "version": 1, "current-cycle": 0, "last-cycle-finished": None,
+        "current-cycle-start-time": START, "next-cycle-time": None, "history": {},
+        "last-complete-prefix-index": ALL_PREFIXES.index(last[:2]) - 1,
+        "last-complete-bucket": last, "cycle-to-date": counts, "last-complete-bucket-count": None,
+    }
+    server.shutdown()
+    with open(server.crawler.state_path, "w") as handle:
+        json.dump(state, handle)
+    clock.advance(40 * DAY)
+    server = make_server(expiration=ExpirationPolicy(enabled=True))
+    (record,) = crawl(server, max_buckets=1)["history"].values()
+    assert record["buckets-examined"] == 6 and record["shares-removed"] == 3
+    assert [label for label in order if server.get_buckets(si(label))] == done
