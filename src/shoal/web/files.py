@@ -28,20 +28,17 @@ import html
 import json
 import mimetypes
 import re
-from collections.abc import Callable
 from typing import Any
 
-from twisted.internet import defer
-from twisted.internet.interfaces import IPushProducer
 from twisted.web import http, resource
 from twisted.web.server import Request
-from zope.interface import implementer
 
 from shoal.caps import (
     CHKCap,
     LiteralCap,
 )
 from shoal.encoding.base32 import b2a
+from shoal.streaming import ConsumerWriter
 from shoal.web.children import put_child_cap, put_child_file, unlink_child
 from shoal.web.common import (
     NotAvailable,
@@ -88,50 +85,6 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
         spans.append((first, last))
     first, last = spans[0]
     return max(0, first), min(size - 1, last)
-
-
-@implementer(IPushProducer)
-class ResponseWriter:
-    """`write(data)` for a downloader: writes to the response and, while the transport
-    asks us to pause, returns a Deferred that fires when it resumes (backpressure)."""
-
-    def __init__(self, request: Request, on_bytes: Callable[[int], None] | None = None) -> None:
-        self._request = request
-        self._paused: defer.Deferred[None] | None = None
-        self._stopped = False
-        self._on_bytes = on_bytes
-        self.written = 0
-        request.registerProducer(self, True)
-
-    def write(self, data: bytes) -> "defer.Deferred[None] | None":
-        if self._stopped:
-            raise defer.CancelledError("the client went away")
-        self._request.write(data)
-        self.written += len(data)
-        if self._on_bytes is not None:
-            self._on_bytes(len(data))
-        if self._paused is not None:
-            return self._paused
-        return None
-
-    def pauseProducing(self) -> None:
-        if self._paused is None:
-            self._paused = defer.Deferred()
-
-    def resumeProducing(self) -> None:
-        d, self._paused = self._paused, None
-        if d is not None:
-            d.callback(None)
-
-    def stopProducing(self) -> None:
-        self._stopped = True
-        d, self._paused = self._paused, None
-        if d is not None:
-            d.errback(defer.CancelledError("the client went away"))
-
-    def done(self) -> None:
-        if not self._stopped:
-            self._request.unregisterProducer()
 
 
 def content_type_for(filename: str) -> str:
@@ -293,23 +246,22 @@ class FileResource(resource.Resource):
         op = services.history.start("retrieve" if mutable else "download", length,
                                     getattr(self.cap, "storage_index", None))
         op.phase = "fetching"
-        writer = ResponseWriter(request)
+        writer = ConsumerWriter(request)
         op.progress_of = lambda: writer.written
         try:
-            if mutable:
-                await self.mutable_node().read(writer.write, first, length)
-            else:
-                assert services.files is not None
-                result = await services.files.download(self.cap, writer.write, offset=first, length=length)
-                op.servers = sorted({result.server_names.get(s, b2a(s)[:8]) for ss in result.servers_used.values()
-                                     for s in ss})
-                if result.time_to_first_byte is not None:
-                    op.timings["first-byte"] = result.time_to_first_byte
+            with writer:
+                if mutable:
+                    await self.mutable_node().read(writer.write, first, length)
+                else:
+                    assert services.files is not None
+                    result = await services.files.download(self.cap, writer.write, offset=first, length=length)
+                    op.servers = sorted({result.server_names.get(s, b2a(s)[:8])
+                                         for ss in result.servers_used.values() for s in ss})
+                    if result.time_to_first_byte is not None:
+                        op.timings["first-byte"] = result.time_to_first_byte
         except BaseException as e:
             op.finish(e)
             raise
-        finally:
-            writer.done()
         op.finish()
         key = "mutable.bytes_retrieved" if mutable else "downloader.bytes_downloaded"
         services.stats.count("mutable.files_retrieved" if mutable else "downloader.files_downloaded")
