@@ -4,18 +4,19 @@
 Every node shoal.dirnode.NodeMaker makes answers the same questions, so a
 surface asks the node and never the cap's class:
 
-==================  ===========  ============================================
-node                ``kind``     made from
-==================  ===========  ============================================
-ImmutableFileNode   ``file``     ``URI:CHK:``, ``URI:LIT:``
-MutableFileNode     ``file``     ``URI:SSK``/``URI:MDMF`` write and read caps
-                                 (shoal.mutable.filenode)
-DirectoryNode       ``directory``  directory write and read caps, ``URI:DIR2-CHK:``,
-                                 ``URI:DIR2-LIT:`` (shoal.dirnode.nodes)
-VerifierNode        ``verifier`` every verify cap, of files and of directories
-UnknownNode         ``unknown``  caps of unknown kinds, and a directory's
-                                 children that Tahoe keeps as unknown
-==================  ===========  ============================================
+=================  =============  ==========================================
+node               ``kind``       made from
+=================  =============  ==========================================
+ImmutableFileNode  ``file``       ``URI:CHK:``, ``URI:LIT:``
+MutableFileNode    ``file``       ``URI:SSK``/``URI:MDMF`` write and read caps
+                                  (shoal.mutable.filenode)
+DirectoryNode      ``directory``  directory write and read caps,
+                                  ``URI:DIR2-CHK:``, ``URI:DIR2-LIT:``
+                                  (shoal.dirnode.nodes)
+VerifierNode       ``verifier``   every verify cap, of files and directories
+UnknownNode        ``unknown``    caps of unknown kinds, and a directory's
+                                  children that Tahoe keeps as unknown
+=================  =============  ==========================================
 
 Each has ``cap``, ``readonly_cap``, ``verifier_cap`` (None: LIT, unknown),
 ``storage_index`` (None: nothing is on the grid), ``format``, ``is_mutable()``

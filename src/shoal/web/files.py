@@ -18,10 +18,13 @@ POST  t=upload         mutable file: replace with the form's `file` field
 POST  t=check          check (verify=, repair=, add-lease=; output=JSON), see shoal.web.deep
 anything else          400 "<METHOD> file: bad t=..."
 
-Bytes stream: the first validated segment is sent as soon as it is decoded,
-and the transport's flow control (IPushProducer pause/resume) holds the
-downloader back when the client reads slowly, so memory stays a few
-segments per download.
+A file's verify cap (VerifierResource) answers GET and HEAD with 400 and
+otherwise as a file: POST t=check checks it.
+
+Bytes stream (shoal.streaming.ConsumerWriter): the first validated segment is
+sent as soon as it is decoded, and the transport's flow control (IPushProducer
+pause/resume) holds the downloader back when the client reads slowly, so memory
+stays a few segments per download.
 """
 
 import html
