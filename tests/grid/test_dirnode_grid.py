@@ -9,6 +9,7 @@ import pytest
 from twisted.internet import defer
 
 from shoal.caps import (
+    CHKCap,
     CHKDirectoryCap,
     DirectoryReadCap,
     DirectoryWriteCap,
@@ -22,14 +23,16 @@ from shoal.caps import (
 from shoal.dirnode import (
     DirectoryNode,
     ExistingChildError,
-    ImmutableFile,
+    ImmutableFileNode,
     MustBeImmutableError,
     MustNotBeUnknownRWError,
     NodeMaker,
     NoSuchChildError,
     NotDirectoryError,
+    NotReadableError,
     ReadOnlyDirectoryError,
     UnknownNode,
+    VerifierNode,
 )
 from shoal.formats.dirnode import split_entries
 from shoal.immutable.params import EncodingParams
@@ -262,7 +265,7 @@ def test_chk_directory_round_trip_and_nesting(grid, maker):
     entry = run(grid, outer.get_at_path, ["inner", "file"])
     assert (entry.rw_cap, entry.ro_cap, entry.metadata) == (None, file_cap, {"size": len(BIG)})
     node = maker.node_for_entry(entry)
-    assert isinstance(node, ImmutableFile) and run(grid, node.download) == BIG
+    assert isinstance(node, ImmutableFileNode) and run(grid, node.download) == BIG
     assert isinstance(maker.node_for(outer.cap.to_string()), DirectoryNode)
     # Convergent: the same children give the same cap.
     again = run(grid, maker.create_immutable_directory, {"file": (None, file_cap, {"size": len(BIG)})})
@@ -285,11 +288,51 @@ def test_immutable_directory_refuses_mutable_children_and_writes(grid, maker):
 def test_node_for_every_kind(grid, maker):
     d = mkdir(grid, maker)
     assert isinstance(maker.node_for(d.cap), DirectoryNode)
-    assert isinstance(maker.node_for(d.verifier_cap), UnknownNode)
-    assert isinstance(maker.node_for(LiteralCap(b"abc")), ImmutableFile)
+    assert isinstance(maker.node_for(d.readonly_cap), DirectoryNode)
+    assert isinstance(maker.node_for(LiteralCap(b"abc")), ImmutableFileNode)
     assert isinstance(maker.node_for(d.cap.file_cap), MutableFileNode)
+    assert isinstance(maker.node_for(d.cap.file_cap.readonly()), MutableFileNode)
     assert isinstance(maker.node_for(FUTURE), UnknownNode)
     assert isinstance(parse_cap(d.cap.to_string()).file_cap, SSKWriteCap)
+    # every verify cap, of a directory or a file, is a VerifierNode that checks and never reads
+    for verifier in (d.verifier_cap, d.cap.file_cap.verifier()):
+        node = maker.node_for(verifier)
+        assert isinstance(node, VerifierNode) and node.kind == "verifier" and node.cap == verifier
+        assert node.storage_index == d.storage_index and node.verifier_cap == verifier
+        assert node.get_size() is None and not node.is_mutable() and node.is_readonly()
+        with pytest.raises(NotReadableError):
+            run(grid, lambda n=node: n.read(lambda _data: None))
+    assert maker.node_for(d.verifier_cap).is_directory and not maker.node_for(d.cap.file_cap.verifier()).is_directory
+
+
+def test_nodes_answer_the_same_questions(grid, maker):
+    d = mkdir(grid, maker)
+    lit = maker.node_for(LiteralCap(b"abc"))
+    assert (lit.kind, lit.format, lit.storage_index, lit.verifier_cap, lit.get_size()) == ("file", "LIT", None, None, 3)
+    assert run(grid, lit.get_current_size) == 3 and not lit.is_mutable() and lit.is_readonly()
+    got: list[bytes] = []
+    run(grid, lambda: lit.read(got.append, 1, 1))
+    assert got == [b"b"]
+    mutable = maker.node_for(d.cap.file_cap)
+    assert (mutable.kind, mutable.format, mutable.get_size()) == ("file", "SDMF", None)
+    assert run(grid, mutable.get_current_size) == len(run(grid, mutable.download_best_version))
+    assert (d.kind, d.format, d.is_mutable(), d.is_readonly()) == ("directory", "SDMF", True, False)
+    unknown = maker.node_for(FUTURE)
+    assert (unknown.kind, unknown.storage_index, unknown.verifier_cap) == ("unknown", None, None)
+
+
+def test_children_become_nodes_by_the_same_table(grid, maker):
+    d = mkdir(grid, maker)
+    chk = CHKCap(b"k" * 16, b"h" * 32, 3, 10, 12345)
+    run(grid, lambda: d.set_children({
+        "lit": LiteralCap(b"abc").to_string(), "chk-verify": chk.verifier().to_string(),
+        "dir-verify": "ro." + d.verifier_cap.to_string(),
+    }))
+    nodes = {name: node for name, (node, _entry) in run(grid, d.list_nodes).items()}
+    assert isinstance(nodes["lit"], ImmutableFileNode)
+    # shoal keeps a CHK verify cap as a node; a directory's verify cap is an unknown child, as in Tahoe
+    assert isinstance(nodes["chk-verify"], VerifierNode) and nodes["chk-verify"].get_size() == 12345
+    assert isinstance(nodes["dir-verify"], UnknownNode) and nodes["dir-verify"].verifier_cap == d.verifier_cap
 
 
 def test_format_names(grid, maker):

@@ -254,3 +254,32 @@ def test_big_put_streams_to_spool(url):
     assert r.status == 200, r.text
     got = request(url, "GET", "/uri/" + quote(r.text.strip()))
     assert hashlib.sha256(got.body).digest() == hashlib.sha256(data).digest()
+
+
+def test_verify_caps_check_and_never_read(url, stored):
+    data, cap = stored
+    verifier = request(url, "GET", "/uri/" + quote(cap) + "?t=json").json()[1]["verify_uri"]
+    path = "/uri/" + quote(verifier)
+    for method, query in (("GET", ""), ("GET", "?t=json"), ("GET", "?t=uri"), ("HEAD", "")):
+        r = request(url, method, path + query)
+        assert r.status == 400, (method, query, r.body)
+        assert method == "HEAD" or r.text == "a verify cap cannot be read; use it with t=check\n"
+        assert "etag" not in r.headers
+    r = request(url, "POST", path + "?t=check&output=JSON")
+    assert r.status == 200 and r.json()["results"]["healthy"] is True
+    assert request(url, "PUT", path, b"x").text.startswith("PUT to an immutable file cap")
+    assert request(url, "GET", "/named/" + quote(verifier) + "/x.txt").status == 400
+
+
+def test_a_client_that_goes_away_mid_download_leaves_the_node_serving(url):
+    data = os.urandom(3 * 1024 * 1024)
+    cap = request(url, "PUT", "/uri", data).text.strip()
+    for _ in range(3):
+        parts = urlsplit(url)
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+        conn.request("GET", "/uri/" + quote(cap))
+        r = conn.getresponse()
+        assert r.status == 200 and r.read(1000) == data[:1000]
+        conn.close()  # the rest is never read: the node's writer is told to stop
+    got = request(url, "GET", "/uri/" + quote(cap))
+    assert got.status == 200 and hashlib.sha256(got.body).digest() == hashlib.sha256(data).digest()

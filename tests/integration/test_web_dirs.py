@@ -211,3 +211,38 @@ def test_deep_operations(url):
     objects = [json.loads(line) for line in lines]
     assert objects[-1]["type"] == "stats"
     assert {o["type"] for o in objects[:-1]} == {"directory", "file"} and len(objects) == 5
+
+
+def test_verify_caps_in_and_of_directories(url):
+    root = request(url, "POST", "/uri?t=mkdir").text
+    sub = request(url, "POST", u(root) + "?t=mkdir&name=sub").text
+    big = request(url, "PUT", "/uri", os.urandom(20_000)).text
+    chk_verifier = request(url, "GET", u(big) + "?t=json").json()[1]["verify_uri"]
+    dir_verifier = request(url, "GET", u(sub) + "?t=json").json()[1]["verify_uri"]
+    mutable = request(url, "PUT", "/uri?format=SDMF", b"m").text
+    ssk_verifier = request(url, "GET", u(mutable) + "?t=json").json()[1]["verify_uri"]
+    # a directory's verify cap is not a directory one can read
+    for method in ("GET", "POST", "PUT"):
+        r = request(url, method, u(dir_verifier) + "?t=json", b"")
+        assert r.status == 400 and r.text == "a directory verify cap cannot be read or listed; use it with t=check\n"
+    # linked in a directory: a CHK verify cap is a node that cannot be read, the verify
+    # caps of a directory and of a mutable file are unknown children (as in Tahoe)
+    links = {"chk-v": chk_verifier, "dir-v": "ro." + dir_verifier, "ssk-v": "ro." + ssk_verifier}
+    for name, cap in links.items():
+        assert request(url, "PUT", u(root, name) + "?t=uri", cap.encode()).status == 200
+    kids = children(url, root)
+    for name, verifier in (("chk-v", chk_verifier), ("dir-v", dir_verifier), ("ssk-v", ssk_verifier)):
+        kind, info = kids[name]
+        assert kind == "unknown" and info["verify_uri"] == verifier and "size" not in info
+    assert kids["sub"][0] == "dirnode"
+    r = request(url, "GET", u(root, "chk-v"))
+    assert r.status == 400 and r.text == "a verify cap cannot be read; use it with t=check\n"
+    r = request(url, "GET", u(root, "dir-v"))
+    assert r.status == 400 and "GET unknown URI type" in r.text
+    assert request(url, "GET", u(root, "ssk-v") + "?t=json").json()[0] == "unknown"
+    stats = request(url, "POST", u(root) + "?t=stream-manifest").text.splitlines()
+    lines = [json.loads(line) for line in stats]
+    types = {tuple(line["path"]): line["type"] for line in lines if "path" in line}
+    assert types[("chk-v",)] == "file" and types[("dir-v",)] == "unknown" and types[("ssk-v",)] == "unknown"
+    final = lines[-1]["stats"]
+    assert final["count-immutable-files"] == 1 and final["count-unknown"] == 2 and final["count-directories"] == 2

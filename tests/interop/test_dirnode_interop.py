@@ -25,7 +25,7 @@ from foolscap.api import Tub
 from twisted.internet import defer
 
 from shoal.caps import CHKDirectoryCap, LiteralDirectoryCap, parse_cap
-from shoal.dirnode import DirectoryNode, ImmutableFile, NodeMaker
+from shoal.dirnode import DirectoryNode, ImmutableFileNode, NodeMaker
 from shoal.grid.storage_broker import StorageBroker, foolscap_connector
 from shoal.immutable.params import EncodingParams
 from shoal.introducer.client import IntroducerClient
@@ -174,7 +174,7 @@ def test_tahoe_reads_and_edits_a_shoal_directory(mixed, fmt):
     assert entries["tsub"].rw_cap == tsub
     assert entries["tea"].metadata["k"] == [1, 2.5, None]
     tfile = s.maker.node_for_entry(entries["tfile"])
-    assert isinstance(tfile, ImmutableFile) and s.run(tfile.download) == tahoe_data
+    assert isinstance(tfile, ImmutableFileNode) and s.run(tfile.download) == tahoe_data
     # shoal writes into the subdirectory Tahoe made; Tahoe lists it.
     tsub_node = s.maker.node_for_entry(entries["tsub"])
     assert isinstance(tsub_node, DirectoryNode)

@@ -24,7 +24,8 @@ from typing import Any
 
 import attrs
 
-from shoal.caps import CHKCap, LiteralCap, LiteralDirectoryCap, parse_cap
+from shoal.caps import UnknownCap
+from shoal.caps.base import CapBase
 from shoal.checker.file_checker import FileChecker
 from shoal.checker.results import CheckAndRepairResults, CheckResults, longname
 from shoal.encoding.base32 import b2a
@@ -41,6 +42,10 @@ _STAT_KEYS = (
 
 class WalkCancelled(CallerError):
     """The caller asked the walk to stop."""
+
+
+class NotADirectoryRootError(CallerError):
+    """A deep walk was asked to start at something other than a directory."""
 
 
 @attrs.frozen
@@ -63,30 +68,29 @@ class DeepObject:
 
 
 def _cap_text(cap: Any) -> str:
-    return cap.to_string() if cap is not None and hasattr(cap, "to_string") else ""
+    return cap.to_string() if cap is not None else ""
+
+
+_KINDS = {"directory": DIRECTORY, "file": FILE, "verifier": FILE, "unknown": UNKNOWN}
+"""A node's ``kind`` (shoal.dirnode.filenodes) -> the walk's: a CHK verify cap a
+directory links is checked as the file it verifies."""
 
 
 def describe(node: Any, path: Sequence[str]) -> DeepObject:
-    """The DeepObject of a node (DirectoryNode, file node or UnknownNode)."""
-    cap = getattr(node, "cap", None)
-    if hasattr(node, "list"):
-        kind = DIRECTORY
-    elif cap is None or type(node).__name__ == "UnknownNode":
-        kind = UNKNOWN
-    else:
-        kind = FILE
+    """The DeepObject of a node of shoal.dirnode.NodeMaker."""
+    kind = _KINDS[node.kind]
     verify = repair = None
-    if cap is not None and kind != UNKNOWN and not isinstance(cap, (LiteralCap, LiteralDirectoryCap)):
-        verify = cap.verifier()
+    if kind != UNKNOWN:
+        verify = node.verifier_cap  # None for LIT files and directories
         # as Tahoe: an immutable file is repaired with its verify cap; anything
         # else only through a write cap (immutable directories not at all)
-        if kind == FILE and not cap.is_mutable:
+        if verify is not None and kind == FILE and not node.is_mutable():
             repair = verify
-        elif not cap.is_readonly:
-            repair = cap
-    si = getattr(node, "storage_index", None) if kind != UNKNOWN else None
+        elif verify is not None and not node.is_readonly():
+            repair = node.cap
+    si = node.storage_index if kind != UNKNOWN else None
     return DeepObject(
-        path=tuple(path), kind=kind, cap=_cap_text(cap), verifycap=_cap_text(verify),
+        path=tuple(path), kind=kind, cap=_cap_text(node.cap), verifycap=_cap_text(verify),
         repaircap=_cap_text(repair), storage_index=b2a(si) if si else "", node=node,
     )
 
@@ -120,15 +124,15 @@ class DeepStats:
             stats["count-unknown"] += 1
         elif obj.kind == DIRECTORY:
             stats["count-directories"] += 1
-        elif getattr(obj.node, "is_mutable", lambda: False)():
+        elif obj.node.is_mutable():
             stats["count-files"] += 1
             stats["count-mutable-files"] += 1
         else:
-            size = obj.node.size
+            size = obj.node.get_size()
             stats["count-files"] += 1
             bucket = self._bucket(size)
             self.histogram[bucket] = self.histogram.get(bucket, 0) + 1
-            if isinstance(obj.node.cap, LiteralCap):
+            if obj.node.format == "LIT":
                 stats["count-literal-files"] += 1
                 stats["size-literal-files"] += size
             else:
@@ -155,21 +159,20 @@ def deep_size(stats: dict[str, Any]) -> int:
 
 
 async def _directory_size(node: Any) -> int | None:
-    cap = node.cap.file_cap
-    if isinstance(cap, (CHKCap, LiteralCap)):
-        return int(cap.size) if isinstance(cap, CHKCap) else len(cap.data)
     try:
-        return int(await node.file.get_size_of_best_version())
+        return int(await node.file.get_current_size())  # immutable: from the cap, mutable: the grid's
     except Exception:  # unreachable now: Tahoe would report None too
         return None
 
 
 async def walk(maker: Any, root: Any, visit: Callable[[DeepObject], Awaitable[None]], *,
                stats: DeepStats | None = None, cancelled: Callable[[], bool] = lambda: False) -> DeepStats:
-    """Walk from the directory `root` (a DirectoryNode or its cap), calling ``visit``
-    for every object once (see the module docstring); return the stats."""
+    """Walk from the directory `root` (a DirectoryNode, or its cap or cap text),
+    calling ``visit`` for every object once (see the module docstring); return the stats."""
     stats = stats if stats is not None else DeepStats()
-    node = maker.node_for(parse_cap(root) if isinstance(root, str) else root) if not hasattr(root, "list") else root
+    node = maker.node_for(root) if isinstance(root, str | CapBase | UnknownCap) else root
+    if node.kind != "directory":
+        raise NotADirectoryRootError(f"a deep walk starts at a directory, not at {node!r}")
     seen: set[str] = {describe(node, ()).verifycap}
 
     async def one(obj: DeepObject) -> None:

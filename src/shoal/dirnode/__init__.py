@@ -1,7 +1,7 @@
 """Directories of Tahoe-LAFS 1.20: DIR2 (over SDMF), DIR2-MDMF, DIR2-CHK and DIR2-LIT.
 
-``NodeMaker`` turns caps into nodes and makes new directories; ``DirectoryNode``
-lists, reads and edits one. The packed bytes are shoal.formats.dirnode; which
+``NodeMaker`` turns caps into typed nodes (shoal.dirnode.filenodes lists them) and
+makes new directories; ``DirectoryNode`` lists, reads and edits one. The packed bytes are shoal.formats.dirnode; which
 caps a child may hold is shoal.dirnode.children; edits are shoal.dirnode.contents.
 """
 
@@ -20,10 +20,12 @@ from shoal.dirnode.errors import (
     MustNotBeUnknownRWError,
     NoSuchChildError,
     NotDirectoryError,
+    NotReadableError,
     ReadOnlyDirectoryError,
 )
-from shoal.dirnode.maker import FORMATS, NodeMaker
-from shoal.dirnode.nodes import ChildSpec, DirectoryNode, ImmutableFile, ImmutableFiles, UnknownNode
+from shoal.dirnode.filenodes import ImmutableFileNode, ImmutableFiles, UnknownNode, VerifierNode
+from shoal.dirnode.maker import FORMATS, FileNode, Node, NodeMaker
+from shoal.dirnode.nodes import ChildSpec, DirectoryNode
 
 __all__ = [
     "FORMATS",
@@ -39,16 +41,20 @@ __all__ = [
     "DirnodeError",
     "Entry",
     "ExistingChildError",
-    "ImmutableFile",
+    "FileNode",
+    "ImmutableFileNode",
     "ImmutableFiles",
     "MustBeImmutableError",
     "MustBeReadonlyError",
     "MustNotBeUnknownRWError",
     "NoSuchChildError",
+    "Node",
     "NodeMaker",
     "NotDirectoryError",
+    "NotReadableError",
     "Overwrite",
     "ReadOnlyDirectoryError",
     "UnknownNode",
+    "VerifierNode",
     "update_metadata",
 ]

@@ -1,7 +1,7 @@
 """Errors of directory operations. Each says whose fault it was and names the child.
 
 Caller's fault: NoSuchChildError, ExistingChildError, NotDirectoryError,
-ReadOnlyDirectoryError, ChildNameError and the ChildCapError family (Tahoe's
+NotReadableError (a verify cap asked for contents), ReadOnlyDirectoryError, ChildNameError and the ChildCapError family (Tahoe's
 CapConstraintError family plus malformed caps). Someone else's fault: a
 CorruptDirectoryError (the stored directory does not parse: an
 UnrecoverableError, the grid's).
@@ -43,6 +43,15 @@ class NotDirectoryError(DirnodeError, CallerError):
     def __init__(self, path: str) -> None:
         self.path = path
         super().__init__(f"{path!r} is not a directory")
+
+
+class NotReadableError(DirnodeError, CallerError):
+    """The contents (or size) of an object were asked of its verify cap, which can
+    only find and check its shares."""
+
+    def __init__(self, cap: object) -> None:
+        self.cap = cap
+        super().__init__(f"{cap!r} is a verify cap: it can check the shares, not read the contents")
 
 
 class ReadOnlyDirectoryError(DirnodeError, NotWritableError):

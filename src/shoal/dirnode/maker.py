@@ -1,5 +1,10 @@
 """Nodes from caps, and new directories (Tahoe-LAFS 1.20's ``NodeMaker``).
 
+``node_for`` is the one place a cap's kind picks its node (the table is in
+shoal.dirnode.filenodes): callers then ask the node, never the cap's class.
+A directory's child becomes a node by the same table, except that what Tahoe
+keeps as an unknown child (shoal.dirnode.children) is an UnknownNode.
+
 A new mutable directory's children are packed before the file exists, so their
 write caps need the directory's writekey first: when there are children the
 RSA key is made here (in the CPU pool) and handed to the mutable file's
@@ -19,32 +24,29 @@ from shoal import cpu
 from shoal.caps import (
     CHKCap,
     CHKDirectoryCap,
-    CHKVerifierCap,
     DirectoryReadCap,
     DirectoryWriteCap,
     LiteralCap,
     LiteralDirectoryCap,
     MDMFDirectoryReadCap,
     MDMFDirectoryWriteCap,
+    MDMFReadCap,
+    MDMFWriteCap,
+    SSKReadCap,
+    SSKWriteCap,
+    UnknownCap,
     parse_cap,
     wrap_directory,
     writekey_and_fingerprint,
 )
-from shoal.caps.base import CapBase
 from shoal.caps.parse import Cap
 from shoal.crypto import rsa
-from shoal.dirnode.children import Child, Entry
+from shoal.dirnode.children import NODE_KINDS, Child, Entry
 from shoal.dirnode.contents import pack_new_directory
-from shoal.dirnode.nodes import (
-    ChildSpec,
-    DirectoryNode,
-    ImmutableFile,
-    ImmutableFiles,
-    MutableFile,
-    UnknownNode,
-    resolve_spec,
-)
+from shoal.dirnode.filenodes import ImmutableFileNode, ImmutableFiles, UnknownNode, VerifierNode
+from shoal.dirnode.nodes import ChildSpec, DirectoryNode, resolve_spec
 from shoal.formats.dirnode import normalize_name
+from shoal.mutable.filenode import MutableFileNode
 
 FORMATS = ("SDMF", "MDMF")
 
@@ -57,7 +59,8 @@ class MutableFiles(Protocol):
     def node_for(self, cap: Any) -> Any: ...
 
 
-Node = DirectoryNode | ImmutableFile | UnknownNode | MutableFile
+Node = DirectoryNode | ImmutableFileNode | MutableFileNode | VerifierNode | UnknownNode
+FileNode = ImmutableFileNode | MutableFileNode
 
 
 def _format(format: str) -> str:
@@ -78,28 +81,31 @@ class NodeMaker:
         self.clock = clock
 
     def node_for(self, cap: Cap | str) -> Node:
-        """The node for a cap (no network). Directory write and read caps give a
-        DirectoryNode, CHK/LIT (and CHK verify) caps an ImmutableFile, mutable file
-        caps (verify caps too) the mutable client's node; directory verify caps and
-        unknown caps an UnknownNode (use ``cap.file_cap`` to check a directory)."""
+        """The node for a cap (no network): see the module docstring."""
         if isinstance(cap, str):
             cap = parse_cap(cap)
-        if isinstance(cap, (LiteralCap, CHKCap, CHKVerifierCap)):
-            return ImmutableFile(self.files, cap)
-        if isinstance(cap, CapBase) and cap.is_mutable_file:
-            node: MutableFile = self.mutable.node_for(cap)
-            return node
-        if isinstance(cap, (DirectoryWriteCap, DirectoryReadCap, MDMFDirectoryWriteCap, MDMFDirectoryReadCap)):
-            return DirectoryNode(self, cap, self.mutable.node_for(cap.file_cap))
-        if isinstance(cap, (CHKDirectoryCap, LiteralDirectoryCap)):
-            return DirectoryNode(self, cap, ImmutableFile(self.files, cap.file_cap))
-        return UnknownNode(cap)
+        match cap:
+            case UnknownCap():
+                return UnknownNode(cap)
+            case _ if cap.is_verifier:
+                return VerifierNode(cap)
+            case CHKCap() | LiteralCap():
+                return ImmutableFileNode(self.files, cap)
+            case SSKWriteCap() | SSKReadCap() | MDMFWriteCap() | MDMFReadCap():
+                node: MutableFileNode = self.mutable.node_for(cap)
+                return node
+            case DirectoryWriteCap() | DirectoryReadCap() | MDMFDirectoryWriteCap() | MDMFDirectoryReadCap():
+                return DirectoryNode(self, cap, self.mutable.node_for(cap.file_cap))
+            case CHKDirectoryCap() | LiteralDirectoryCap():
+                return DirectoryNode(self, cap, ImmutableFileNode(self.files, cap.file_cap))
+        raise TypeError(f"no node for {cap!r}")
 
     def node_for_entry(self, entry: Entry) -> Node:
-        """The node of a listed child (its write cap if it has one, else its read cap)."""
+        """The node of a listed child (its write cap if it has one, else its read cap);
+        an UnknownNode for what a directory keeps as an unknown child."""
         cap = entry.cap
-        if cap is None:
-            return UnknownNode(parse_cap(""))
+        if cap is None or not isinstance(cap, NODE_KINDS):
+            return UnknownNode(cap)
         return self.node_for(cap)
 
     @staticmethod
@@ -135,4 +141,4 @@ class NodeMaker:
         assert isinstance(file_cap, (CHKCap, LiteralCap))
         cap = wrap_directory(file_cap)
         assert isinstance(cap, (CHKDirectoryCap, LiteralDirectoryCap))
-        return DirectoryNode(self, cap, ImmutableFile(self.files, file_cap))
+        return DirectoryNode(self, cap, ImmutableFileNode(self.files, file_cap))

@@ -1,5 +1,5 @@
-"""Directory nodes over the grid (Tahoe-LAFS 1.20's ``DirectoryNode``), and the two
-other nodes a directory's children can be: immutable files and unknown caps.
+"""Directory nodes over the grid (Tahoe-LAFS 1.20's ``DirectoryNode``); the other
+nodes are shoal.dirnode.filenodes and shoal.mutable.filenode.
 
 A mutable directory (DIR2 over SDMF, DIR2-MDMF over MDMF) is read with the
 mutable file's ``download_best_version`` and changed only through its
@@ -12,21 +12,17 @@ immutable file; its node refuses every edit.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from shoal import cpu
 from shoal.caps import (
-    CHKCap,
     CHKDirectoryCap,
-    CHKVerifierCap,
     DirectoryReadCap,
     DirectoryWriteCap,
-    LiteralCap,
     LiteralDirectoryCap,
     MDMFDirectoryReadCap,
     MDMFDirectoryWriteCap,
 )
-from shoal.caps.parse import Cap
 from shoal.dirnode.children import Child, Entry, resolve_child
 from shoal.dirnode.contents import (
     Contents,
@@ -37,10 +33,11 @@ from shoal.dirnode.contents import (
     set_metadata,
 )
 from shoal.dirnode.errors import NoSuchChildError, NotDirectoryError, ReadOnlyDirectoryError
+from shoal.dirnode.filenodes import ImmutableFileNode
 from shoal.formats.dirnode import normalize_name
 
 if TYPE_CHECKING:
-    from shoal.dirnode.maker import NodeMaker
+    from shoal.dirnode.maker import Node, NodeMaker
 
 MutableDirectoryCap = DirectoryWriteCap | DirectoryReadCap | MDMFDirectoryWriteCap | MDMFDirectoryReadCap
 ImmutableDirectoryCap = CHKDirectoryCap | LiteralDirectoryCap
@@ -60,62 +57,8 @@ class MutableFile(Protocol):
 
     def is_readonly(self) -> bool: ...
     async def download_best_version(self) -> bytes: ...
+    async def get_current_size(self) -> int: ...
     async def modify(self, modifier: Callable[[bytes], bytes | None]) -> None: ...
-
-
-class ImmutableFiles(Protocol):
-    """What a directory needs of immutable files (shoal.node.files.ClientFiles)."""
-
-    async def upload(self, source: Any, size: int) -> Any: ...  # a result with .cap (str)
-    async def download(self, cap: Any, write: Callable[[bytes], Any],
-                       offset: int = 0, length: int | None = None) -> Any: ...
-
-
-class ImmutableFile:
-    """An immutable file (CHK or LIT, or a CHK verify cap: ciphertext only)."""
-
-    def __init__(self, files: ImmutableFiles, cap: CHKCap | LiteralCap | CHKVerifierCap) -> None:
-        self._files = files
-        self.cap = cap
-
-    @property
-    def storage_index(self) -> bytes | None:
-        return self.cap.storage_index
-
-    @property
-    def size(self) -> int:
-        return self.cap.size
-
-    def is_readonly(self) -> bool:
-        return True
-
-    def is_mutable(self) -> bool:
-        return False
-
-    async def read(self, write: Callable[[bytes], Any], offset: int = 0, length: int | None = None) -> None:
-        await self._files.download(self.cap, write, offset, length)
-
-    async def download(self) -> bytes:
-        """The whole file (for small files: a directory's contents)."""
-        if isinstance(self.cap, LiteralCap):
-            return self.cap.data
-        parts: list[bytes] = []
-        await self._files.download(self.cap, parts.append)
-        return b"".join(parts)
-
-    def __repr__(self) -> str:
-        return f"<ImmutableFile {self.cap!r}>"
-
-
-class UnknownNode:
-    """A cap shoal makes no node for (unknown kinds, verify caps of mutable files and
-    directories); carried as text."""
-
-    def __init__(self, cap: Cap) -> None:
-        self.cap = cap
-
-    def __repr__(self) -> str:
-        return f"<UnknownNode {self.cap!r}>"
 
 
 def _spec(name: str, spec: ChildSpec) -> tuple[str | None, str | None, Mapping[str, Any] | None]:
@@ -138,7 +81,9 @@ class DirectoryNode:
     """A directory of any family. Read operations work on every one; edits need a
     mutable directory held through its write cap (else ReadOnlyDirectoryError)."""
 
-    def __init__(self, maker: NodeMaker, cap: ReadableDirectoryCap, file: MutableFile | ImmutableFile) -> None:
+    kind: ClassVar[str] = "directory"
+
+    def __init__(self, maker: NodeMaker, cap: ReadableDirectoryCap, file: MutableFile | ImmutableFileNode) -> None:
         self._maker = maker
         self.cap = cap
         self._file = file
@@ -160,7 +105,12 @@ class DirectoryNode:
         return self.cap.storage_index
 
     @property
-    def file(self) -> MutableFile | ImmutableFile:
+    def format(self) -> str:
+        """The format of the file holding the entries: SDMF, MDMF, CHK or LIT."""
+        return self.cap.format
+
+    @property
+    def file(self) -> MutableFile | ImmutableFileNode:
         """The file holding the packed entries (for the checker)."""
         return self._file
 
@@ -176,7 +126,7 @@ class DirectoryNode:
     # --- reading -------------------------------------------------------------------
 
     async def _data(self) -> bytes:
-        if isinstance(self._file, ImmutableFile):
+        if isinstance(self._file, ImmutableFileNode):
             return await self._file.download()
         return await self._file.download_best_version()
 
@@ -190,6 +140,10 @@ class DirectoryNode:
             result: dict[str, Entry] = await cpu.run(lambda: self._contents(data).entries())
             return result
         return self._contents(data).entries()
+
+    async def list_nodes(self) -> dict[str, tuple[Node, Entry]]:
+        """Every child as (its node, its entry), by NFC name, in name order."""
+        return {name: (self._maker.node_for_entry(entry), entry) for name, entry in (await self.list()).items()}
 
     async def get(self, name: str) -> Entry:
         name = normalize_name(name)
@@ -220,7 +174,7 @@ class DirectoryNode:
     # --- editing -------------------------------------------------------------------
 
     def _writable(self) -> MutableFile:
-        if self.is_readonly() or isinstance(self._file, ImmutableFile):
+        if self.is_readonly() or isinstance(self._file, ImmutableFileNode):
             raise ReadOnlyDirectoryError(f"{self.cap!r} is read-only: it cannot be changed")
         return self._file
 

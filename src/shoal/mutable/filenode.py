@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from twisted.internet import defer
 from twisted.internet import reactor as _reactor
@@ -75,7 +75,10 @@ def _sleep(seconds: float) -> defer.Deferred[None]:
 
 
 class MutableFileNode:
-    """One mutable file, as far as its cap allows."""
+    """One mutable file, as far as its cap allows. It answers what every node of
+    shoal.dirnode.NodeMaker answers (kind, caps, format, sizes, read)."""
+
+    kind: ClassVar[str] = "file"
 
     def __init__(self, client: MutableClient, cap: MutableCap) -> None:
         self._client = client
@@ -150,6 +153,14 @@ class MutableFileNode:
     async def get_size_of_best_version(self) -> int:
         _, best = await self._best()
         return best.data_length
+
+    def get_size(self) -> None:
+        """Unknown without asking the grid (shoal caches no version)."""
+        return None
+
+    async def get_current_size(self) -> int:
+        """The size of the newest recoverable version."""
+        return await self.get_size_of_best_version()
 
     async def _read_version(self, smap: ServerMap, version: SignedPrefix, offset: int = 0,
                             length: int | None = None) -> bytes:

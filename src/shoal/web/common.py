@@ -18,7 +18,7 @@ anything else   500, logged; the same text (internals never leak)
 """
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from twisted.internet import defer
 from twisted.python import log
@@ -258,7 +258,7 @@ def bool_arg(request: Request, name: str, default: bool = False) -> bool:
     return default if value is None else boolean(value, name + "=")
 
 
-def replace_arg(request: Request) -> bool | str:
+def replace_arg(request: Request) -> bool | Literal["only-files"]:
     """replace=true|false|only-files (default true)."""
     value = arg(request, "replace", "true") or "true"
     if value.lower() == "only-files":

@@ -30,19 +30,18 @@ from urllib.parse import quote
 from twisted.web import http, resource
 from twisted.web.server import Request
 
-from shoal.caps import (
-    CHKCap,
-    DirectoryCap,
-    LiteralCap,
-    LiteralDirectoryCap,
-    MDMFReadCap,
-    MDMFWriteCap,
-    SSKReadCap,
-    SSKWriteCap,
-    parse_cap,
+from shoal.caps import parse_cap
+from shoal.dirnode import (
+    DirectoryNode,
+    Entry,
+    ImmutableFileNode,
+    Node,
+    NodeMaker,
+    UnknownNode,
+    VerifierNode,
 )
 from shoal.dirnode.errors import CorruptDirectoryError, NoSuchChildError
-from shoal.dirnode.nodes import UnknownNode
+from shoal.mutable.filenode import MutableFileNode
 from shoal.web.children import (
     check_replace,
     form_file,
@@ -61,7 +60,7 @@ from shoal.web.common import (
     t_arg,
 )
 from shoal.web.deep import DEEP_OPERATIONS, STREAMS, check_object, start_deep, stream
-from shoal.web.files import FileResource
+from shoal.web.files import FileResource, file_resource, filenode_info
 from shoal.web.page import page, size_text
 from shoal.web.services import WebServices
 from shoal.web.upload import read_body
@@ -71,55 +70,40 @@ NO_INTERMEDIATES = ("delete", "unlink", "rename", "rename-form", "check")
 MKDIR_TS = ("mkdir", "mkdir-with-children", "mkdir-immutable")
 
 
-def _maker(services: WebServices) -> Any:
+def nodemaker(services: WebServices) -> NodeMaker:
+    """The node's NodeMaker: every cap in a URL becomes its node there."""
     if services.nodemaker is None:
         raise NotAvailable("directories are not available on this node")
-    return services.nodemaker
-
-
-def _is_dirnode(node: Any) -> bool:
-    return hasattr(node, "list") and hasattr(node, "set_children")
+    maker: NodeMaker = services.nodemaker
+    return maker
 
 
 # --- JSON -----------------------------------------------------------------------------
 
 
-def _file_kind(cap: Any) -> dict[str, Any] | None:
-    """Tahoe's get_filenode_metadata for a file cap, without the network (None: not a file)."""
-    if isinstance(cap, CHKCap):
-        return {"mutable": False, "format": "CHK", "size": cap.size}
-    if isinstance(cap, LiteralCap):
-        return {"mutable": False, "format": "CHK", "size": len(cap.data)}
-    if isinstance(cap, SSKWriteCap | SSKReadCap):
-        return {"mutable": True, "format": "SDMF"}
-    if isinstance(cap, MDMFWriteCap | MDMFReadCap):
-        return {"mutable": True, "format": "MDMF"}
-    return None
-
-
-def child_json(entry: Any) -> list[Any]:
-    cap = entry.cap
-    info = _file_kind(cap)
-    if info is not None:
-        kind = "filenode"
-    elif isinstance(cap, DirectoryCap):
-        kind, info = "dirnode", {"mutable": bool(cap.is_mutable)}
-    else:
-        kind, info = "unknown", {}
+def child_json(node: Node, entry: Entry) -> list[Any]:
+    """Tahoe's [type, {...}] of a listed child, without the network."""
+    info: dict[str, Any]
+    match node:
+        case DirectoryNode():
+            kind, info = "dirnode", {"mutable": node.is_mutable()}
+        case ImmutableFileNode() | MutableFileNode():
+            kind, info = "filenode", filenode_info(node)
+        case _:  # unknown caps, and the CHK verify caps a directory may hold
+            kind, info = "unknown", {}
     info["metadata"] = entry.metadata
     if entry.rw_cap:
         info["rw_uri"] = entry.rw_cap
     if entry.ro_cap:
         info["ro_uri"] = entry.ro_cap
-    verifier = cap.verifier() if cap is not None and hasattr(cap, "verifier") else None
-    if verifier is not None:
-        info["verify_uri"] = verifier.to_string()
+    if node.verifier_cap is not None:
+        info["verify_uri"] = node.verifier_cap.to_string()
     return [kind, info]
 
 
-async def directory_json(node: Any) -> list[Any]:
-    children = await node.list()
-    data: dict[str, Any] = {"children": {name: child_json(e) for name, e in children.items()}}
+async def directory_json(node: DirectoryNode) -> list[Any]:
+    children = await node.list_nodes()
+    data: dict[str, Any] = {"children": {name: child_json(n, e) for name, (n, e) in children.items()}}
     data["ro_uri"] = node.readonly_cap.to_string()
     if not node.is_readonly():
         data["rw_uri"] = node.cap.to_string()
@@ -158,17 +142,21 @@ def children_from_json(body: bytes) -> dict[str, tuple[str | None, str | None, d
 class Target:
     """Where a path ends: the node (None: nothing there yet), its parent and name."""
 
-    def __init__(self, node: Any, parent: Any = None, name: str | None = None, entry: Any = None) -> None:
+    def __init__(self, node: Node | None, parent: DirectoryNode | None = None, name: str | None = None,
+                 entry: Entry | None = None) -> None:
         self.node, self.parent, self.name, self.entry = node, parent, name, entry
 
 
-async def walk(services: WebServices, root: Any, path: list[str], request: Request) -> Target:
-    maker = _maker(services)
+async def walk(services: WebServices, root: DirectoryNode, path: list[str], request: Request) -> Target:
+    maker = nodemaker(services)
     t = t_arg(request)
     create = request.method in (b"PUT", b"POST") and t not in NO_INTERMEDIATES
-    node, parent, name, entry = root, None, None, None
+    node: Node = root
+    parent: DirectoryNode | None = None
+    name: str | None = None
+    entry: Entry | None = None
     for depth, segment in enumerate(path):
-        if not _is_dirnode(node):
+        if not isinstance(node, DirectoryNode):
             if create:
                 raise WebError(f"Unable to create directory {name!r}: a file was in the way", http.CONFLICT)
             raise WebError(f"Files have no children named {segment!r}")
@@ -189,14 +177,15 @@ async def walk(services: WebServices, root: Any, path: list[str], request: Reque
 
 
 class DirectoryResource(resource.Resource):
-    """/uri/$DIRCAP[/PATH]: resolves the path, then acts on what it found."""
+    """/uri/$DIRCAP[/PATH]: resolves the path, then acts on what it found. `root` is
+    the node of $DIRCAP: a directory, or a directory's verify cap (which only errs)."""
 
     isLeaf = True
 
-    def __init__(self, services: WebServices, cap: Any, rest: list[str]) -> None:
+    def __init__(self, services: WebServices, root: DirectoryNode | VerifierNode, rest: list[str]) -> None:
         super().__init__()
         self.services = services
-        self.cap = cap
+        self.root = root
         self.rest = [s for s in rest]
         if self.rest and self.rest[-1] == "":
             self.rest.pop()  # a trailing slash names the directory itself
@@ -208,26 +197,26 @@ class DirectoryResource(resource.Resource):
         try:
             return await self._dispatch(request)
         except CorruptDirectoryError as e:
-            if isinstance(self.cap, LiteralDirectoryCap):
+            if self.root.format == "LIT":
                 raise WebError(f"Invalid capability: the literal directory it holds is malformed: {e}") from None
             raise
 
     async def _dispatch(self, request: Request) -> bytes | str | None:
-        maker = _maker(self.services)
-        root = maker.node_for(self.cap)
-        if not _is_dirnode(root):
+        root = self.root
+        if not isinstance(root, DirectoryNode):
             raise WebError("a directory verify cap cannot be read or listed; use it with t=check")
         target = await walk(self.services, root, self.rest, request)
+        node = target.node
+        match node:
+            case None:
+                return await self._missing(request, target)
+            case DirectoryNode():
+                return await DirectoryOps(self.services, node, target).run(request)
+            case UnknownNode():
+                return await _unknown(request, node, target)
+        handler = file_resource(self.services, node, name=target.name, parent=target.parent,
+                                metadata=target.entry.metadata if target.entry is not None else None)
         method = request.method
-        if target.node is None:
-            return await self._missing(request, target)
-        if _is_dirnode(target.node):
-            return await DirectoryOps(self.services, target).run(request)
-        if target.entry is not None and isinstance(target.node, UnknownNode):
-            return await _unknown(request, target)
-        cap = target.node.cap
-        handler = FileResource(self.services, cap, name=target.name, parent=target.parent,
-                               metadata=target.entry.metadata if target.entry is not None else None)
         render: Callable[[Request], Awaitable[Any]] | None = {
             b"GET": handler._get, b"HEAD": handler._head, b"PUT": handler._put, b"POST": handler._post,
             b"DELETE": handler._delete,
@@ -251,13 +240,13 @@ class DirectoryResource(resource.Resource):
         raise WebError(f"No such child: {name}", http.NOT_FOUND)
 
 
-async def _unknown(request: Request, target: Target) -> str:
+async def _unknown(request: Request, node: UnknownNode, target: Target) -> str:
     t = t_arg(request)
-    if request.method == b"GET" and t == "json":
+    if request.method == b"GET" and t == "json" and target.entry is not None:
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-        return json.dumps(child_json(target.entry), indent=1) + "\n"
+        return json.dumps(child_json(node, target.entry), indent=1) + "\n"
     if request.method == b"DELETE" and target.parent is not None:
-        entry = await target.parent.unlink(target.name)
+        entry = await target.parent.unlink(target.name or "")
         return str(entry.rw_cap or entry.ro_cap or "")
     raise WebError(f"GET unknown URI type: can only do t=info and t=json, not t={t}.")
 
@@ -277,7 +266,7 @@ async def make_directory(services: WebServices, request: Request, t: str, *, par
                          name: str | None = None) -> Any:
     """A new directory for t=mkdir/mkdir-with-children/mkdir-immutable, linked at
     parent/name when a parent is given."""
-    maker = _maker(services)
+    maker = nodemaker(services)
     fmt = format_arg(request, None)
     if fmt == "CHK":
         raise WebError(f"format=CHK not accepted for t={t}")
@@ -317,9 +306,9 @@ async def mkdir_unlinked(services: WebServices, request: Request, t: str) -> str
 
 
 class DirectoryOps:
-    def __init__(self, services: WebServices, target: Target) -> None:
+    def __init__(self, services: WebServices, node: DirectoryNode, target: Target) -> None:
         self.services = services
-        self.node = target.node
+        self.node = node
         self.parent = target.parent
         self.name = target.name
 
@@ -357,10 +346,10 @@ class DirectoryOps:
         e = html.escape
         node = self.node
         here = "/uri/" + quote(node.cap.to_string(), safe="")
-        children = await node.list()
+        children = await node.list_nodes()
         rows = []
-        for name, entry in children.items():
-            kind, props = child_json(entry)
+        for name, (child, entry) in children.items():
+            kind, props = child_json(child, entry)
             link = here + "/" + quote(name, safe="")
             what = {"dirnode": "directory", "filenode": "file", "unknown": "unknown"}[kind]
             if kind == "filenode" and props.get("mutable"):
@@ -435,8 +424,9 @@ class DirectoryOps:
             entry = await self.node.get(name)
         except NoSuchChildError:
             entry = None
-        if entry is not None and isinstance(entry.cap, SSKWriteCap | MDMFWriteCap):
-            file = FileResource(self.services, entry.cap, name=name, parent=self.node)
+        child = nodemaker(self.services).node_for_entry(entry) if entry is not None else None
+        if isinstance(child, MutableFileNode) and not child.is_readonly():
+            file = FileResource(self.services, child, name=name, parent=self.node)
             return str(await file._post(request))
         return await upload_form_child(self.services, request, self.node, name)
 
@@ -476,15 +466,16 @@ class DirectoryOps:
         new_parent = self.node
         if to_dir is not None and to_dir.strip() != self.node.cap.to_string():
             parts = to_dir.strip().split("/")
-            root = _maker(self.services).node_for(parse_cap(parts[0]))
-            if not _is_dirnode(root):
+            root = nodemaker(self.services).node_for(parse_cap(parts[0]))
+            if not isinstance(root, DirectoryNode):
                 raise WebError("to_dir is not a directory")
-            new_parent = root
+            found: Node = root
             if parts[1:]:
                 entry = await root.get_at_path([p for p in parts[1:] if p])
-                new_parent = _maker(self.services).node_for_entry(entry) if entry is not None else root
-            if not _is_dirnode(new_parent):
+                found = nodemaker(self.services).node_for_entry(entry) if entry is not None else root
+            if not isinstance(found, DirectoryNode):
                 raise WebError("to_dir is not a directory")
+            new_parent = found
         await self.node.move_child_to(from_name, new_parent, to_name, overwrite=replace)
         return "thing moved"
 

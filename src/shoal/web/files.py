@@ -18,33 +18,30 @@ POST  t=upload         mutable file: replace with the form's `file` field
 POST  t=check          check (verify=, repair=, add-lease=; output=JSON), see shoal.web.deep
 anything else          400 "<METHOD> file: bad t=..."
 
-Bytes stream: the first validated segment is sent as soon as it is decoded,
-and the transport's flow control (IPushProducer pause/resume) holds the
-downloader back when the client reads slowly, so memory stays a few
-segments per download.
+A file's verify cap (VerifierResource) answers GET and HEAD with 400 and
+otherwise as a file: POST t=check checks it.
+
+Bytes stream (shoal.streaming.ConsumerWriter): the first validated segment is
+sent as soon as it is decoded, and the transport's flow control (IPushProducer
+pause/resume) holds the downloader back when the client reads slowly, so memory
+stays a few segments per download.
 """
 
 import html
 import json
 import mimetypes
 import re
-from collections.abc import Callable
 from typing import Any
 
-from twisted.internet import defer
-from twisted.internet.interfaces import IPushProducer
 from twisted.web import http, resource
 from twisted.web.server import Request
-from zope.interface import implementer
 
-from shoal.caps import (
-    CHKCap,
-    LiteralCap,
-)
+from shoal.dirnode import FileNode, VerifierNode
 from shoal.encoding.base32 import b2a
+from shoal.mutable.filenode import MutableFileNode
+from shoal.streaming import ConsumerWriter
 from shoal.web.children import put_child_cap, put_child_file, unlink_child
 from shoal.web.common import (
-    NotAvailable,
     WebError,
     arg,
     bool_arg,
@@ -57,8 +54,7 @@ from shoal.web.page import page, size_text
 from shoal.web.services import WebServices
 from shoal.web.upload import read_body
 
-ImmutableCap = CHKCap | LiteralCap
-
+VERIFY_CAP_UNREADABLE = "a verify cap cannot be read; use it with t=check"
 _RANGE_SPEC = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
 
 
@@ -90,64 +86,31 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
     return max(0, first), min(size - 1, last)
 
 
-@implementer(IPushProducer)
-class ResponseWriter:
-    """`write(data)` for a downloader: writes to the response and, while the transport
-    asks us to pause, returns a Deferred that fires when it resumes (backpressure)."""
-
-    def __init__(self, request: Request, on_bytes: Callable[[int], None] | None = None) -> None:
-        self._request = request
-        self._paused: defer.Deferred[None] | None = None
-        self._stopped = False
-        self._on_bytes = on_bytes
-        self.written = 0
-        request.registerProducer(self, True)
-
-    def write(self, data: bytes) -> "defer.Deferred[None] | None":
-        if self._stopped:
-            raise defer.CancelledError("the client went away")
-        self._request.write(data)
-        self.written += len(data)
-        if self._on_bytes is not None:
-            self._on_bytes(len(data))
-        if self._paused is not None:
-            return self._paused
-        return None
-
-    def pauseProducing(self) -> None:
-        if self._paused is None:
-            self._paused = defer.Deferred()
-
-    def resumeProducing(self) -> None:
-        d, self._paused = self._paused, None
-        if d is not None:
-            d.callback(None)
-
-    def stopProducing(self) -> None:
-        self._stopped = True
-        d, self._paused = self._paused, None
-        if d is not None:
-            d.errback(defer.CancelledError("the client went away"))
-
-    def done(self) -> None:
-        if not self._stopped:
-            self._request.unregisterProducer()
-
-
 def content_type_for(filename: str) -> str:
     ctype = mimetypes.guess_type(filename, strict=False)[0] if filename else None
     return ctype or "text/plain"
 
 
+def filenode_info(node: FileNode | VerifierNode) -> dict[str, Any]:
+    """Tahoe's get_filenode_metadata without the network: "mutable", "format" (CHK
+    for every immutable file, LIT ones too, as Tahoe) and "size" when it is known."""
+    mutable = node.is_mutable()
+    data: dict[str, Any] = {"mutable": mutable, "format": node.format if mutable else "CHK"}
+    size = node.get_size()
+    if size is not None:
+        data["size"] = size
+    return data
+
+
 class FileResource(resource.Resource):
-    """One file: `cap` (immutable or mutable), optionally as `name` in `parent`."""
+    """One file node (immutable or mutable), optionally as `name` in `parent`."""
 
     isLeaf = True
 
     def __init__(
         self,
         services: WebServices,
-        cap: Any,
+        node: FileNode | VerifierNode,
         *,
         name: str | None = None,
         parent: Any = None,
@@ -156,21 +119,11 @@ class FileResource(resource.Resource):
     ) -> None:
         super().__init__()
         self.services = services
-        self.cap = cap
+        self.node = node
         self.name = name
         self.parent = parent
         self.metadata = metadata
         self.rest = rest or []
-
-    # -- the node behind the cap --
-
-    def is_mutable(self) -> bool:
-        return bool(self.cap.is_mutable) and not self.cap.is_directory
-
-    def mutable_node(self) -> Any:
-        if self.services.mutable is None:
-            raise NotAvailable("mutable files are not available on this node")
-        return self.services.mutable.node_for(self.cap)
 
     def _check_path(self) -> None:
         if self.rest and any(self.rest):
@@ -194,10 +147,9 @@ class FileResource(resource.Resource):
     async def _get(self, request: Request) -> bytes | str | None:
         self._check_path()
         t = t_arg(request)
-        if self.cap.is_verifier:
-            raise WebError("a verify cap cannot be read; use it with t=check")
-        if not self.is_mutable() and t in ("", "json", "uri", "readonly-uri"):
-            si = getattr(self.cap, "storage_index", None)
+        node = self.node
+        if not node.is_mutable() and t in ("", "json", "uri", "readonly-uri"):
+            si = node.storage_index
             if si and request.setETag(b"%s-%s" % (b2a(si).encode("ascii"), t.encode("ascii"))) == http.CACHED:
                 return b""
         if t == "":
@@ -209,28 +161,21 @@ class FileResource(resource.Resource):
             request.setHeader(b"content-type", b"text/html; charset=utf-8")
             return await self._info()
         if t == "uri":
-            return self.cap.to_string()
+            return str(node.cap.to_string())
         if t == "readonly-uri":
-            return self.cap.readonly().to_string()
+            return str(node.readonly_cap.to_string())
         raise WebError(f"GET file: bad t={t}")
 
     async def json(self) -> list[Any]:
-        """Tahoe's ["filenode", {...}] for this file."""
-        data: dict[str, Any] = {"mutable": self.is_mutable()}
-        if self.is_mutable():
-            node = self.mutable_node()
-            data["format"] = node.format
-            data["size"] = await node.get_size_of_best_version()
-        else:
-            data["format"] = "CHK"
-            data["size"] = self.cap.size if isinstance(self.cap, CHKCap) else len(self.cap.data)
-        ro = self.cap.readonly()
-        data["ro_uri"] = ro.to_string()
-        if ro != self.cap:
-            data["rw_uri"] = self.cap.to_string()
-        verifier = self.cap.verifier()
-        if verifier is not None:
-            data["verify_uri"] = verifier.to_string()
+        """Tahoe's ["filenode", {...}] for this file (the size asked of the grid if it must)."""
+        node = self.node
+        data = filenode_info(node)
+        data["size"] = await node.get_current_size()
+        data["ro_uri"] = node.readonly_cap.to_string()
+        if node.readonly_cap != node.cap:
+            data["rw_uri"] = node.cap.to_string()
+        if node.verifier_cap is not None:
+            data["verify_uri"] = node.verifier_cap.to_string()
         if self.metadata is not None:
             data["metadata"] = self.metadata
         return ["filenode", data]
@@ -239,7 +184,7 @@ class FileResource(resource.Resource):
         e = html.escape
         _, data = await self.json()
         kind = f"{'mutable' if data['mutable'] else 'immutable'} file ({data['format']})"
-        si = getattr(self.cap, "storage_index", None)
+        si = self.node.storage_index
         rows = [
             ("Object type", e(kind)),
             ("Size", f"{e(size_text(data.get('size')))} ({data.get('size')} bytes)"),
@@ -257,14 +202,9 @@ class FileResource(resource.Resource):
         )
         return page(f"About {title}", body)
 
-    async def _size(self) -> int:
-        if self.is_mutable():
-            return int(await self.mutable_node().get_size_of_best_version())
-        return self.cap.size if isinstance(self.cap, CHKCap) else len(self.cap.data)
-
     async def _download(self, request: Request, head: bool = False) -> bytes | None:
         filename = arg(request, "filename", self.name) or "unknown"
-        size = await self._size()
+        size = await self.node.get_current_size()
         request.setHeader(b"content-type", content_type_for(filename).encode("ascii", "replace"))
         if bool_arg(request, "save"):
             quoted = filename.replace("\\", "\\\\").replace('"', '\\"')
@@ -282,34 +222,34 @@ class FileResource(resource.Resource):
         request.setHeader(b"content-length", b"%d" % length)
         if head or length == 0:
             return b""
-        if isinstance(self.cap, LiteralCap):
-            return self.cap.data[first : first + length]
         await self._stream(request, first, length)
         return None
 
     async def _stream(self, request: Request, first: int, length: int) -> None:
+        node = self.node
+        with ConsumerWriter(request) as writer:
+            if node.storage_index is None:  # a literal file: the bytes are in the cap, nothing to fetch
+                await node.read(writer.write, first, length)
+                return
+            await self._fetch(node, writer, first, length)
+
+    async def _fetch(self, node: FileNode | VerifierNode, writer: ConsumerWriter, first: int, length: int) -> None:
+        """Read from the grid, as an operation of the node's history and statistics."""
         services = self.services
-        mutable = self.is_mutable()
-        op = services.history.start("retrieve" if mutable else "download", length,
-                                    getattr(self.cap, "storage_index", None))
+        mutable = node.is_mutable()
+        op = services.history.start("retrieve" if mutable else "download", length, node.storage_index)
         op.phase = "fetching"
-        writer = ResponseWriter(request)
         op.progress_of = lambda: writer.written
         try:
-            if mutable:
-                await self.mutable_node().read(writer.write, first, length)
-            else:
-                assert services.files is not None
-                result = await services.files.download(self.cap, writer.write, offset=first, length=length)
-                op.servers = sorted({result.server_names.get(s, b2a(s)[:8]) for ss in result.servers_used.values()
-                                     for s in ss})
+            result = await node.read(writer.write, first, length)
+            if result is not None:  # an immutable download says where the shares came from
+                op.servers = sorted({result.server_names.get(s, b2a(s)[:8])
+                                     for ss in result.servers_used.values() for s in ss})
                 if result.time_to_first_byte is not None:
                     op.timings["first-byte"] = result.time_to_first_byte
         except BaseException as e:
             op.finish(e)
             raise
-        finally:
-            writer.done()
         op.finish()
         key = "mutable.bytes_retrieved" if mutable else "downloader.bytes_downloaded"
         services.stats.count("mutable.files_retrieved" if mutable else "downloader.files_downloaded")
@@ -320,6 +260,15 @@ class FileResource(resource.Resource):
     def render_PUT(self, request: Request) -> Any:
         return run_async(request, lambda: self._put(request))
 
+    def _mutable(self, method: str) -> MutableFileNode:
+        """The node, to change its contents: a mutable file held through its write cap."""
+        node = self.node
+        if not isinstance(node, MutableFileNode):
+            raise WebError("PUT to an immutable file cap: its contents cannot change (PUT /uri uploads a new file)")
+        if node.is_readonly():
+            raise WebError(f"{method} to a read-only mutable file cap", http.FORBIDDEN)
+        return node
+
     async def _put(self, request: Request) -> bytes | str | None:
         self._check_path()
         t = t_arg(request)
@@ -327,13 +276,9 @@ class FileResource(resource.Resource):
             return await put_child_cap(self.services, request, self.parent, self.name or "")
         if t:
             raise WebError(f"PUT to a file: bad t={t}")
-        if self.parent is not None and not self.is_mutable():
+        if self.parent is not None and not self.node.is_mutable():
             return await put_child_file(self.services, request, self.parent, self.name or "")
-        if not self.is_mutable():
-            raise WebError("PUT to an immutable file cap: its contents cannot change (PUT /uri uploads a new file)")
-        node = self.mutable_node()
-        if node.is_readonly():
-            raise WebError("PUT to a read-only mutable file cap", http.FORBIDDEN)
+        node = self._mutable("PUT")
         offset = offset_arg(request)
         data = await read_body(request)
         op = self.services.history.start("publish", len(data), node.storage_index)
@@ -350,7 +295,7 @@ class FileResource(resource.Resource):
         op.finish()
         self.services.stats.count("mutable.files_published")
         self.services.stats.count("mutable.bytes_published", len(data))
-        return self.cap.to_string()
+        return node.cap.to_string()
 
     def render_POST(self, request: Request) -> Any:
         return run_async(request, lambda: self._post(request))
@@ -358,10 +303,8 @@ class FileResource(resource.Resource):
     async def _post(self, request: Request) -> bytes | str | None:
         self._check_path()
         t = t_arg(request)
-        if t == "upload" and self.is_mutable():
-            node = self.mutable_node()
-            if node.is_readonly():
-                raise WebError("POST to a read-only mutable file cap", http.FORBIDDEN)
+        if t == "upload" and self.node.is_mutable():
+            node = self._mutable("POST")
             values = (request.args or {}).get(b"file")
             if not values:
                 raise WebError("POST t=upload needs a 'file' field")
@@ -370,9 +313,9 @@ class FileResource(resource.Resource):
             if when_done:
                 request.redirect(when_done.encode("utf-8"))
                 return b""
-            return self.cap.to_string()
+            return node.cap.to_string()
         if t == "check":
-            return await check_object(self.services, request, self.cap)
+            return await check_object(self.services, request, self.node.cap)
         raise WebError(f"POST to file: bad t={t}")
 
     def render_DELETE(self, request: Request) -> Any:
@@ -382,3 +325,29 @@ class FileResource(resource.Resource):
         if self.parent is None:
             raise WebError("DELETE needs a directory: DELETE /uri/$DIRCAP/NAME unlinks NAME")
         return await unlink_child(self.services, self.parent, self.name or "")
+
+
+class VerifierResource(FileResource):
+    """A verify cap of a file: it finds and checks the shares (POST t=check) and
+    cannot read them, so GET and HEAD are 400; PUT, POST and DELETE are a file's."""
+
+    def __init__(self, services: WebServices, node: VerifierNode, **kwargs: Any) -> None:
+        super().__init__(services, node, **kwargs)
+
+    async def _head(self, request: Request) -> bytes | None:
+        self._check_path()
+        t = t_arg(request)
+        if t:
+            raise WebError(f"HEAD file: bad t={t}")
+        raise WebError(VERIFY_CAP_UNREADABLE)
+
+    async def _get(self, request: Request) -> bytes | str | None:
+        self._check_path()
+        raise WebError(VERIFY_CAP_UNREADABLE)
+
+
+def file_resource(services: WebServices, node: FileNode | VerifierNode, **kwargs: Any) -> FileResource:
+    """The resource of a file node, or of a file's verify cap."""
+    if isinstance(node, VerifierNode):
+        return VerifierResource(services, node, **kwargs)
+    return FileResource(services, node, **kwargs)

@@ -22,7 +22,9 @@ from urllib.parse import quote, urlencode
 from twisted.web import http, resource
 from twisted.web.server import Request
 
-from shoal.caps import DirectoryCap, UnknownCap, parse_cap
+from shoal.caps import UnknownCap, parse_cap
+from shoal.dirnode import DirectoryNode, ImmutableFileNode, Node, UnknownNode, VerifierNode
+from shoal.mutable.filenode import MutableFileNode
 from shoal.web.common import (
     WebError,
     arg,
@@ -32,8 +34,8 @@ from shoal.web.common import (
     run_async,
     t_arg,
 )
-from shoal.web.directories import DirectoryResource, mkdir_unlinked
-from shoal.web.files import FileResource
+from shoal.web.directories import DirectoryResource, mkdir_unlinked, nodemaker
+from shoal.web.files import FileResource, file_resource
 from shoal.web.page import page
 from shoal.web.services import WebServices
 from shoal.web.upload import create_mutable, read_body, upload_body, upload_file
@@ -77,16 +79,23 @@ def resource_for_cap(services: WebServices, name: bytes, request: Request) -> re
             raise WebError("The webapi does not allow empty pathname components, i.e. a double slash")
         if not text.strip():
             raise WebError("empty cap")
-        cap = parse_cap(text)
-        if isinstance(cap, UnknownCap):
-            raise WebError(f"'{text[:200]}' is not a valid file- or directory- cap")
-        if isinstance(cap, DirectoryCap):
-            return DirectoryResource(services, cap, rest)
-        return FileResource(services, cap, rest=rest)
+        return node_resource(services, nodemaker(services).node_for(parse_cap(text)), text, rest)
     except UnicodeDecodeError:
         return ErrorResource(WebError("Invalid capability: not UTF-8"))
     except Exception as e:  # BadCapError and its kin: answered as Tahoe's
         return ErrorResource(e)
+
+
+def node_resource(services: WebServices, node: Node, text: str, rest: list[str]) -> resource.Resource:
+    """The resource of the node of a cap in a URL (its text `text`)."""
+    match node:
+        case DirectoryNode():
+            return DirectoryResource(services, node, rest)
+        case VerifierNode() if node.is_directory:
+            return DirectoryResource(services, node, rest)
+        case UnknownNode():
+            raise WebError(f"'{text[:200]}' is not a valid file- or directory- cap")
+    return file_resource(services, node, rest=rest)
 
 
 class URIRoot(resource.Resource):
@@ -196,11 +205,11 @@ class NamedRoot(resource.Resource):
                 raise WebError("/file must be followed by a file-cap and a name", http.NOT_FOUND)
             rest = _segments(request)
             request.postpath = []
-            cap = parse_cap(path.decode("utf-8"))
-            if isinstance(cap, UnknownCap) or cap.is_directory or cap.is_verifier:
+            node = nodemaker(self.services).node_for(parse_cap(path.decode("utf-8")))
+            if not isinstance(node, ImmutableFileNode | MutableFileNode):
                 raise WebError(f"{path.decode('utf-8')[:200]!r} is not a file-cap")
             name = rest[-1] if rest and rest[-1] else None
-            return FileResource(self.services, cap, name=name)
+            return FileResource(self.services, node, name=name)
         except Exception as e:
             return ErrorResource(e)
 

@@ -31,12 +31,11 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, BinaryIO, TypeVar
 
 from twisted.internet import defer
-from twisted.internet.interfaces import IConsumer, IPushProducer
+from twisted.internet.interfaces import IConsumer
 from twisted.python import log
 from zope.interface import implementer
 
 from shoal.apps.blobs.errors import (
-    BlobError,
     BlobExists,
     BlobNotFound,
     BlobStoreError,
@@ -55,49 +54,12 @@ from shoal.apps.blobs.store import DirectoryBatcher, RootDirectory, entry_spec, 
 from shoal.caps import parse_cap
 from shoal.dirnode import ChildSpec, DirectoryNode, ImmutableFiles, NodeMaker
 from shoal.grid.locks import KeyedLocks
+from shoal.streaming import ConsumerWriter
 
 T = TypeVar("T")
 SPOOL_IN_MEMORY = 1024 * 1024  # bodies up to this stay in memory while spooled
 STREAM_PARALLEL = 8  # blobs uploaded / fetched at once within one /stream request
 PREFETCH_LIMIT = 1024 * 1024  # /stream download prefetches blobs up to this size
-
-
-@implementer(IPushProducer)
-class PausableWriter:
-    """Writes to a Twisted consumer and honours its pause/resume (registered as
-    its push producer), so a slow reader slows the grid download, not memory."""
-
-    def __init__(self, consumer: Any) -> None:
-        self.consumer = consumer
-        self._paused: defer.Deferred[None] | None = None
-        self.stopped = False
-
-    def __enter__(self) -> PausableWriter:
-        self.consumer.registerProducer(self, True)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.consumer.unregisterProducer()
-
-    def pauseProducing(self) -> None:
-        if self._paused is None:
-            self._paused = defer.Deferred()
-
-    def resumeProducing(self) -> None:
-        paused, self._paused = self._paused, None
-        if paused is not None:
-            paused.callback(None)
-
-    def stopProducing(self) -> None:
-        self.stopped = True
-        self.resumeProducing()
-
-    async def write(self, data: bytes) -> None:
-        if self.stopped:
-            raise BlobError("the client went away during a download")
-        self.consumer.write(data)
-        if self._paused is not None:
-            await self._paused
 
 
 @implementer(IConsumer)
@@ -379,7 +341,7 @@ class GridBlobsBackend:
         check_name("user", user)
         return (await self._user(user)).usage(user)
 
-    async def stream_out(self, rows: Sequence[BlobRow], writer: PausableWriter, frame: Callable[[BlobRow], bytes]
+    async def stream_out(self, rows: Sequence[BlobRow], writer: ConsumerWriter, frame: Callable[[BlobRow], bytes]
                          ) -> None:
         """Write `frame(row)` then each blob's bytes, in order; small blobs are fetched
         a few at a time ahead of the one being written."""
@@ -414,7 +376,7 @@ class GridBlobsBackend:
         async def run() -> None:
             row = await self.row(user, blob_id, namespace)
             offset, length = (0, None) if range is None else (range[0], range[1] - range[0])
-            with PausableWriter(consumer) as writer:
+            with ConsumerWriter(consumer) as writer:
                 await self.read(row, writer.write, offset, length)
         return defer.ensureDeferred(run())
 

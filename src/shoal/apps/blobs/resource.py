@@ -28,13 +28,14 @@ from twisted.web import http, resource, server
 from twisted.web.client import FileBodyProducer
 
 from shoal.apps.blobs.auth import TokenFile
-from shoal.apps.blobs.backend import GridBlobsBackend, PausableWriter
+from shoal.apps.blobs.backend import GridBlobsBackend
 from shoal.apps.blobs.errors import BadRequest, BlobError, InvalidRequest, RangeNotSatisfiable
 from shoal.apps.blobs.framing import frame_header, parse_download_request, parse_upload_manifest
 from shoal.apps.blobs.index import BlobRow
 from shoal.apps.blobs.ranges import parse_range, unsatisfiable_header
 from shoal.apps.blobs.rules import is_true, namespace_or_default, parse_flags_body
 from shoal.errors import Fault, ShoalError
+from shoal.streaming import ConsumerWriter
 
 ROBOTS = b"User-agent: *\nDisallow: /\n"
 
@@ -194,7 +195,7 @@ class BlobsResource(_Handler):
             request.setHeader(b"content-range", wanted.content_range.encode("ascii"))
             request.setHeader(b"content-length", b"%d" % wanted.length)
             offset, length = wanted.start, wanted.length
-        with PausableWriter(request) as writer:
+        with ConsumerWriter(request) as writer:
             await self.backend.read(row, writer.write, offset, length)
         _done(request)
 
@@ -255,7 +256,7 @@ class StreamResource(_Handler):
             frame(row)  # a blob too big to frame is refused before the answer starts
         request.setResponseCode(http.OK)
         request.setHeader(b"content-type", b"application/octet-stream")
-        with PausableWriter(request) as writer:
+        with ConsumerWriter(request) as writer:
             await self.backend.stream_out(rows, writer, frame)
         _done(request)
 

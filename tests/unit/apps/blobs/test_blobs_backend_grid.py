@@ -233,3 +233,39 @@ def test_reads_honour_a_consumers_pauses(grid, maker, tmp_path):
     run(grid, b.read_blob, "frank", "big", consumer)
     assert consumer.data == blob and consumer.pauses > 1 and consumer.writes_while_paused == 0
     grid.call(b.close)
+
+
+class HangingUpConsumer(Collector):
+    """Pauses after the first write, then the client goes away (the channel calls
+    stopProducing and drops its producer itself)."""
+
+    def __init__(self):
+        super().__init__()
+        self.writes = 0
+        self.unregistered = False
+
+    def unregisterProducer(self):
+        self.unregistered = True
+        super().unregisterProducer()
+
+    def write(self, data):
+        from twisted.internet import reactor
+
+        super().write(data)
+        self.writes += 1
+        if self.writes == 1:
+            self.producer.pauseProducing()
+            reactor.callLater(0.001, self.producer.stopProducing)
+
+
+def test_a_read_stops_when_the_client_goes_away(grid, maker, tmp_path):
+    from shoal.streaming import ClientGoneError
+
+    b = new_backend(maker, tmp_path, "gone")
+    blob = os.urandom(1_500_000)  # several segments: the download would write several times
+    run(grid, b.store, "gina", "big", io.BytesIO(blob), len(blob))
+    consumer = HangingUpConsumer()
+    with pytest.raises(ClientGoneError):
+        run(grid, b.read_blob, "gina", "big", consumer)
+    assert consumer.writes == 1 and len(consumer.data) < len(blob) and not consumer.unregistered
+    grid.call(b.close)
