@@ -71,6 +71,26 @@ def normalize_name(name: str) -> str:
     return unicodedata.normalize("NFC", name)
 
 
+# shoal's rule for names entering a directory (Tahoe 1.20 has none): one path
+# component, so no tool that turns names into local paths can be led out of
+# its destination. Directories already holding other names stay readable.
+MAX_NAME_BYTES = 1024
+
+
+def child_name_problem(name: str) -> str | None:
+    """Why `name` (NFC) cannot be a new child's name or a local path component, or None."""
+    if name in ("", ".", ".."):
+        return f"{name!r} is not a name" if name else "a name cannot be empty"
+    if "/" in name:
+        return f"{name!r} holds a '/'"
+    if "\x00" in name:
+        return f"{name!r} holds a NUL character"
+    size = len(name.encode("utf-8", "surrogatepass"))
+    if size > MAX_NAME_BYTES:
+        return f"a name of {size} UTF-8 bytes is longer than {MAX_NAME_BYTES}"
+    return None
+
+
 def encode_name(name: str) -> bytes:
     """The UTF-8 of an NFC name; ValueError for text UTF-8 cannot hold (lone surrogates)."""
     try:
