@@ -32,6 +32,7 @@ from twisted.internet import defer
 from twisted.web import server
 
 from shoal import cpu
+from shoal.web import access_log
 
 BATCH = 4 * 1024 * 1024  # bytes per pool job (disk append + hash)
 SPOOL_HIGH = 16 * 1024 * 1024  # pause the sender above this many bytes waiting
@@ -218,5 +219,6 @@ class ShoalSite(server.Site):
     requestFactory = StreamingRequest
 
     def __init__(self, resource: Any, key_hasher: KeyHasherFactory | None = None, **kw: Any) -> None:
+        kw.setdefault("logFormatter", access_log.log_formatter)  # no cap in the log
         super().__init__(resource, **kw)
         self.key_hasher = key_hasher
