@@ -12,7 +12,10 @@
                 very first start a new root is made (on first use) and recorded
                 there. Put that cap here (or keep a copy of the file) to be able
                 to rebuild a gateway from an empty disk.
-``index``       the SQLite cache (default ``blobs/index.sqlite``)
+``index``       the SQLite cache (default ``private/blobs/index.sqlite``; it holds
+                every cap of the service, so it lives under private/ at mode
+                0600. An index at the old default ``blobs/index.sqlite`` is
+                moved there on start)
 
 Once listening, the service's URL is written to ``private/blobs.url``. A
 missing tokens file is created empty (mode 0600): nobody can log in until
@@ -34,6 +37,7 @@ from twisted.web import server
 from shoal.apps.blobs.auth import TokenFile
 from shoal.apps.blobs.backend import GridBlobsBackend
 from shoal.apps.blobs.errors import BlobError
+from shoal.apps.blobs.index import SQLITE_SUFFIXES
 from shoal.apps.blobs.resource import blob_site_root
 from shoal.apps.blobs.store import RootDirectory, write_private
 from shoal.dirnode import ImmutableFiles, NodeMaker
@@ -43,6 +47,8 @@ reactor: Any = _reactor
 
 DEFAULT_PORT = "tcp:2424:interface=127.0.0.1"
 DEFAULT_QUOTA = 200 * 1024 * 1024
+DEFAULT_INDEX = "private/blobs/index.sqlite"
+OLD_DEFAULT_INDEX = "blobs/index.sqlite"  # before issue #15: outside private/, mode 0644
 KNOWN_KEYS = frozenset({"enabled", "port", "tokens_file", "quota", "root_cap", "index"})
 
 
@@ -59,7 +65,7 @@ class BlobSettings:
     tokens_file: str = "private/blobs.tokens"
     quota: int = DEFAULT_QUOTA
     root_cap: str | None = None
-    index: str = "blobs/index.sqlite"
+    index: str = DEFAULT_INDEX
 
     def path(self, name: str) -> str:
         return os.path.join(self.node_dir, os.path.expanduser(name))
@@ -82,13 +88,30 @@ class BlobSettings:
             tokens_file=section.get("tokens_file", "").strip() or "private/blobs.tokens",
             quota=quota,
             root_cap=section.get("root_cap", "").strip() or None,
-            index=section.get("index", "").strip() or "blobs/index.sqlite",
+            index=section.get("index", "").strip() or DEFAULT_INDEX,
         )
+
+
+def move_old_index(old: str, new: str) -> None:
+    """Move an index (and its -wal/-shm) from the old default place under private/."""
+    if not os.path.exists(old) or os.path.exists(new):
+        return
+    os.makedirs(os.path.dirname(new), mode=0o700, exist_ok=True)
+    for suffix in SQLITE_SUFFIXES:
+        if os.path.exists(old + suffix):
+            os.chmod(old + suffix, 0o600)
+            os.replace(old + suffix, new + suffix)
+    try:
+        os.rmdir(os.path.dirname(old))
+    except OSError:
+        pass  # not empty: something else of the operator's is there
 
 
 class BlobService(service.Service):
     def __init__(self, settings: BlobSettings, files: ImmutableFiles, nodemaker: NodeMaker, version: str) -> None:
         self.settings = settings
+        if settings.index == DEFAULT_INDEX:
+            move_old_index(settings.path(OLD_DEFAULT_INDEX), settings.path(DEFAULT_INDEX))
         root = RootDirectory(nodemaker, settings.root_cap, settings.path("private/blobs.rootcap"))
         self.backend = GridBlobsBackend(files, nodemaker, root=root, index_path=settings.path(settings.index),
                                         quota=settings.quota)
