@@ -32,10 +32,10 @@ import attrs
 from twisted.application import service
 from twisted.internet import reactor as _reactor
 from twisted.internet.endpoints import serverFromString
-from twisted.web import server
 
 from shoal.apps.blobs.auth import TokenFile
 from shoal.apps.blobs.backend import GridBlobsBackend
+from shoal.apps.blobs.early import BlobSite
 from shoal.apps.blobs.errors import BlobError
 from shoal.apps.blobs.index import SQLITE_SUFFIXES
 from shoal.apps.blobs.resource import blob_site_root
@@ -120,7 +120,7 @@ class BlobService(service.Service):
             os.makedirs(os.path.dirname(tokens_path), exist_ok=True)
             write_private(tokens_path, "# blob service users, one 'user:token' per line")
         self.tokens = TokenFile(tokens_path)
-        self.site = server.Site(blob_site_root(self.backend, self.tokens, version))
+        self.site = BlobSite(blob_site_root(self.backend, self.tokens, version), self.tokens, settings.quota)
         self.site.displayTracebacks = False
         self.url: str | None = None
         self._port: Any = None
