@@ -43,6 +43,7 @@ from shoal.caps import (
 )
 from shoal.dirnode.errors import CorruptDirectoryError, NoSuchChildError
 from shoal.dirnode.nodes import UnknownNode
+from shoal.encoding import bounded_json
 from shoal.web.children import (
     check_replace,
     form_file,
@@ -135,8 +136,8 @@ def children_from_json(body: bytes) -> dict[str, tuple[str | None, str | None, d
     if not body.strip():
         return {}
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as e:
+        data = bounded_json.loads(body)
+    except bounded_json.BadJSONError as e:
         raise WebError(f"the children JSON does not parse: {e}") from None
     if not isinstance(data, dict):
         raise WebError("the children JSON must be an object of name: [type, properties]")

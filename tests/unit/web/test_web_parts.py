@@ -18,6 +18,7 @@ from shoal.testing import reactor_thread
 from shoal.testing.reactor_thread import reactor
 from shoal.web import spool
 from shoal.web.common import WebError
+from shoal.web.directories import children_from_json
 from shoal.web.files import parse_range
 from shoal.web.operations import OperationTable
 from shoal.web.private import PrivateRoot
@@ -213,3 +214,24 @@ def test_private_token(site):
 
 def test_spool_constants_make_sense():
     assert spool.SPOOL_LOW < spool.SPOOL_HIGH and spool.BATCH <= spool.SPOOL_HIGH
+
+
+HUGE = "9" * 5000  # past Python's 4,300-digit int limit (issue #15: a 500)
+
+
+def test_parse_range_numbers_of_any_length():
+    with pytest.raises(WebError) as e:
+        parse_range(f"bytes={HUGE}-", 10)
+    assert e.value.code == 416
+    assert parse_range(f"bytes=2-{HUGE}", 10) == (2, 9)
+    assert parse_range(f"bytes=-{HUGE}", 10) == (0, 9)
+    assert parse_range("bytes=\u0661-\u0662", 10) is None
+
+
+@pytest.mark.parametrize("body", [b"[" * 100_000, b'{"a": ' * 10_000 + b"1" + b"}" * 10_000,
+                                  b'{"x": ["filenode", {"metadata": ' + b"[" * 5000 + b"]" * 5000 + b"}]}",
+                                  b'{"x": ' + b"1" * 5000 + b"}"])
+def test_children_json_too_deep_or_too_long_is_a_400(body):
+    with pytest.raises(WebError) as e:
+        children_from_json(body)
+    assert e.value.code == 400

@@ -30,7 +30,12 @@ from twisted.web.client import FileBodyProducer
 from shoal.apps.blobs.auth import TokenFile
 from shoal.apps.blobs.backend import GridBlobsBackend, PausableWriter
 from shoal.apps.blobs.errors import BadRequest, BlobError, InvalidRequest, RangeNotSatisfiable
-from shoal.apps.blobs.framing import frame_header, parse_download_request, parse_upload_manifest
+from shoal.apps.blobs.framing import (
+    frame_header,
+    parse_download_request,
+    parse_upload_manifest,
+    read_manifest_line,
+)
 from shoal.apps.blobs.index import BlobRow
 from shoal.apps.blobs.ranges import parse_range, unsatisfiable_header
 from shoal.apps.blobs.rules import is_true, namespace_or_default, parse_flags_body
@@ -260,7 +265,7 @@ class StreamResource(_Handler):
         _done(request)
 
     async def _upload(self, request: server.Request, user: str, namespace: str, body: BinaryIO) -> None:
-        items = parse_upload_manifest(body.readline())
+        items = parse_upload_manifest(read_manifest_line(body))
         start = body.tell()
         body.seek(0, os.SEEK_END)
         remaining = body.tell() - start
