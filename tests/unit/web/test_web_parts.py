@@ -235,3 +235,24 @@ def test_children_json_too_deep_or_too_long_is_a_400(body):
     with pytest.raises(WebError) as e:
         children_from_json(body)
     assert e.value.code == 400
+
+
+def raw_exchange(port: int, data: bytes) -> bytes:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(data)
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def test_a_url_too_long_is_414_and_a_header_too_long_431(site):
+    """issue #15: a URL over 16 KiB had the connection closed without an answer."""
+    port, _, _ = site
+    answer = raw_exchange(port, b"GET /private/" + b"x" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 414 URI Too Long\r\n")
+    answer = raw_exchange(port, b"GET /private/ HTTP/1.1\r\nX-Big: " + b"y" * 20_000 + b"\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 431 ")
+    assert fetch(port, "GET", "/private/" + "z" * 8000)[0] == 401  # long but within the limit
