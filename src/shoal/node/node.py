@@ -134,7 +134,13 @@ def _tub_port_and_location(config: NodeConfig) -> tuple[list[str], str | None]:
 
 
 def _make_tub(config: NodeConfig) -> Any:
-    tub = Tub(certFile=config.private_path("node.pem"))
+    cert = config.private_path("node.pem")
+    old_umask = os.umask(0o077)  # Foolscap writes a new key with the umask's mode
+    try:
+        tub = Tub(certFile=cert)
+    finally:
+        os.umask(old_umask)
+    os.chmod(cert, 0o600)  # the Tub's private key (one written by an older shoal, too)
     tub.setOption("logLocalFailures", True)
     tub.setOption("logRemoteFailures", True)
     tub.setOption("expose-remote-exception-types", False)

@@ -32,6 +32,7 @@ import attrs
 from twisted.application import service
 from twisted.internet import reactor as _reactor
 from twisted.internet.endpoints import serverFromString
+from twisted.python import log
 
 from shoal.apps.blobs.auth import TokenFile
 from shoal.apps.blobs.backend import GridBlobsBackend
@@ -92,6 +93,14 @@ class BlobSettings:
         )
 
 
+def _keep_private(path: str) -> None:
+    """The tokens file holds every user's secret: no one but the node's user reads it."""
+    mode = os.stat(path).st_mode & 0o777
+    if mode & 0o077:
+        os.chmod(path, mode & 0o700)
+        log.msg(f"blobs: {path} was readable by others (mode {mode:o}); made it {mode & 0o700:o}")
+
+
 def move_old_index(old: str, new: str) -> None:
     """Move an index (and its -wal/-shm) from the old default place under private/."""
     if not os.path.exists(old) or os.path.exists(new):
@@ -119,6 +128,7 @@ class BlobService(service.Service):
         if not os.path.exists(tokens_path):  # show the operator where users go
             os.makedirs(os.path.dirname(tokens_path), exist_ok=True)
             write_private(tokens_path, "# blob service users, one 'user:token' per line")
+        _keep_private(tokens_path)
         self.tokens = TokenFile(tokens_path)
         self.site = BlobSite(blob_site_root(self.backend, self.tokens, version), self.tokens, settings.quota)
         self.site.displayTracebacks = False
