@@ -39,6 +39,7 @@ from shoal.apps.blobs.framing import (
 from shoal.apps.blobs.index import BlobRow
 from shoal.apps.blobs.ranges import parse_range, unsatisfiable_header
 from shoal.apps.blobs.rules import is_true, namespace_or_default, parse_flags_body
+from shoal.caps.censor import censor_caps
 from shoal.errors import Fault, ShoalError
 
 ROBOTS = b"User-agent: *\nDisallow: /\n"
@@ -68,7 +69,7 @@ def _text(request: server.Request, status: int, message: str) -> None:
         return
     request.setResponseCode(status)
     request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-    body = message.encode("utf-8") + b"\n"
+    body = censor_caps(message).encode("utf-8") + b"\n"  # the gateway's caps are not the user's
     request.setHeader(b"content-length", b"%d" % len(body))
     request.write(body)
     request.finish()

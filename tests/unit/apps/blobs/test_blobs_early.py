@@ -105,3 +105,33 @@ def test_a_small_unauthenticated_body_is_read_and_answered_by_the_resource(port)
     before = Echo.rendered
     answer = exchange(port, head("PUT", "/blobs/alice/x", 4, None), b"data")
     assert answer.startswith(b"HTTP/1.1 200 ") and Echo.rendered == before + 1  # Echo has no auth of its own
+
+
+class FailingBackend:
+    """A backend whose listing fails with a message naming the gateway's cap."""
+
+    cap = "URI:DIR2:ovjlmqyxiqamcaaoqq4iagvysi:pgx3ovnp5nyxjzr7ii3xbvsspxjb3ucihlm4uszbdmu5o4lvuawa"
+
+    async def listing(self, *args, **kwargs):
+        from shoal.apps.blobs.errors import BlobStoreError
+
+        raise BlobStoreError(f"cannot update blob directory {self.cap[:40]}...: boom")
+
+
+def test_error_answers_never_show_the_gateways_caps(tmp_path):
+    """The root and users' directory caps are the gateway's: a blob user never sees one."""
+    from shoal.apps.blobs.resource import BlobsResource
+
+    tokens = tmp_path / "tokens"
+    tokens.write_text("alice:secret\n")
+    root = resource.Resource()
+    root.putChild(b"blobs", BlobsResource(FailingBackend(), TokenFile(str(tokens))))
+    site = BlobSite(root, TokenFile(str(tokens)), QUOTA)
+    listening = reactor_thread.call(lambda: reactor.listenTCP(0, site, interface="127.0.0.1"))
+    try:
+        answer = exchange(listening.getHost().port,
+                          head("GET", "/blobs/alice/", None, token_header("alice", "secret")))
+    finally:
+        reactor_thread.call(listening.stopListening)
+    assert answer.startswith(b"HTTP/1.1 500 ") and b"boom" in answer
+    assert b"ovjlmqyx" not in answer and b"URI:[CENSORED]" in answer
