@@ -144,11 +144,12 @@ def test_no_cap_in_the_log_and_caps_kept_private(grid):
     secret = dircap.split(":")[2]
     assert "web: 127.0.0.1 GET /uri/[CENSORED]?t=json 200" in log
     assert secret not in log and "URI:DIR2:" not in log and "URI%3ADIR2%3A" not in log
-    private = os.path.join(grid.nodedir, "private")
-    index = os.path.join(private, "blobs", "index.sqlite")
+    index = os.path.join(grid.nodedir, "private", "blobs", "index.sqlite")
     assert os.path.exists(index) and not os.path.exists(os.path.join(grid.nodedir, "blobs"))
-    assert os.stat(private).st_mode & 0o077 == 0
-    for root, dirs, files in os.walk(private):
-        for name in dirs + files:
-            mode = os.stat(os.path.join(root, name)).st_mode
-            assert mode & 0o077 == 0, (name, oct(mode))
+    for node in [grid.grid.introducer, *grid.grid.storage]:  # the client is among the storage list
+        private = os.path.join(node.nodedir, "private")
+        assert os.stat(private).st_mode & 0o077 == 0
+        for root, dirs, files in os.walk(private):
+            for name in dirs + files:
+                mode = os.stat(os.path.join(root, name)).st_mode
+                assert mode & 0o077 == 0, (node.nodedir, name, oct(mode))
