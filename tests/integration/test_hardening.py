@@ -153,3 +153,12 @@ def test_no_cap_in_the_log_and_caps_kept_private(grid):
             for name in dirs + files:
                 mode = os.stat(os.path.join(root, name)).st_mode
                 assert mode & 0o077 == 0, (node.nodedir, name, oct(mode))
+
+
+def test_a_url_over_16_kib_is_414_on_both_ports(grid):
+    for base in (grid.url, grid.blob_url):
+        parts = urllib.parse.urlsplit(base)
+        with socket.create_connection((parts.hostname, parts.port), timeout=30) as s:
+            s.sendall(b"GET /uri/" + b"x" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+            answer = s.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 414 "), (base, answer[:60])

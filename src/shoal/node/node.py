@@ -49,7 +49,7 @@ from shoal.storage.foolscap_adapter import FoolscapStorageServer
 from shoal.storage.server import StorageServer
 from shoal.web.root import Root
 from shoal.web.services import WebServices
-from shoal.web.spool import ShoalSite
+from shoal.web.spool import ShoalSite, http_channel
 from shoal.web.statistics import NodeStats
 from shoal.web.welcome import WelcomeSource
 
@@ -249,7 +249,8 @@ class Node(service.MultiService):
             return
         try:
             self.blobs = make_blob_service(self.config.section("blobs"), self.config.basedir, self.files,
-                                           self.nodemaker, parse_size=parse_size, version=f"shoal/{__version__}")
+                                           self.nodemaker, parse_size=parse_size, version=f"shoal/{__version__}",
+                                           channel=http_channel)  # 414 for a too-long URL, as the web port
         except BlobError as e:
             raise ConfigError(f"{self.config.path}: {e}") from None
         self.blobs.setServiceParent(self)

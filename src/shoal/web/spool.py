@@ -230,8 +230,9 @@ class ShoalChannel(http.HTTPChannel):
         transport.loseConnection()
 
 
-def _channel(factory: Any) -> Any:
-    """Site.protocol: Twisted's HTTP/1.1-or-2 wrapper around a ShoalChannel."""
+def http_channel(factory: Any = None) -> Any:
+    """Site.protocol: Twisted's HTTP/1.1-or-2 wrapper around a ShoalChannel (the blob
+    port's Site takes it too, wired by the node)."""
     return http._GenericHTTPChannelProtocol(ShoalChannel())
 
 
@@ -239,7 +240,7 @@ class ShoalSite(server.Site):
     """A Site with StreamingRequest; `key_hasher` gives the convergent hasher for a size."""
 
     requestFactory = StreamingRequest
-    protocol = _channel
+    protocol = http_channel
 
     def __init__(self, resource: Any, key_hasher: KeyHasherFactory | None = None, **kw: Any) -> None:
         kw.setdefault("logFormatter", access_log.log_formatter)  # no cap in the log

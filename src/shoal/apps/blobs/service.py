@@ -117,7 +117,8 @@ def move_old_index(old: str, new: str) -> None:
 
 
 class BlobService(service.Service):
-    def __init__(self, settings: BlobSettings, files: ImmutableFiles, nodemaker: NodeMaker, version: str) -> None:
+    def __init__(self, settings: BlobSettings, files: ImmutableFiles, nodemaker: NodeMaker, version: str,
+                 channel: Callable[[Any], Any] | None = None) -> None:
         self.settings = settings
         if settings.index == DEFAULT_INDEX:
             move_old_index(settings.path(OLD_DEFAULT_INDEX), settings.path(DEFAULT_INDEX))
@@ -131,6 +132,8 @@ class BlobService(service.Service):
         _keep_private(tokens_path)
         self.tokens = TokenFile(tokens_path)
         self.site = BlobSite(blob_site_root(self.backend, self.tokens, version), self.tokens, settings.quota)
+        if channel is not None:
+            self.site.protocol = channel  # type: ignore[method-assign,assignment]
         self.site.displayTracebacks = False
         self.url: str | None = None
         self._port: Any = None
@@ -155,6 +158,9 @@ class BlobService(service.Service):
 
 
 def make_blob_service(section: Mapping[str, str], node_dir: str, files: ImmutableFiles, nodemaker: NodeMaker, *,
-                      parse_size: Callable[[str], int], version: str = "") -> BlobService:
-    """The blob service for a node whose tahoe.cfg [blobs] section is `section`."""
-    return BlobService(BlobSettings.from_section(section, node_dir, parse_size), files, nodemaker, version)
+                      parse_size: Callable[[str], int], version: str = "",
+                      channel: Callable[[Any], Any] | None = None) -> BlobService:
+    """The blob service for a node whose tahoe.cfg [blobs] section is `section`;
+    `channel` is the HTTP protocol factory of its Site (Twisted's when None)."""
+    return BlobService(BlobSettings.from_section(section, node_dir, parse_size), files, nodemaker, version,
+                       channel=channel)
