@@ -66,7 +66,11 @@ def test_names_that_are_not_one_path_component_are_refused(grid):
         assert request(url, "POST", u(dircap) + "?t=uri&name=" + quoted + "&uri=" + quote(file_cap)).status == 400
         assert request(url, "POST", u(dircap) + "?t=rename&from_name=good&to_name=" + quoted).status == 400
     assert request(url, "PUT", f"/uri/{quote(dircap, safe='')}/a%2Fb", b"evil").status == 400
+    # intermediate directories are made only when every new name is good
+    assert request(url, "PUT", f"/uri/{quote(dircap, safe='')}/new/deeper/..%2Fx", b"evil").status == 400
+    assert request(url, "PUT", f"/uri/{quote(dircap, safe='')}/new/../x", b"evil").status == 400
     assert list(children(url, dircap)) == ["good"]
+    assert request(url, "PUT", f"/uri/{quote(dircap, safe='')}/new/deeper/ok", b"fine").status == 201
 
 
 def tahoe_made_directory(url: str) -> str:

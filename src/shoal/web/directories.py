@@ -41,6 +41,7 @@ from shoal.caps import (
     SSKWriteCap,
     parse_cap,
 )
+from shoal.dirnode.contents import check_new_name
 from shoal.dirnode.errors import CorruptDirectoryError, NoSuchChildError
 from shoal.dirnode.nodes import UnknownNode
 from shoal.encoding import bounded_json
@@ -180,6 +181,8 @@ async def walk(services: WebServices, root: Any, path: list[str], request: Reque
             if not last:
                 if not create:
                     raise
+                for new in path[depth:]:  # each one will be new: refuse a bad one before making any
+                    check_new_name(new)
                 child = await node.create_subdirectory(segment)
                 parent, node, name, entry = node, child, segment, None
                 continue
