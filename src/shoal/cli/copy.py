@@ -187,7 +187,7 @@ class LocalTarget:
         path component, so a grid directory can never lead a copy outside its target."""
         problem = local_name_problem(name)
         if problem is not None:
-            cp.refuse(os.path.join(self.path, repr(name)), problem)
+            cp.refuse(f"{name!r} in {self.path}", problem)
             return None
         return os.path.join(self.path, name)
 
