@@ -10,6 +10,7 @@ keep working) and never anything else.
 """
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 MAX_DEPTH = 64  # nesting of arrays and objects; Tahoe's documents nest 4 deep at most
@@ -20,10 +21,13 @@ class BadJSONError(ValueError):
     """Text that is not a JSON document within this loader's bounds (the sender's fault)."""
 
 
-def _int(text: str) -> int:
-    if len(text.lstrip("-")) > MAX_NUMBER_DIGITS:
-        raise BadJSONError(f"a JSON number of {len(text)} digits (at most {MAX_NUMBER_DIGITS})")
-    return int(text)
+def _int_parser(max_digits: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        if len(text.lstrip("-")) > max_digits:
+            raise BadJSONError(f"a JSON number of {len(text)} digits (at most {max_digits})")
+        return int(text)
+
+    return parse
 
 
 def _depth_ok(value: Any, max_depth: int) -> bool:
@@ -42,13 +46,15 @@ def _depth_ok(value: Any, max_depth: int) -> bool:
     return True
 
 
-def loads(data: bytes | str, *, max_size: int | None = None, max_depth: int = MAX_DEPTH) -> Any:
-    """The JSON value of `data` (UTF-8 when bytes); BadJSONError for anything else."""
+def loads(data: bytes | str, *, max_size: int | None = None, max_depth: int = MAX_DEPTH,
+          max_digits: int = MAX_NUMBER_DIGITS) -> Any:
+    """The JSON value of `data`, as json.loads gives it; BadJSONError for anything else."""
     if max_size is not None and len(data) > max_size:
         raise BadJSONError(f"a JSON document of {len(data)} bytes (at most {max_size})")
     try:
-        text = data.decode("utf-8") if isinstance(data, bytes) else data
-        value = json.loads(text, parse_int=_int)
+        # bytes are decoded as json.loads decodes them (UTF-8, or UTF-16/32 by their BOM or nulls)
+        text = data.decode(json.detect_encoding(data), "surrogatepass") if isinstance(data, bytes) else data
+        value = json.loads(text, parse_int=_int_parser(max_digits))
     except BadJSONError:
         raise
     except (ValueError, UnicodeDecodeError, RecursionError) as e:

@@ -41,6 +41,7 @@ import attrs
 
 from shoal.crypto.aes import aes_ctr
 from shoal.crypto.hashes import dirnode_child_key_hash, dirnode_child_mac, dirnode_child_salt_hash
+from shoal.encoding import bounded_json
 from shoal.encoding.netstring import netstring, split_netstring
 from shoal.errors import EncodingError
 from shoal.formats.errors import FormatError
@@ -143,8 +144,9 @@ class PackedEntry:
 
     def metadata(self) -> dict[str, Any]:
         try:
-            value = json.loads(self.metadata_json)
-        except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
+            # Tahoe reads any JSON Python can: bounds as wide as Python's own, but no RecursionError
+            value = bounded_json.loads(self.metadata_json, max_depth=500, max_digits=4300)
+        except bounded_json.BadJSONError as e:
             raise DirectoryFormatError(f"metadata is not JSON ({e})", self.index, self.name) from None
         if not isinstance(value, dict):
             raise DirectoryFormatError(

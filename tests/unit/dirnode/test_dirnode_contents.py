@@ -250,3 +250,18 @@ def test_existing_entries_with_such_names_stay_readable_and_removable():
     assert "../x" in contents(tagged).entries()
     new, removed = remove_child(contents(data), "../x", must_exist=True)
     assert removed.name == "../x" and list(contents(new).entries()) == ["ok"]
+
+
+def raw_entry(name: bytes, metadata: bytes) -> bytes:
+    return netstring(netstring(name) + netstring(FILE.encode()) + netstring(b"") + netstring(metadata))
+
+
+def test_metadata_json_too_deep_for_python_is_a_corrupt_entry_not_a_recursion_error():
+    """The grid's bytes are untrusted: a writer's 100,000-deep metadata is that entry's corruption."""
+    data = raw_entry(b"deep", b"[" * 100_000 + b"]" * 100_000) + raw_entry(b"ok", b'{"a": [[[1]]]}')
+    with pytest.raises(CorruptDirectoryError, match="'deep'.*metadata is not JSON"):
+        contents(data).entries()
+    new, removed = remove_child(contents(data), "deep", must_exist=True)
+    assert list(contents(new).entries()) == ["ok"]
+    wide = raw_entry(b"w", b'{"n": ' + b"7" * 4000 + b', "d": ' + b"[" * 300 + b"]" * 300 + b"}")
+    assert contents(wide).entries()["w"].metadata["n"] == int("7" * 4000)  # what Tahoe reads, shoal reads
