@@ -11,7 +11,8 @@ names or message text.
 
 A few subclasses say more precisely what kind of fault it is, so a surface
 can pick a status from the type alone: NotFoundError, ConflictError,
-NotWritableError, TooLargeError, UnsupportedError (the caller's), and
+NotWritableError, TooLargeError, UnsupportedError, ContradictoryCapError
+(the caller's), and
 UnrecoverableError, NotEnoughSharesError, GridFullError (the grid's). A
 package's error joins one of them by inheriting from it as well as from its
 package's base.
@@ -72,6 +73,13 @@ class NotWritableError(CallerError):
 
 class TooLargeError(CallerError):
     """The request carries more bytes than the operation takes."""
+
+
+class ContradictoryCapError(CallerError):
+    """A well-formed cap whose fields contradict what the grid proves about the
+    object it names (a CHK cap with the wrong size): nothing can be read through
+    it. Tahoe-LAFS 1.20 fails the download (every share fails validation), so the
+    web API answers 410 as Tahoe does."""
 
 
 class UnsupportedError(CallerError):

@@ -161,7 +161,7 @@ class CheckerJob:
 
     def save(self) -> None:
         temp = self.state_path + ".tmp"
-        with open(temp, "wb") as handle:
+        with os.fdopen(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
             handle.write(json.dumps(self.state, sort_keys=True).encode("utf-8"))
             handle.flush()
             os.fsync(handle.fileno())

@@ -98,6 +98,18 @@ def directory_cap(text: str, what: str) -> DirectoryCap:
     return cap
 
 
+def write_private_text(path: str, text: str) -> None:
+    """Replace `path` atomically with `text`, mode 0600 from the start (caps live there)."""
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
 def add_alias(nodedir: str, name: str, cap: str) -> None:
     """Append `name: cap` to private/aliases (atomically); UsageError if the name exists."""
     name = check_alias_name(name)
@@ -113,13 +125,7 @@ def add_alias(nodedir: str, name: str, cap: str) -> None:
     if text and not text.endswith("\n"):
         text += "\n"
     text += f"{name}: {cap}\n"
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    write_private_text(path, text)
 
 
 def readonly_text(cap_text: str) -> str:

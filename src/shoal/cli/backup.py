@@ -21,7 +21,7 @@ from typing import Any
 
 import attrs
 
-from shoal.cli.aliases import resolve
+from shoal.cli.aliases import resolve, write_private_text
 from shoal.cli.context import Context, command
 from shoal.cli.errors import UsageError
 from shoal.cli.progress import Transfer
@@ -130,10 +130,7 @@ def load_cache(path: str) -> dict[str, Any]:
 
 def save_cache(path: str, cache: dict[str, Any]) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(cache, f)
-    os.replace(tmp, path)
+    write_private_text(path, json.dumps(cache))  # it maps local files to caps
 
 
 def cmd_backup(ctx: Context, args: argparse.Namespace) -> int:

@@ -36,6 +36,7 @@ from shoal.cli.context import Context, command
 from shoal.cli.errors import CLIError, UsageError
 from shoal.cli.progress import Transfer
 from shoal.cli.webclient import WebClient, cap_url
+from shoal.formats.dirnode import child_name_problem
 
 IMMUTABLE_FILE_PREFIXES = ("URI:CHK:", "URI:LIT:")
 
@@ -139,8 +140,15 @@ class Copier:
     client: WebClient
     progress: Callable[[int], None]
     say: Callable[[str], None]
+    warn: Callable[[str], None]
     files: int = 0
     dirs: int = 0
+    refused: list[str] = attrs.field(factory=list)
+
+    def refuse(self, label: str, problem: str) -> None:
+        """A grid name that cannot be a local path component: said now, failed at the end."""
+        self.refused.append(label)
+        self.warn(f"skipping {label}: {problem}")
 
     def file_cap(self, src: LocalFile | RemoteFile) -> str:
         """A cap for the contents of `src` in the grid (uploading when needed)."""
@@ -174,11 +182,24 @@ class LocalTarget:
 
     path: str
 
-    def add_file(self, cp: Copier, name: str, src: LocalFile | RemoteFile) -> None:
-        cp.to_local_file(src, os.path.join(self.path, name))
+    def _child(self, cp: Copier, name: str) -> str | None:
+        """The local path of `name` in this directory; None (refused) unless it is one
+        path component, so a grid directory can never lead a copy outside its target."""
+        problem = local_name_problem(name)
+        if problem is not None:
+            cp.refuse(f"{name!r} in {self.path}", problem)
+            return None
+        return os.path.join(self.path, name)
 
-    def subdir(self, cp: Copier, name: str) -> LocalTarget:
-        path = os.path.join(self.path, name)
+    def add_file(self, cp: Copier, name: str, src: LocalFile | RemoteFile) -> None:
+        path = self._child(cp, name)
+        if path is not None:
+            cp.to_local_file(src, path)
+
+    def subdir(self, cp: Copier, name: str) -> LocalTarget | None:
+        path = self._child(cp, name)
+        if path is None:
+            return None
         if os.path.exists(path) and not os.path.isdir(path):
             raise CLIError(f"{path} exists and is not a directory")
         if not os.path.isdir(path):
@@ -235,6 +256,14 @@ class RemoteTarget:
         return None
 
 
+def local_name_problem(name: str) -> str | None:
+    """Why a grid child name cannot become a local file name here (None if it can)."""
+    problem = child_name_problem(name)
+    if problem is None and os.altsep and os.altsep in name:
+        problem = f"{name!r} holds a {os.altsep!r}"
+    return problem
+
+
 def json_bytes(value: Any) -> bytes:
     return json.dumps(value).encode("utf-8")
 
@@ -249,6 +278,8 @@ def copy_tree(cp: Copier, src: Source, target: Target, name: str | None) -> None
         target.add_file(cp, name, src)
         return
     into = target.subdir(cp, name) if name is not None else target
+    if into is None:
+        return
     if isinstance(src, LocalDir):
         for entry in sorted(os.listdir(src.path)):
             path = os.path.join(src.path, entry)
@@ -312,7 +343,7 @@ def cmd_cp(ctx: Context, args: argparse.Namespace) -> int:
     size = None if not single else first.size if isinstance(first, RemoteFile) else (
         os.path.getsize(first.path) if isinstance(first, LocalFile) else None)
     with Transfer("cp", size) as progress:
-        cp = Copier(ctx.client, progress, ctx.err if args.verbose else (lambda _: None))
+        cp = Copier(ctx.client, progress, ctx.err if args.verbose else (lambda _: None), ctx.err)
         # only a single file may go to a file name; anything else goes into a directory
         dir_target, place = open_target(ctx, dest, make_dir=not (single and isinstance(first, LocalFile | RemoteFile)))
         if dir_target is None:
@@ -325,6 +356,8 @@ def cmd_cp(ctx: Context, args: argparse.Namespace) -> int:
             dir_target.finish(cp)
     if args.verbose:
         ctx.err(f"copied {cp.files} files, made {cp.dirs} directories")
+    if cp.refused:
+        raise CLIError(f"{len(cp.refused)} grid name(s) not copied: not a single local path component")
     return 0
 
 

@@ -17,6 +17,7 @@ from typing import BinaryIO
 
 from shoal.cli.aliases import resolve
 from shoal.cli.context import Context, command
+from shoal.cli.copy import local_name_problem
 from shoal.cli.errors import UsageError
 from shoal.cli.progress import Transfer
 from shoal.cli.webclient import WebClient, cap_url
@@ -98,6 +99,9 @@ def cmd_get(ctx: Context, args: argparse.Namespace) -> int:
     if dest != "-" and os.path.isdir(dest):
         if not where.name:
             raise UsageError(f"{args.remote!r} has no name to save it under in {dest}: give a file name")
+        problem = local_name_problem(where.name)
+        if problem is not None:
+            raise UsageError(f"cannot save {args.remote!r} under its name in {dest}: {problem}; give a file name")
         dest = os.path.join(dest, where.name)
     resp = ctx.client.request("GET", cap_url(where.cap, where.path))
     if dest == "-":

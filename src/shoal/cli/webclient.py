@@ -30,6 +30,9 @@ USER_AGENT = "shoal-cli"
 Progress = Callable[[int], None]
 
 
+MAX_LINE = 16 * 1024 * 1024  # one line of a streamed answer (a deep-check result)
+
+
 class WebAPIError(CLIError):
     """The node answered with an error status; `text` is its own explanation."""
 
@@ -106,8 +109,11 @@ class Response:
             raise
 
     def lines(self) -> Iterator[bytes]:
+        """The body's lines, each read at most MAX_LINE bytes far (CLIError past that)."""
         try:
-            while line := self._resp.readline():
+            while line := self._resp.readline(MAX_LINE + 1):
+                if len(line) > MAX_LINE:
+                    raise CLIError(f"the node sent a line longer than {MAX_LINE} bytes")
                 yield line.rstrip(b"\r\n")
         finally:
             self.close()

@@ -40,6 +40,7 @@ from shoal.dirnode.errors import (
 from shoal.formats.dirnode import (
     DirectoryFormatError,
     PackedEntry,
+    child_name_problem,
     encode_name,
     join_entries,
     normalize_name,
@@ -164,6 +165,17 @@ class Contents:
 # --- edits (each returns new contents, or None for "no change") ----------------------
 
 
+def check_new_name(raw_name: str) -> str:
+    """The NFC form of a name a child is about to be linked under; ChildNameError when
+    it is not one path component (see formats.dirnode.child_name_problem). Existing
+    entries with such names (Tahoe allows them) can still be read, re-tagged and unlinked."""
+    name = normalize_name(raw_name)
+    problem = child_name_problem(name)
+    if problem is not None:
+        raise ChildNameError(f"bad child name: {problem}")
+    return name
+
+
 def add_children(
     contents: Contents,
     additions: Mapping[str, tuple[Child, Mapping[str, Any] | None]],
@@ -184,7 +196,7 @@ def add_children(
     changes: dict[str, bytes | None] = {}
     current: dict[str, tuple[Child, dict[str, Any]] | None] = {}
     for raw_name, (child, new_metadata) in additions.items():
-        name = normalize_name(raw_name)
+        name = check_new_name(raw_name)
         old = current[name] if name in current else contents.child(name)
         old_metadata = None
         if old is not None:
@@ -243,6 +255,6 @@ def pack_new_directory(
     empty = Contents(b"", writekey=writekey, mutable=mutable)
     packed: dict[str, bytes] = {}
     for raw_name, (child, metadata) in children.items():
-        name = normalize_name(raw_name)
+        name = check_new_name(raw_name)
         packed[name] = empty.pack_child(name, child, metadata)
     return join_entries(packed)

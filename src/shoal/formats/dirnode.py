@@ -41,6 +41,7 @@ import attrs
 
 from shoal.crypto.aes import aes_ctr
 from shoal.crypto.hashes import dirnode_child_key_hash, dirnode_child_mac, dirnode_child_salt_hash
+from shoal.encoding import bounded_json
 from shoal.encoding.netstring import netstring, split_netstring
 from shoal.errors import EncodingError
 from shoal.formats.errors import FormatError
@@ -69,6 +70,26 @@ def normalize_name(name: str) -> str:
     if not isinstance(name, str):
         raise TypeError(f"a child name is str, not {type(name).__name__}")
     return unicodedata.normalize("NFC", name)
+
+
+# shoal's rule for names entering a directory (Tahoe 1.20 has none): one path
+# component, so no tool that turns names into local paths can be led out of
+# its destination. Directories already holding other names stay readable.
+MAX_NAME_BYTES = 1024
+
+
+def child_name_problem(name: str) -> str | None:
+    """Why `name` (NFC) cannot be a new child's name or a local path component, or None."""
+    if name in ("", ".", ".."):
+        return f"{name!r} is not a name" if name else "a name cannot be empty"
+    if "/" in name:
+        return f"{name!r} holds a '/'"
+    if "\x00" in name:
+        return f"{name!r} holds a NUL character"
+    size = len(name.encode("utf-8", "surrogatepass"))
+    if size > MAX_NAME_BYTES:
+        return f"a name of {size} UTF-8 bytes is longer than {MAX_NAME_BYTES}"
+    return None
 
 
 def encode_name(name: str) -> bytes:
@@ -123,8 +144,9 @@ class PackedEntry:
 
     def metadata(self) -> dict[str, Any]:
         try:
-            value = json.loads(self.metadata_json)
-        except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
+            # Tahoe reads any JSON Python can: bounds as wide as Python's own, but no RecursionError
+            value = bounded_json.loads(self.metadata_json, max_depth=500, max_digits=4300)
+        except bounded_json.BadJSONError as e:
             raise DirectoryFormatError(f"metadata is not JSON ({e})", self.index, self.name) from None
         if not isinstance(value, dict):
             raise DirectoryFormatError(

@@ -33,7 +33,7 @@ from shoal.crypto.hashes import (
     crypttext_segment_hash,
     uri_extension_hash,
 )
-from shoal.errors import CallerError, ShoalError, UnrecoverableError
+from shoal.errors import ShoalError, UnrecoverableError
 from shoal.formats.errors import FormatError
 from shoal.formats.share_layout import (
     ShareLayout,
@@ -56,7 +56,7 @@ class DownloadError(ShoalError):
     """An immutable file could not be read."""
 
 
-class UEBMismatchError(DownloadError, CallerError):
+class UEBMismatchError(DownloadError, errors.ContradictoryCapError):
     """A UEB that matches the cap's hash but describes another file (the cap's
     k, N or size are wrong: the cap is bad)."""
 

@@ -12,6 +12,7 @@ import socket
 import yaml
 
 from shoal.errors import Fault, ShoalError
+from shoal.node.identity import write_atomically
 
 DEFAULT_WEBPORT = "tcp:3456:interface=127.0.0.1"
 TAC_STUB = (
@@ -135,8 +136,8 @@ def create_node(args: argparse.Namespace, client_only: bool = False) -> int:
     with open(os.path.join(basedir, "tahoe.cfg"), "w", encoding="utf-8") as f:
         f.write("\n".join(lines))
     if args.introducer:
-        with open(os.path.join(basedir, "private", "introducers.yaml"), "w", encoding="utf-8") as f:
-            yaml.safe_dump({"introducers": {"default": {"furl": args.introducer}}}, f)
+        text = yaml.safe_dump({"introducers": {"default": {"furl": args.introducer}}})
+        write_atomically(os.path.join(basedir, "private", "introducers.yaml"), text.encode("utf-8"))
     print(f"Node created in {basedir}")
     if not args.introducer:
         print(f" Please add introducers to {os.path.join(basedir, 'private', 'introducers.yaml')}!")

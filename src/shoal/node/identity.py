@@ -23,6 +23,7 @@ SECRET_LENGTH = 32
 def write_atomically(path: str, data: bytes, mode: int = 0o600) -> None:
     tmp = path + ".tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    os.fchmod(fd, mode)  # a leftover temporary keeps its old mode through O_CREAT
     with os.fdopen(fd, "wb") as f:
         f.write(data)
         f.flush()

@@ -50,7 +50,7 @@ from shoal.storage.housekeeping import Housekeeping
 from shoal.storage.server import StorageServer
 from shoal.web.root import Root
 from shoal.web.services import WebServices
-from shoal.web.spool import ShoalSite
+from shoal.web.spool import ShoalSite, http_channel
 from shoal.web.statistics import NodeStats
 from shoal.web.welcome import WelcomeSource
 
@@ -135,7 +135,13 @@ def _tub_port_and_location(config: NodeConfig) -> tuple[list[str], str | None]:
 
 
 def _make_tub(config: NodeConfig) -> Any:
-    tub = Tub(certFile=config.private_path("node.pem"))
+    cert = config.private_path("node.pem")
+    old_umask = os.umask(0o077)  # Foolscap writes a new key with the umask's mode
+    try:
+        tub = Tub(certFile=cert)
+    finally:
+        os.umask(old_umask)
+    os.chmod(cert, 0o600)  # the Tub's private key (one written by an older shoal, too)
     tub.setOption("logLocalFailures", True)
     tub.setOption("logRemoteFailures", True)
     tub.setOption("expose-remote-exception-types", False)
@@ -244,7 +250,8 @@ class Node(service.MultiService):
             return
         try:
             self.blobs = make_blob_service(self.config.section("blobs"), self.config.basedir, self.files,
-                                           self.nodemaker, parse_size=parse_size, version=f"shoal/{__version__}")
+                                           self.nodemaker, parse_size=parse_size, version=f"shoal/{__version__}",
+                                           channel=http_channel)  # 414 for a too-long URL, as the web port
         except BlobError as e:
             raise ConfigError(f"{self.config.path}: {e}") from None
         self.blobs.setServiceParent(self)

@@ -8,13 +8,14 @@ takes its nodes with it). Config problems are one line on stderr, exit 1.
 
 import os
 import time
-from typing import Any
+from typing import Any, TextIO
 
 from twisted.internet import defer, stdio
 from twisted.internet import reactor as _reactor
 from twisted.internet.protocol import Protocol
 from twisted.python import log
 
+from shoal.caps.censor import censor_caps
 from shoal.errors import Fault, ShoalError
 from shoal.node.config import ConfigError, load_config
 
@@ -62,6 +63,19 @@ class _StdinWatcher(Protocol):
             reactor.stop()
 
 
+class CensoringLog:
+    """The node's log file, through which no cap passes (access log, errors, tracebacks)."""
+
+    def __init__(self, file: TextIO) -> None:
+        self._file = file
+
+    def write(self, text: str) -> None:
+        self._file.write(censor_caps(text))
+
+    def flush(self) -> None:
+        self._file.flush()
+
+
 def run_node(basedir: str, allow_stdin_close: bool) -> int:
     from shoal.node.introducer_node import INTRODUCER_TAC, IntroducerNode
     from shoal.node.node import Node
@@ -71,7 +85,7 @@ def run_node(basedir: str, allow_stdin_close: bool) -> int:
     pidfile = claim_pidfile(basedir)
     failure: list[BaseException] = []
     try:
-        log.startLogging(open(os.path.join(basedir, "shoal.log"), "a"), setStdout=False)
+        log.startLogging(CensoringLog(open(os.path.join(basedir, "shoal.log"), "a")), setStdout=False)
         kind = IntroducerNode if os.path.exists(os.path.join(basedir, INTRODUCER_TAC)) else Node
         try:
             node = kind(config)

@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from shoal.crypto.ed25519 import BadKeyError, SigningKey, VerifyingKey
+from shoal.encoding import bounded_json
 from shoal.encoding.base32 import a2b, b2a_bytes
 from shoal.errors import EncodingError, Fault, ShoalError
 
@@ -148,8 +149,8 @@ def decode(msg: bytes, key_vs: bytes = b"?") -> dict[str, Any]:
     """Parse a (verified) announcement message into its dict."""
     who = key_vs.decode("ascii", "replace")
     try:
-        ann = json.loads(msg.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        ann = bounded_json.loads(msg)
+    except bounded_json.BadJSONError as e:
         raise BadAnnouncementError(f"announcement from {who} is not UTF-8 JSON: {e}") from None
     if not isinstance(ann, dict):
         raise BadAnnouncementError(f"announcement from {who} is not a JSON object")

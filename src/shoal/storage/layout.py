@@ -18,6 +18,7 @@ renamed into place, and the directory that gained or lost a name is fsync'd
 after the rename, so a share is either wholly present or absent after a crash.
 """
 
+import errno
 import os
 import re
 import shutil
@@ -182,7 +183,7 @@ def prepare_rewrite(path: str | None, temp: str, modify: Callable[[BinaryIO], No
         if path is None:
             open(temp, "xb").close()
         else:
-            shutil.copyfile(path, temp)
+            copy_sparse(path, temp)
         with open(temp, "r+b") as handle:
             modify(handle)
             fsync_file(handle)
@@ -191,6 +192,84 @@ def prepare_rewrite(path: str | None, temp: str, modify: Callable[[BinaryIO], No
         _discard(temp)
         raise
     return size
+
+
+_COPY_CHUNK = 1 << 20
+
+
+def _data_extents(fd: int, start: int, end: int) -> list[tuple[int, int]]:
+    """The [start, end) pieces of a file that hold data (holes left out).
+
+    Uses SEEK_DATA/SEEK_HOLE and puts the descriptor's offset back as it was
+    (a buffered file object over it keeps its idea of the position); where
+    the file system cannot say, the whole range counts as data.
+    """
+    saved = os.lseek(fd, 0, os.SEEK_CUR)
+    extents = []
+    at = start
+    try:
+        while at < end:
+            try:
+                data = os.lseek(fd, at, os.SEEK_DATA)
+            except OSError as e:
+                if e.errno == errno.ENXIO:  # only a hole from here to the end
+                    break
+                return [(start, end)]
+            if data >= end:
+                break
+            hole = min(os.lseek(fd, data, os.SEEK_HOLE), end)
+            extents.append((data, hole))
+            at = hole
+    finally:
+        os.lseek(fd, saved, os.SEEK_SET)
+    return extents
+
+
+def _copy_range(src: int, dst: int, start: int, end: int) -> None:
+    """Bytes [start, end) of `src` to the same place in `dst`: in the kernel where it can."""
+    at = start
+    while at < end:
+        try:
+            copied = os.copy_file_range(src, dst, min(end - at, _COPY_CHUNK * 64), at, at)
+        except OSError:  # a file system that cannot: through user space
+            chunk = os.pread(src, min(end - at, _COPY_CHUNK), at)
+            copied = os.pwrite(dst, chunk, at) if chunk else 0
+        if copied == 0:
+            break  # the source ended early (it shrank under us): the truncate sets the size
+        at += copied
+
+
+def copy_sparse(source: str, destination: str) -> None:
+    """Copy a file, keeping its holes: a sparse share is never written out as zeros."""
+    src = os.open(source, os.O_RDONLY)
+    try:
+        dst = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            size = os.fstat(src).st_size
+            for start, end in _data_extents(src, 0, size):
+                _copy_range(src, dst, start, end)
+            os.ftruncate(dst, size)
+        finally:
+            os.close(dst)
+    finally:
+        os.close(src)
+
+
+def zero_range(handle: BinaryIO, start: int, end: int) -> None:
+    """Make [start, end) of a file read as zeros, writing zeros only where it holds data.
+
+    Past the end of the file nothing is written (a later write leaves a hole).
+    """
+    handle.flush()
+    fd = handle.fileno()
+    end = min(end, os.fstat(fd).st_size)
+    for data, stop in _data_extents(fd, start, end):
+        handle.seek(data)
+        remaining = stop - data
+        while remaining > 0:
+            step = min(remaining, _COPY_CHUNK)
+            handle.write(bytes(step))
+            remaining -= step
 
 
 def _discard(path: str) -> None:

@@ -10,7 +10,8 @@ Tahoe-LAFS 1.20's rules (storage/server.py, storage/mutable.py, interfaces.py):
 3. the read vector is applied to every existing share of the slot *before*
    any write, whether or not the tests pass;
 4. if every test passes, the write vectors are applied in order: a write that
-   reaches past the end of the data extends it, filling any gap with zeros,
+   reaches past the end of the data extends it, filling any gap with zeros
+   (shoal leaves a hole: a far write costs no disk writes for the gap),
    and moves the extra-lease area to the new end when the data grows past it
    (the container never shrinks); then ``new_length`` truncates the data if
    it is smaller (a larger one is ignored) and ``new_length == 0`` deletes
@@ -43,8 +44,6 @@ from shoal.storage.shares import (
     where,
 )
 from shoal.storage.validate import TestAndWrite, TestVector, WriteVector
-
-_ZERO_CHUNK = 1 << 20
 
 
 def load_slot(store: StorageLayout, storage_index: bytes) -> dict[int, MutableShareFile]:
@@ -197,7 +196,8 @@ def _write(handle: BinaryIO, header: mc.MutableHeader, offset: int, data: bytes)
         if mc.DATA_OFFSET + end > header.extra_lease_offset:
             header = _move_extra_leases(handle, header, mc.DATA_OFFSET + end)
         if offset > header.data_length:
-            _zero_fill(handle, mc.DATA_OFFSET + header.data_length, offset - header.data_length)
+            # Sparse: only bytes the file already holds are zeroed; past its end a hole.
+            layout.zero_range(handle, mc.DATA_OFFSET + header.data_length, mc.DATA_OFFSET + offset)
         header = header.with_data_length(end)
     handle.seek(mc.DATA_OFFSET + offset)
     handle.write(data)
@@ -216,14 +216,6 @@ def _move_extra_leases(handle: BinaryIO, header: mc.MutableHeader, new_offset: i
     handle.seek(new_offset)
     handle.write(area)
     return header.with_extra_lease_offset(new_offset)
-
-
-def _zero_fill(handle: BinaryIO, at: int, length: int) -> None:
-    handle.seek(at)
-    while length > 0:
-        step = min(length, _ZERO_CHUNK)
-        handle.write(bytes(step))
-        length -= step
 
 
 def _renew_in_copy(handle: BinaryIO, lease: LeaseInfo) -> None:

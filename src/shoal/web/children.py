@@ -10,6 +10,7 @@ from typing import Any
 from twisted.web import http
 from twisted.web.server import Request
 
+from shoal.dirnode.contents import check_new_name
 from shoal.web.common import NotAvailable, WebError, format_arg, replace_arg
 from shoal.web.services import WebServices
 from shoal.web.upload import body_file, create_mutable, read_body, upload_body, upload_file
@@ -47,6 +48,7 @@ def check_replace(request: Request, existed: bool) -> bool | str:
 async def put_child_file(services: WebServices, request: Request, parent: Any, name: str,
                          existed: bool = True) -> str:
     """PUT a body as the file `name` of `parent`: 201 if new, 200 if it replaced one."""
+    check_new_name(name)  # before the upload, not only when linking
     replace = check_replace(request, existed)
     if request.getHeader(b"content-range"):
         raise NotAvailable("Content-Range in PUT not yet supported")
@@ -78,6 +80,7 @@ async def put_child_cap(services: WebServices, request: Request, parent: Any, na
 
 async def upload_form_child(services: WebServices, request: Request, parent: Any, name: str) -> str:
     """POST t=upload: the form's file as `name` in `parent`."""
+    check_new_name(name)
     replace = replace_arg(request)
     _, data = form_file(request)
     fmt = format_arg(request, "CHK")

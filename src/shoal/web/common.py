@@ -8,7 +8,9 @@ the semantic bases), never from class names or message text:
 caller's fault  400; NotFoundError 404 (a missing child: Tahoe's "No such
                 child"), ConflictError 409 (an existing child: Tahoe's text),
                 NotWritableError 403, TooLargeError 413, UnsupportedError 501
-                (the one 5xx a caller gets: this node does not do that)
+                (the one 5xx a caller gets: this node does not do that),
+                ContradictoryCapError 410 (Tahoe's answer to a CHK cap with
+                a wrong size: its download fails)
 grid's fault    503; UnrecoverableError 410 (NotEnoughSharesError with Tahoe's
                 text, others with Tahoe's UnrecoverableFileError text, a
                 corrupt directory with its own), GridFullError 507
@@ -30,6 +32,7 @@ from shoal.dirnode.errors import CorruptDirectoryError, ExistingChildError, NoSu
 from shoal.errors import (
     CallerError,
     ConflictError,
+    ContradictoryCapError,
     Fault,
     GridFullError,
     NotEnoughSharesError,
@@ -116,6 +119,8 @@ def _caller(exc: ShoalError) -> tuple[str, int]:
         return str(exc), http.NOT_IMPLEMENTED
     if isinstance(exc, UnsupportedError):
         return _one_line(exc), http.NOT_IMPLEMENTED
+    if isinstance(exc, ContradictoryCapError):
+        return _one_line(exc), http.GONE
     return _one_line(exc), http.BAD_REQUEST
 
 

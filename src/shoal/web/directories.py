@@ -40,7 +40,9 @@ from shoal.dirnode import (
     UnknownNode,
     VerifierNode,
 )
+from shoal.dirnode.contents import check_new_name
 from shoal.dirnode.errors import CorruptDirectoryError, NoSuchChildError
+from shoal.encoding import bounded_json
 from shoal.mutable.filenode import MutableFileNode
 from shoal.web.children import (
     check_replace,
@@ -119,8 +121,8 @@ def children_from_json(body: bytes) -> dict[str, tuple[str | None, str | None, d
     if not body.strip():
         return {}
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as e:
+        data = bounded_json.loads(body)
+    except bounded_json.BadJSONError as e:
         raise WebError(f"the children JSON does not parse: {e}") from None
     if not isinstance(data, dict):
         raise WebError("the children JSON must be an object of name: [type, properties]")
@@ -167,6 +169,8 @@ async def walk(services: WebServices, root: DirectoryNode, path: list[str], requ
             if not last:
                 if not create:
                     raise
+                for new in path[depth:]:  # each one will be new: refuse a bad one before making any
+                    check_new_name(new)
                 child = await node.create_subdirectory(segment)
                 parent, node, name, entry = node, child, segment, None
                 continue

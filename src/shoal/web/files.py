@@ -37,6 +37,7 @@ from twisted.web import http, resource
 from twisted.web.server import Request
 
 from shoal.dirnode import FileNode, VerifierNode
+from shoal.encoding import digits
 from shoal.encoding.base32 import b2a
 from shoal.mutable.filenode import MutableFileNode
 from shoal.streaming import ConsumerWriter
@@ -55,7 +56,7 @@ from shoal.web.services import WebServices
 from shoal.web.upload import read_body
 
 VERIFY_CAP_UNREADABLE = "a verify cap cannot be read; use it with t=check"
-_RANGE_SPEC = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
+_RANGE_SPEC = re.compile(r"^\s*([0-9]*)\s*-\s*([0-9]*)\s*$")
 
 
 def parse_range(header: str, size: int) -> tuple[int, int] | None:
@@ -71,14 +72,14 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
         if not m or not (m.group(1) or m.group(2)):
             return None
         if m.group(1):
-            first = int(m.group(1))
+            first = digits.clamped(m.group(1))
             if first >= size and not spans:
                 # Tahoe ignores "bytes=SIZE-" (its last defaults to the end, before the
                 # first); shoal answers 416 as RFC 9110 asks, as for "bytes=SIZE-SIZE"
                 raise WebError("First beyond end of file", http.REQUESTED_RANGE_NOT_SATISFIABLE)
-            last = int(m.group(2)) if m.group(2) else size - 1
+            last = digits.clamped(m.group(2)) if m.group(2) else size - 1
         else:
-            first, last = size - int(m.group(2)), size - 1
+            first, last = size - digits.clamped(m.group(2)), size - 1
         if last < first:
             return None
         spans.append((first, last))

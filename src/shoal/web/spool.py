@@ -29,9 +29,10 @@ from typing import Any, BinaryIO, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from twisted.internet import defer
-from twisted.web import server
+from twisted.web import http, server
 
 from shoal import cpu
+from shoal.web import access_log
 
 BATCH = 4 * 1024 * 1024  # bytes per pool job (disk append + hash)
 SPOOL_HIGH = 16 * 1024 * 1024  # pause the sender above this many bytes waiting
@@ -212,11 +213,36 @@ class StreamingRequest(server.Request):
         super().connectionLost(reason)
 
 
+class ShoalChannel(http.HTTPChannel):
+    """HTTPChannel answering 414 to a request line longer than it reads (16 KiB)
+    where Twisted closes the connection without a word; a header line too long
+    is 431."""
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        if getattr(self, "_path", None) is None:  # no request line yet: this is the one
+            status = b"414 URI Too Long"
+        else:
+            status = b"431 Request Header Fields Too Large"
+        body = b"the request line or a header is longer than %d bytes\n" % self.MAX_LENGTH
+        transport: Any = self.transport
+        transport.write(b"HTTP/1.1 " + status + b"\r\nContent-Type: text/plain\r\n"
+                        b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
+        transport.loseConnection()
+
+
+def http_channel(factory: Any = None) -> Any:
+    """Site.protocol: Twisted's HTTP/1.1-or-2 wrapper around a ShoalChannel (the blob
+    port's Site takes it too, wired by the node)."""
+    return http._GenericHTTPChannelProtocol(ShoalChannel())
+
+
 class ShoalSite(server.Site):
     """A Site with StreamingRequest; `key_hasher` gives the convergent hasher for a size."""
 
     requestFactory = StreamingRequest
+    protocol = http_channel
 
     def __init__(self, resource: Any, key_hasher: KeyHasherFactory | None = None, **kw: Any) -> None:
+        kw.setdefault("logFormatter", access_log.log_formatter)  # no cap in the log
         super().__init__(resource, **kw)
         self.key_hasher = key_hasher

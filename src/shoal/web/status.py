@@ -15,6 +15,7 @@ from typing import Any
 from twisted.web import http, resource
 from twisted.web.server import Request
 
+from shoal.encoding import digits
 from shoal.web.common import WebError, render_sync, t_arg
 from shoal.web.history import History, OperationStatus
 from shoal.web.page import ago_text, page, progress_bar, size_text
@@ -114,8 +115,8 @@ class _OnePage(resource.Resource):
 
     def _render(self, request: Request) -> str:
         op = None
-        if self._name.isdigit():
-            wanted = int(self._name)
+        if self._name.isdigit():  # ASCII digits (bytes)
+            wanted = digits.clamped(self._name.decode("ascii"))
             op = next((o for o in [*self._history.active(), *self._history.recent()] if o.id == wanted), None)
         if op is None:
             raise WebError("no such operation (it may have been forgotten)", http.NOT_FOUND)

@@ -69,3 +69,14 @@ def test_missing_local_file_exit_1(tmp_path, capsys):
     assert main(["--node-url", closed_port_url(), "put", str(tmp_path / "absent")]) == 1
     assert "No such file or directory" in capsys.readouterr().err
 
+
+
+@pytest.mark.parametrize("name", ["..", "."])
+def test_get_into_a_directory_refuses_a_name_that_is_not_one_component(tmp_path, capsys, name):
+    """issue #15: the remote name becomes a local path only when it is one path component."""
+    dest = tmp_path / "in" / "dest"
+    dest.mkdir(parents=True)
+    assert main(["-d", str(tmp_path), "get", f"{DIR}/sub/{name}", str(dest)]) == 2
+    err = capsys.readouterr().err
+    assert f"{name!r} is not a name" in err and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["dest", "in"]

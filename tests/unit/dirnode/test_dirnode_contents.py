@@ -3,6 +3,8 @@ Adder, Deleter and MetadataSetter on the same bytes at the same clock: identical
 bytes out. Plus what shoal does beyond Tahoe: entries it was not asked to change
 are never dropped, and a retried edit whose first attempt landed is not an error."""
 
+import os
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -27,7 +29,7 @@ from shoal.dirnode.contents import (
     set_metadata,
 )
 from shoal.encoding.netstring import netstring
-from shoal.formats.dirnode import normalize_name, pack_entry
+from shoal.formats.dirnode import MAX_NAME_BYTES, child_name_problem, normalize_name, pack_entry
 from tests.unit.dirnode.dirnode_peer import (
     TAHOE_ERRORS,
     cap_texts,
@@ -97,6 +99,12 @@ def test_add_as_tahoe(tahoe_dirnode, children, additions, overwrite, now):
         resolved = {n: (resolve_child(rw, ro, name=n), md) for n, (rw, ro, md) in entries.items()}
         return add_children(contents(data), resolved, overwrite=overwrite, now=now)
 
+    if any(child_name_problem(normalize_name(n)) for n in entries):
+        # by design a difference: shoal links only names that are one path component
+        # (a bad cap may be refused first, when the child is resolved)
+        with pytest.raises((ChildNameError, ChildCapError)):
+            mine()
+        return
     assert shoal_edit(mine) == tahoe
 
 
@@ -209,3 +217,51 @@ def test_bad_names_and_metadata_are_the_callers_fault():
         add_children(contents(b""), {"m": (child, {"x": object()})}, overwrite=True, now=1.0)
     with pytest.raises(BadMetadataError, match="'m': metadata is a list"):
         pack_new_directory({"m": (child, [])}, writekey=WRITEKEY, mutable=True)
+
+
+BAD_NAMES = ["", ".", "..", "../x", "/abs/path", "a/b", "a\x00b", "x" * (MAX_NAME_BYTES + 1),
+             "\u00e9" * (MAX_NAME_BYTES // 2 + 1)]
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_names_that_are_not_one_path_component_are_refused(name):
+    """issue #15: children named ../x or /abs/path led shoal cp outside its destination."""
+    child = resolve_child(FILE, None)
+    with pytest.raises(ChildNameError, match="bad child name"):
+        add_children(contents(b""), {name: (child, None)}, overwrite=True, now=1.0)
+    with pytest.raises(ChildNameError, match="bad child name"):
+        pack_new_directory({name: (child, {})}, writekey=WRITEKEY, mutable=True)
+
+
+@given(st.one_of(st.text(max_size=40), st.lists(st.sampled_from(["", ".", "..", "/", "a", "\x00"])).map("".join)))
+def test_an_accepted_name_is_one_path_component(name):
+    if child_name_problem(name) is None:
+        joined = os.path.normpath(os.path.join("/base", name))
+        assert os.path.dirname(joined) == "/base" and os.path.basename(joined) == name
+        assert "\x00" not in name
+
+
+def test_existing_entries_with_such_names_stay_readable_and_removable():
+    """A Tahoe-made directory may hold '../x': it lists, re-tags and unlinks."""
+    data = netstring(pack_entry("../x", None, FILE.encode(), {}, writekey=WRITEKEY)) + netstring(
+        pack_entry("ok", None, FILE.encode(), {}, writekey=WRITEKEY))
+    assert list(contents(data).entries()) == ["../x", "ok"]
+    tagged = set_metadata(contents(data), "../x", {"k": 1}, now=1.0)
+    assert "../x" in contents(tagged).entries()
+    new, removed = remove_child(contents(data), "../x", must_exist=True)
+    assert removed.name == "../x" and list(contents(new).entries()) == ["ok"]
+
+
+def raw_entry(name: bytes, metadata: bytes) -> bytes:
+    return netstring(netstring(name) + netstring(FILE.encode()) + netstring(b"") + netstring(metadata))
+
+
+def test_metadata_json_too_deep_for_python_is_a_corrupt_entry_not_a_recursion_error():
+    """The grid's bytes are untrusted: a writer's 100,000-deep metadata is that entry's corruption."""
+    data = raw_entry(b"deep", b"[" * 100_000 + b"]" * 100_000) + raw_entry(b"ok", b'{"a": [[[1]]]}')
+    with pytest.raises(CorruptDirectoryError, match="'deep'.*metadata is not JSON"):
+        contents(data).entries()
+    new, removed = remove_child(contents(data), "deep", must_exist=True)
+    assert list(contents(new).entries()) == ["ok"]
+    wide = raw_entry(b"w", b'{"n": ' + b"7" * 4000 + b', "d": ' + b"[" * 300 + b"]" * 300 + b"}")
+    assert contents(wide).entries()["w"].metadata["n"] == int("7" * 4000)  # what Tahoe reads, shoal reads

@@ -12,12 +12,13 @@ from hypothesis import strategies as st
 from shoal.caps import CHKVerifierCap, DirectoryWriteCap, LiteralDirectoryCap, parse_cap
 from shoal.dirnode import (
     ChildCapError,
+    ChildNameError,
     CorruptDirectoryError,
     update_metadata,
 )
 from shoal.dirnode.children import resolve_child
 from shoal.dirnode.contents import Contents, pack_new_directory
-from shoal.formats.dirnode import normalize_name
+from shoal.formats.dirnode import child_name_problem, normalize_name
 from tests.unit.dirnode.dirnode_peer import (
     TAHOE_ERRORS,
     cap_texts,
@@ -104,6 +105,16 @@ def shoal_pack(children, writekey, deep_immutable):
         return True, pack_new_directory(resolved, writekey=writekey, mutable=not deep_immutable).hex()
     except ChildCapError as e:
         return False, TAHOE_ERRORS[type(e)]
+    except ChildNameError:
+        return False, "ChildNameError"
+
+
+def tahoe_answer(children, answer):
+    """Tahoe's answer, but shoal's where a name is not one path component (shoal refuses
+    it, by design a difference; a bad cap of another child may be refused first)."""
+    if any(child_name_problem(normalize_name(c[0])) for c in children):
+        return None
+    return answer
 
 
 @settings(max_examples=120)
@@ -114,6 +125,9 @@ def test_pack_new_directory_as_tahoe(tahoe_dirnode, children, immutable):
     writekey = None if immutable else WRITEKEY.hex()
     ok, tahoe = tahoe_dirnode.ask(op="pack", children=request, writekey=writekey, deep_immutable=immutable)
     mine = shoal_pack(children, None if immutable else WRITEKEY, immutable)
+    if tahoe_answer(children, ok) is None:
+        assert not mine[0]
+        return
     if not ok and not mine[0]:
         return  # both refuse (possibly different children's errors, checked below for one child)
     assert mine == (ok, tahoe)
@@ -125,7 +139,11 @@ def test_pack_one_child_as_tahoe_errors_included(tahoe_dirnode, name, rw, ro, me
     writekey = None if immutable else WRITEKEY.hex()
     ok, tahoe = tahoe_dirnode.ask(op="pack", children=[[name, rw, ro, metadata]], writekey=writekey,
                                   deep_immutable=immutable)
-    assert shoal_pack([(name, rw, ro, metadata)], None if immutable else WRITEKEY, immutable) == (ok, tahoe)
+    mine = shoal_pack([(name, rw, ro, metadata)], None if immutable else WRITEKEY, immutable)
+    if tahoe_answer([(name,)], ok) is None:
+        assert not mine[0]
+        return
+    assert mine == (ok, tahoe)
 
 
 def shoal_list(data, writekey, mutable):

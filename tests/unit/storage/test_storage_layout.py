@@ -121,3 +121,21 @@ def test_rewrite_durably_changes_a_copy_then_renames(tmp_path):
     assert layout.rewrite_durably(str(original), str(tmp_path / "temp"), change) == 10
     assert original.read_bytes() == b"01XY456789"
     assert os.stat(original).st_ino != inode
+
+
+def test_copy_sparse_keeps_bytes_and_holes(tmp_path):
+    source, copy = str(tmp_path / "sparse"), str(tmp_path / "copy")
+    with open(source, "wb") as f:
+        f.write(b"head" * 1000)
+        f.seek(1 << 30)
+        f.write(b"middle")
+        f.seek(3 << 30)
+        f.truncate()  # ends in a hole
+    layout.copy_sparse(source, copy)
+    with open(source, "rb") as a, open(copy, "rb") as b:
+        assert os.path.getsize(copy) == os.path.getsize(source) == 3 << 30
+        for at in (0, 4000, (1 << 30) - 10, 1 << 30, (3 << 30) - 10):
+            a.seek(at)
+            b.seek(at)
+            assert a.read(20) == b.read(20)
+    assert os.stat(copy).st_blocks * 512 < 1 << 20

@@ -131,3 +131,24 @@ def test_corrupt_mutable_share_is_reported(slot):
         slot.slot_readv(SLOT, [], [(0, 1)])
     with pytest.raises(CorruptShareError):
         twrite(slot, {0: ([], [(0, b"x")], None)})
+
+
+def _allocated(path: str) -> int:
+    return os.stat(path).st_blocks * 512
+
+
+def test_a_write_far_past_the_end_leaves_a_hole_not_zeros(make_server):
+    """issue #15: a write at offset 2e9 on a new slot wrote 1.9 GB of real zeros."""
+    server = make_server()
+    far = 2_000_000_000
+    ok, _ = twrite(server, {0: ([], [(far, b"end")], None)})
+    assert ok
+    path = server.layout.share_path(SLOT, 0)
+    assert os.path.getsize(path) > far
+    assert _allocated(path) < 1 << 20
+    assert server.slot_readv(SLOT, [0], [(far - 2, 5), (1000, 4)]) == {0: [b"\0\0end", b"\0" * 4]}
+    # a second write copies the container; the copy keeps the hole
+    ok, _ = twrite(server, {0: ([], [(0, b"head")], None)})
+    assert ok
+    assert _allocated(path) < 1 << 20
+    assert server.slot_readv(SLOT, [0], [(0, 4), (far, 3)]) == {0: [b"head", b"end"]}

@@ -16,6 +16,7 @@ from shoal.caps import BadCapError
 from shoal.dirnode.errors import CorruptDirectoryError, ExistingChildError, NoSuchChildError
 from shoal.errors import (
     ConflictError,
+    ContradictoryCapError,
     Fault,
     GridFullError,
     NotEnoughSharesError,
@@ -72,6 +73,7 @@ def expected_status(cls: type[ShoalError]) -> int | None:
     """The status the semantic base names (None: the fault's default or the instance's own)."""
     for base, status in ((NotFoundError, 404), (ConflictError, 409), (NotWritableError, 403),
                          (TooLargeError, 413), (UnsupportedError, 501), (UnrecoverableError, 410),
+                         (ContradictoryCapError, 410),
                          (GridFullError, 507)):
         if issubclass(cls, base):
             return status
@@ -158,3 +160,11 @@ def test_unhappy_upload_says_in_its_type_whether_servers_were_full():
     assert type(few) is UploadUnhappinessError and humanize(few)[1] == 503
     mixed = unhappiness_error("m", [_answer(refused={1}), _answer(error="connection lost")])
     assert type(mixed) is UploadUnhappinessError and humanize(mixed)[1] == 503
+
+
+def test_a_chk_cap_with_a_wrong_size_is_410_as_tahoe():
+    """issue #15: Tahoe fails such a download (410); shoal answered 500, then 400."""
+    from shoal.immutable.decoder import UEBMismatchError
+
+    text, status = humanize(UEBMismatchError("UEB says size 800, the cap says 801"))
+    assert status == 410 and "the cap says 801" in text and UEBMismatchError.fault is Fault.CALLER

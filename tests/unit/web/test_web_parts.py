@@ -18,6 +18,7 @@ from shoal.testing import reactor_thread
 from shoal.testing.reactor_thread import reactor
 from shoal.web import spool
 from shoal.web.common import WebError
+from shoal.web.directories import children_from_json
 from shoal.web.files import parse_range
 from shoal.web.operations import OperationTable
 from shoal.web.private import PrivateRoot
@@ -213,3 +214,45 @@ def test_private_token(site):
 
 def test_spool_constants_make_sense():
     assert spool.SPOOL_LOW < spool.SPOOL_HIGH and spool.BATCH <= spool.SPOOL_HIGH
+
+
+HUGE = "9" * 5000  # past Python's 4,300-digit int limit (issue #15: a 500)
+
+
+def test_parse_range_numbers_of_any_length():
+    with pytest.raises(WebError) as e:
+        parse_range(f"bytes={HUGE}-", 10)
+    assert e.value.code == 416
+    assert parse_range(f"bytes=2-{HUGE}", 10) == (2, 9)
+    assert parse_range(f"bytes=-{HUGE}", 10) == (0, 9)
+    assert parse_range("bytes=\u0661-\u0662", 10) is None
+
+
+@pytest.mark.parametrize("body", [b"[" * 100_000, b'{"a": ' * 10_000 + b"1" + b"}" * 10_000,
+                                  b'{"x": ["filenode", {"metadata": ' + b"[" * 5000 + b"]" * 5000 + b"}]}",
+                                  b'{"x": ' + b"1" * 5000 + b"}"])
+def test_children_json_too_deep_or_too_long_is_a_400(body):
+    with pytest.raises(WebError) as e:
+        children_from_json(body)
+    assert e.value.code == 400
+
+
+def raw_exchange(port: int, data: bytes) -> bytes:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(data)
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def test_a_url_too_long_is_414_and_a_header_too_long_431(site):
+    """issue #15: a URL over 16 KiB had the connection closed without an answer."""
+    port, _, _ = site
+    answer = raw_exchange(port, b"GET /private/" + b"x" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 414 URI Too Long\r\n")
+    answer = raw_exchange(port, b"GET /private/ HTTP/1.1\r\nX-Big: " + b"y" * 20_000 + b"\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 431 ")
+    assert fetch(port, "GET", "/private/" + "z" * 8000)[0] == 401  # long but within the limit

@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterable, Iterator
 
 from shoal.apps.blobmanager.errors import FramingError
+from shoal.encoding import bounded_json
 
 SIZE_DIGITS = 8
 TAG_CHARS = 24
@@ -28,7 +29,7 @@ def decode_upload(body: bytes) -> list[tuple[str, bytes]]:
     if not sep:
         raise FramingError("stream upload body has no header line")
     out, pos = [], 0
-    for blob_id, size in json.loads(head):
+    for blob_id, size in bounded_json.loads(head):
         if pos + size > len(rest):
             raise FramingError(f"stream upload: blob {blob_id} wants {size} bytes, {len(rest) - pos} left")
         out.append((blob_id, rest[pos:pos + size]))

@@ -42,6 +42,7 @@ from shoal.apps.blobmanager.errors import (
     RetriableTransferError,
 )
 from shoal.apps.blobmanager.framing import DownloadParser, encode_upload
+from shoal.encoding import bounded_json
 
 _TRANSIENT = (ierror.ConnectError, ierror.ConnectionLost, ierror.ConnectionDone, ierror.TimeoutError,
               ResponseFailed, ierror.DNSLookupError)
@@ -123,7 +124,7 @@ class BlobsRemote:
     async def get_flags(self, blob_id: str, namespace: str = "") -> list[str]:
         code, _, body = await self._request("GET", self._url(blob_id, namespace, only_flags="true"))
         self._check(code, f"GET flags of blob {blob_id}", body)
-        return list(json.loads(body)) if body.strip() else []
+        return list(bounded_json.loads(body)) if body.strip() else []
 
     async def listing(self, namespace: str = "", order_by: str | None = None, deleted: bool = False,
                    filter_flag: str | None = None, only_count: bool = False) -> Any:
@@ -138,7 +139,7 @@ class BlobsRemote:
             query["only_count"] = "true"
         code, _, body = await self._request("GET", self._url(None, namespace, **query))
         self._check(code, "GET blob list", body)
-        return json.loads(body)
+        return bounded_json.loads(body)
 
     def _stream_url(self, direction: str, namespace: str) -> str:
         args = {"direction": direction, **({"namespace": namespace} if namespace else {})}

@@ -12,11 +12,13 @@ concatenated in the same order, nothing else.
 
 import json
 from collections.abc import Iterable, Iterator
+from typing import BinaryIO
 
 import attrs
 
 from shoal.apps.blobs.errors import BadRequest, InvalidRequest
 from shoal.apps.blobs.rules import TAG_CHARS, check_name
+from shoal.encoding import bounded_json
 
 SIZE_DIGITS = 8
 MAX_FRAMED_SIZE = 16**SIZE_DIGITS - 1
@@ -34,8 +36,8 @@ def frame_header(size: int, tag: str) -> bytes:
 
 def _json(body: bytes, what: str) -> object:
     try:
-        return json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        return bounded_json.loads(body)
+    except bounded_json.BadJSONError:
         raise InvalidRequest(f"{what} is not JSON: {body[:60]!r}") from None
 
 
@@ -45,6 +47,17 @@ def parse_download_request(body: bytes) -> list[str]:
     if not isinstance(ids, list):
         raise InvalidRequest("a /stream download body is a JSON list of blob ids")
     return [check_name("blob id", blob_id) for blob_id in ids]
+
+
+MAX_MANIFEST_LINE = 1024 * 1024  # the first line of a /stream upload: some 20,000 entries
+
+
+def read_manifest_line(body: BinaryIO) -> bytes:
+    """The first line of a /stream upload body, read at most MAX_MANIFEST_LINE bytes far."""
+    line = body.readline(MAX_MANIFEST_LINE + 1)
+    if len(line) > MAX_MANIFEST_LINE:
+        raise BadRequest(f"a /stream upload manifest line is longer than {MAX_MANIFEST_LINE} bytes")
+    return line
 
 
 def parse_upload_manifest(line: bytes) -> list[tuple[str, int]]:

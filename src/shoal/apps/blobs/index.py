@@ -50,10 +50,28 @@ class BlobRow:
         return self.deleted is None
 
 
+SQLITE_SUFFIXES = ("", "-wal", "-shm", "-journal")
+
+
+def make_private(path: str) -> None:
+    """The database file (created empty if missing) and its -wal/-shm/-journal at 0600.
+
+    It holds every cap of the service. SQLite creates its -wal and -shm with
+    the database file's mode, so a 0600 database keeps them 0600 too.
+    """
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for suffix in SQLITE_SUFFIXES:
+        try:
+            os.chmod(path + suffix, 0o600)
+        except FileNotFoundError:
+            pass
+
+
 class BlobIndex:
     def __init__(self, path: str, root_cap: str) -> None:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
         self.path = path
+        make_private(path)
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")

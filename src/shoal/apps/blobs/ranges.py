@@ -16,8 +16,9 @@ import re
 import attrs
 
 from shoal.apps.blobs.errors import RangeNotSatisfiable
+from shoal.encoding import digits
 
-_FORM = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$")
+_FORM = re.compile(r"^\s*bytes\s*=\s*([0-9]*)\s*-\s*([0-9]*)\s*$")
 
 
 @attrs.frozen
@@ -36,16 +37,16 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
         raise RangeNotSatisfiable(header, size)
     first, last = m.groups()
     if first == "":  # RFC suffix: the last N bytes
-        n = min(int(last), size)
+        n = min(digits.clamped(last), size)
         if n <= 0:
             raise RangeNotSatisfiable(header, size)
         return ByteRange(size - n, n, f"bytes {size - n}-{size - 1}/{size}")
-    start = int(first)
+    start = digits.clamped(first)
     if start >= size:
         raise RangeNotSatisfiable(header, size)
     if last == "":  # RFC open range: from START to the end
         return ByteRange(start, size - start, f"bytes {start}-{size - 1}/{size}")
-    end = min(int(last), size)  # Soledad's closed form: END is exclusive
+    end = min(digits.clamped(last), size)  # Soledad's closed form: END is exclusive
     if end <= start:
         raise RangeNotSatisfiable(header, size)
     return ByteRange(start, end - start, f"bytes {start}-{end}/{size}")

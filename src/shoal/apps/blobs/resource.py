@@ -30,10 +30,16 @@ from twisted.web.client import FileBodyProducer
 from shoal.apps.blobs.auth import TokenFile
 from shoal.apps.blobs.backend import GridBlobsBackend
 from shoal.apps.blobs.errors import BadRequest, BlobError, InvalidRequest, RangeNotSatisfiable
-from shoal.apps.blobs.framing import frame_header, parse_download_request, parse_upload_manifest
+from shoal.apps.blobs.framing import (
+    frame_header,
+    parse_download_request,
+    parse_upload_manifest,
+    read_manifest_line,
+)
 from shoal.apps.blobs.index import BlobRow
 from shoal.apps.blobs.ranges import parse_range, unsatisfiable_header
 from shoal.apps.blobs.rules import is_true, namespace_or_default, parse_flags_body
+from shoal.caps.censor import censor_caps
 from shoal.errors import Fault, ShoalError
 from shoal.streaming import ConsumerWriter
 
@@ -64,7 +70,7 @@ def _text(request: server.Request, status: int, message: str) -> None:
         return
     request.setResponseCode(status)
     request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-    body = message.encode("utf-8") + b"\n"
+    body = censor_caps(message).encode("utf-8") + b"\n"  # the gateway's caps are not the user's
     request.setHeader(b"content-length", b"%d" % len(body))
     request.write(body)
     request.finish()
@@ -261,7 +267,7 @@ class StreamResource(_Handler):
         _done(request)
 
     async def _upload(self, request: server.Request, user: str, namespace: str, body: BinaryIO) -> None:
-        items = parse_upload_manifest(body.readline())
+        items = parse_upload_manifest(read_manifest_line(body))
         start = body.tell()
         body.seek(0, os.SEEK_END)
         remaining = body.tell() - start

@@ -14,10 +14,10 @@ orders, and the ``Tag`` of a stored blob. Pure: no Twisted, no I/O.
 """
 
 import base64
-import json
 import re
 
 from shoal.apps.blobs.errors import BadRequest, InvalidFlag, InvalidRequest
+from shoal.encoding import bounded_json
 
 VALID_NAME = re.compile(r"[a-zA-Z0-9_-]+")
 DEFAULT_NAMESPACE = "default"
@@ -54,8 +54,8 @@ def check_flags(flags: object) -> list[str]:
 
 def parse_flags_body(body: bytes) -> list[str]:
     try:
-        decoded = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        decoded = bounded_json.loads(body)
+    except bounded_json.BadJSONError:
         raise InvalidRequest(f"a flags POST body is a JSON list, not {body[:60]!r}") from None
     return check_flags(decoded)
 

@@ -12,7 +12,10 @@
                 very first start a new root is made (on first use) and recorded
                 there. Put that cap here (or keep a copy of the file) to be able
                 to rebuild a gateway from an empty disk.
-``index``       the SQLite cache (default ``blobs/index.sqlite``)
+``index``       the SQLite cache (default ``private/blobs/index.sqlite``; it holds
+                every cap of the service, so it lives under private/ at mode
+                0600. An index at the old default ``blobs/index.sqlite`` is
+                moved there on start)
 
 Once listening, the service's URL is written to ``private/blobs.url``. A
 missing tokens file is created empty (mode 0600): nobody can log in until
@@ -29,11 +32,13 @@ import attrs
 from twisted.application import service
 from twisted.internet import reactor as _reactor
 from twisted.internet.endpoints import serverFromString
-from twisted.web import server
+from twisted.python import log
 
 from shoal.apps.blobs.auth import TokenFile
 from shoal.apps.blobs.backend import GridBlobsBackend
+from shoal.apps.blobs.early import BlobSite
 from shoal.apps.blobs.errors import BlobError
+from shoal.apps.blobs.index import SQLITE_SUFFIXES
 from shoal.apps.blobs.resource import blob_site_root
 from shoal.apps.blobs.store import RootDirectory, write_private
 from shoal.dirnode import ImmutableFiles, NodeMaker
@@ -43,6 +48,8 @@ reactor: Any = _reactor
 
 DEFAULT_PORT = "tcp:2424:interface=127.0.0.1"
 DEFAULT_QUOTA = 200 * 1024 * 1024
+DEFAULT_INDEX = "private/blobs/index.sqlite"
+OLD_DEFAULT_INDEX = "blobs/index.sqlite"  # before issue #15: outside private/, mode 0644
 KNOWN_KEYS = frozenset({"enabled", "port", "tokens_file", "quota", "root_cap", "index"})
 
 
@@ -59,7 +66,7 @@ class BlobSettings:
     tokens_file: str = "private/blobs.tokens"
     quota: int = DEFAULT_QUOTA
     root_cap: str | None = None
-    index: str = "blobs/index.sqlite"
+    index: str = DEFAULT_INDEX
 
     def path(self, name: str) -> str:
         return os.path.join(self.node_dir, os.path.expanduser(name))
@@ -82,13 +89,39 @@ class BlobSettings:
             tokens_file=section.get("tokens_file", "").strip() or "private/blobs.tokens",
             quota=quota,
             root_cap=section.get("root_cap", "").strip() or None,
-            index=section.get("index", "").strip() or "blobs/index.sqlite",
+            index=section.get("index", "").strip() or DEFAULT_INDEX,
         )
 
 
+def _keep_private(path: str) -> None:
+    """The tokens file holds every user's secret: no one but the node's user reads it."""
+    mode = os.stat(path).st_mode & 0o777
+    if mode & 0o077:
+        os.chmod(path, mode & 0o700)
+        log.msg(f"blobs: {path} was readable by others (mode {mode:o}); made it {mode & 0o700:o}")
+
+
+def move_old_index(old: str, new: str) -> None:
+    """Move an index (and its -wal/-shm) from the old default place under private/."""
+    if not os.path.exists(old) or os.path.exists(new):
+        return
+    os.makedirs(os.path.dirname(new), mode=0o700, exist_ok=True)
+    for suffix in SQLITE_SUFFIXES:
+        if os.path.exists(old + suffix):
+            os.chmod(old + suffix, 0o600)
+            os.replace(old + suffix, new + suffix)
+    try:
+        os.rmdir(os.path.dirname(old))
+    except OSError:
+        pass  # not empty: something else of the operator's is there
+
+
 class BlobService(service.Service):
-    def __init__(self, settings: BlobSettings, files: ImmutableFiles, nodemaker: NodeMaker, version: str) -> None:
+    def __init__(self, settings: BlobSettings, files: ImmutableFiles, nodemaker: NodeMaker, version: str,
+                 channel: Callable[[Any], Any] | None = None) -> None:
         self.settings = settings
+        if settings.index == DEFAULT_INDEX:
+            move_old_index(settings.path(OLD_DEFAULT_INDEX), settings.path(DEFAULT_INDEX))
         root = RootDirectory(nodemaker, settings.root_cap, settings.path("private/blobs.rootcap"))
         self.backend = GridBlobsBackend(files, nodemaker, root=root, index_path=settings.path(settings.index),
                                         quota=settings.quota)
@@ -96,8 +129,11 @@ class BlobService(service.Service):
         if not os.path.exists(tokens_path):  # show the operator where users go
             os.makedirs(os.path.dirname(tokens_path), exist_ok=True)
             write_private(tokens_path, "# blob service users, one 'user:token' per line")
+        _keep_private(tokens_path)
         self.tokens = TokenFile(tokens_path)
-        self.site = server.Site(blob_site_root(self.backend, self.tokens, version))
+        self.site = BlobSite(blob_site_root(self.backend, self.tokens, version), self.tokens, settings.quota)
+        if channel is not None:
+            self.site.protocol = channel  # type: ignore[method-assign,assignment]
         self.site.displayTracebacks = False
         self.url: str | None = None
         self._port: Any = None
@@ -122,6 +158,9 @@ class BlobService(service.Service):
 
 
 def make_blob_service(section: Mapping[str, str], node_dir: str, files: ImmutableFiles, nodemaker: NodeMaker, *,
-                      parse_size: Callable[[str], int], version: str = "") -> BlobService:
-    """The blob service for a node whose tahoe.cfg [blobs] section is `section`."""
-    return BlobService(BlobSettings.from_section(section, node_dir, parse_size), files, nodemaker, version)
+                      parse_size: Callable[[str], int], version: str = "",
+                      channel: Callable[[Any], Any] | None = None) -> BlobService:
+    """The blob service for a node whose tahoe.cfg [blobs] section is `section`;
+    `channel` is the HTTP protocol factory of its Site (Twisted's when None)."""
+    return BlobService(BlobSettings.from_section(section, node_dir, parse_size), files, nodemaker, version,
+                       channel=channel)

@@ -116,6 +116,7 @@ class DirectoryBatcher:
 def write_private(path: str, text: str) -> None:
     tmp = path + ".tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a leftover temporary keeps its old mode through O_CREAT
     with os.fdopen(fd, "w", encoding="ascii") as f:
         f.write(text + "\n")
         f.flush()

@@ -87,3 +87,44 @@ def test_index_is_kept_after_a_clean_stop_only(tmp_path):
     assert not index.root_listed
     index.close()
     assert os.path.exists(path)
+
+
+def _mode(path) -> int:
+    return os.stat(path).st_mode & 0o777
+
+
+def test_the_index_and_its_wal_and_shm_are_private_even_under_a_lax_umask(tmp_path):
+    """issue #15: blobs/index.sqlite and its -wal (every cap of the service) were 0644."""
+    old = os.umask(0o022)
+    try:
+        path = str(tmp_path / "private" / "blobs" / "index.sqlite")
+        index = BlobIndex(path, ROOT)
+        index.put(row("a", 1.0))
+        assert os.path.exists(path + "-wal") and os.path.exists(path + "-shm")
+        assert {_mode(path + s) for s in ("", "-wal", "-shm")} == {0o600}
+        assert _mode(os.path.dirname(path)) == 0o700
+        index.close()
+        os.chmod(path, 0o644)  # one made by an older shoal
+        index = BlobIndex(path, ROOT)
+        assert _mode(path) == 0o600 and index.list_ids("alice", "default") == ["a"]
+        index.close()
+    finally:
+        os.umask(old)
+
+
+def test_an_index_at_the_old_default_place_moves_under_private(tmp_path):
+    from shoal.apps.blobs.service import DEFAULT_INDEX, OLD_DEFAULT_INDEX, move_old_index
+
+    old, new = str(tmp_path / OLD_DEFAULT_INDEX), str(tmp_path / DEFAULT_INDEX)
+    os.makedirs(os.path.dirname(old))
+    os.makedirs(str(tmp_path / "private"), mode=0o700)
+    index = BlobIndex(old, ROOT)
+    index.put(row("a", 1.0))
+    index.close()
+    os.chmod(old, 0o644)
+    move_old_index(old, new)
+    assert not os.path.exists(old) and not os.path.exists(os.path.dirname(old))
+    assert _mode(new) == 0o600 and new.startswith(str(tmp_path / "private"))
+    index = BlobIndex(new, ROOT)
+    assert index.list_ids("alice", "default") == ["a"]  # kept, not rebuilt
+    index.close()

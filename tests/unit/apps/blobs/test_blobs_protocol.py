@@ -3,6 +3,7 @@ flags, listing orders, the Tag, Range forms (Soledad's and RFC 7233's) and the
 /stream framing in both directions."""
 
 import base64
+import io
 import json
 
 import pytest
@@ -12,12 +13,14 @@ from hypothesis import strategies as st
 from shoal.apps.blobs.errors import BadRequest, InvalidFlag, InvalidRequest, RangeNotSatisfiable
 from shoal.apps.blobs.framing import (
     HEADER_BYTES,
+    MAX_MANIFEST_LINE,
     DownloadStreamParser,
     Frame,
     frame_header,
     parse_download_request,
     parse_download_stream,
     parse_upload_manifest,
+    read_manifest_line,
     upload_body,
 )
 from shoal.apps.blobs.ranges import parse_range
@@ -183,3 +186,46 @@ def test_download_request():
         parse_download_request(b'"a"')
     with pytest.raises(InvalidRequest):
         parse_download_request(b'["../x"]')
+
+
+HUGE = "9" * 5000  # past Python's 4,300-digit int limit (issue #15: a 500)
+
+
+def test_range_numbers_of_any_length():
+    with pytest.raises(RangeNotSatisfiable):
+        parse_range(f"bytes={HUGE}-", 100)
+    with pytest.raises(RangeNotSatisfiable):
+        parse_range(f"bytes={HUGE}-{HUGE}", 100)
+    r = parse_range(f"bytes=5-{HUGE}", 100)
+    assert (r.start, r.length) == (5, 95)
+    r = parse_range(f"bytes=-{HUGE}", 100)
+    assert (r.start, r.length) == (0, 100)
+    with pytest.raises(RangeNotSatisfiable):
+        parse_range("bytes=\u0661-\u0662", 100)  # other scripts' digits are not numbers here
+
+
+def test_deeply_nested_flags_body_is_a_bad_request():
+    for body in [b"[" * 100_000 + b"]" * 100_000, b"[" * 100_000, b"[" + b"1" * 5000 + b"]"]:
+        with pytest.raises(InvalidRequest):
+            parse_flags_body(body)
+
+
+class CountingBody(io.BytesIO):
+    """A body that records the most bytes one read returned."""
+
+    most = 0
+
+    def readline(self, size=-1):
+        line = super().readline(size)
+        self.most = max(self.most, len(line))
+        return line
+
+
+def test_the_manifest_line_is_read_with_a_bound():
+    """issue #15: a 120 MiB /stream body with no newline was read whole into memory."""
+    body = CountingBody(b"[" * (MAX_MANIFEST_LINE * 3))
+    with pytest.raises(BadRequest, match="longer than"):
+        read_manifest_line(body)
+    assert body.most <= MAX_MANIFEST_LINE + 1
+    first = upload_body([("a", b"xyz")])
+    assert read_manifest_line(io.BytesIO(first)) == first.split(b"\n")[0] + b"\n"

@@ -14,7 +14,7 @@ def test_defaults(tmp_path):
     assert s.port == DEFAULT_PORT and s.quota == DEFAULT_QUOTA == 200 * 1024 * 1024
     assert s.root_cap is None
     assert s.path(s.tokens_file) == str(tmp_path / "private" / "blobs.tokens")
-    assert s.path(s.index) == str(tmp_path / "blobs" / "index.sqlite")
+    assert s.path(s.index) == str(tmp_path / "private" / "blobs" / "index.sqlite")  # it holds caps
 
 
 def test_values(tmp_path):

@@ -1,0 +1,17 @@
+"""Text fit for a log: every cap in it (plain or percent-encoded) replaced.
+
+A cap is ``URI:`` and a kind followed by ``:``-separated fields of base32 or
+digits (Tahoe-LAFS 1.20's forms: CHK, LIT, SSK, MDMF, DIR2 and their -RO,
+-CHK, -LIT, -Verifier variants). Knowing a write cap is holding the file, so
+no log, status page or error meant for someone else may show one.
+"""
+
+import re
+
+CENSORED = "URI:[CENSORED]"
+_CAP = re.compile(r"URI(?::|%3A)[A-Za-z0-9-]+(?:(?::|%3A)[A-Za-z0-9]*)+", re.IGNORECASE)
+
+
+def censor_caps(text: str) -> str:
+    """`text` with every cap in it replaced by ``URI:[CENSORED]``."""
+    return _CAP.sub(CENSORED, text)
