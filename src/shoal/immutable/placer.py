@@ -30,6 +30,7 @@ from shoal.immutable.push import error_text, gather
 from shoal.placement.happiness import Plan, Planner, ServerAnswer
 from shoal.placement.policy import PlacementPolicy
 
+CONTAINER_SLACK = 4096  # more than a share container's header and a lease take beyond the share
 MAX_PLACEMENT_ROUNDS = 16  # a safety net: each round asks servers never asked for these shares
 
 
@@ -55,7 +56,7 @@ def unhappiness_error(message: str, answers: Iterable[ServerAnswer[bytes]]) -> U
     the servers lacked (see its docstring), else UploadUnhappinessError."""
     answers = list(answers)
     short_of_space = any(a.refused or a.readonly for a in answers)
-    other_failures = any(a.error is not None or a.dropped for a in answers)
+    other_failures = any(a.error is not None or a.dropped or a.busy for a in answers)
     if short_of_space and not other_failures:
         return UploadFullError(message)
     return UploadUnhappinessError(message)
@@ -141,9 +142,24 @@ class SharePlacement:
                 granted[sh] = writer
             else:  # not asked for: give it back
                 self._abort_writer(writer)
-        self.planner.got_allocate(sid, shares, already, granted)
+        refused = set(shares) - already - set(granted)
+        busy = bool(refused) and await self._has_room_for(sid, len(refused))
+        self.planner.got_allocate(sid, shares, already, granted, busy=busy)
         for sh, writer in granted.items():
             self.writers[(sid, sh)] = writer
+
+    async def _has_room_for(self, sid: bytes, count: int) -> bool:
+        """Whether a server that just refused `count` shares says (asked again
+        now) it has room for them all: then they were refused because another
+        client is uploading them (Tahoe 1.20's server gives a share being
+        written to nobody else and counts it neither held nor allocated), not
+        for want of space. A server that cannot say counts as full."""
+        try:
+            version = await self._storage(sid).get_version()
+        except Exception:
+            return False
+        room = version.available_space
+        return room is not None and room >= count * (self.allocated_size + CONTAINER_SLACK)
 
     async def _get_buckets(self, sid: bytes) -> None:
         try:

@@ -60,6 +60,7 @@ from shoal.formats.errors import FormatError
 from shoal.formats.ueb import pack_ueb, unpack_ueb
 from shoal.grid.storage_broker import StorageBroker
 from shoal.hashtree import CompleteHashTree
+from shoal.immutable.coalesce import InFlightUploads
 from shoal.immutable.encoder import ImmutableEncoder, ueb_fields
 from shoal.immutable.params import LIT_THRESHOLD, EncodingParams, FileShape
 from shoal.immutable.placer import (
@@ -82,6 +83,7 @@ UEB_COPIES = 2  # existing UEBs compared before a re-upload is trusted
 
 __all__ = [
     "ExistingSharesError",
+    "InFlightUploads",
     "NoServersError",
     "ServerReport",
     "SourceError",
@@ -90,6 +92,7 @@ __all__ = [
     "UploadResult",
     "UploadUnhappinessError",
     "upload",
+    "uploads_in_flight",
 ]
 
 
@@ -105,6 +108,12 @@ class UploadResult:
     pushed_shares: int
     bytes_pushed: int
     timings: dict[str, float]  # seconds: key, placement, push, total (and existing, for re-uploads)
+
+
+def uploads_in_flight() -> InFlightUploads[UploadResult]:
+    """A node's register of running uploads: a waiter runs the upload again
+    when the one it waited for ended by its own caller's source."""
+    return InFlightUploads((SourceError, OSError))
 
 
 # --- CPU steps (pool threads, or inline for tiny files) -----------------------------
@@ -219,11 +228,15 @@ async def upload(
     write_size: int | None = None,
     pipeline_segments: int = PIPELINE_SEGMENTS,
     key: bytes | None = None,
+    in_flight: "InFlightUploads[UploadResult] | None" = None,
 ) -> UploadResult:
     """Upload `size` bytes of `source` (from its current position) as an immutable file.
 
     convergence_secret None means a random key; `key`, when given, is the AES
     key computed already (the web API hashes a PUT body while it arrives).
+    `in_flight`, the node's running uploads: an upload of the same storage
+    index, shape and happiness running already is awaited instead of raced
+    (shoal.immutable.coalesce).
     Raises UploadUnhappinessError, NoServersError, ExistingSharesError,
     SourceError (the stream ended early).
     """
@@ -254,34 +267,40 @@ async def upload(
     storage_index = hashes.storage_index_hash(key)
     t_key = time.monotonic()
     file_key = key
-    shares = ShareUpload(
-        broker, storage_index, shape, lease_secret, PlacementPolicy.upload(params.happy),
-        ShareSource(source, position, lambda: ImmutableEncoder(file_key, shape), inline=inline),
-    )
-    plan = await shares.place()
-    t_place = time.monotonic()
-    timings = {"key": t_key - started, "placement": t_place - t_key}
 
-    try:
-        cap, bytes_pushed, pushed, sharemap = await _finish(
-            shares, plan, source, position, run, timings, write_size, pipeline_segments
+    async def place_and_push() -> UploadResult:
+        shares = ShareUpload(
+            broker, storage_index, shape, lease_secret, PlacementPolicy.upload(params.happy),
+            ShareSource(source, position, lambda: ImmutableEncoder(file_key, shape), inline=inline),
         )
-    except BaseException:
-        await shares.abort()  # whatever is not closed yet; a no-op for closed buckets
-        raise
-    timings["total"] = time.monotonic() - started
-    return UploadResult(
-        cap=cap,
-        size=size,
-        storage_index=storage_index,
-        sharemap=dict(sorted(sharemap.items())),
-        servers=shares.reports(),
-        happiness=shares.happiness(),
-        preexisting_shares=shares.preexisting_shares(),
-        pushed_shares=pushed,
-        bytes_pushed=bytes_pushed,
-        timings=timings,
-    )
+        plan = await shares.place()
+        t_place = time.monotonic()
+        timings = {"key": t_key - started, "placement": t_place - t_key}
+
+        try:
+            cap, bytes_pushed, pushed, sharemap = await _finish(
+                shares, plan, source, position, run, timings, write_size, pipeline_segments
+            )
+        except BaseException:
+            await shares.abort()  # whatever is not closed yet; a no-op for closed buckets
+            raise
+        timings["total"] = time.monotonic() - started
+        return UploadResult(
+            cap=cap,
+            size=size,
+            storage_index=storage_index,
+            sharemap=dict(sorted(sharemap.items())),
+            servers=shares.reports(),
+            happiness=shares.happiness(),
+            preexisting_shares=shares.preexisting_shares(),
+            pushed_shares=pushed,
+            bytes_pushed=bytes_pushed,
+            timings=timings,
+        )
+
+    if in_flight is None:
+        return await place_and_push()
+    return await in_flight.run((storage_index, shape, params.happy), place_and_push)
 
 
 async def _finish(

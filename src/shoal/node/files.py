@@ -14,7 +14,7 @@ from shoal.immutable.params import (
     EncodingParams,
     ParameterError,
 )
-from shoal.immutable.upload import upload
+from shoal.immutable.upload import InFlightUploads, UploadResult, upload, uploads_in_flight
 from shoal.node.config import ConfigError, NodeConfig
 from shoal.node.identity import NodeIdentity
 
@@ -39,6 +39,7 @@ class ClientFiles:
         self.params = params
         self._convergence = identity.convergence_secret
         self._lease_secret = identity.lease_secret
+        self.in_flight: InFlightUploads[UploadResult] = uploads_in_flight()  # same file at once: one upload
 
     def key_hasher(self, size: int) -> Any:
         """A fresh hasher whose digest is the convergent key of a file of `size` bytes
@@ -52,7 +53,7 @@ class ClientFiles:
         return await upload(
             self.broker, source, size, params=self.params,
             convergence_secret=self._convergence if convergent else None,
-            lease_secret=self._lease_secret, key=key,
+            lease_secret=self._lease_secret, key=key, in_flight=self.in_flight,
         )
 
     async def download(

@@ -324,6 +324,7 @@ class ServerAnswer(Generic[S]):
     already: set[int] = attrs.field(factory=set)  # shares it said it holds
     allocated: set[int] = attrs.field(factory=set)  # shares it gave writers for
     refused: set[int] = attrs.field(factory=set)  # asked, neither held nor allocated: full
+    busy: set[int] = attrs.field(factory=set)  # refused though the server has room: being uploaded
     queried: bool = False  # answered get_buckets
     allocate_sent: bool = False
     readonly: bool = False  # too little space announced: never asked to allocate
@@ -338,6 +339,8 @@ class ServerAnswer(Generic[S]):
             parts.append(f"already had {_shares(self.already)}")
         if self.refused:
             parts.append(f"full: refused {_shares(self.refused)}")
+        if self.busy:
+            parts.append(f"busy: {_shares(self.busy)} being uploaded by another client")
         if self.readonly:
             parts.append("read-only or too little space")
         if self.dropped:
@@ -394,7 +397,7 @@ class Planner(Generic[S]):
     def writable(self) -> set[S]:
         return {
             s for s, a in self.answers.items()
-            if a.error is None and not a.readonly and not a.refused
+            if a.error is None and not a.readonly and not a.refused and not a.busy
         }
 
     def held(self) -> dict[S, frozenset[int]]:
@@ -456,14 +459,18 @@ class Planner(Generic[S]):
         self._asked_pairs.update((server, sh) for sh in shares)
 
     def got_allocate(
-        self, server: S, asked: Collection[int], already: Collection[int], allocated: Collection[int]
+        self, server: S, asked: Collection[int], already: Collection[int], allocated: Collection[int],
+        busy: bool = False,
     ) -> None:
-        """allocate_buckets(asked) answered: (shares held, shares given writers)."""
+        """allocate_buckets(asked) answered: (shares held, shares given writers).
+        The shares asked and neither held nor allocated were refused: for want
+        of space, or, when `busy`, because another client is uploading them
+        (the server said it has room). Either way the server gets no more."""
         self._plan = None
         a = self.answers[server]
         a.already.update(sh for sh in already if self._counts(server, sh))
         a.allocated.update(sh for sh in allocated if 0 <= sh < self.n)
-        a.refused.update(set(asked) - a.already - a.allocated)
+        (a.busy if busy else a.refused).update(set(asked) - a.already - a.allocated)
 
     def got_buckets(self, server: S, shares: Collection[int]) -> None:
         """get_buckets answered with these shares."""
