@@ -5,7 +5,7 @@ Method names and arguments are exactly those of the Foolscap storage protocol
 server to discard partial shares if this client goes away. Failures become
 the ServerError family here and nowhere else: a remote exception keeps the
 server's first line of text (and becomes ServerFull when the server's error
-type says it has no space), a lost connection is ServerUnreachable, an answer
+type says it has no space, or it is the OSError of a full disk), a lost connection is ServerUnreachable, an answer
 of the wrong shape is ServerProtocolError.
 """
 
@@ -44,6 +44,15 @@ from shoal.protocol import connection_status
 
 # remote error types that mean "no room here" (shoal's and Tahoe's names)
 _FULL_TYPES = ("NoSpaceError", "NoSpace")
+# a Tahoe 1.20 server on a full disk raises the OSError of its write (it checks
+# reserved_space only when allocating immutable buckets): its strerror says so
+_DISK_FULL_TEXTS = ("No space left on device", "Disk quota exceeded")
+
+
+def _says_full(kind: str, reason: str) -> bool:
+    if kind in _FULL_TYPES:
+        return True
+    return kind in ("OSError", "IOError") and any(text in reason for text in _DISK_FULL_TEXTS)
 
 
 class _Canary(Referenceable):  # type: ignore[misc]
@@ -68,7 +77,7 @@ def translate(failure: Failure, server: str, method: str) -> Failure:
         inner = value.args[0] if isinstance(value, RemoteException) and value.args else failure
         text = inner.getErrorMessage() if isinstance(inner, Failure) else str(value)
         reason = first_line(text) or "remote error"
-        cls = ServerFull if _remote_type(inner) in _FULL_TYPES else ServerRefused
+        cls = ServerFull if _says_full(_remote_type(inner), reason) else ServerRefused
         raise cls(server, method, reason)
     if isinstance(value, DeadReferenceError | ConnectionLost | ConnectionDone):
         raise ServerUnreachable(server, method, first_line(str(value)) or "connection lost")

@@ -4,6 +4,7 @@ from shoal.mutable.client import MutableClient
 from shoal.mutable.errors import (
     CorruptShareError,
     MutableError,
+    MutableFullError,
     MutableUsageError,
     NotEnoughServersError,
     NotEnoughSharesError,
@@ -31,6 +32,7 @@ __all__ = [
     "MutableError",
     "MutableUsageError",
     "MutableFileNode",
+    "MutableFullError",
     "NotEnoughServersError",
     "NotEnoughSharesError",
     "ReadOnlyError",

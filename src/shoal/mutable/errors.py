@@ -29,6 +29,11 @@ class NotEnoughServersError(MutableError, GridError):
     """Too few servers accepted shares to publish a recoverable version."""
 
 
+class MutableFullError(NotEnoughServersError, errors.GridFullError):
+    """Too few servers accepted shares because the others said they had no room
+    (and none failed in any other way): the grid is full (the web API: 507)."""
+
+
 class ReadOnlyError(MutableError, NotWritableError):
     """A write through a read-only or verify cap (the caller's mistake)."""
 

@@ -13,7 +13,8 @@ are enough servers. A server that fails loses its shares to others.
 Any failed test, or a share the map did not know that holds another version,
 means another writer was at work: the publish completes what it can and then
 raises UncoordinatedWriteError. Fewer than k shares placed raises
-NotEnoughServersError.
+NotEnoughServersError: MutableFullError when every server that failed said
+it had no room. Each error keeps the server's own reason.
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from shoal.formats.mutable_share import checkstring_size
-from shoal.grid.storage_client import ServerError, SlotWrite, TestVector
+from shoal.grid.storage_client import ServerError, ServerFull, SlotWrite, TestVector
 from shoal.mutable import remote
 from shoal.mutable.encoder import EncodedVersion, WriteKeys
-from shoal.mutable.errors import NotEnoughServersError, UncoordinatedWriteError
+from shoal.mutable.errors import MutableFullError, NotEnoughServersError, UncoordinatedWriteError
 from shoal.mutable.servermap import ServerMap
 
 _log = Logger()
@@ -55,6 +56,7 @@ class Publisher:
         self.only_known = only_shares is not None
         self.surprises: list[str] = []
         self.errors: list[str] = []
+        self.full: list[bool] = []  # per error: whether the server said it had no room
         self.placed: dict[int, set[bytes]] = defaultdict(set)  # shnum -> server ids
 
     def _tests(self, server_id: bytes, shnum: int) -> TestVector:
@@ -135,6 +137,7 @@ class Publisher:
                     if not isinstance(err, ServerError):
                         value.raiseException()
                     self.errors.append(str(err))
+                    self.full.append(isinstance(err, ServerFull))
                     bad.add(server.server_id)
             if self.surprises or self.only_known:
                 break  # another writer is at work: do not spread our version further
@@ -145,7 +148,8 @@ class Publisher:
                 + "; ".join(self.surprises)
             )
         if len(self.placed) < k:
-            raise NotEnoughServersError(
+            cls = MutableFullError if self.full and all(self.full) else NotEnoughServersError
+            raise cls(
                 f"published only {len(self.placed)} shares of seqnum {prefix.seqnum}, "
                 f"{k} are needed; errors: {'; '.join(self.errors + self.surprises) or 'no servers'}"
             )

@@ -28,7 +28,12 @@ from typing import TYPE_CHECKING
 from shoal.formats import immutable_container as ic
 from shoal.formats.lease import LeaseInfo
 from shoal.storage import layout
-from shoal.storage.errors import BucketClosedError, ConflictingWriteError, DataTooLargeError
+from shoal.storage.errors import (
+    BucketClosedError,
+    ConflictingWriteError,
+    DataTooLargeError,
+    disk_full,
+)
 from shoal.storage.shares import ImmutableShareFile, where
 from shoal.storage.validate import MAX_READ_LENGTH, check_data, check_offset
 
@@ -104,10 +109,17 @@ class BucketWriter:
         self.last_activity = server.clock()
         os.makedirs(os.path.dirname(incoming), exist_ok=True)
         header = ic.ImmutableHeader.for_new_share(allocated_size)
-        with open(incoming, "xb") as handle:
-            handle.write(header.with_lease_count(1).to_bytes())
-            handle.seek(ic.DATA_OFFSET + allocated_size)
-            handle.write(ic.pack_leases([lease], header.lease_schema))
+        try:
+            with open(incoming, "xb") as handle:
+                handle.write(header.with_lease_count(1).to_bytes())
+                handle.seek(ic.DATA_OFFSET + allocated_size)
+                handle.write(ic.pack_leases([lease], header.lease_schema))
+        except OSError as e:
+            full = disk_full(e, where(storage_index, shnum))
+            if full is None:
+                raise
+            layout.discard(incoming)
+            raise full from e
 
     def __repr__(self) -> str:
         return f"<BucketWriter {where(self.storage_index, self.shnum)}>"
@@ -133,16 +145,22 @@ class BucketWriter:
                     f"the allocated size {self.allocated_size}"
                 )
             self.last_activity = self._server.clock()
-            with open(self.incoming_path, "r+b") as handle:
-                for start, stop in self._written.overlaps(offset, end):
-                    handle.seek(ic.DATA_OFFSET + start)
-                    if handle.read(stop - start) != data[start - offset : stop - offset]:
-                        raise ConflictingWriteError(
-                            f"{self._where()}: write at offset {offset} disagrees with the "
-                            f"bytes already written at offsets {start}-{stop}"
-                        )
-                handle.seek(ic.DATA_OFFSET + offset)
-                handle.write(data)
+            try:
+                with open(self.incoming_path, "r+b") as handle:
+                    for start, stop in self._written.overlaps(offset, end):
+                        handle.seek(ic.DATA_OFFSET + start)
+                        if handle.read(stop - start) != data[start - offset : stop - offset]:
+                            raise ConflictingWriteError(
+                                f"{self._where()}: write at offset {offset} disagrees with the "
+                                f"bytes already written at offsets {start}-{stop}"
+                            )
+                    handle.seek(ic.DATA_OFFSET + offset)
+                    handle.write(data)
+            except OSError as e:
+                full = disk_full(e, f"{self._where()}: write at offset {offset}")
+                if full is None:
+                    raise
+                raise full from e
             self._written.add(offset, end)
 
     def remaining(self) -> list[tuple[int, int]]:

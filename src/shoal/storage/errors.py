@@ -12,6 +12,8 @@ The Tahoe-LAFS names a remote adapter may map these to: ``BadWriteEnablerError``
 ``IndexError`` for a lease that cannot be renewed (storage/immutable.py).
 """
 
+import errno
+
 from shoal.errors import (
     CallerError,
     ConflictError,
@@ -56,9 +58,20 @@ class BucketClosedError(StorageError, CallerError):
 
 
 class NoSpaceError(StorageError):
-    """The write would exceed reserved_space (free disk) or max_space (bytes used by shares)."""
+    """The write would exceed reserved_space (free disk) or max_space (bytes used by shares),
+    or the disk itself said it is full (ENOSPC, EDQUOT)."""
 
     fault = Fault.SERVER
+
+
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def disk_full(error: BaseException, what: str) -> "NoSpaceError | None":
+    """A NoSpaceError naming `what` when `error` is the disk saying it is full, else None."""
+    if isinstance(error, OSError) and error.errno in DISK_FULL_ERRNOS:
+        return NoSpaceError(f"{what}: the disk is full ({error.strerror})")
+    return None
 
 
 class ReadOnlyError(StorageError):

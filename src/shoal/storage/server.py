@@ -37,6 +37,7 @@ from shoal.storage.errors import (
     NoSuchLeaseError,
     ReadOnlyError,
     StorageError,
+    disk_full,
 )
 from shoal.storage.expiration import LEASE_DURATION, ExpirationPolicy
 from shoal.storage.layout import StorageLayout
@@ -189,8 +190,13 @@ class StorageServer:
                     continue
                 if cost > room:
                     continue
-                writer = BucketWriter(self, si, shnum, allocated_size, lease, incoming,
-                                      self.layout.share_path(si, shnum))
+                try:
+                    writer = BucketWriter(self, si, shnum, allocated_size, lease, incoming,
+                                          self.layout.share_path(si, shnum))
+                except NoSpaceError as error:  # the disk is full, whatever statvfs said
+                    log.warning("refusing %s", error)
+                    room = 0
+                    continue
                 self._writers[(si, shnum)] = writer
                 self.space.reserve(cost)
                 room -= cost
@@ -365,9 +371,12 @@ class StorageServer:
                 else:
                     built[update.shnum] = temp = self.layout.temp_path()
                     update.build(temp, self.nodeid, write_enabler)
-        except BaseException:
+        except BaseException as e:
             for temp in built.values():
                 layout.discard(temp)
+            full = disk_full(e, f"storage index {layout.si_b2a(si)}: mutable write")
+            if full is not None:
+                raise full from e
             raise
         slots.commit(self.layout, si, built, deleted, renewals)
 

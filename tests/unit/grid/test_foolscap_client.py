@@ -204,6 +204,22 @@ def test_remote_no_space_is_server_full_keeping_the_text(remote_type: str) -> No
         assert "srv1" in str(error) and "only 0 available" in str(error)
 
 
+@pytest.mark.parametrize("remote_type", ["builtins.OSError", "exceptions.IOError"])
+def test_a_tahoe_servers_full_disk_is_server_full(remote_type: str) -> None:
+    """Tahoe 1.20 checks no space for mutable writes: the write's OSError comes back."""
+    text = "[Errno 28] No space left on device: '/srv/storage/shares/aa/aaaa/0'"
+    answer = RemoteException(copied_failure(remote_type, text))
+    error = failure_of(
+        client_for(FakeRef(slot_testv_and_readv_and_writev=answer)).slot_testv_and_readv_and_writev(
+            SI, WriteSecrets(W, R, C), {}, []
+        )
+    )
+    assert type(error) is ServerFull and error.reason == text
+    other = failure_of(client_for(FakeRef(add_lease=copied_failure(remote_type, "[Errno 13] Permission denied")))
+                       .add_lease(SI, R, C))
+    assert type(other) is ServerRefused
+
+
 def test_other_remote_errors_are_refusals_with_the_servers_first_line() -> None:
     text = "si x, share 0: bad write enabler. The write enabler was recorded by nodeid 'abc'."
     copied = copied_failure("shoal.storage.errors.BadWriteEnablerError", text)
