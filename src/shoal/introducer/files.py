@@ -38,12 +38,20 @@ def cache_filename(petname: str) -> str:
     return f"introducer_{petname}_cache.yaml"
 
 
+def _yaml_reason(error: "yaml.YAMLError") -> str:
+    """One line: where in the file and what (PyYAML's own text spans several lines)."""
+    if isinstance(error, yaml.MarkedYAMLError) and error.problem_mark is not None:
+        mark = error.problem_mark
+        return f"line {mark.line + 1}, column {mark.column + 1}: {error.problem}"
+    return " ".join(str(error).split())
+
+
 def _load_yaml(path: str) -> Any:
     with open(path, encoding="utf-8") as f:
         try:
             return yaml.safe_load(f)
         except yaml.YAMLError as e:
-            raise IntroducerConfigError(f"{path}: not valid YAML: {e}") from None
+            raise IntroducerConfigError(f"{path}: not valid YAML: {_yaml_reason(e)}") from None
 
 
 # -- introducers.yaml --

@@ -164,12 +164,36 @@ class NodeConfig:
         except ValueError as e:
             raise ConfigError(f"{self._where(section, key)}: {e}") from None
 
+    def get_endpoints(self, section: str, key: str) -> list[str]:
+        """A listening endpoint (or a comma-separated list, as tub.port takes),
+        each parsed now so a bad one fails at start naming its key; [] when
+        unset, empty, 'none' or 'disabled' (the caller decides what those mean)."""
+        value = (self.get(section, key) or "").strip()
+        if value.lower() in ("", "none", "disabled"):
+            return []
+        endpoints = [part.strip() for part in value.split(",") if part.strip()]
+        for endpoint in endpoints:
+            check_endpoint(endpoint, self._where(section, key))
+        return endpoints
+
     # --- paths ---------------------------------------------------------
     def private_path(self, name: str) -> str:
         return os.path.join(self.basedir, "private", name)
 
     def node_path(self, name: str) -> str:
         return os.path.join(self.basedir, name)
+
+
+def check_endpoint(endpoint: str, where: str) -> None:
+    """Parse a Twisted server endpoint string (without listening), or ConfigError at `where`."""
+    from twisted.internet import reactor
+    from twisted.internet.endpoints import serverFromString
+
+    try:
+        serverFromString(reactor, endpoint)
+    except Exception as e:  # ValueError, KeyError, TypeError, OSError (a missing TLS key file)
+        reason = " ".join(str(e).split()) or type(e).__name__
+        raise ConfigError(f"{where}: {endpoint!r} is not a listening endpoint: {reason}") from None
 
 
 def load_config(basedir: str) -> NodeConfig:

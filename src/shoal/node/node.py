@@ -131,21 +131,28 @@ def _tub_port_and_location(config: NodeConfig) -> tuple[list[str], str | None]:
         raise ConfigError(f"{config.path}: [node]tub.port is missing (or 'disabled')")
     if not location:
         raise ConfigError(f"{config.path}: [node]tub.location is missing (or 'disabled')")
-    return [p for p in port.split(",") if p], location
+    return config.get_endpoints("node", "tub.port"), location
 
 
 def _make_tub(config: NodeConfig) -> Any:
     cert = config.private_path("node.pem")
+    ports, location = _tub_port_and_location(config)
     old_umask = os.umask(0o077)  # Foolscap writes a new key with the umask's mode
     try:
         tub = Tub(certFile=cert)
+    except OSError as e:
+        raise ConfigError(f"{cert}: cannot read the Tub's certificate and key: {e.strerror}") from None
+    except Exception as e:  # OpenSSL's errors: not a PEM certificate and key
+        raise ConfigError(
+            f"{cert}: not a PEM certificate and private key ({type(e).__name__}); "
+            "restore it from a backup (a new one gives the node a new identity)"
+        ) from None
     finally:
         os.umask(old_umask)
     os.chmod(cert, 0o600)  # the Tub's private key (one written by an older shoal, too)
     tub.setOption("logLocalFailures", True)
     tub.setOption("logRemoteFailures", True)
     tub.setOption("expose-remote-exception-types", False)
-    ports, location = _tub_port_and_location(config)
     for port in ports:
         tub.listenOn(port)
     if location is not None:
@@ -248,6 +255,7 @@ class Node(service.MultiService):
         self.blobs: BlobService | None = None
         if not self.config.get_bool("blobs", "enabled", False):
             return
+        self.config.get_endpoints("blobs", "port")  # a bad one is an error naming the key
         try:
             self.blobs = make_blob_service(self.config.section("blobs"), self.config.basedir, self.files,
                                            self.nodemaker, parse_size=parse_size, version=f"shoal/{__version__}",
@@ -267,9 +275,12 @@ class Node(service.MultiService):
         return stats
 
     def _init_web(self) -> None:
-        webport = (self.config.get("node", "web.port") or "").strip()
-        if not webport or webport.lower() == "none":
+        webports = self.config.get_endpoints("node", "web.port")
+        if not webports:
             return
+        if len(webports) > 1:
+            raise ConfigError(f"{self.config.path}: [node]web.port: one endpoint only, not {len(webports)}")
+        (webport,) = webports
         storage_stats = self.storage.stats if self.storage is not None else None
         source = WelcomeSource(
             nodeid=self.identity.signing_key.verifying_key().server_id().decode("ascii"),

@@ -76,6 +76,20 @@ class CensoringLog:
         self._file.flush()
 
 
+def _text(error: BaseException) -> str:
+    """An error's text on one line."""
+    text = " ".join(str(error).split())
+    return text if isinstance(error, ShoalError) else f"{type(error).__name__}: {text}"
+
+
+def _one_line(error: ShoalError) -> ShoalError:
+    """The same error, its message folded onto one line (a YAML or TLS library's text may not be)."""
+    text = _text(error)
+    if text == str(error):
+        return error
+    return ConfigError(text) if isinstance(error, ConfigError) else RunError(text)
+
+
 def run_node(basedir: str, allow_stdin_close: bool) -> int:
     from shoal.node.introducer_node import INTRODUCER_TAC, IntroducerNode
     from shoal.node.node import Node
@@ -89,8 +103,13 @@ def run_node(basedir: str, allow_stdin_close: bool) -> int:
         kind = IntroducerNode if os.path.exists(os.path.join(basedir, INTRODUCER_TAC)) else Node
         try:
             node = kind(config)
+        except ShoalError as e:
+            raise _one_line(e) from None
         except OSError as e:
             raise ConfigError(f"{basedir}: cannot start: {e}") from None
+        except Exception as e:  # a bug, or a problem no check names yet: still one line
+            log.err(None, "building the node failed")
+            raise RunError(f"{basedir}: cannot start: {_text(e)} (the traceback is in shoal.log)") from None
         if not allow_stdin_close:
             stdio.StandardIO(_StdinWatcher())
         reactor.addSystemEventTrigger("before", "shutdown", node.stopService)
@@ -119,5 +138,5 @@ def run_node(basedir: str, allow_stdin_close: bool) -> int:
         except FileNotFoundError:
             pass
     if failure:
-        raise RunError(f"{basedir}: cannot start: {failure[0]}")
+        raise RunError(f"{basedir}: cannot start: {_text(failure[0])}")
     return 0
