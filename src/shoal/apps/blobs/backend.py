@@ -12,9 +12,12 @@ Rules it keeps (Soledad's, with its quirks fixed):
 * Create-only: a live id, or one being written right now, is BlobExists.
   Re-creating a deleted id is allowed and removes its tombstone.
 * Quota: before any byte goes to the grid, the user's live bytes plus the
-  bytes of uploads in flight plus this upload must fit the quota (in bytes);
-  the check and the reservation are one step on the reactor thread, so
-  concurrent uploads can never pass the quota together. Stream uploads get
+  bytes of uploads in flight plus this upload must fit the quota (in bytes),
+  and so must the count of live blobs (in flight too) fit the per-user object
+  limit, and a namespace's directory entries (blobs and tombstones, since
+  every edit rewrites that directory) MAX_NAMESPACE_ENTRIES; the checks and
+  the reservation are one step on the reactor thread, so concurrent uploads
+  can never pass them together. Stream uploads get
   the same create-only and quota checks as PUT, for all their blobs at once.
 * Tombstones are not counted and not listed unless deleted=True.
 * Each blob's reads and edits are isolated by a per-blob lock.
@@ -39,7 +42,10 @@ from shoal.apps.blobs.errors import (
     BlobExists,
     BlobNotFound,
     BlobStoreError,
+    NamespaceFull,
+    ObjectQuotaExceeded,
     QuotaExceeded,
+    TooManyNamespaces,
 )
 from shoal.apps.blobs.index import BlobIndex, BlobRow
 from shoal.apps.blobs.rules import (
@@ -60,6 +66,9 @@ T = TypeVar("T")
 SPOOL_IN_MEMORY = 1024 * 1024  # bodies up to this stay in memory while spooled
 STREAM_PARALLEL = 8  # blobs uploaded / fetched at once within one /stream request
 PREFETCH_LIMIT = 1024 * 1024  # /stream download prefetches blobs up to this size
+DEFAULT_MAX_OBJECTS = 50_000  # live blobs per user, over all namespaces ([blobs]max_objects)
+MAX_NAMESPACE_ENTRIES = 10_000  # entries (blobs + tombstones) of one namespace directory
+MAX_NAMESPACES = 100  # namespaces of one user
 
 
 @implementer(IConsumer)
@@ -91,13 +100,15 @@ def _tail(source: BinaryIO, start: int, size: int) -> bytes:
 
 class GridBlobsBackend:
     def __init__(self, files: ImmutableFiles, nodemaker: NodeMaker, *, root: RootDirectory, index_path: str,
-                 quota: int, clock: Callable[[], float] = time.time) -> None:
+                 quota: int, max_objects: int = DEFAULT_MAX_OBJECTS,
+                 clock: Callable[[], float] = time.time) -> None:
         self._files = files
         self._maker = nodemaker
         self._root = root
         self._index_path = index_path
         self._index: BlobIndex | None = None
         self.quota = quota
+        self.max_objects = max_objects
         self._clock = clock
         self._reserved: dict[str, int] = {}
         self._writing: set[tuple[str, str, str]] = set()
@@ -212,7 +223,7 @@ class GridBlobsBackend:
 
     # --- writing -------------------------------------------------------------------
 
-    def _reserve(self, index: BlobIndex, user: str, keys: Sequence[tuple[str, str, str]], size: int) -> None:
+    def _reserve(self, index: BlobIndex, user: str, keys: list[tuple[str, str, str]], size: int) -> None:
         """Create-only and quota checks, and the reservation, in one step."""
         for key in keys:
             row = index.get(*key)
@@ -221,6 +232,18 @@ class GridBlobsBackend:
         used = index.usage(user) + self._reserved.get(user, 0)
         if used + size > self.quota:
             raise QuotaExceeded(user, used, size, self.quota)
+        in_flight = [k for k in self._writing if k[0] == user]
+        objects = index.objects(user) + len(in_flight)
+        if objects + len(keys) > self.max_objects:
+            raise ObjectQuotaExceeded(user, objects, len(keys), self.max_objects)
+        fresh = {k[1] for k in keys + in_flight if index.namespace(user, k[1]) is None}
+        if fresh and index.namespace_count(user) + len(fresh) > MAX_NAMESPACES:
+            raise TooManyNamespaces(user, index.namespace_count(user), MAX_NAMESPACES)
+        for namespace in {k[1] for k in keys}:
+            new = [k for k in keys if k[1] == namespace and index.get(*k) is None]  # a tombstone is reused
+            entries = index.entries(user, namespace) + sum(1 for k in in_flight if k[1] == namespace)
+            if new and entries + len(new) > MAX_NAMESPACE_ENTRIES:
+                raise NamespaceFull(user, namespace, entries, len(new), MAX_NAMESPACE_ENTRIES)
         self._reserved[user] = self._reserved.get(user, 0) + size
         self._writing.update(keys)
 

@@ -39,6 +39,35 @@ class QuotaExceeded(BlobError, CallerError):
         super().__init__(f"Quota Exceeded! user {user} uses {used} of {quota} bytes and asked for {wanted} more")
 
 
+class ObjectQuotaExceeded(QuotaExceeded):
+    """The user's live blobs plus this upload's would pass the per-user object
+    limit (a quota in objects, beside the one in bytes): 507 as Soledad's quota."""
+
+    def __init__(self, user: str, used: int, wanted: int, limit: int) -> None:
+        BlobError.__init__(
+            self, f"Quota Exceeded! user {user} has {used} of {limit} blobs and asked for {wanted} more"
+        )
+
+
+class NamespaceFull(QuotaExceeded):
+    """A namespace's directory would pass its entry limit (live blobs and
+    tombstones: every edit rewrites that directory): 507."""
+
+    def __init__(self, user: str, namespace: str, entries: int, wanted: int, limit: int) -> None:
+        BlobError.__init__(
+            self, f"Quota Exceeded! namespace {namespace} of user {user} holds {entries} of {limit} "
+            f"entries (blobs and tombstones) and {wanted} more were asked"
+        )
+
+
+class TooManyNamespaces(QuotaExceeded):
+    """A new namespace past the per-user limit (each is a directory linked
+    from the user's, which every new namespace rewrites): 507."""
+
+    def __init__(self, user: str, namespaces: int, limit: int) -> None:
+        BlobError.__init__(self, f"Quota Exceeded! user {user} has {namespaces} of {limit} namespaces")
+
+
 class InvalidFlag(BlobError, CallerError):
     """The client sent a flag outside Soledad's accepted set (or not a JSON list of them)."""
 

@@ -46,7 +46,16 @@ def parse_download_request(body: bytes) -> list[str]:
     ids = _json(body, "a /stream download body")
     if not isinstance(ids, list):
         raise InvalidRequest("a /stream download body is a JSON list of blob ids")
+    _check_entries(len(ids), "a /stream download body")
     return [check_name("blob id", blob_id) for blob_id in ids]
+
+
+MAX_STREAM_ENTRIES = 1000  # blob ids in one /stream request (shoal's BlobManager sends 200)
+
+
+def _check_entries(count: int, what: str) -> None:
+    if count > MAX_STREAM_ENTRIES:
+        raise BadRequest(f"{what} names {count} blobs; at most {MAX_STREAM_ENTRIES} in one request")
 
 
 MAX_MANIFEST_LINE = 1024 * 1024  # the first line of a /stream upload: some 20,000 entries
@@ -66,6 +75,7 @@ def parse_upload_manifest(line: bytes) -> list[tuple[str, int]]:
     pairs = _json(line, "a /stream upload manifest")
     if not isinstance(pairs, list):
         raise InvalidRequest("a /stream upload manifest is a JSON list of [blob_id, size]")
+    _check_entries(len(pairs), "a /stream upload manifest")
     out: list[tuple[str, int]] = []
     seen: set[str] = set()
     for pair in pairs:

@@ -145,6 +145,10 @@ class BlobIndex:
                                (user, namespace)).fetchone()
         return None if row is None else str(row[0])
 
+    def namespace_count(self, user: str) -> int:
+        row = self._db.execute("SELECT COUNT(*) FROM namespaces WHERE user = ?", (user,)).fetchone()
+        return int(row[0])
+
     def add_namespace(self, user: str, namespace: str, dircap: str) -> None:
         self._db.execute("INSERT OR REPLACE INTO namespaces (user, namespace, dircap) VALUES (?, ?, ?)",
                          (user, namespace, dircap))
@@ -194,6 +198,17 @@ class BlobIndex:
         """Live blobs only (Soledad's server counted tombstones too)."""
         row = self._db.execute("SELECT COUNT(*) FROM blobs WHERE user = ? AND namespace = ? AND deleted IS NULL",
                                (user, namespace)).fetchone()
+        return int(row[0])
+
+    def entries(self, user: str, namespace: str) -> int:
+        """Entries of a namespace's directory: live blobs and tombstones."""
+        row = self._db.execute("SELECT COUNT(*) FROM blobs WHERE user = ? AND namespace = ?",
+                               (user, namespace)).fetchone()
+        return int(row[0])
+
+    def objects(self, user: str) -> int:
+        """The user's live blobs over every namespace."""
+        row = self._db.execute("SELECT COUNT(*) FROM blobs WHERE user = ? AND deleted IS NULL", (user,)).fetchone()
         return int(row[0])
 
     def usage(self, user: str) -> int:

@@ -7,6 +7,10 @@
                 paths are under the node directory)
 ``quota``       bytes per user over all namespaces, Tahoe's size syntax
                 (default 200MiB, Soledad's default)
+``max_objects`` live blobs per user over all namespaces (default 50000); an
+                upload past it is 507 as the byte quota. Fixed beside it: at
+                most 10,000 entries (blobs and tombstones) per namespace, 100
+                namespaces per user, 1,000 blobs per /stream request (400)
 ``root_cap``    the write cap of the service's root directory on the grid. If
                 absent, the cap in ``private/blobs.rootcap`` is used, and on the
                 very first start a new root is made (on first use) and recorded
@@ -35,7 +39,7 @@ from twisted.internet.endpoints import serverFromString
 from twisted.python import log
 
 from shoal.apps.blobs.auth import TokenFile
-from shoal.apps.blobs.backend import GridBlobsBackend
+from shoal.apps.blobs.backend import DEFAULT_MAX_OBJECTS, GridBlobsBackend
 from shoal.apps.blobs.early import BlobSite
 from shoal.apps.blobs.errors import BlobError
 from shoal.apps.blobs.index import SQLITE_SUFFIXES
@@ -50,7 +54,7 @@ DEFAULT_PORT = "tcp:2424:interface=127.0.0.1"
 DEFAULT_QUOTA = 200 * 1024 * 1024
 DEFAULT_INDEX = "private/blobs/index.sqlite"
 OLD_DEFAULT_INDEX = "blobs/index.sqlite"  # before issue #15: outside private/, mode 0644
-KNOWN_KEYS = frozenset({"enabled", "port", "tokens_file", "quota", "root_cap", "index"})
+KNOWN_KEYS = frozenset({"enabled", "port", "tokens_file", "quota", "max_objects", "root_cap", "index"})
 
 
 class BlobConfigError(BlobError):
@@ -65,6 +69,7 @@ class BlobSettings:
     port: str = DEFAULT_PORT
     tokens_file: str = "private/blobs.tokens"
     quota: int = DEFAULT_QUOTA
+    max_objects: int = DEFAULT_MAX_OBJECTS
     root_cap: str | None = None
     index: str = DEFAULT_INDEX
 
@@ -83,11 +88,18 @@ class BlobSettings:
                 quota = parse_size(section["quota"])
             except ValueError as e:
                 raise BlobConfigError(f"[blobs]quota: {e}") from None
+        max_objects = DEFAULT_MAX_OBJECTS
+        if section.get("max_objects", "").strip():
+            text = section["max_objects"].strip()
+            if not text.isdigit() or int(text) < 1:
+                raise BlobConfigError(f"[blobs]max_objects: {text!r} is not a whole number of at least 1")
+            max_objects = int(text)
         return cls(
             node_dir=node_dir,
             port=section.get("port", "").strip() or DEFAULT_PORT,
             tokens_file=section.get("tokens_file", "").strip() or "private/blobs.tokens",
             quota=quota,
+            max_objects=max_objects,
             root_cap=section.get("root_cap", "").strip() or None,
             index=section.get("index", "").strip() or DEFAULT_INDEX,
         )
@@ -124,7 +136,7 @@ class BlobService(service.Service):
             move_old_index(settings.path(OLD_DEFAULT_INDEX), settings.path(DEFAULT_INDEX))
         root = RootDirectory(nodemaker, settings.root_cap, settings.path("private/blobs.rootcap"))
         self.backend = GridBlobsBackend(files, nodemaker, root=root, index_path=settings.path(settings.index),
-                                        quota=settings.quota)
+                                        quota=settings.quota, max_objects=settings.max_objects)
         tokens_path = settings.path(settings.tokens_file)
         if not os.path.exists(tokens_path):  # show the operator where users go
             os.makedirs(os.path.dirname(tokens_path), exist_ok=True)

@@ -13,8 +13,17 @@ import pytest
 from twisted.internet import defer
 from twisted.web.client import FileBodyProducer
 
+from shoal.apps.blobs import backend as backend_module
 from shoal.apps.blobs.backend import GridBlobsBackend
-from shoal.apps.blobs.errors import BlobExists, BlobNotFound, InvalidFlag, QuotaExceeded
+from shoal.apps.blobs.errors import (
+    BlobExists,
+    BlobNotFound,
+    InvalidFlag,
+    NamespaceFull,
+    ObjectQuotaExceeded,
+    QuotaExceeded,
+    TooManyNamespaces,
+)
 from shoal.apps.blobs.rules import tag_of
 from shoal.apps.blobs.store import RootDirectory
 from shoal.dirnode import NodeMaker
@@ -268,4 +277,64 @@ def test_a_read_stops_when_the_client_goes_away(grid, maker, tmp_path):
     with pytest.raises(ClientGoneError):
         run(grid, b.read_blob, "gina", "big", consumer)
     assert consumer.writes == 1 and len(consumer.data) < len(blob) and not consumer.unregistered
+    grid.call(b.close)
+
+
+# --- issue #4: limits on objects, namespace entries and namespaces ------------------------
+
+
+def test_zero_byte_blobs_count_against_the_object_quota(grid, maker, tmp_path):
+    """The bypass: many [id, 0] entries were charged 0 bytes and grew the directory."""
+    b = new_backend(maker, tmp_path, "objects")
+    b.max_objects = 5
+    run(grid, b.store_many, "fay", [(f"a{i}", 0) for i in range(3)], io.BytesIO(b""))
+    with pytest.raises(ObjectQuotaExceeded) as caught:
+        run(grid, b.store_many, "fay", [(f"b{i}", 0) for i in range(3)], io.BytesIO(b""))
+    assert caught.value.status == 507 and "3 of 5 blobs" in str(caught.value)
+    with pytest.raises(ObjectQuotaExceeded):  # in another namespace too: the limit is per user
+        run(grid, b.store_many, "fay", [(f"c{i}", 0) for i in range(3)], io.BytesIO(b""), namespace="MX")
+    assert run(grid, b.listing, "fay") == ["a0", "a1", "a2"]  # refused before any work
+    run(grid, b.store, "fay", "b0", io.BytesIO(b""), 0)
+    run(grid, b.delete, "fay", "a0")  # deleting frees an object
+    run(grid, b.store_many, "fay", [("b1", 0), ("b2", 0)], io.BytesIO(b""))  # 5 of 5
+    with pytest.raises(ObjectQuotaExceeded):
+        run(grid, b.store, "fay", "b3", io.BytesIO(b""), 0)
+    grid.call(b.close)
+
+
+def test_concurrent_uploads_cannot_pass_the_object_quota_together(grid, maker, tmp_path):
+    b = new_backend(maker, tmp_path, "objects2")
+    b.max_objects = 4
+
+    def race():
+        ds = [defer.ensureDeferred(b.store("gus", f"x{i}", io.BytesIO(b"q" * 100), 100)) for i in range(8)]
+        return defer.DeferredList(ds, consumeErrors=True)
+
+    outcomes = grid.call(race)
+    assert sum(ok for ok, _ in outcomes) == 4
+    assert all(f.check(ObjectQuotaExceeded) for ok, f in outcomes if not ok)
+    grid.call(b.close)
+
+
+def test_a_namespace_directory_has_an_entry_limit_counting_tombstones(grid, maker, tmp_path, monkeypatch):
+    monkeypatch.setattr(backend_module, "MAX_NAMESPACE_ENTRIES", 4)
+    b = new_backend(maker, tmp_path, "entries")
+    run(grid, b.store_many, "hal", [(f"n{i}", 1) for i in range(4)], io.BytesIO(b"abcd"))
+    run(grid, b.delete, "hal", "n0")  # a tombstone is still an entry of the directory
+    with pytest.raises(NamespaceFull) as caught:
+        run(grid, b.store, "hal", "n4", io.BytesIO(b"e"), 1)
+    assert caught.value.status == 507
+    run(grid, b.store, "hal", "n0", io.BytesIO(b"again"), 5)  # re-creating a deleted id reuses its entry
+    run(grid, b.store, "hal", "other", io.BytesIO(b"e"), 1, namespace="MX")  # the limit is per namespace
+    grid.call(b.close)
+
+
+def test_namespaces_per_user_are_limited(grid, maker, tmp_path, monkeypatch):
+    monkeypatch.setattr(backend_module, "MAX_NAMESPACES", 2)
+    b = new_backend(maker, tmp_path, "namespaces")
+    run(grid, b.store, "ivy", "a", io.BytesIO(b"a"), 1, namespace="one")
+    run(grid, b.store, "ivy", "a", io.BytesIO(b"a"), 1, namespace="two")
+    with pytest.raises(TooManyNamespaces):
+        run(grid, b.store, "ivy", "a", io.BytesIO(b"a"), 1, namespace="three")
+    run(grid, b.store, "ivy", "b", io.BytesIO(b"b"), 1, namespace="two")
     grid.call(b.close)

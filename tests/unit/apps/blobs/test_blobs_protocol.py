@@ -14,6 +14,7 @@ from shoal.apps.blobs.errors import BadRequest, InvalidFlag, InvalidRequest, Ran
 from shoal.apps.blobs.framing import (
     HEADER_BYTES,
     MAX_MANIFEST_LINE,
+    MAX_STREAM_ENTRIES,
     DownloadStreamParser,
     Frame,
     frame_header,
@@ -229,3 +230,14 @@ def test_the_manifest_line_is_read_with_a_bound():
     assert body.most <= MAX_MANIFEST_LINE + 1
     first = upload_body([("a", b"xyz")])
     assert read_manifest_line(io.BytesIO(first)) == first.split(b"\n")[0] + b"\n"
+
+
+def test_a_stream_request_names_at_most_max_stream_entries_blobs():
+    """Checked on the manifest line, before the body's bytes are read (issue #4)."""
+    ids = [f"b{i}" for i in range(MAX_STREAM_ENTRIES + 1)]
+    assert len(parse_upload_manifest(json.dumps([[i, 0] for i in ids[:-1]]).encode())) == MAX_STREAM_ENTRIES
+    assert len(parse_download_request(json.dumps(ids[:-1]).encode())) == MAX_STREAM_ENTRIES
+    with pytest.raises(BadRequest, match="at most 1000"):
+        parse_upload_manifest(json.dumps([[i, 0] for i in ids]).encode())
+    with pytest.raises(BadRequest, match="at most 1000"):
+        parse_download_request(json.dumps(ids).encode())
