@@ -37,3 +37,11 @@ def test_root_cap_must_be_a_directory_write_cap():
                 DirectoryWriteCap(SSKWriteCap(b"w" * 16, b"f" * 32)).readonly().to_string()):
         with pytest.raises(BlobStoreError):
             check_root_cap(bad, "[blobs] root_cap")
+
+
+def test_max_objects(tmp_path):
+    assert BlobSettings.from_section({}, str(tmp_path), parse_size).max_objects == 50_000
+    assert BlobSettings.from_section({"max_objects": " 12 "}, str(tmp_path), parse_size).max_objects == 12
+    for bad in ("0", "-3", "many", "1e6"):
+        with pytest.raises(BlobConfigError, match=r"\[blobs\]max_objects"):
+            BlobSettings.from_section({"max_objects": bad}, str(tmp_path), parse_size)
