@@ -23,12 +23,14 @@ switch for it and every shoal client node has a convergence secret, so one
 code path serves both. See bench/web.py for the figures.
 """
 
+import socket
 import tempfile
 from collections.abc import Callable
 from typing import Any, BinaryIO, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from twisted.internet import defer
+from twisted.python import log
 from twisted.web import http, server
 
 from shoal import cpu
@@ -213,10 +215,68 @@ class StreamingRequest(server.Request):
         super().connectionLost(reason)
 
 
+IDLE_TIMEOUT = 60  # seconds without a byte from the client while no request is being handled
+HEADER_TIMEOUT = 30  # seconds from a request's first line to its last header
+STALL_TIMEOUT = 120  # seconds a response may wait for a client that reads none of it
+
+
 class ShoalChannel(http.HTTPChannel):
     """HTTPChannel answering 414 to a request line longer than it reads (16 KiB)
     where Twisted closes the connection without a word; a header line too long
-    is 431."""
+    is 431.
+
+    Timeouts (Twisted's idle timeout, `Site.timeOut`, covers only the time no
+    request is being handled, and is reset by every byte): a request's line
+    and headers must all arrive within HEADER_TIMEOUT (one header byte a
+    minute kept a connection forever); a response whose client reads nothing
+    for STALL_TIMEOUT (the transport has paused us: its buffer is full) is
+    aborted, so a vanished or half-open client releases its producer; TCP
+    keepalive finds peers that vanished while a long request is handled.
+    """
+
+    _header_timer: Any = None
+    _stall_timer: Any = None
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        _keepalive(self.transport)
+
+    def lineReceived(self, line: bytes) -> None:
+        if self._header_timer is None and not getattr(self, "_handlingRequest", False):
+            self._header_timer = self.callLater(HEADER_TIMEOUT, lambda: self._give_up("headers took too long"))
+        super().lineReceived(line)
+
+    def allHeadersReceived(self) -> None:
+        self._cancel("_header_timer")
+        super().allHeadersReceived()
+
+    def pauseProducing(self) -> None:
+        if self._stall_timer is None:
+            self._stall_timer = self.callLater(STALL_TIMEOUT, lambda: self._give_up("the client reads nothing"))
+        super().pauseProducing()
+
+    def resumeProducing(self) -> None:
+        self._cancel("_stall_timer")
+        super().resumeProducing()
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self._cancel("_header_timer")
+        self._cancel("_stall_timer")
+        super().connectionLost(reason)
+
+    def _cancel(self, name: str) -> None:
+        timer = getattr(self, name)
+        setattr(self, name, None)
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    def _give_up(self, why: str) -> None:
+        self._header_timer = self._stall_timer = None
+        transport: Any = self.transport
+        if transport is None:
+            return
+        log.msg(f"web: closing the connection from {getattr(transport.getPeer(), 'host', '?')}: {why}")
+        transport.abortConnection()
 
     def lineLengthExceeded(self, line: bytes) -> None:
         if getattr(self, "_path", None) is None:  # no request line yet: this is the one
@@ -228,6 +288,18 @@ class ShoalChannel(http.HTTPChannel):
         transport.write(b"HTTP/1.1 " + status + b"\r\nContent-Type: text/plain\r\n"
                         b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
         transport.loseConnection()
+
+
+def _keepalive(transport: Any) -> None:
+    """TCP keepalive probing after a minute of silence, where the platform allows."""
+    try:
+        transport.setTcpKeepAlive(True)
+        handle = transport.getHandle()
+        for option, value in (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 6)):
+            if hasattr(socket, option):
+                handle.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+    except (AttributeError, OSError):
+        pass  # not TCP (a UNIX socket, a test transport)
 
 
 def http_channel(factory: Any = None) -> Any:
@@ -244,5 +316,6 @@ class ShoalSite(server.Site):
 
     def __init__(self, resource: Any, key_hasher: KeyHasherFactory | None = None, **kw: Any) -> None:
         kw.setdefault("logFormatter", access_log.log_formatter)  # no cap in the log
+        kw.setdefault("timeout", IDLE_TIMEOUT)
         super().__init__(resource, **kw)
         self.key_hasher = key_hasher

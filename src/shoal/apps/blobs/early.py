@@ -26,6 +26,8 @@ from twisted.web import http, server
 from shoal.apps.blobs.auth import TokenFile
 from shoal.apps.blobs.errors import Unauthorized
 
+IDLE_TIMEOUT = 60  # seconds without a byte between requests (the node's channel adds header and stall timeouts)
+
 MAX_SMALL_BODY = 1024 * 1024  # a flags list or a /stream download's id list
 READ_ANYWAY = 64 * 1024  # an unauthenticated body this small is read and answered as usual
 _GUARDED = (b"blobs", b"stream")
@@ -130,6 +132,7 @@ class BlobSite(server.Site):
     requestFactory = GuardedRequest
 
     def __init__(self, resource: Any, tokens: TokenFile, max_upload: int, **kw: Any) -> None:
+        kw.setdefault("timeout", IDLE_TIMEOUT)
         super().__init__(resource, **kw)
         self.tokens = tokens
         self.max_upload = max_upload
