@@ -139,3 +139,72 @@ unknown_caps = st.one_of(
     st.from_regex(r"(ro\.|imm\.)?URI:[A-Z0-9-]{0,12}:[a-z2-7:]{0,60}", fullmatch=True),
 ).filter(_opaque).map(UnknownCap)
 caps = st.one_of(known_caps, unknown_caps)
+
+
+# --- hostile storage-protocol arguments (tests/unit/storage/test_storage_fuzz.py) ---------
+
+STORAGE_INDEXES = [b"\x01" * 16, b"\x02" * 16, b"\xff" * 16]  # few, so calls meet each other's shares
+GOOD_SECRETS = [b"r" * 32, b"c" * 32, b"w" * 32]
+BOUNDARY_INTS = [-(2**64), -1, 0, 1, 255, 256, 2**31 - 1, 2**31, 2**32, 2**63, 2**64 - 1, 2**64, 2**200]
+WRONG_TYPES = st.sampled_from([None, "text", 1.5, b"", [], {}, (), True, object()])
+
+
+
+def mostly(valid: st.SearchStrategy, hostile: st.SearchStrategy) -> st.SearchStrategy:
+    """`valid` four times in five, else `hostile`: calls get past one check to the next."""
+    return st.sampled_from([True, True, True, True, False]).flatmap(lambda ok: valid if ok else hostile)
+
+
+hostile_ints = st.one_of(st.sampled_from(BOUNDARY_INTS), st.integers(-10, 2000), WRONG_TYPES)
+sizes = st.one_of(st.integers(0, 2000), st.sampled_from([0, 2**31, 2**63, 2**64 - 1]))
+hostile_sizes = mostly(sizes, hostile_ints)
+hostile_sis = mostly(st.sampled_from(STORAGE_INDEXES), st.one_of(st.binary(max_size=40), WRONG_TYPES))
+hostile_secrets = mostly(st.sampled_from(GOOD_SECRETS), st.one_of(st.just(b""), st.binary(max_size=64), WRONG_TYPES))
+hostile_shnums = mostly(st.integers(0, 12), st.one_of(st.integers(-3, 260), st.sampled_from(BOUNDARY_INTS),
+                                                     WRONG_TYPES))
+hostile_share_sets = mostly(
+    st.sets(st.integers(0, 9), max_size=10),
+    st.one_of(
+        st.lists(hostile_shnums, max_size=20),  # duplicates, negatives, wrong types
+        st.just(set(range(300))),  # more shares than any file has
+        st.just(list(range(100_000))),  # a giant vector
+        WRONG_TYPES,
+    ),
+)
+hostile_data = mostly(st.binary(max_size=2000), WRONG_TYPES)
+hostile_read_vectors = mostly(
+    st.lists(st.tuples(st.integers(0, 3000), st.integers(0, 3000)), max_size=5),
+    st.one_of(
+        st.lists(st.tuples(hostile_ints, hostile_ints), max_size=20),
+        st.just([(0, 10)] * 100_000),  # a giant read vector
+        st.lists(st.one_of(WRONG_TYPES, st.tuples(hostile_ints)), max_size=5),
+        WRONG_TYPES,
+    ),
+)
+hostile_write_vectors = mostly(
+    st.lists(st.tuples(st.integers(0, 3000), st.binary(max_size=500)), max_size=4),
+    st.one_of(
+        st.lists(st.tuples(hostile_ints, hostile_data), max_size=5),
+        st.just([(2**62, b"x")]),  # far past the end
+        st.just([(i * 7, b"y") for i in range(20_000)]),  # many small writes
+        WRONG_TYPES,
+    ),
+)
+hostile_test_vectors = mostly(
+    st.just([]),
+    st.one_of(
+        st.lists(st.tuples(hostile_ints, hostile_ints, st.sampled_from([b"eq", b"ne", b"lt", "eq", None]),
+                           hostile_data), max_size=4),
+        WRONG_TYPES,
+    ),
+)
+hostile_tw_vectors = mostly(
+    st.dictionaries(hostile_shnums.filter(lambda v: isinstance(v, int)),
+                    st.tuples(hostile_test_vectors, hostile_write_vectors,
+                              mostly(st.none(), st.one_of(st.integers(0, 5000), hostile_ints))),
+                    max_size=6),
+    st.one_of(
+        st.dictionaries(st.integers(0, 300), st.just(([], [(0, b"z")], None)), min_size=257, max_size=260),
+        WRONG_TYPES,
+    ),
+)
