@@ -25,10 +25,12 @@ from shoal.immutable.upload import (
     ExistingSharesError,
     NoServersError,
     SourceError,
+    UploadFullError,
     UploadResult,
     UploadUnhappinessError,
     upload,
 )
+from shoal.storage.errors import NoSpaceError
 from shoal.storage.layout import si_b2a
 from shoal.storage.shares import ImmutableShareFile
 from shoal.testing.local_grid import LocalGrid
@@ -339,6 +341,20 @@ def test_failing_server_is_replaced(faults):
     assert failing not in holdings(faults, result.storage_index)
     report = {r.server_id: r for r in result.servers}[faults.servers[failing].server_id]
     assert report.error is not None and report.answer == "error: disk on fire"
+
+
+def test_servers_failing_with_no_space_make_a_full_upload(faults):
+    """A server whose allocate fails with NoSpaceError (no room for the lease on
+    a share it holds) is full, not broken: the upload is UploadFullError (507)."""
+    def no_room(*_a: Any, **_k: Any) -> Any:
+        raise NoSpaceError("storage index x, share 0: no room for a new lease")
+
+    for i in range(12):
+        if i != READ_ONLY:
+            faults.servers[i].storage.allocate_buckets = no_room  # type: ignore[union-attr,method-assign]
+    with pytest.raises(UploadFullError) as info:
+        put(faults, fresh(30_000, 17))
+    assert "no room for a new lease" in str(info.value)
 
 
 def test_fewer_servers_than_shares_doubles_up(faults):

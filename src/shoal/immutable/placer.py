@@ -23,7 +23,7 @@ from shoal.encoding.base32 import b2a
 from shoal.errors import Fault, GridError, GridFullError, ShoalError
 from shoal.formats.errors import FormatError
 from shoal.grid.storage_broker import GridServer, StorageBroker
-from shoal.grid.storage_client import BucketReader, BucketWriter, StorageClient
+from shoal.grid.storage_client import BucketReader, BucketWriter, ServerFull, StorageClient
 from shoal.immutable.encoder import ImmutableEncoder, ueb_length
 from shoal.immutable.params import FileShape
 from shoal.immutable.push import error_text, gather
@@ -48,15 +48,16 @@ class UploadUnhappinessError(UploadError, GridError):
 
 class UploadFullError(UploadUnhappinessError, GridFullError):
     """Unhappy because servers lacked space: some refused shares (or announced
-    too little space) and none failed in any other way."""
+    too little space, or failed saying they had no room) and none failed in
+    any other way."""
 
 
 def unhappiness_error(message: str, answers: Iterable[ServerAnswer[bytes]]) -> UploadUnhappinessError:
     """The error for an unhappy placement: UploadFullError when space was what
     the servers lacked (see its docstring), else UploadUnhappinessError."""
     answers = list(answers)
-    short_of_space = any(a.refused or a.readonly for a in answers)
-    other_failures = any(a.error is not None or a.dropped or a.busy for a in answers)
+    short_of_space = any(a.refused or a.readonly or a.full for a in answers)
+    other_failures = any((a.error is not None and not a.full) or a.dropped or a.busy for a in answers)
     if short_of_space and not other_failures:
         return UploadFullError(message)
     return UploadUnhappinessError(message)
@@ -133,7 +134,7 @@ class SharePlacement:
                 self.si, self.renew[sid], self.cancel[sid], frozenset(shares), self.allocated_size
             )
         except Exception as e:
-            self.planner.failed(sid, error_text(e))
+            self.planner.failed(sid, error_text(e), full=isinstance(e, ServerFull))
             return
         already = set(allocation.already)
         granted = {}

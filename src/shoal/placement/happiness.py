@@ -329,6 +329,7 @@ class ServerAnswer(Generic[S]):
     allocate_sent: bool = False
     readonly: bool = False  # too little space announced: never asked to allocate
     error: str | None = None
+    full: bool = False  # the error was the server saying it has no room
     dropped: set[int] = attrs.field(factory=set)  # writers lost while pushing
 
     def describe(self) -> str:
@@ -479,9 +480,11 @@ class Planner(Generic[S]):
         a.queried = True
         a.already.update(sh for sh in shares if self._counts(server, sh))
 
-    def failed(self, server: S, error: str) -> None:
+    def failed(self, server: S, error: str, full: bool = False) -> None:
+        """A query failed; `full` when the server said it has no room."""
         self._plan = None
         self.answers[server].error = error
+        self.answers[server].full = full
 
     def drop(self, server: S, shnum: int, error: str) -> None:
         """A writer was lost while pushing: the share is not on that server."""
