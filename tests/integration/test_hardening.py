@@ -166,3 +166,14 @@ def test_a_url_over_16_kib_is_414_on_both_ports(grid):
             s.sendall(b"GET /uri/" + b"x" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
             answer = s.recv(65536)
         assert answer.startswith(b"HTTP/1.1 414 "), (base, answer[:60])
+
+
+def test_eight_concurrent_puts_of_one_file_all_succeed(grid):
+    """Issue #9: one success and seven 507s, because the same shares were being uploaded
+    at the same moment; now the client node makes them one upload."""
+    body = os.urandom(3 * 1024 * 1024)
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: request(grid.url, "PUT", "/uri", body), range(8)))
+    assert [a.status for a in answers] == [200] * 8, [a.text for a in answers if a.status != 200]
+    assert len({a.text for a in answers}) == 1
+    assert request(grid.url, "GET", "/uri/" + quote(answers[0].text, safe="")).body == body
