@@ -177,3 +177,15 @@ def test_eight_concurrent_puts_of_one_file_all_succeed(grid):
     assert [a.status for a in answers] == [200] * 8, [a.text for a in answers if a.status != 200]
     assert len({a.text for a in answers}) == 1
     assert request(grid.url, "GET", "/uri/" + quote(answers[0].text, safe="")).body == body
+
+
+def test_a_stream_request_naming_too_many_blobs_is_400_before_its_body(grid):
+    """Issue #4: 100,000 [id, 0] entries in one /stream upload; now at most 1,000."""
+    alice = BlobHTTP(grid.blob_url, "alice")
+    manifest = json.dumps([[f"z{i}", 0] for i in range(1001)]).encode() + b"\n"
+    status, _, body = alice.stream("upload", manifest)
+    assert status == 400 and b"at most 1000" in body
+    status, _, body = alice.stream("download", json.dumps([f"z{i}" for i in range(1001)]).encode())
+    assert status == 400
+    status, _, _ = alice.blob("GET", "z0")
+    assert status == 404  # nothing of the refused batch was stored
