@@ -30,6 +30,7 @@ from shoal.immutable.upload import (
     UploadUnhappinessError,
     upload,
 )
+from shoal.storage.buckets import BucketWriter
 from shoal.storage.errors import NoSpaceError
 from shoal.storage.layout import si_b2a
 from shoal.storage.shares import ImmutableShareFile
@@ -355,6 +356,19 @@ def test_servers_failing_with_no_space_make_a_full_upload(faults):
     with pytest.raises(UploadFullError) as info:
         put(faults, fresh(30_000, 17))
     assert "no room for a new lease" in str(info.value)
+
+
+def test_a_disk_filling_during_the_push_makes_a_full_upload(faults, monkeypatch):
+    """Writes refused with NoSpaceError mid-push (the disk filled): UploadFullError (507)."""
+    def no_room(self: Any, offset: int, data: bytes) -> None:
+        raise NoSpaceError(f"share {self.shnum}: write at offset {offset}: the disk is full")
+
+    monkeypatch.setattr(BucketWriter, "write", no_room)
+    with pytest.raises(UploadFullError) as info:
+        put(faults, fresh(30_000, 18))
+    assert "the disk is full" in str(info.value)
+    monkeypatch.undo()
+    assert incoming(faults) == []
 
 
 def test_fewer_servers_than_shares_doubles_up(faults):

@@ -57,7 +57,7 @@ def unhappiness_error(message: str, answers: Iterable[ServerAnswer[bytes]]) -> U
     the servers lacked (see its docstring), else UploadUnhappinessError."""
     answers = list(answers)
     short_of_space = any(a.refused or a.readonly or a.full for a in answers)
-    other_failures = any((a.error is not None and not a.full) or a.dropped or a.busy for a in answers)
+    other_failures = any(((a.error is not None or a.dropped) and not a.full) or a.busy for a in answers)
     if short_of_space and not other_failures:
         return UploadFullError(message)
     return UploadUnhappinessError(message)
@@ -232,10 +232,10 @@ class SharePlacement:
 
     # -- while pushing --
 
-    def drop(self, sid: bytes, shnum: int, why: str) -> None:
-        """A share's writer failed while pushing: it is not on that server."""
+    def drop(self, sid: bytes, shnum: int, why: str, full: bool = False) -> None:
+        """A share's writer failed while pushing (`full`: for want of space): it is not on that server."""
         self.writers.pop((sid, shnum), None)
-        self.planner.drop(sid, shnum, why)
+        self.planner.drop(sid, shnum, why, full)
 
     def lost_error(self) -> UploadUnhappinessError:
         """The error for shares lost beyond what happiness allows."""

@@ -34,7 +34,7 @@ from twisted.internet import defer
 
 from shoal import cpu
 from shoal.errors import Fault, ShoalError
-from shoal.grid.storage_client import BucketWriter, ServerError
+from shoal.grid.storage_client import BucketWriter, ServerError, ServerFull
 from shoal.immutable.encoder import EncodedSegment, EncodeResult, ImmutableEncoder
 
 MiB = 1024 * 1024
@@ -137,7 +137,7 @@ class Pusher:
         source: BinaryIO,
         position: int,
         writers: Mapping[int, tuple[Any, BucketWriter]],
-        on_drop: Callable[[Any, int, str], None],
+        on_drop: Callable[[Any, int, str, bool], None],
         *,
         write_size: int | None = None,
         pipeline_segments: int = PIPELINE_SEGMENTS,
@@ -229,7 +229,7 @@ class Pusher:
 
     # -- buckets --
 
-    def _lose(self, bucket: _Bucket, why: str) -> None:
+    def _lose(self, bucket: _Bucket, why: str, full: bool = False) -> None:
         if not bucket.alive:
             return
         bucket.alive = False
@@ -238,7 +238,7 @@ class Pusher:
         bucket.batch_blocks = 0
         bucket.batch_len = 0
         self._abort(bucket)
-        self.on_drop(bucket.server, bucket.shnum, why)
+        self.on_drop(bucket.server, bucket.shnum, why, full)
 
     def _abort(self, bucket: _Bucket) -> None:
         d = bucket.writer.abort()
@@ -260,7 +260,8 @@ class Pusher:
         try:
             await bucket.writer.write(offset, data)
         except Exception as e:
-            self._lose(bucket, f"write of {len(data)} bytes at offset {offset} failed: {error_text(e)}")
+            self._lose(bucket, f"write of {len(data)} bytes at offset {offset} failed: {error_text(e)}",
+                       isinstance(e, ServerFull))
         else:
             self.bytes_pushed += len(data)
         finally:
@@ -299,7 +300,7 @@ class Pusher:
         try:
             await bucket.writer.close()
         except Exception as e:
-            self._lose(bucket, f"close failed: {error_text(e)}")
+            self._lose(bucket, f"close failed: {error_text(e)}", isinstance(e, ServerFull))
         else:
             bucket.closed = True
 

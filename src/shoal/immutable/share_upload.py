@@ -169,9 +169,10 @@ class ShareUpload:
     def _can_replace(self) -> bool:
         return not self._closing and len(self._pushers) < MAX_PASSES and self.source.rereadable()
 
-    def _on_lost(self, sid: bytes, shnum: int, why: str) -> None:
-        """A pusher lost a share: record it; stop every pass if the policy says the upload failed."""
-        self.placement.drop(sid, shnum, why)
+    def _on_lost(self, sid: bytes, shnum: int, why: str, full: bool = False) -> None:
+        """A pusher lost a share (`full`: the server said it had no room): record it;
+        stop every pass if the policy says the upload failed."""
+        self.placement.drop(sid, shnum, why, full)
         self._lost.add(shnum)
         if self.policy.after_loss(self.placement.planner, self._can_replace()) is LossDecision.FAIL:
             self._fail(self.placement.lost_error())

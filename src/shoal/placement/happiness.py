@@ -486,14 +486,16 @@ class Planner(Generic[S]):
         self.answers[server].error = error
         self.answers[server].full = full
 
-    def drop(self, server: S, shnum: int, error: str) -> None:
-        """A writer was lost while pushing: the share is not on that server."""
+    def drop(self, server: S, shnum: int, error: str, full: bool = False) -> None:
+        """A writer was lost while pushing (`full`: the server said it had no
+        room): the share is not on that server."""
         self._plan = None
         a = self.answers[server]
         a.allocated.discard(shnum)
         a.dropped.add(shnum)
         if a.error is None:
             a.error = error
+            a.full = full
 
     def abandon(self, server: S, shares: Collection[int]) -> None:
         """Writers we aborted because the plan did not need them."""
