@@ -37,11 +37,8 @@ class InFlightUploads(Generic[T]):
         self._running: dict[Hashable, list[defer.Deferred[T]]] = {}
 
     def running(self) -> int:
+        """How many distinct uploads run now."""
         return len(self._running)
-
-    def waiting(self, key: Hashable) -> int:
-        """How many callers wait for the upload of `key` (0 when none runs)."""
-        return len(self._running.get(key, ()))
 
     async def run(self, key: Hashable, start: Callable[[], Awaitable[T]]) -> T:
         """`await start()`, unless an upload of `key` runs already: then its outcome."""
