@@ -86,3 +86,12 @@ def test_servers_failing_otherwise_are_not_full(grid, client, monkeypatch):
         run(grid, node.overwrite, b"other")
     assert not isinstance(caught.value, MutableFullError)
     assert humanize(caught.value)[1] == 503
+
+
+@pytest.mark.parametrize("fmt", ["SDMF", "MDMF"])
+def test_an_update_that_grows_past_the_room_is_507(grid, client, fmt):
+    node = run(grid, client.create, b"small", format=fmt, private_key=fresh_key())
+    with pytest.raises(MutableFullError) as caught:
+        run(grid, node.update, 5, BIG)  # MDMF: in place, segment by segment
+    assert_full(caught.value, "available")
+    assert run(grid, node.download_best_version) == b"small"
