@@ -32,17 +32,23 @@ def web_json(node_url: str, path: str = "?t=json", timeout: float = 10) -> Any:
         return json.loads(r.read().decode("utf-8"))
 
 
+def connected_servers(status: dict[str, Any]) -> list[dict[str, Any]]:
+    """The servers of a welcome-page JSON that are connected and ready for an upload.
+
+    shoal's JSON adds "connected": true only once the server's version has arrived
+    (what an upload needs); Tahoe's has just the connection summary.
+    """
+    return [s for s in status["servers"]
+            if s["connection_status"].lower().startswith("connected") and s.get("connected", True)]
+
+
 def wait_for_servers(node_url: str, count: int, timeout: float = 60) -> dict[str, Any]:
     """Poll the welcome page JSON until `count` servers say Connected."""
     seen: dict[str, Any] = {}
 
     def enough() -> dict[str, Any] | None:
         status = seen["last"] = web_json(node_url)
-        # shoal's JSON adds "connected": true only once the server's version has arrived
-        # (what an upload needs); Tahoe's has just the connection summary
-        connected = [s for s in status["servers"]
-                     if s["connection_status"].lower().startswith("connected") and s.get("connected", True)]
-        return status if len(connected) >= count else None
+        return status if len(connected_servers(status)) >= count else None
 
     try:
         return wait_until(enough, timeout, f"{count} connected servers", interval=0.1, ignore=(OSError,))
