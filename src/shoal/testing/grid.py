@@ -1,8 +1,9 @@
 """A real local grid of processes: an introducer, storage nodes and a client.
 
-Every node is created through the `shoal` CLI (or any program with
-Tahoe-compatible create-node/run commands), listens on 127.0.0.1 on ports
-chosen free, and is stopped by its pid. Used by the integration tests and
+Every node directory is made by the `shoal` CLI's create-* commands (run in
+this process: the same code, without an interpreter start-up per node), every
+node runs as its own `shoal run` process, listens on 127.0.0.1 on ports chosen
+free, and is stopped by its pid. Used by the integration tests and
 by `make run`.
 """
 
@@ -18,8 +19,8 @@ import attrs
 from shoal.testing.processes import (
     NodeProcess,
     NodeProcessError,
+    create,
     set_config,
-    shoal_command,
     start_all,
     start_node,
     stop_all,
@@ -83,7 +84,7 @@ class Grid:
     def start_introducer(self) -> NodeProcess:
         d = os.path.join(self.base, "introducer")
         if not os.path.exists(d):
-            shoal_command("create-introducer", "--hostname", "127.0.0.1", d)
+            create("create-introducer", "--hostname", "127.0.0.1", d)
         self.introducer = start_node(d)
         return self.introducer
 
@@ -91,7 +92,7 @@ class Grid:
         """Create (once) and start a storage node; `config` sets tahoe.cfg keys before its first start."""
         d = os.path.join(self.base, name)
         if not os.path.exists(d):
-            shoal_command("create-node", "--hostname", "127.0.0.1", "--webport", "none",
+            create("create-node", "--hostname", "127.0.0.1", "--webport", "none",
                           "--nickname", name, "--introducer", self.introducer_furl, *extra, d)
             for (section, key), value in (config or {}).items():
                 set_config(d, section, key, value)
@@ -107,7 +108,7 @@ class Grid:
                        files: Mapping[str, str]) -> str:
         d = os.path.join(self.base, name)
         if not os.path.exists(d):
-            shoal_command("create-client", "--webport", "tcp:0:interface=127.0.0.1",
+            create("create-client", "--webport", "tcp:0:interface=127.0.0.1",
                           "--nickname", name, "--introducer", self.introducer_furl, *extra, d)
             for (section, key), value in config.items():
                 set_config(d, section, key, value)

@@ -30,8 +30,22 @@ def shoal_command(*args: str, check: bool = True, timeout: float = 60) -> subpro
     return r
 
 
+def create(command: str, *args: str) -> None:
+    """Run one create-* command of the `shoal` CLI in this process.
+
+    The same parser and code as `shoal create-node ...` on a command line, without
+    an interpreter start-up per node directory (the nodes themselves always run as
+    processes); safe to call from several threads at once. A refused command
+    raises its ShoalError.
+    """
+    from shoal.main import build_parser  # the CLI's whole command tree: only when a node is made
+
+    parsed = build_parser().parse_args([command, *args])
+    parsed.func(parsed)
+
+
 def create_storage_node(nodedir: str, *extra: str) -> None:
-    shoal_command("create-node", "--hostname", "127.0.0.1", "--webport", "none", *extra, nodedir)
+    create("create-node", "--hostname", "127.0.0.1", "--webport", "none", *extra, nodedir)
 
 
 @attrs.define
