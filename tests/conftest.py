@@ -7,6 +7,8 @@ import pathlib
 import pytest
 from hypothesis import HealthCheck, settings
 
+from shoal.testing.grid import Grid, shares_args, start_grid
+
 VECTORS = pathlib.Path(__file__).parent / "vectors"
 
 settings.register_profile("shoal", deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -26,3 +28,23 @@ def vector_plaintext(seed: str, size: int) -> bytes:
 @pytest.fixture(scope="session")
 def tahoe_vectors() -> dict:
     return json.loads((VECTORS / "tahoe-1.20.json").read_text())
+
+
+# --- the shared grid --------------------------------------------------------------
+# One real grid of node processes for the whole run (started on first use): an
+# introducer, SHARED_STORAGE_NODES storage nodes and a client encoding
+# SHARED_SHARES. Modules that only upload, download and list use it, each with its
+# own files, directories and aliases; a module that needs other encoding, other
+# [client] settings or a fresh status history adds its own client to it
+# (Grid.add_client). Modules that stop, damage or reconfigure nodes start their own.
+
+SHARED_STORAGE_NODES = 7
+SHARED_SHARES = (2, 3, 3)  # k, happy, n of the shared client
+
+
+@pytest.fixture(scope="session")
+def shared_grid(tmp_path_factory) -> Grid:
+    g = start_grid(str(tmp_path_factory.mktemp("shared-grid")), storage_nodes=SHARED_STORAGE_NODES,
+                   client_args=shares_args(*SHARED_SHARES))
+    yield g
+    g.stop()

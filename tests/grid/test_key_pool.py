@@ -1,7 +1,6 @@
 """KeyPool: keys made ahead in the CPU pool are handed out once each, and a
 create with a warm pool uses one of them (on a real grid)."""
 
-import time
 
 from twisted.internet import defer
 
@@ -10,14 +9,12 @@ from shoal.caps.mutable import mutable_caps_from_private_key
 from shoal.mutable import MutableClient
 from shoal.mutable.keypool import KeyPool
 from shoal.testing.local_grid import LocalGrid
+from shoal.testing.wait import wait_until
 from tests.unit.mutable.vector_keys import fresh_key
 
 
 def _wait(grid, pool, count, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while grid.call(pool.ready) < count:
-        assert time.monotonic() < deadline, "the pool never filled"
-        time.sleep(0.05)
+    wait_until(lambda: grid.call(pool.ready) >= count, timeout, f"the pool to hold {count} keys")
 
 
 def test_pool_fills_hands_out_distinct_keys_and_refills():

@@ -6,7 +6,6 @@ the middle and converges once it returns."""
 
 import os
 import threading
-import time
 import urllib.request
 
 import pytest
@@ -23,9 +22,10 @@ from shoal.apps.blobmanager import (
     tag_of,
 )
 from shoal.apps.blobs import token_header
-from shoal.testing.grid import Grid, wait_for_servers
-from shoal.testing.processes import set_config, shoal_command, start_node
+from shoal.testing.grid import Grid, shares_args
+from shoal.testing.processes import start_node
 from shoal.testing.reactor_thread import call, reactor
+from shoal.testing.wait import wait_until
 
 USER, TOKEN = "alice", "alice-token-1234"
 SECRET = os.urandom(512)
@@ -38,18 +38,11 @@ def grid(tmp_path_factory) -> Grid:
     g = Grid(str(tmp_path_factory.mktemp("blobmanager")))
     try:
         g.start_introducer()
-        for i in range(3):
-            g.add_storage(f"storage{i + 1}")
-        d = os.path.join(g.base, "client")
-        shoal_command("create-client", "--webport", "tcp:0:interface=127.0.0.1", "--nickname", "client",
-                      "--introducer", g.introducer_furl, "--shares-needed", "2", "--shares-happy", "3",
-                      "--shares-total", "3", d)
-        set_config(d, "blobs", "enabled", "true")
-        set_config(d, "blobs", "port", "tcp:0:interface=127.0.0.1")
-        with open(os.path.join(d, "private", "blobs.tokens"), "w", encoding="utf-8") as f:
-            f.write(f"{USER}:{TOKEN}\nbob:bob-token\n")
-        g.start_client("client")
-        wait_for_servers(g.client_url, 3)
+        g.add_storage_nodes(f"storage{i + 1}" for i in range(3))
+        node = g.add_client("client", *shares_args(2, 3, 3),
+                            config={("blobs", "enabled"): "true", ("blobs", "port"): "tcp:0:interface=127.0.0.1"},
+                            files={os.path.join("private", "blobs.tokens"): f"{USER}:{TOKEN}\nbob:bob-token\n"})
+        g.client = node
         yield g
     finally:
         g.stop()
@@ -58,10 +51,7 @@ def grid(tmp_path_factory) -> Grid:
 @pytest.fixture(scope="module")
 def blobs_url(grid) -> str:
     path = os.path.join(grid.client.nodedir, "private", "blobs.url")
-    deadline = time.monotonic() + 30
-    while not os.path.exists(path):
-        assert time.monotonic() < deadline, "the blob service never wrote private/blobs.url"
-        time.sleep(0.1)
+    wait_until(lambda: os.path.exists(path), 30, "the blob service to write private/blobs.url")
     with open(path, encoding="utf-8") as f:
         return f.read().strip().rstrip("/") + "/"
 
@@ -174,14 +164,12 @@ def test_sync_survives_a_storage_server_killed_mid_sync(grid, blobs_url, tmp_pat
         d.addBoth(lambda r: (result.append(r), done.set()))
 
     reactor.callFromThread(start)
-    deadline = time.monotonic() + 60
-    while len(m.transfers) < 4 and not done.is_set():
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_until(lambda: len(m.transfers) >= 4 or done.is_set(), 60, "the sync's first uploads", interval=0.02)
     assert not done.is_set(), "sync finished before the server could be killed"
     victim = grid.storage[2]
     victim.kill9()
-    time.sleep(2.0)
+    # the outage is seen: an upload failed and the sync pauses to retry
+    wait_until(lambda: m.retries > 0 or done.is_set(), 60, "the sync to retry after the server was killed")
     uploaded_during_outage = len(m.transfers)
     grid.storage[2] = start_node(victim.nodedir)
     assert done.wait(120), "sync did not finish after the server came back"

@@ -1,5 +1,6 @@
-"""The Soledad-compatible blob service on a real grid of node processes
-(introducer, 4 storage nodes, a client node with ``[blobs] enabled = true``):
+"""The Soledad-compatible blob service on the shared real grid of node processes
+(introducer, storage nodes; a client node of this module's own with
+``[blobs] enabled = true``):
 the HTTP contract route by route with every error code, the /stream framing
 both ways, authentication failures, quota under concurrent uploads, and a
 second gateway started on an empty disk that rebuilds its index from the
@@ -16,16 +17,17 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from shoal.apps.blobs import parse_download_stream, tag_of, token_header, upload_body
-from shoal.testing.grid import Grid, wait_for_servers
+from shoal.testing.grid import Grid, shares_args
 from shoal.testing.processes import (
     NodeProcess,
     NodeProcessError,
     set_config,
     shoal_command,
     start_node,
+    stop_all,
 )
+from shoal.testing.wait import wait_until
 
-STORAGE_NODES = 4
 QUOTA = 2_000_000
 TOKENS = {"alice": "alice-token", "bob": "bob-token", "quota": "quota-token", "streamer": "s-token"}
 
@@ -70,44 +72,36 @@ class BlobHTTP:
         return json.loads(body)
 
 
-def start_blob_client(grid: Grid, name: str, shares: tuple[int, int, int] = (2, 3, 4), servers: int = STORAGE_NODES,
+def start_blob_client(grid: Grid, name: str, shares: tuple[int, int, int] = (2, 3, 4),
                       **blobs: str) -> tuple[NodeProcess, str]:
     """A client node with the blob service on its own port ([blobs] keys given
     override the defaults here); (process, blob URL)."""
-    d = os.path.join(grid.base, name)
-    k, happy, n = shares
-    shoal_command("create-client", "--webport", "tcp:0:interface=127.0.0.1", "--nickname", name,
-                  "--introducer", grid.introducer_furl,
-                  "--shares-needed", str(k), "--shares-happy", str(happy), "--shares-total", str(n), d)
-    with open(os.path.join(d, "private", "blobs.tokens"), "w") as f:
-        f.write("".join(f"{user}:{token}\n" for user, token in TOKENS.items()))
     settings = {"enabled": "true", "port": "tcp:0:interface=127.0.0.1", "quota": str(QUOTA), **blobs}
-    for key, value in settings.items():
-        set_config(d, "blobs", key, value)
-    node = start_node(d)
-    grid.storage.append(node)  # stopped with the grid
-    with open(os.path.join(d, "node.url")) as f:
-        wait_for_servers(f.read().strip(), servers)
-    url_file = os.path.join(d, "private", "blobs.url")
-    deadline = time.monotonic() + 10
-    while not os.path.exists(url_file):
-        assert time.monotonic() < deadline, "the blob service never wrote private/blobs.url"
-        time.sleep(0.1)
+    node = grid.add_client(name, *shares_args(*shares), config={("blobs", k): v for k, v in settings.items()},
+                           files={os.path.join("private", "blobs.tokens"):
+                                  "".join(f"{user}:{token}\n" for user, token in TOKENS.items())})
+    url_file = node.private("blobs.url")
+    wait_until(lambda: os.path.exists(url_file), 10, "the blob service to write private/blobs.url")
     with open(url_file) as f:
         return node, f.read().strip()
 
 
 @pytest.fixture(scope="module")
-def grid(tmp_path_factory):
-    g = Grid(str(tmp_path_factory.mktemp("blobs")))
+def grid(shared_grid):
+    """The shared grid with a blob client of this module's own (and any more it starts)."""
+    started: list[NodeProcess] = []
+
+    def start(name: str, **blobs: str) -> str:
+        node, url = start_blob_client(shared_grid, name, **blobs)
+        started.append(node)
+        return url
+
     try:
-        g.start_introducer()
-        with ThreadPoolExecutor(STORAGE_NODES) as pool:
-            list(pool.map(g.add_storage, [f"storage{i + 1}" for i in range(STORAGE_NODES)]))
-        client, url = start_blob_client(g, "client")
-        yield types.SimpleNamespace(grid=g, client=client, blob_url=url)
+        client, url = start_blob_client(shared_grid, "blobs-client")
+        started.append(client)
+        yield types.SimpleNamespace(grid=shared_grid, client=client, blob_url=url, start=start)
     finally:
-        g.stop()
+        stop_all(started)
 
 
 @pytest.fixture(scope="module")
@@ -249,8 +243,8 @@ def test_quota_under_concurrent_uploads(grid):
     assert q.blob("PUT", "after-delete", body=os.urandom(size))[0] == 200
 
 
-def test_a_bad_blobs_section_stops_the_node_with_one_line(grid):
-    d = os.path.join(grid.grid.base, "misconfigured")
+def test_a_bad_blobs_section_stops_the_node_with_one_line(grid, tmp_path):
+    d = str(tmp_path / "misconfigured")
     shoal_command("create-client", "--webport", "none", "--introducer", grid.grid.introducer_furl, d)
     set_config(d, "blobs", "enabled", "true")
     set_config(d, "blobs", "root_cap", "URI:LIT:aaaa")
@@ -269,7 +263,7 @@ def test_gateway_on_an_empty_disk_rebuilds_from_the_grid(grid, alice):
                   "namespace=mail&filter_flag=PROCESSED", "namespace=other")
     }
     doc1 = alice.blob("GET", "doc1")[2]
-    _, url = start_blob_client(grid.grid, "fresh-gateway", root_cap=root_cap)
+    url = grid.start("fresh-gateway", root_cap=root_cap)
     for (user, q), ids in before.items():
         assert BlobHTTP(url, user).ids(q) == ids, (user, q)
     fresh = BlobHTTP(url, "alice")

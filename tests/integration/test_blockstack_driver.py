@@ -3,6 +3,7 @@ processes: the put/get/delete flow of the driver skeleton's self-test
 (app-apis.md 2.1), the never-raise rule, and read-your-writes while storage
 servers lag behind a write."""
 
+import functools
 import hashlib
 import json
 import os
@@ -13,8 +14,9 @@ import pytest
 
 import shoal.apps.blockstack as driver
 from shoal.apps.blockstack.driver import ShoalDriver, safely
-from shoal.testing.grid import Grid, start_grid, wait_for_servers
-from shoal.testing.processes import start_node
+from shoal.testing.grid import Grid, connected_servers, start_grid, wait_for_servers, web_json
+from shoal.testing.processes import start_all, start_node, stop_all
+from shoal.testing.wait import wait_until
 from tests.integration.test_web import request
 
 
@@ -123,9 +125,10 @@ def test_read_your_writes_with_lagging_servers(grid, tmp_path):
     s3.stop()
     assert d.put_mutable("profile", b"version two")
     grid.storage[2] = s3 = start_node(s3.nodedir)
-    s1.stop()
-    s2.stop()
-    wait_for_servers(grid.client_url, 1)
+    stop_all([s1, s2])
+    only = {os.path.basename(s3.nodedir)}
+    wait_until(lambda: {s["nickname"] for s in connected_servers(web_json(grid.client_url))} == only,
+               60, f"the client to see only {only} connected")
     # the grid itself now serves the old version: a plain web read shows v1...
     raw = request(grid.client_url, "GET", "/uri/" + quote(d.writecaps["profile"], safe="")).body
     assert raw.endswith(b"version one")
@@ -133,8 +136,7 @@ def test_read_your_writes_with_lagging_servers(grid, tmp_path):
     t0 = time.monotonic()
     assert safely(None, "get", d.get_mutable, url) is None
     assert time.monotonic() - t0 >= 0.1
-    grid.storage[0] = start_node(s1.nodedir)
-    grid.storage[1] = start_node(s2.nodedir)
+    grid.storage[0], grid.storage[1] = start_all([functools.partial(start_node, s.nodedir) for s in (s1, s2)])
     wait_for_servers(grid.client_url, 3)
     d.read_attempts = 20
     assert d.get_mutable(url) == b"version two"

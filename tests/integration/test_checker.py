@@ -5,7 +5,6 @@ quarantines it when advised, repair restores 10 good shares on 10 servers, and t
 client still reads the file. The checker runs in this process on its own broker."""
 
 import os
-import time
 import urllib.request
 from typing import Any
 
@@ -22,6 +21,7 @@ from shoal.introducer.client import IntroducerClient
 from shoal.storage.layout import si_b2a
 from shoal.testing import reactor_thread
 from shoal.testing.grid import Grid, start_grid
+from shoal.testing.wait import wait_until
 
 NODES = 10
 
@@ -47,10 +47,8 @@ def broker(grid):
         broker.startService()
 
     reactor_thread.call(start)
-    deadline = time.monotonic() + 60
-    while reactor_thread.call(lambda: len(made["broker"].get_connected_servers())) < NODES:
-        assert time.monotonic() < deadline, "the test's broker did not connect to every server"
-        time.sleep(0.1)
+    wait_until(lambda: reactor_thread.call(lambda: len(made["broker"].get_connected_servers())) >= NODES,
+               60, "the test's broker to connect to every server", interval=0.1)
     yield made["broker"]
     reactor_thread.call(lambda: defer.DeferredList([
         defer.maybeDeferred(made[name].stopService) for name in ("broker", "ic", "tub")
@@ -130,10 +128,8 @@ def test_storage_node_scrubber_quarantines_a_corrupt_share_unasked(grid):
     set_config(node_dir, "storage", "scrub.interval", "2s")
     grid.storage[index] = start_node(node_dir)
     quarantine = os.path.join(node_dir, "storage", "quarantine", si_b2a(cap.storage_index))
-    deadline = time.monotonic() + 90
-    while not (os.path.isdir(quarantine) and os.listdir(quarantine)):
-        assert time.monotonic() < deadline, "the scrubber never quarantined the corrupt share"
-        time.sleep(0.5)
+    wait_until(lambda: os.path.isdir(quarantine) and os.listdir(quarantine), 90,
+               "the scrubber to quarantine the corrupt share", interval=0.2)
     assert not os.path.exists(files[3])
     assert all(os.path.exists(p) for n, p in files.items() if n != 3)
 
@@ -163,15 +159,12 @@ def test_client_checker_job_repairs_a_tree_and_reports_on_the_status_page(grid):
         set_config(client.nodedir, "checker", key, value)
     client.stop()
     grid.start_client("client")
-    deadline = time.monotonic() + 120
-    while True:
+
+    def last_report() -> dict | None:
         with urllib.request.urlopen(grid.client_url + "status?t=json", timeout=30) as r:
-            job = json.loads(r.read())["checker-job"]
-        if job["last-report"] is not None:
-            break
-        assert time.monotonic() < deadline, f"no checker round finished: {job}"
-        time.sleep(0.5)
-    report = job["last-report"]
+            return json.loads(r.read())["checker-job"]["last-report"]
+
+    report = wait_until(last_report, 120, "a checker round to finish", interval=0.2)
     assert report["objects-checked"] == 2  # the directory and the file
     assert report["repairs-attempted"] == 1 and report["repairs-successful"] == 1
     assert sorted(share_files(grid, cap.storage_index)) == list(range(10))

@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from shoal.testing.grid import Grid, start_grid
+from shoal.testing.wait import wait_until
+from tests.conftest import SHARED_SHARES
 
 SHOAL = [sys.executable, "-m", "shoal.main"]
 
@@ -28,17 +29,10 @@ def ok(r: subprocess.CompletedProcess) -> str:
 
 
 @pytest.fixture(scope="module")
-def grid(tmp_path_factory) -> Grid:
-    g = start_grid(str(tmp_path_factory.mktemp("cli")), storage_nodes=3,
-                   client_args=("--shares-needed", "2", "--shares-happy", "3", "--shares-total", "3"))
-    yield g
-    g.stop()
-
-
-@pytest.fixture(scope="module")
-def client(grid) -> str:
-    assert grid.client is not None
-    return grid.client.nodedir
+def client(shared_grid) -> str:
+    """The shared grid's client node directory (the CLI reads node.url from it)."""
+    assert shared_grid.client is not None
+    return shared_grid.client.nodedir
 
 
 def test_put_get_round_trip_through_files_and_stdout(client, tmp_path):
@@ -46,7 +40,8 @@ def test_put_get_round_trip_through_files_and_stdout(client, tmp_path):
     src = tmp_path / "src.bin"
     src.write_bytes(data)
     cap = ok(shoal_cli(client, "put", str(src)))
-    assert cap.startswith("URI:CHK:") and cap.endswith(f":2:3:{len(data)}")
+    k, _happy, n = SHARED_SHARES
+    assert cap.startswith("URI:CHK:") and cap.endswith(f":{k}:{n}:{len(data)}")
     out = tmp_path / "out.bin"
     assert ok(shoal_cli(client, "get", cap, str(out))) == ""
     assert out.read_bytes() == data
@@ -146,11 +141,11 @@ def test_progress_only_on_a_terminal(client, tmp_path):
     r = shoal_cli(client, "put", str(quick))
     assert r.returncode == 0 and r.stderr == b""
     # stderr a terminal: a bar once the transfer passes a second; stdout still only the cap.
-    # stdin is fed in two halves 2 s apart, so the transfer lasts past a second however fast
-    # the machine is.
+    # stdin is fed in two halves, the second only once the bar is on the terminal, so the
+    # transfer lasts past a second however fast the machine is.
     primary, secondary = pty.openpty()
-    shown: list[bytes] = []
-    reader = threading.Thread(target=lambda: shown.append(read_all(primary)), daemon=True)
+    shown = bytearray()
+    reader = threading.Thread(target=read_all, args=(primary, shown), daemon=True)
     reader.start()
     proc = subprocess.Popen([*SHOAL, "-d", client, "put", "--format=chk", "-"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=secondary)
@@ -158,7 +153,7 @@ def test_progress_only_on_a_terminal(client, tmp_path):
         assert proc.stdin is not None and proc.stdout is not None
         proc.stdin.write(os.urandom(4 * 1024 * 1024))
         proc.stdin.flush()
-        time.sleep(2.0)
+        wait_until(lambda: b"put stdin" in shown, 60, "the progress bar on the terminal")
         proc.stdin.write(os.urandom(4 * 1024 * 1024))
         proc.stdin.close()
         out = proc.stdout.read()
@@ -171,18 +166,16 @@ def test_progress_only_on_a_terminal(client, tmp_path):
     reader.join(30)
     os.close(primary)
     assert out.decode().strip().startswith("URI:CHK:")
-    shown_bytes = shown[0] if shown else b""
-    assert b"MiB" in shown_bytes and b"put stdin" in shown_bytes, shown_bytes[-300:]
+    assert b"MiB" in shown and b"put stdin" in shown, bytes(shown[-300:])
 
 
-def read_all(fd: int) -> bytes:
-    out = b""
+def read_all(fd: int, into: bytearray) -> None:
+    """Append everything read from fd to `into` until the other side closes."""
     while True:
         try:
             chunk = os.read(fd, 65536)
         except OSError:  # EIO once the other side is closed
-            return out
+            return
         if not chunk:
-            return out
-        out += chunk
-
+            return
+        into += chunk

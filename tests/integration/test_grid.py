@@ -5,8 +5,8 @@ servers leaving and returning, forged announcements, the announcement cache
 when the introducer is gone, and two introducers.
 """
 
+import functools
 import os
-import time
 import urllib.request
 
 import pytest
@@ -14,10 +14,12 @@ import yaml
 from foolscap.api import Referenceable, RemoteException, Tub
 
 from shoal.crypto.ed25519 import SigningKey
+from shoal.encoding.base32 import b2a
 from shoal.protocol.announcement import announcement_dict, sign, storage_announcement
 from shoal.testing import reactor_thread
 from shoal.testing.grid import Grid, start_grid, wait_for_servers, web_json
-from shoal.testing.processes import shoal_command, start_node
+from shoal.testing.processes import shoal_command, start_all, start_node, stop_all
+from shoal.testing.wait import wait_until
 
 SERVER_KEYS = {"nodeid", "connection_status", "available_space", "nickname", "version", "last_received_data"}
 
@@ -52,23 +54,27 @@ def test_server_stops_and_comes_back(grid):
     node = grid.storage[0]
     name = os.path.basename(node.nodedir)
     node.stop()
-    deadline = time.monotonic() + 30
-    while name in connected(web_json(grid.client_url)):
-        assert time.monotonic() < deadline, "the client never noticed the server leave"
-        time.sleep(0.2)
+    wait_until(lambda: name not in connected(web_json(grid.client_url)), 30, "the client to notice the server leave")
     grid.storage[0] = start_node(node.nodedir)
     wait_for_servers(grid.client_url, 5, timeout=60)
 
 
+def announcement(nickname: str, seed: str = "abc") -> dict:
+    return announcement_dict(
+        "storage", storage_announcement("pb://aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa@tcp:127.0.0.1:1/x", seed),
+        nickname=nickname, my_version="evil/1", seqnum=1, nonce="n",
+    )
+
+
 def test_forged_announcement_is_ignored(grid):
     honest, forger = SigningKey.generate(), SigningKey.generate()
-    ann = announcement_dict(
-        "storage", storage_announcement("pb://aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa@tcp:127.0.0.1:1/x", "abc"),
-        nickname="forged", my_version="evil/1", seqnum=1, nonce="n",
-    )
+    ann = announcement("forged")
     msg, _sig, _key = sign(ann, forger)
     _msg, _sig2, honest_key = sign(ann, honest)
     forged = (msg, sign(ann, forger)[1], honest_key)  # signed by one key, claiming another
+    # a well-signed announcement published after the forged one: once the client lists it,
+    # anything the introducer had accepted before it would have reached the client too
+    marker = sign(announcement("published-after", b2a(os.urandom(32))), SigningKey.generate())
 
     tub = Tub()
     reactor_thread.call(tub.startService)
@@ -76,10 +82,16 @@ def test_forged_announcement_is_ignored(grid):
         rref = reactor_thread.call(tub.getReference, grid.introducer_furl)
         with pytest.raises(RemoteException):
             reactor_thread.call(rref.callRemote, "publish_v2", forged, Referenceable())
+        reactor_thread.call(rref.callRemote, "publish_v2", marker, Referenceable())
     finally:
         reactor_thread.call(tub.stopService)
-    time.sleep(1)
-    assert "forged" not in {s["nickname"] for s in web_json(grid.client_url)["servers"]}
+
+    def listed() -> set[str] | None:
+        names = {s["nickname"] for s in web_json(grid.client_url)["servers"]}
+        return names if "published-after" in names else None
+
+    nicknames = wait_until(listed, 30, "the client to list the announcement published after the forged one")
+    assert "forged" not in nicknames
 
 
 def test_two_introducers(grid, tmp_path):
@@ -93,24 +105,20 @@ def test_two_introducers(grid, tmp_path):
         shoal_command("create-node", "--hostname", "127.0.0.1", "--webport", "none", "--nickname", "both", both)
         with open(os.path.join(both, "private", "introducers.yaml"), "w") as f:
             yaml.safe_dump({"introducers": {"one": {"furl": grid.introducer_furl}, "two": {"furl": furl2}}}, f)
-        nodes.append(start_node(both))
         only2 = os.path.join(str(tmp_path), "only2")
         shoal_command("create-client", "--webport", "tcp:0:interface=127.0.0.1", "--introducer", furl2, only2)
-        nodes.append(start_node(only2))
+        nodes += start_all([functools.partial(start_node, both), functools.partial(start_node, only2)])
         with open(os.path.join(only2, "node.url")) as f:
             url = f.read().strip()
         status = wait_for_servers(url, 1)
         assert [s["nickname"] for s in status["servers"]] == ["both"]  # it announced to both
         wait_for_servers(grid.client_url, 6)
     finally:
-        for n in nodes:
-            n.stop()
-        intro2.stop()
+        stop_all([*nodes, intro2])
 
 
 def test_restarted_client_uses_cache_when_introducer_is_down(grid):
-    grid.introducer.stop()
-    grid.client.stop()
+    stop_all([grid.introducer, grid.client])
     cache = os.path.join(grid.client.nodedir, "private", "introducer_default_cache.yaml")
     assert os.path.exists(cache)
     grid.client = start_node(grid.client.nodedir)

@@ -1,17 +1,19 @@
 """The welcome and status pages as a person sees them: rendered by headless Chromium
 (Debian's chromium, installed by `make test` when missing) from a real client node
-on a real grid. The screenshots stay in tests/output/ for inspection."""
+of its own (a fresh status history) on the shared real grid. The screenshots stay in tests/output/ for inspection."""
 
+import json
 import os
 import re
 import shutil
 import subprocess
 import tempfile
+import types
 import urllib.request
 
 import pytest
 
-from shoal.testing.grid import Grid, start_grid
+from shoal.testing.grid import shares_args
 
 CHROMIUM = "/usr/bin/chromium"
 OUTPUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "output")
@@ -52,25 +54,29 @@ def text_of(dom: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def grid(tmp_path_factory) -> Grid:
-    g = start_grid(str(tmp_path_factory.mktemp("pages")), storage_nodes=3,
-                   client_args=("--shares-needed", "2", "--shares-happy", "2", "--shares-total", "3"))
-    url = g.client_url
+def grid(shared_grid):
+    """A client of this module's own on the shared grid, after one upload and one download."""
+    node = shared_grid.add_client("pages-client", *shares_args(2, 2, 3))
+    url = node.web_url
     data = os.urandom(500_000)
     req = urllib.request.Request(url + "uri", data=data, method="PUT")
     with urllib.request.urlopen(req, timeout=60) as r:
         cap = r.read().decode().strip()
     with urllib.request.urlopen(url + "uri/" + cap, timeout=60) as r:
         assert r.read() == data
-    yield g
-    g.stop()
+    with urllib.request.urlopen(url + "status?t=json", timeout=60) as r:
+        upload = next(op for op in json.loads(r.read())["recent"] if op["type"] == "upload")
+    yield types.SimpleNamespace(client_url=url, storage=[os.path.basename(n.nodedir) for n in shared_grid.storage],
+                                upload_servers=upload["servers"])
+    node.stop()
 
 
 def test_welcome_page_renders(grid):
     dom = render(grid.client_url, "welcome")
     text = text_of(dom)
-    assert "Storage servers" in text and "3 of 3 connected" in text
-    for name in ("storage1", "storage2", "storage3"):
+    count = len(grid.storage)
+    assert "Storage servers" in text and f"{count} of {count} connected" in text
+    for name in grid.storage:
         assert name in text
     assert "Connected" in text and "Last contact" in text and "ago" in text
     assert "Recent operations" in text and "upload" in text and "download" in text and "488.3 KiB" in text
@@ -83,5 +89,5 @@ def test_status_page_renders(grid):
     text = text_of(dom)
     assert "Recent and active operations" in text
     assert "upload #1" in text and "download #2" in text
-    assert "storage1" in text  # servers used
+    assert grid.upload_servers and all(name in text for name in grid.upload_servers)  # servers used
     assert "done" in text and "100%" in text

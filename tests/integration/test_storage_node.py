@@ -1,13 +1,13 @@
 """A real storage node process, reached over real Foolscap on 127.0.0.1."""
 
 import os
-import time
 
 import pytest
 
 from shoal.grid.storage_client import ServerProtocolError, ServerRefused
 from shoal.testing.processes import create_storage_node, shoal_command, start_node
 from shoal.testing.sync_storage import foolscap_storage
+from shoal.testing.wait import wait_until
 
 V1 = b"http://allmydata.org/tahoe/protocols/storage/v1"
 
@@ -88,15 +88,15 @@ def test_lost_connection_discards_partial_share(storage_node):
     client.close()
     other = foolscap_storage(storage_node.read_private("storage.furl"))
     try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            already, writers = other.allocate_buckets(si(3), secret(1), secret(2), {0}, 1000)
+
+        def discarded() -> bool:
+            _already, writers = other.allocate_buckets(si(3), secret(1), secret(2), {0}, 1000)
             if 0 in writers:
                 writers[0].abort()
-                break
-            time.sleep(0.2)
-        else:
-            pytest.fail("the abandoned bucket was never discarded")
+                return True
+            return False
+
+        wait_until(discarded, 10, "the node to discard the abandoned bucket", interval=0.2)
         assert other.get_buckets(si(3)) == {}
     finally:
         other.close()

@@ -1,19 +1,21 @@
 """Upload and download through a client node's web API on a real grid started
-through the CLI (introducer, 7 storage nodes, clients), with faults."""
+through the CLI (the shared grid: introducer, 7 storage nodes; clients of this
+module's own), with faults. Tests that kill servers, or need a full one, start
+their own grid."""
 
+import functools
 import hashlib
 import http.client
 import os
 import time
 import urllib.error
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from shoal.encoding.base32 import b2a
-from shoal.testing.grid import Grid, start_grid, wait_for_servers
-from shoal.testing.processes import set_config, shoal_command, start_node
+from shoal.testing.grid import Grid, shares_args, start_grid, wait_for_servers
+from shoal.testing.processes import NodeProcess, start_all, stop_all
 from tests.conftest import vector_plaintext
 
 STORAGE_NODES = 7
@@ -32,28 +34,20 @@ def get(url: str, cap: str, headers: dict | None = None, timeout: float = 300) -
         return r.status, r.read(), dict(r.headers)
 
 
-def make_client(grid: Grid, name: str, k: int, happy: int, n: int, segsize: int | None = None) -> str:
-    d = os.path.join(grid.base, name)
-    shoal_command("create-client", "--webport", "tcp:0:interface=127.0.0.1", "--introducer", grid.introducer_furl,
-                  "--shares-needed", str(k), "--shares-happy", str(happy), "--shares-total", str(n), d)
-    with open(os.path.join(d, "private", "convergence"), "w") as f:
-        f.write(b2a(VECTOR_SECRET) + "\n")
-    if segsize:
-        set_config(d, "client", "shares._max_immutable_segment_size_for_testing", str(segsize))
-    node = start_node(d)
-    grid.storage.append(node)  # stopped with the grid
-    with open(os.path.join(d, "node.url")) as f:
-        url = f.read().strip()
-    wait_for_servers(url, STORAGE_NODES)
-    return url
+def make_client(grid: Grid, name: str, k: int, happy: int, n: int, segsize: int | None = None) -> NodeProcess:
+    """A client with the vectors' convergence secret (and segment size) on `grid`."""
+    config = {("client", "shares._max_immutable_segment_size_for_testing"): str(segsize)} if segsize else {}
+    return grid.add_client(name, *shares_args(k, happy, n), config=config,
+                           files={os.path.join("private", "convergence"): b2a(VECTOR_SECRET) + "\n"})
 
 
 @pytest.fixture(scope="module")
-def grid(tmp_path_factory) -> Grid:
-    g = start_grid(str(tmp_path_factory.mktemp("updown")), storage_nodes=STORAGE_NODES,
-                   client_args=("--shares-needed", "3", "--shares-happy", "5", "--shares-total", "7"))
-    yield g
-    g.stop()
+def grid(shared_grid) -> Grid:
+    """The shared grid, with this module's 3-of-7 client as its client."""
+    assert len(shared_grid.storage) == STORAGE_NODES
+    node = shared_grid.add_client("updown-client", *shares_args(3, 5, 7))
+    yield Grid(shared_grid.base, shared_grid.introducer, shared_grid.storage, node)
+    node.stop()
 
 
 @pytest.mark.parametrize("size", [0, 1, 55, 56, 1000, 131073, 3 * 1024 * 1024 + 7])
@@ -90,16 +84,19 @@ def test_caps_match_tahoe_vectors_through_the_grid(grid, tahoe_vectors):
     wanted = {(3, 7, 10, 1048576), (2, 3, 5, 1048576), (1, 1, 1, 1048576), (3, 7, 10, 131072)}
     cases = [c for c in tahoe_vectors["immutable"]
              if (c["k"], c["happy"], c["n"], c["max_segment_size"]) in wanted and c["plaintext"]["size"] <= 1_000_000]
-    with ThreadPoolExecutor(4) as pool:
-        urls = dict(zip(sorted(wanted), pool.map(
-            lambda p: make_client(grid, f"vec{p[0]}-{p[2]}-{p[3]}", p[0], min(p[1], STORAGE_NODES), p[2],
-                                  p[3] if p[3] != 1048576 else None),
-            sorted(wanted)), strict=True))
-    for c in cases:
-        url = urls[(c["k"], c["happy"], c["n"], c["max_segment_size"])]
-        data = vector_plaintext(c["plaintext"]["seed"], c["plaintext"]["size"])
-        assert put(url, data) == c["cap"], c["plaintext"]
-        assert get(url, c["cap"])[1] == data
+    clients = start_all(
+        functools.partial(make_client, grid, f"vec{p[0]}-{p[2]}-{p[3]}", p[0], min(p[1], STORAGE_NODES), p[2],
+                          p[3] if p[3] != 1048576 else None)
+        for p in sorted(wanted))
+    try:
+        urls = {p: c.web_url for p, c in zip(sorted(wanted), clients, strict=True)}
+        for c in cases:
+            url = urls[(c["k"], c["happy"], c["n"], c["max_segment_size"])]
+            data = vector_plaintext(c["plaintext"]["seed"], c["plaintext"]["size"])
+            assert put(url, data) == c["cap"], c["plaintext"]
+            assert get(url, c["cap"])[1] == data
+    finally:
+        stop_all(clients)
 
 
 def test_reupload_sends_nothing(grid):
@@ -180,32 +177,29 @@ def test_kill_n_minus_k_servers_during_download(tmp_path):
         g.stop()
 
 
-def test_unhappy_upload_fails_clearly_and_leaves_nothing(tmp_path):
-    g = start_grid(str(tmp_path / "g"), storage_nodes=3,
-                   client_args=("--shares-needed", "2", "--shares-happy", "4", "--shares-total", "5"))
+def test_unhappy_upload_fails_clearly_and_leaves_nothing(grid):
+    # happiness one more than the grid has servers: no placement can satisfy it
+    servers = len(grid.storage)
+    node = grid.add_client("unhappy", *shares_args(2, servers + 1, servers + 2))
     try:
+        before = set(share_files(grid))
         with pytest.raises(urllib.error.HTTPError) as e:
-            put(g.client_url, os.urandom(300_000))
+            put(node.web_url, os.urandom(300_000))
         text = e.value.read().decode()
         assert "UploadUnhappinessError" in text
         assert "storage1" in text or "v0-" in text  # names the servers it asked
-        assert share_files(g) == []
+        assert set(share_files(grid)) == before  # no share of the failed upload stayed behind
     finally:
-        g.stop()
+        node.stop()
 
 
 def test_full_server_is_replaced(tmp_path):
     g = Grid(str(tmp_path / "g"))
     try:
         g.start_introducer()
-        for i in range(1, 5):
-            g.add_storage(f"storage{i}")
-        d = os.path.join(g.base, "tiny")
-        shoal_command("create-node", "--hostname", "127.0.0.1", "--webport", "none", "--nickname", "tiny",
-                      "--introducer", g.introducer_furl, d)
-        set_config(d, "storage", "max_space", "50K")
-        g.storage.append(start_node(d))
-        g.start_client("client", "--shares-needed", "2", "--shares-happy", "4", "--shares-total", "5")
+        start_all([*(functools.partial(g.add_storage, f"storage{i}") for i in range(1, 5)),
+                   functools.partial(g.add_storage, "tiny", config={("storage", "max_space"): "50K"}),
+                   functools.partial(g.start_client, "client", *shares_args(2, 4, 5))])
         wait_for_servers(g.client_url, 5)
         data = os.urandom(2_000_000)
         cap = put(g.client_url, data)

@@ -1,4 +1,4 @@
-"""The client node's web API (Tahoe-LAFS 1.20 webapi.rst) on a real local grid of
+"""The client node's web API (Tahoe-LAFS 1.20 webapi.rst) on the shared real grid of
 node processes: immutable files, errors, status, statistics, the API token."""
 
 import hashlib
@@ -11,7 +11,7 @@ from urllib.parse import quote, urlsplit
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
-from shoal.testing.grid import Grid, start_grid
+from tests.conftest import SHARED_STORAGE_NODES
 
 
 class Answer:
@@ -50,11 +50,8 @@ def multipart(fields: dict[str, bytes], filename: str = "f.bin") -> tuple[bytes,
 
 
 @pytest.fixture(scope="module")
-def grid(tmp_path_factory) -> Grid:
-    g = start_grid(str(tmp_path_factory.mktemp("web")), storage_nodes=4,
-                   client_args=("--shares-needed", "2", "--shares-happy", "3", "--shares-total", "5"))
-    yield g
-    g.stop()
+def grid(shared_grid):
+    return shared_grid
 
 
 @pytest.fixture(scope="module")
@@ -228,12 +225,13 @@ def test_status_and_statistics(url, stored):
 def test_welcome_json_shape_and_html(url):
     data = request(url, "GET", "/?t=json").json()
     assert set(data) == {"introducers", "servers"}
-    assert len(data["servers"]) == 4
+    assert len(data["servers"]) == SHARED_STORAGE_NODES
     for s in data["servers"]:
         assert set(s) == {"nodeid", "connection_status", "available_space", "nickname", "version",
                           "last_received_data"}
     page = request(url, "GET", "/")
-    assert page.status == 200 and "4 of 4 connected" in page.text and "<script" not in page.text
+    connected = f"{SHARED_STORAGE_NODES} of {SHARED_STORAGE_NODES} connected"
+    assert page.status == 200 and connected in page.text and "<script" not in page.text
 
 
 def test_private_needs_token(grid, url):

@@ -1,5 +1,5 @@
 """Mutable files and directories through the client node's web API (Tahoe-LAFS 1.20
-webapi.rst) on a real grid of node processes."""
+webapi.rst) on the shared real grid of node processes."""
 
 import json
 import os
@@ -7,21 +7,12 @@ from urllib.parse import quote
 
 import pytest
 
-from shoal.testing.grid import Grid, start_grid
 from tests.integration.test_web import multipart, request
 
 
 @pytest.fixture(scope="module")
-def grid(tmp_path_factory) -> Grid:
-    g = start_grid(str(tmp_path_factory.mktemp("webdirs")), storage_nodes=3,
-                   client_args=("--shares-needed", "2", "--shares-happy", "2", "--shares-total", "3"))
-    yield g
-    g.stop()
-
-
-@pytest.fixture(scope="module")
-def url(grid) -> str:
-    return grid.client_url
+def url(shared_grid) -> str:
+    return shared_grid.client_url
 
 
 def u(cap: str, *path: str) -> str:

@@ -1,4 +1,4 @@
-"""Fuzz the client node's web API (one real node on a real grid for the module):
+"""Fuzz the client node's web API (the client node of the shared real grid):
 random methods, paths, query strings, headers, bodies and caps of every kind,
 valid and mangled. Every answer must be a well-formed HTTP response with a
 2xx, 3xx or 4xx status (501 for what the node does not implement), never a
@@ -14,7 +14,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shoal.caps import format_cap
-from shoal.testing.grid import Grid, start_grid
 from tests.strategies import caps
 
 ALLOWED_5XX = {501}  # not implemented: an honest answer, not a failure
@@ -89,11 +88,8 @@ def requests(draw, real_caps: list[str]):
 
 
 @pytest.fixture(scope="module")
-def grid(tmp_path_factory) -> Grid:
-    g = start_grid(str(tmp_path_factory.mktemp("webfuzz")), storage_nodes=3,
-                   client_args=("--shares-needed", "2", "--shares-happy", "2", "--shares-total", "3"))
-    yield g
-    g.stop()
+def grid(shared_grid):
+    return shared_grid
 
 
 def send(url: str, method: str, path: str, headers: dict, body: bytes | None) -> tuple[int, bytes]:

@@ -1,7 +1,7 @@
 """The `shoal` CLI against a real Tahoe-LAFS 1.20 gateway: Tahoe's web API is the
 contract, so every directory, alias, copy and check command is proved against the
 reference node (an introducer and one storage+client node, 1-of-1), and the same
-tests then run against a shoal client node (a shoal grid, 1-of-1). Also: shoal's
+tests then run against a shoal client node (1-of-1, on the shared shoal grid). Also: shoal's
 alias parsing and private/aliases files agree with Tahoe's own code."""
 
 import contextlib
@@ -18,10 +18,9 @@ import pytest
 from shoal.cli.aliases import add_alias, load_aliases, resolve
 from shoal.cli.errors import UsageError
 from shoal.main import main
-from shoal.testing.grid import start_grid, wait_for_servers
+from shoal.testing.grid import shares_args, wait_for_servers
 from tests.integration.test_cli import ok
-from tests.interop.conftest import TahoeNode
-from tests.interop.test_mixed_grid import free_port, tahoe, tahoe_node_url
+from tests.interop.conftest import TahoeNode, free_port, tahoe, tahoe_node_url
 
 
 def shoal_cli(nodedir, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
@@ -60,13 +59,11 @@ def tahoe_gateway(peer, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def shoal_gateway(tmp_path_factory):
-    """A shoal introducer, two storage nodes and a client (1-of-1); yields the client's node directory."""
-    g = start_grid(str(tmp_path_factory.mktemp("shoal-gw")), storage_nodes=2,
-                   client_args=("--shares-needed", "1", "--shares-happy", "1", "--shares-total", "1"))
-    assert g.client is not None
-    yield g.client.nodedir
-    g.stop()
+def shoal_gateway(shared_grid):
+    """A client (1-of-1) of this module's own on the shared grid; yields its node directory."""
+    node = shared_grid.add_client("cli-gateway", *shares_args(1, 1, 1))
+    yield node.nodedir
+    node.stop()
 
 
 def gateway(request) -> str:

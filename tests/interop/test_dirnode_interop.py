@@ -1,8 +1,8 @@
 """Directories cross between shoal and Tahoe-LAFS 1.20 on one mixed grid.
 
-A shoal introducer, 2 shoal and 2 Tahoe storage nodes, a Tahoe client (driven
-through its web API: GET ?t=json, PUT /uri/$DIRCAP/name, POST t=mkdir ...) and
-a shoal client in this process (shoal.dirnode over a storage broker that learns
+The shared mixed grid (tests/interop/conftest.py: a shoal introducer, 2 shoal and
+2 Tahoe storage nodes, a Tahoe client driven through its web API: GET ?t=json,
+PUT /uri/$DIRCAP/name, POST t=mkdir ...) and a shoal client in this process (shoal.dirnode over a storage broker that learns
 the servers from the introducer; the web API does not expose directories yet).
 
 1. Tahoe lists and edits a directory shoal made (SDMF, MDMF), and shoal sees
@@ -17,7 +17,6 @@ import json
 import types
 import urllib.parse
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -32,12 +31,9 @@ from shoal.introducer.client import IntroducerClient
 from shoal.mutable import MutableClient
 from shoal.node.files import ClientFiles
 from shoal.testing import reactor_thread
-from shoal.testing.grid import Grid, wait_for_servers
-from tests.interop.conftest import TahoeNode
-from tests.interop.test_mixed_grid import free_port, tahoe, tahoe_node_url
+from tests.interop.conftest import MIXED_SHARES
 
-K, HAPPY, N = 2, 3, 4
-PARAMS = ("--shares-needed", str(K), "--shares-happy", str(HAPPY), "--shares-total", str(N))
+K, HAPPY, N = MIXED_SHARES
 FUTURE = "URI:FUTURE:from-the-future"
 
 
@@ -111,36 +107,13 @@ def same_listing(shoal_entries, tahoe_children) -> None:
 # --- the grid -------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def mixed(peer, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("dirnode-interop")
-    grid = Grid(str(tmp / "shoal"))
-    tahoes: list[TahoeNode] = []
-    client = None
+def mixed(mixed_grid):
+    """The shared mixed grid's Tahoe client, and a shoal client in this process."""
+    client = InProcessClient(mixed_grid.furl, len(mixed_grid.storage))
     try:
-        grid.start_introducer()
-        furl = grid.introducer_furl
-        for name in ("tstore1", "tstore2"):
-            tahoe(peer, "create-node", "--hostname", "127.0.0.1", "--webport", "none",
-                  "--nickname", name, "--introducer", furl, str(tmp / name))
-        tahoe(peer, "create-client", "--introducer", furl, *PARAMS,
-              "--webport", f"tcp:{free_port()}:interface=127.0.0.1", str(tmp / "tclient"))
-        with ThreadPoolExecutor(5) as pool:
-            shoal_nodes = [pool.submit(grid.add_storage, f"sstore{i}") for i in (1, 2)]
-            t_nodes = [pool.submit(TahoeNode, peer, tmp / n) for n in ("tstore1", "tstore2")]
-            t_client = pool.submit(TahoeNode, peer, tmp / "tclient", "node.url")
-            tahoes += [f.result() for f in [*t_nodes, t_client]]
-            for f in shoal_nodes:
-                f.result()
-        turl = tahoe_node_url(tmp / "tclient")
-        wait_for_servers(turl, 4, timeout=90)
-        client = InProcessClient(furl, 4)
-        yield types.SimpleNamespace(turl=turl, shoal=client)
+        yield types.SimpleNamespace(turl=mixed_grid.turl, shoal=client)
     finally:
-        if client is not None:
-            client.close()
-        for t in tahoes:
-            t.stop()
-        grid.stop()
+        client.close()
 
 
 @pytest.mark.parametrize("fmt", ["SDMF", "MDMF"])

@@ -12,7 +12,6 @@ import pathlib
 import signal
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,6 +24,7 @@ from shoal.introducer.files import format_cache
 from shoal.introducer.server import IntroducerService
 from shoal.placement.permute import permuted_servers, seed_for
 from shoal.protocol.announcement import announcement_dict, sign, storage_announcement, unsign
+from shoal.testing.wait import wait_until
 from tests.unit.introducer.foolscap_harness import Harness, call, quiet_foolscap
 
 SCRIPT = pathlib.Path(__file__).with_name("peer_introducer.py")
@@ -87,16 +87,16 @@ class PeerGrid:
                 self.lines.append(json.loads(line))
 
     def wait(self, predicate: Any, timeout: float = 20.0) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def reported() -> Any:
             with self._lock:
                 for line in self.lines:
                     if predicate(line):
                         return line
             if self.proc.poll() is not None:
                 raise RuntimeError(f"peer exited: {self.proc.stderr.read() if self.proc.stderr else ''}")
-            time.sleep(0.05)
-        raise AssertionError(f"peer did not report it; saw {self.lines}")
+            return None
+
+        return wait_until(reported, timeout, f"the peer to report it (saw {self.lines})")
 
     def stop(self) -> None:
         if self.proc.stdin:

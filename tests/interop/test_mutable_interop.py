@@ -19,8 +19,7 @@ from shoal.caps import parse_cap
 from shoal.mutable import MutableClient
 from shoal.testing.grid import wait_for_servers
 from shoal.testing.socket_grid import SocketGrid
-from tests.interop.conftest import TahoeNode
-from tests.interop.test_mixed_grid import free_port, tahoe, tahoe_node_url
+from tests.interop.conftest import TahoeNode, free_port, tahoe, tahoe_node_url
 
 K, N = 3, 10
 

@@ -1,6 +1,7 @@
 """The reference `tahoe` CLI of Tahoe-LAFS 1.20 against a shoal client node: a
 directory holding node.url (and private/api_auth_token, private/aliases) is all
-`tahoe -d DIR` needs, so existing users' tools work against shoal unchanged."""
+`tahoe -d DIR` needs, so existing users' tools work against shoal unchanged. The node
+is the shared grid's client; the aliases file is this module's own."""
 
 import os
 import shutil
@@ -8,15 +9,14 @@ import subprocess
 
 import pytest
 
-from shoal.testing.grid import Grid, start_grid
+from tests.conftest import SHARED_SHARES
+
+K, _HAPPY, N = SHARED_SHARES
 
 
 @pytest.fixture(scope="module")
-def grid(tmp_path_factory) -> Grid:
-    g = start_grid(str(tmp_path_factory.mktemp("tahoe-cli")), storage_nodes=3,
-                   client_args=("--shares-needed", "2", "--shares-happy", "3", "--shares-total", "3"))
-    yield g
-    g.stop()
+def grid(shared_grid):
+    return shared_grid
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def test_tahoe_put_and_get(peer, tahoe_dir, tmp_path):
     r = tahoe_cli(peer, tahoe_dir, "put", str(tmp_path / "in"))
     assert r.returncode == 0, r.stderr
     cap = r.stdout.decode().strip()
-    assert cap.startswith("URI:CHK:") and cap.endswith(f":2:3:{len(data)}")
+    assert cap.startswith("URI:CHK:") and cap.endswith(f":{K}:{N}:{len(data)}")
     r = tahoe_cli(peer, tahoe_dir, "get", cap, str(tmp_path / "out"))
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "out").read_bytes() == data
@@ -86,7 +86,7 @@ def test_tahoe_directory_and_check_commands(peer, tahoe_dir, tmp_path):
     assert t("get", "tahoe:docs/again.txt") == "top\n"
     # check and deep-check
     out = t("check", "tahoe:tree/inner/data.bin")
-    assert out.startswith("Summary: Healthy") and "good-shares: 3 (encoding is 2-of-3)" in out
+    assert out.startswith("Summary: Healthy") and f"good-shares: {N} (encoding is {K}-of-{N})" in out
     assert "Summary: healthy" in t("check", "--verify", "--repair", "--add-lease", "tahoe:tree/inner/data.bin")
     out = t("deep-check", "--verify", "--add-lease", "tahoe:")
     assert out.strip().endswith("done: 6 objects checked, 6 healthy, 0 unhealthy")  # 4 dirs, 2 files

@@ -10,6 +10,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol, TypeVar
 
 import attrs
 
@@ -27,8 +30,22 @@ def shoal_command(*args: str, check: bool = True, timeout: float = 60) -> subpro
     return r
 
 
+def create(command: str, *args: str) -> None:
+    """Run one create-* command of the `shoal` CLI in this process.
+
+    The same parser and code as `shoal create-node ...` on a command line, without
+    an interpreter start-up per node directory (the nodes themselves always run as
+    processes); safe to call from several threads at once. A refused command
+    raises its ShoalError.
+    """
+    from shoal.main import build_parser  # the CLI's whole command tree: only when a node is made
+
+    parsed = build_parser().parse_args([command, *args])
+    parsed.func(parsed)
+
+
 def create_storage_node(nodedir: str, *extra: str) -> None:
-    shoal_command("create-node", "--hostname", "127.0.0.1", "--webport", "none", *extra, nodedir)
+    create("create-node", "--hostname", "127.0.0.1", "--webport", "none", *extra, nodedir)
 
 
 @attrs.define
@@ -47,10 +64,21 @@ class NodeProcess:
         with open(self.private(name)) as f:
             return f.read().strip()
 
+    @property
+    def web_url(self) -> str:
+        """The web API's URL, from the node.url file the node writes once listening."""
+        with open(os.path.join(self.nodedir, "node.url")) as f:
+            return f.read().strip()
+
+    def terminate(self) -> None:
+        """Send SIGTERM by pid without waiting (stop() then waits)."""
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+
     def stop(self, timeout: float = 20) -> int:
         """SIGTERM by pid, then wait; SIGKILL if it does not go."""
         if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
+            self.terminate()
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -69,6 +97,45 @@ class NodeProcess:
         for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if pipe is not None:
                 pipe.close()
+
+
+class Stoppable(Protocol):
+    def stop(self) -> Any: ...
+
+
+T = TypeVar("T", bound=Stoppable)
+
+
+def stop_all(nodes: Iterable[Any]) -> None:
+    """Stop many processes at once: SIGTERM to every one, then wait for each.
+
+    Anything with terminate() gets the signal first; stop() then waits (and
+    SIGKILLs what does not go), so n nodes take as long as the slowest one.
+    """
+    live = [n for n in nodes if n is not None]
+    for n in live:
+        if hasattr(n, "terminate"):
+            n.terminate()
+    for n in live:
+        n.stop()
+
+
+def start_all(starters: Iterable[Callable[[], T]]) -> list[T]:
+    """Run node starters concurrently and wait for every readiness signal.
+
+    If any starter fails, the nodes that did start are stopped and the first
+    error is raised.
+    """
+    calls = list(starters)
+    if not calls:
+        return []
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        futures = [pool.submit(c) for c in calls]
+    errors = [e for e in (f.exception() for f in futures) if e is not None]
+    if errors:
+        stop_all(f.result() for f in futures if f.exception() is None)
+        raise errors[0]
+    return [f.result() for f in futures]
 
 
 def start_node(nodedir: str, timeout: float = 60, *extra: str) -> NodeProcess:

@@ -4,7 +4,6 @@ The reactor runs in a thread (shoal.testing.reactor_thread); every Tub and
 service made through a Harness is stopped when the test ends.
 """
 
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -16,6 +15,7 @@ from zope.interface import implementer
 
 from shoal.protocol.storage import RIStorageServer
 from shoal.testing import reactor_thread
+from shoal.testing.wait import wait_until
 
 call = reactor_thread.call
 
@@ -60,14 +60,7 @@ class Harness:
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
         """Poll predicate (run in the reactor thread) until it is truthy."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = call(predicate)
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}")
-            time.sleep(0.02)
+        return wait_until(lambda: call(predicate), timeout, what, interval=0.02)
 
     def close(self) -> None:
         for svc in reversed(self._services):
