@@ -17,6 +17,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 PEER = ROOT / ".venv-peer" / "bin"
 PEER_CLIENT = pathlib.Path(__file__).with_name("peer_client.py")
+PEER_HTTP_CLIENT = pathlib.Path(__file__).with_name("peer_http_client.py")  # Tahoe's HTTP storage client
 
 
 def peer_available() -> bool:
@@ -80,9 +81,9 @@ class TahoeNode:
 class PeerClient:
     """Tahoe's own remote interfaces driving a storage server (see peer_client.py)."""
 
-    def __init__(self, peer: pathlib.Path, furl: str) -> None:
+    def __init__(self, peer: pathlib.Path, furl: str, script: pathlib.Path = PEER_CLIENT) -> None:
         self.proc = subprocess.Popen(
-            [str(peer / "python"), str(PEER_CLIENT), furl],
+            [str(peer / "python"), str(script), furl],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
 

@@ -81,6 +81,8 @@ CBOR_ANSWERS = frozenset({
     Endpoint.VERSION, Endpoint.IMMUTABLE_ALLOCATE, Endpoint.IMMUTABLE_WRITE, Endpoint.IMMUTABLE_LIST,
     Endpoint.MUTABLE_READ_TEST_WRITE, Endpoint.MUTABLE_LIST,
 })
+SHARE_DATA_ANSWERS = frozenset({Endpoint.IMMUTABLE_READ, Endpoint.MUTABLE_READ})
+_TEXT = b"text/plain; charset=utf-8"
 INLINE_DECODE = 64 * 1024  # bodies up to this size are decoded on the reactor thread
 
 Runner = Callable[..., "defer.Deferred[Any]"]
@@ -175,8 +177,12 @@ class HttpStorageServer:
     async def handle(self, request: CappedRequest) -> None:
         """Answer one request; every refusal is a status and one line of text."""
         request.defaultContentType = None  # type: ignore[assignment]
+        error_type = _TEXT
         try:
             route = hs.route(request.method, request.path)
+            if route.endpoint in SHARE_DATA_ANSWERS:
+                # Tahoe's client checks a read's Content-Type before its status
+                error_type = hs.OCTET_STREAM.encode("ascii")
             self.requests[route.endpoint.value[2]] += 1
             headers = request.requestHeaders
             hs.check_authorization(headers.getRawHeaders(hs.AUTHORIZATION), self._swissnum)
@@ -187,12 +193,12 @@ class HttpStorageServer:
                 raise HttpRequestError(TOO_LARGE, "request body is larger than this endpoint takes")
             await self._handlers[route.endpoint](request, route, secrets)
         except HttpRequestError as error:
-            self._refuse(request, error.status, error.message)
+            self._refuse(request, error.status, error.message, error_type)
         except StorageError as error:
-            self._refuse(request, status_for(error), str(error))
+            self._refuse(request, status_for(error), str(error), error_type)
         except Exception:
             log.exception("HTTP storage request %s %s failed", request.method, request.path[:80])
-            self._refuse(request, INTERNAL_SERVER_ERROR, "internal error")
+            self._refuse(request, INTERNAL_SERVER_ERROR, "internal error", error_type)
 
     # -- answers -------------------------------------------------------------------
 
@@ -206,7 +212,6 @@ class HttpStorageServer:
         request.setResponseCode(status)
         if status >= BAD_REQUEST:
             request.responseHeaders.removeHeader(hs.CONTENT_RANGE)
-            request.responseHeaders.removeHeader(b"Content-Type")
         if content_type is not None:
             request.setHeader(b"Content-Type", content_type)
         request.setHeader(b"Content-Length", b"%d" % len(body))
@@ -214,8 +219,8 @@ class HttpStorageServer:
             request.write(body)
         request.finish()
 
-    def _refuse(self, request: CappedRequest, status: int, message: str) -> None:
-        self._finish(request, status, message.encode("utf-8"), b"text/plain; charset=utf-8")
+    def _refuse(self, request: CappedRequest, status: int, message: str, content_type: bytes = b"") -> None:
+        self._finish(request, status, message.encode("utf-8"), content_type or _TEXT)
 
     def _cbor(self, request: CappedRequest, body: bytes, status: int = OK) -> None:
         self._finish(request, status, body, hs.CBOR_MIME_TYPE.encode("ascii"))
