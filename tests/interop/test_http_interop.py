@@ -19,7 +19,7 @@ import urllib.request
 import pytest
 
 from shoal.protocol.nurl import Nurl, spki_hash
-from shoal.testing.grid import Grid, web_json, wait_for_servers
+from shoal.testing.grid import Grid, wait_for_servers, web_json
 from shoal.testing.processes import create_storage_node, start_node
 from tests.integration.test_updown import get, put
 from tests.interop.conftest import PEER_HTTP_CLIENT, PeerClient, TahoeNode

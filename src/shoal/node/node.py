@@ -295,7 +295,8 @@ class Node(service.MultiService):
             nodemaker=self.nodemaker,
             checker=self.checker,
             stats=NodeStats([
-                *([storage_stats, self._adapter.stats] if storage_stats is not None else []),
+                *([storage_stats] if storage_stats is not None else []),
+                *([self._adapter.stats] if storage_stats is not None else []),
                 *([self._http_stats] if self.http_storage is not None else []),
                 self._client_stats,
             ]),

@@ -50,7 +50,6 @@ class FoolscapBucketReader(Referenceable):  # type: ignore[misc]
         return self._reader.read(offset, length)
 
     def remote_advise_corrupt_share(self, reason: bytes) -> "defer.Deferred[None]":
-        self.calls["advise_corrupt_share"] += 1
         # the server checks the share's hashes: off the reactor thread
         return threads.deferToThread(self._reader.advise_corrupt_share, reason)
 
@@ -133,5 +132,6 @@ class FoolscapStorageServer(Referenceable):  # type: ignore[misc]
     def remote_advise_corrupt_share(
         self, share_type: bytes, storage_index: bytes, shnum: int, reason: bytes
     ) -> "defer.Deferred[None]":
+        self.calls["advise_corrupt_share"] += 1
         # the server checks the share's hashes: off the reactor thread
         return threads.deferToThread(self._server.advise_corrupt_share, share_type, storage_index, shnum, reason)
