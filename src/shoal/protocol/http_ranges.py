@@ -19,7 +19,7 @@ import re
 
 import attrs
 
-from shoal.protocol.http_errors import RANGE_NOT_SATISFIABLE, HttpRequestError
+from shoal.protocol.http_errors import RANGE_NOT_SATISFIABLE, HttpRequestError, HttpResponseError
 
 MAX_OFFSET = 2**64 - 1
 _DIGITS = 20  # enough for any 64-bit offset; longer is refused before int()
@@ -100,15 +100,24 @@ class ContentRange:
     total: int | None
 
 
-def parse_content_range(value: bytes | None) -> ContentRange:
-    """The range a ``Content-Range`` header gives; 416 when it is missing or not one closed range."""
-    if value is None:
-        raise HttpRequestError(RANGE_NOT_SATISFIABLE, "Content-Range is required")
-    match = _CONTENT_RANGE.fullmatch(_text(value, "Content-Range"))
-    if match is None:
-        raise HttpRequestError(RANGE_NOT_SATISFIABLE, "Content-Range must be 'bytes <first>-<last>/<total>'")
-    byte_range = _closed(int(match.group(1)), int(match.group(2)), "Content-Range")
-    total = None if match.group(3) == "*" else int(match.group(3))
-    if total is not None and byte_range.end > total:
-        raise HttpRequestError(RANGE_NOT_SATISFIABLE, "Content-Range ends past its total length")
+def parse_content_range(value: bytes | None, *, response: bool = False) -> ContentRange:
+    """The range a ``Content-Range`` header gives; 416 when it is missing or not one closed range.
+
+    The error is HttpRequestError for a request's header (an upload chunk), or
+    HttpResponseError with ``response=True`` (a server's answer to a read).
+    """
+    try:
+        if value is None:
+            raise HttpRequestError(RANGE_NOT_SATISFIABLE, "Content-Range is required")
+        match = _CONTENT_RANGE.fullmatch(_text(value, "Content-Range"))
+        if match is None:
+            raise HttpRequestError(RANGE_NOT_SATISFIABLE, "Content-Range must be 'bytes <first>-<last>/<total>'")
+        byte_range = _closed(int(match.group(1)), int(match.group(2)), "Content-Range")
+        total = None if match.group(3) == "*" else int(match.group(3))
+        if total is not None and byte_range.end > total:
+            raise HttpRequestError(RANGE_NOT_SATISFIABLE, "Content-Range ends past its total length")
+    except HttpRequestError as error:
+        if response:
+            raise HttpResponseError(error.status, error.message) from None
+        raise
     return ContentRange(byte_range, total)

@@ -83,7 +83,8 @@ CBOR_ANSWERS = frozenset({
 })
 SHARE_DATA_ANSWERS = frozenset({Endpoint.IMMUTABLE_READ, Endpoint.MUTABLE_READ})
 _TEXT = b"text/plain; charset=utf-8"
-INLINE_DECODE = 64 * 1024  # bodies up to this size are decoded on the reactor thread
+INLINE_DECODE = 64 * 1024
+IDLE_CONNECTION_TIMEOUT = 600  # seconds an HTTP connection may stay silent (twisted's default: 12 hours)  # bodies up to this size are decoded on the reactor thread
 
 Runner = Callable[..., "defer.Deferred[Any]"]
 
@@ -148,7 +149,7 @@ class HttpStorageServer:
 
     def site(self) -> CappedSite:
         """A twisted.web Site serving only this protocol (wrap it in TLS to listen)."""
-        return _QuietSite(self.resource(), self.body_limit)
+        return _QuietSite(self.resource(), self.body_limit, timeout=IDLE_CONNECTION_TIMEOUT)
 
     def body_limit(self, method: bytes, path: bytes) -> int:
         """How many body bytes the endpoint at ``method path`` takes (stored before it is handled)."""

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shoal.protocol.http_errors import HttpRequestError
+from shoal.protocol.http_errors import HttpRequestError, HttpResponseError
 from shoal.protocol.http_ranges import (
     MAX_OFFSET,
     ByteRange,
@@ -53,6 +53,8 @@ def test_bad_content_ranges_are_416(value):
     with pytest.raises(HttpRequestError) as caught:
         parse_content_range(value)
     assert caught.value.status == 416
+    with pytest.raises(HttpResponseError):  # in a server's answer: the server's fault
+        parse_content_range(value, response=True)
 
 
 offsets = st.integers(0, MAX_OFFSET)
