@@ -59,7 +59,9 @@ from shoal.protocol.http_ranges import (
 )
 from shoal.protocol.http_storage import Endpoint, Route, Secret
 from shoal.protocol.version import ServerVersion
+from shoal.storage.buckets import BucketWriter
 from shoal.storage.errors import (
+    BucketClosedError,
     NoSpaceError,
     ReadOnlyError,
     ShareNotFoundError,
@@ -91,6 +93,8 @@ Runner = Callable[..., "defer.Deferred[Any]"]
 
 def status_for(error: StorageError) -> int:
     """The HTTP status of a StorageServer refusal, from its kind of fault."""
+    if isinstance(error, BucketClosedError):
+        return NOT_FOUND  # the upload ended (aborted, idle, finished) under this request
     if isinstance(error, (NoSpaceError, ReadOnlyError)):
         return INSUFFICIENT_STORAGE
     if isinstance(error, (NotFoundError, ShareNotFoundError)):
@@ -280,11 +284,9 @@ class HttpStorageServer:
         size = content.seek(0, 2)
         if size != chunk.length:
             raise HttpRequestError(BAD_REQUEST, f"body of {size} bytes for a Content-Range of {chunk.length}")
-        await self._in_thread(_copy_into, content, writer, chunk)
-        remaining = writer.remaining()
+        remaining = await self._in_thread(_store_chunk, self._storage.lock, content, writer, chunk)
         status = OK
         if not remaining:
-            await self._in_thread(writer.close)
             self.uploads.forget(writer)
             status = CREATED
         progress = bodies.UploadProgress(ByteRange(start, end) for start, end in remaining)
@@ -414,8 +416,9 @@ class HttpStorageServer:
                 await self._next_turn()
 
 
-def _copy_into(content: IO[bytes], writer: Any, chunk: ByteRange) -> None:
-    """Store an upload chunk's body at its offset, a piece at a time (runs in a thread)."""
+def _store_chunk(lock: Any, content: IO[bytes], writer: BucketWriter, chunk: ByteRange) -> list[tuple[int, int]]:
+    """Store an upload chunk's body at its offset, a piece at a time, and close the share once
+    nothing is missing; the ranges still missing (runs in a thread)."""
     content.seek(0)
     at = chunk.start
     while at < chunk.end:
@@ -424,6 +427,11 @@ def _copy_into(content: IO[bytes], writer: Any, chunk: ByteRange) -> None:
             raise HttpRequestError(BAD_REQUEST, f"upload body ended at offset {at}")
         writer.write(at, data)
         at += len(data)
+    with lock:  # two chunks finishing at once: one closes the share, both answer 201
+        remaining = writer.remaining()
+        if not remaining and not writer.closed:
+            writer.close()
+        return remaining
 
 
 def _content(request: CappedRequest) -> IO[bytes]:

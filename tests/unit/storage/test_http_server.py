@@ -8,6 +8,7 @@ import cbor2
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from twisted.internet.testing import StringTransport
 
 from shoal.protocol import http_bodies as hb
 from shoal.protocol.http_ranges import ByteRange, format_content_range, format_range
@@ -382,3 +383,49 @@ def test_random_requests_never_make_the_server_fail(client, endpoint, body, head
     response = client.call(endpoint, SI if endpoint is not Endpoint.MUTABLE_READ_TEST_WRITE else SLOT,
                            shnum, body=body, headers=headers)
     assert response.status < 500
+
+
+class PausingTransport(StringTransport):
+    """A consumer that pauses its producer whenever it holds more than 300 kB unread."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pauses = 0
+        self.paused = False
+        self.taken = b""
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        if len(self.value()) > 300_000 and self.producer is not None and not self.paused:
+            self.pauses += 1
+            self.paused = True
+            self.producer.pauseProducing()
+
+    def drain(self) -> None:
+        self.taken += self.value()
+        self.clear()
+        if self.paused:
+            self.paused = False
+            self.producer.resumeProducing()
+
+
+def test_reads_wait_for_a_slow_reader(client):
+    data = os.urandom(2_000_000)
+    client.allocate({0}, len(data))
+    assert client.write(0, 0, data).status == 201
+    transport = PausingTransport()
+    channel = client.adapter.site().buildProtocol(None)
+    channel.makeConnection(transport)
+    path = path_for(Endpoint.IMMUTABLE_READ, SI, 0).encode()
+    channel.dataReceived(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nAuthorization: "
+                         + authorization_header(SWISSNUM) + b"\r\n\r\n")
+    for _ in range(100):
+        if not transport.paused:
+            break
+        transport.drain()
+    transport.drain()
+    head, _, body = transport.taken.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert body == data
+    assert transport.pauses >= 3  # it waited each time the reader fell behind
+    channel.connectionLost(None)
