@@ -146,7 +146,7 @@ def test_tahoe_client_node_uses_http_to_shoal_storage(peer, tmp_path):
         assert list(listing[1]["children"]) == ["hello.txt"]
         assert get(turl, f"{dircap}/hello.txt")[1] == b"hello from tahoe"
 
-        totals = {"immutable-write": 0, "immutable-read": 0, "mutable-read-test-write": 0, "mutable-read": 0}
+        totals = {"immutable_write": 0, "immutable_read": 0, "mutable_read_test_write": 0, "mutable_read": 0}
         for node in grid.storage:
             s = stats(node)
             foolscap = {k: v for k, v in s.items() if k.startswith("storage_server.foolscap.")}

@@ -176,7 +176,7 @@ class HttpStorageServer:
         result = {"storage_server.http.requests": sum(self.requests.values()),
                   "storage_server.http.uploads_in_progress": len(self.uploads)}
         for name, count in sorted(self.requests.items()):
-            result[f"storage_server.http.{name}"] = count
+            result[f"storage_server.http.{name.replace('-', '_')}"] = count
         return result
 
     async def handle(self, request: CappedRequest) -> None:
