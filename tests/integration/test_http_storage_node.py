@@ -26,22 +26,37 @@ def tub_port(nodedir: str) -> int:
     raise AssertionError("no tub.port")
 
 
-def https_get(port: int, path: bytes, swissnum: bytes | None) -> tuple[bytes, int, bytes, bytes]:
-    """(peer certificate DER, status, Content-Type, body) of one HTTPS GET with stdlib ssl."""
+def https_request(port: int, method: bytes, path: bytes, headers: list[tuple[bytes, bytes]] = (),
+                  body: bytes | None = None) -> tuple[bytes, int, dict[bytes, bytes], bytes]:
+    """(peer certificate DER, status, headers, body) of one HTTPS request with stdlib ssl."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE  # pinned by SPKI hash below, as Tahoe's client pins it
-    auth = b"" if swissnum is None else b"Authorization: Tahoe-LAFS " + base64.b64encode(swissnum) + b"\r\n"
+    context.verify_mode = ssl.CERT_NONE  # pinned by SPKI hash by the caller, as Tahoe's client pins it
+    lines = [method + b" " + path + b" HTTP/1.1", b"Host: 127.0.0.1", b"Connection: close"]
+    lines += [name + b": " + value for name, value in headers]
+    if body is not None:
+        lines.append(b"Content-Length: %d" % len(body))
     with socket.create_connection(("127.0.0.1", port), timeout=20) as raw, context.wrap_socket(raw) as tls:
         der = tls.getpeercert(binary_form=True)
-        tls.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n" + auth + b"Connection: close\r\n\r\n")
+        tls.sendall(b"\r\n".join(lines) + b"\r\n\r\n" + (body or b""))
         data = b""
         while chunk := tls.recv(65536):
             data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    headers = dict(line.split(b": ", 1) for line in lines[1:])
-    return der, int(lines[0].split(b" ")[1]), headers.get(b"Content-Type", b""), body
+    head, _, answer = data.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.split(b"\r\n")
+    answer_headers = {k.lower(): v for k, v in (line.split(b": ", 1) for line in header_lines)}
+    return der, int(status_line.split(b" ")[1]), answer_headers, answer
+
+
+def auth_header(swissnum: bytes) -> tuple[bytes, bytes]:
+    return (b"Authorization", b"Tahoe-LAFS " + base64.b64encode(swissnum))
+
+
+def https_get(port: int, path: bytes, swissnum: bytes | None) -> tuple[bytes, int, bytes, bytes]:
+    """(peer certificate DER, status, Content-Type, body) of one HTTPS GET."""
+    headers = [] if swissnum is None else [auth_header(swissnum)]
+    der, status, answer_headers, body = https_request(port, b"GET", path, headers)
+    return der, status, answer_headers.get(b"content-type", b""), body
 
 
 def announcements(client_dir: str, count: int, timeout: float = 60) -> dict[str, dict]:
