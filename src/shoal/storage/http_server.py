@@ -86,6 +86,7 @@ CBOR_ANSWERS = frozenset({
 SHARE_DATA_ANSWERS = frozenset({Endpoint.IMMUTABLE_READ, Endpoint.MUTABLE_READ})
 _TEXT = b"text/plain; charset=utf-8"
 INLINE_DECODE = 64 * 1024
+IGNORED_BODY = 8192
 IDLE_CONNECTION_TIMEOUT = 600  # seconds an HTTP connection may stay silent (twisted's default: 12 hours)  # bodies up to this size are decoded on the reactor thread
 
 Runner = Callable[..., "defer.Deferred[Any]"]
@@ -169,7 +170,7 @@ class HttpStorageServer:
             return self._max_rtw
         if endpoint is Endpoint.IMMUTABLE_WRITE:
             return MAX_UPLOAD_CHUNK
-        return 0
+        return IGNORED_BODY  # endpoints that read no body: a small one is ignored, as Tahoe ignores it
 
     def stats(self) -> dict[str, int]:
         """Request counts for the node's statistics (``storage_server.http.*``)."""

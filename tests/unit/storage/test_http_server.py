@@ -350,6 +350,11 @@ def test_mutable_corruption_advisory(client, server):
     assert len(os.listdir(server.layout.advisory_dir)) == 1
 
 
+def test_bodies_where_none_is_read(client):
+    assert client.call(Endpoint.VERSION, body=b"ignored").status == 200
+    assert client.call(Endpoint.VERSION, body=b"x" * 9000).status == 413
+
+
 def test_stats_count_requests(client, adapter):
     client.call(Endpoint.VERSION)
     client.call(Endpoint.VERSION)
