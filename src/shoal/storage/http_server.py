@@ -315,11 +315,15 @@ class HttpStorageServer:
         await self._stream(request, reader.read, reader.get_length())
 
     async def _corrupt_immutable(self, request: CappedRequest, route: Route, secrets: dict[Secret, bytes]) -> None:
+        await self._advise(request, route, b"immutable", set(self._storage.get_buckets(_si(route))))
+
+    async def _advise(self, request: CappedRequest, route: Route, share_type: bytes, held: set[int]) -> None:
+        """Record a corruption advisory about a share this server holds (404 otherwise), then check it."""
         si, shnum = _si(route), _shnum(route)
-        if shnum not in self._storage.get_buckets(si):
-            raise HttpRequestError(NOT_FOUND, f"no immutable share {shnum}")
+        if shnum not in held:
+            raise HttpRequestError(NOT_FOUND, f"no {share_type.decode()} share {shnum}")
         advice = await self._body(request, bodies.decode_corruption_advice)
-        await self._in_thread(self._storage.advise_corrupt_share, b"immutable", si, shnum,
+        await self._in_thread(self._storage.advise_corrupt_share, share_type, si, shnum,
                               advice.reason.encode("utf-8"))
         self._empty(request)
 
@@ -364,13 +368,7 @@ class HttpStorageServer:
         await self._stream(request, read, length)
 
     async def _corrupt_mutable(self, request: CappedRequest, route: Route, secrets: dict[Secret, bytes]) -> None:
-        si, shnum = _si(route), _shnum(route)
-        if shnum not in self._storage.share_numbers(si):
-            raise HttpRequestError(NOT_FOUND, f"no mutable share {shnum}")
-        advice = await self._body(request, bodies.decode_corruption_advice)
-        await self._in_thread(self._storage.advise_corrupt_share, b"mutable", si, shnum,
-                              advice.reason.encode("utf-8"))
-        self._empty(request)
+        await self._advise(request, route, b"mutable", self._storage.share_numbers(_si(route)))
 
     # -- streaming share data ----------------------------------------------------------
 
