@@ -15,7 +15,7 @@ for a client's mistake, docs/storage.md says so:
 Work that can take long runs off the reactor thread: decoding a large
 read-test-write body in shoal.cpu's pool; mutable writes, lease changes,
 corruption advisories (which hash the share) and upload chunks in a thread.
-Share reads stream in 256 KiB pieces with backpressure. Secrets are never
+Share data streams through shoal.storage.http_streams. Secrets are never
 logged or echoed.
 """
 
@@ -24,11 +24,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import IO, Any, TypeVar
 
-from twisted.internet import defer, interfaces, threads
+from twisted.internet import defer, threads
 from twisted.internet import reactor as _reactor
 from twisted.internet.task import deferLater
 from twisted.web import resource, server
-from zope.interface import implementer
 
 from shoal import cpu
 from shoal.errors import CallerError, ConflictError, NotFoundError, NotWritableError, TooLargeError
@@ -45,7 +44,6 @@ from shoal.protocol.http_errors import (
     NOT_ALLOWED,
     NOT_FOUND,
     OK,
-    PARTIAL_CONTENT,
     RANGE_NOT_SATISFIABLE,
     TOO_LARGE,
     UNAUTHORIZED,
@@ -53,13 +51,10 @@ from shoal.protocol.http_errors import (
 )
 from shoal.protocol.http_ranges import (
     ByteRange,
-    format_content_range,
     parse_content_range,
-    parse_range,
 )
 from shoal.protocol.http_storage import Endpoint, Route, Secret
 from shoal.protocol.version import ServerVersion
-from shoal.storage.buckets import BucketWriter
 from shoal.storage.errors import (
     BucketClosedError,
     NoSpaceError,
@@ -68,6 +63,7 @@ from shoal.storage.errors import (
     StorageError,
 )
 from shoal.storage.http_request import CappedRequest, CappedSite
+from shoal.storage.http_streams import answer_range, store_chunk, stream_share
 from shoal.storage.http_uploads import UploadsInProgress
 from shoal.storage.server import StorageServer
 
@@ -75,9 +71,6 @@ log = logging.getLogger(__name__)
 reactor: Any = _reactor
 T = TypeVar("T")
 
-READ_CHUNK = 256 * 1024  # bytes per share read while streaming an answer
-WRITE_CHUNK = 1024 * 1024  # bytes per bucket write while storing an upload chunk
-CHUNKS_PER_TURN = 16  # a streaming read gives the reactor a turn after this many chunks
 MAX_UPLOAD_CHUNK = 2**30  # the largest PATCH body (Tahoe's client sends 1 MB chunks)
 CBOR_ANSWERS = frozenset({
     Endpoint.VERSION, Endpoint.IMMUTABLE_ALLOCATE, Endpoint.IMMUTABLE_WRITE, Endpoint.IMMUTABLE_LIST,
@@ -285,7 +278,7 @@ class HttpStorageServer:
         size = content.seek(0, 2)
         if size != chunk.length:
             raise HttpRequestError(BAD_REQUEST, f"body of {size} bytes for a Content-Range of {chunk.length}")
-        remaining = await self._in_thread(_store_chunk, self._storage.lock, content, writer, chunk)
+        remaining = await self._in_thread(store_chunk, self._storage.lock, content, writer, chunk)
         status = OK
         if not remaining:
             self.uploads.forget(writer)
@@ -374,64 +367,11 @@ class HttpStorageServer:
 
     async def _stream(self, request: CappedRequest, read: Callable[[int, int], bytes], length: int) -> None:
         """Answer with the share data the Range header asks for (all of it without one)."""
-        wanted = parse_range(request.getHeader(hs.RANGE))
-        request.setHeader(b"Content-Type", hs.OCTET_STREAM.encode("ascii"))
-        if wanted is None:
-            span = ByteRange(0, length) if length else None
-            request.setResponseCode(OK)
-        else:
-            span = wanted.clipped(length)
-            if span is None:
-                self._empty(request, NO_CONTENT)
-                return
-            request.setResponseCode(PARTIAL_CONTENT)
-            request.setHeader(hs.CONTENT_RANGE, format_content_range(span))
-        request.setHeader(b"Content-Length", b"%d" % (span.length if span else 0))
-        if span is not None:
-            valve = _Valve()
-            request.registerProducer(valve, True)
-            try:
-                await self._pour(request, read, span, valve)
-            finally:
-                if not request._disconnected:
-                    request.unregisterProducer()
-        if not request.finished and not request._disconnected:
-            request.finish()
-
-    async def _pour(self, request: CappedRequest, read: Callable[[int, int], bytes],
-                    span: ByteRange, valve: "_Valve") -> None:
-        at, chunks = span.start, 0
-        while at < span.end:
-            if request._disconnected or valve.stopped:
-                return
-            await valve.wait()
-            data = read(at, min(READ_CHUNK, span.end - at))
-            if not data or len(data) > span.end - at:
-                raise ShareNotFoundError(f"share changed during a read at offset {at}")
-            request.write(data)
-            at += len(data)
-            chunks += 1
-            if chunks % CHUNKS_PER_TURN == 0:
-                await self._next_turn()
-
-
-def _store_chunk(lock: Any, content: IO[bytes], writer: BucketWriter, chunk: ByteRange) -> list[tuple[int, int]]:
-    """Store an upload chunk's body at its offset, a piece at a time, and close the share once
-    nothing is missing; the ranges still missing (runs in a thread)."""
-    content.seek(0)
-    at = chunk.start
-    while at < chunk.end:
-        data = content.read(min(WRITE_CHUNK, chunk.end - at))
-        if not data:
-            raise HttpRequestError(BAD_REQUEST, f"upload body ended at offset {at}")
-        writer.write(at, data)
-        at += len(data)
-    with lock:  # two chunks finishing at once: one closes the share, both answer 201
-        remaining = writer.remaining()
-        if not remaining and not writer.closed:
-            writer.close()
-        return remaining
-
+        span = answer_range(request, length)
+        if span is None and request.code == NO_CONTENT:
+            self._empty(request, NO_CONTENT)
+            return
+        await stream_share(request, read, span, self._next_turn)
 
 def _content(request: CappedRequest) -> IO[bytes]:
     content = request.content
@@ -448,31 +388,6 @@ def _si(route: Route) -> bytes:
 def _shnum(route: Route) -> int:
     assert route.share_number is not None
     return route.share_number
-
-
-@implementer(interfaces.IPushProducer)
-class _Valve:
-    """Backpressure for a streamed answer: the transport pauses and resumes it."""
-
-    def __init__(self) -> None:
-        self.stopped = False
-        self._paused: defer.Deferred[None] | None = None
-
-    def wait(self) -> "defer.Deferred[None]":
-        return self._paused if self._paused is not None else defer.succeed(None)
-
-    def pauseProducing(self) -> None:
-        if self._paused is None:
-            self._paused = defer.Deferred()
-
-    def resumeProducing(self) -> None:
-        paused, self._paused = self._paused, None
-        if paused is not None:
-            paused.callback(None)
-
-    def stopProducing(self) -> None:
-        self.stopped = True
-        self.resumeProducing()
 
 
 class _StorageResource(resource.Resource):
