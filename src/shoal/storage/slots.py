@@ -194,10 +194,15 @@ def _apply(handle: BinaryIO, storage_index: bytes, shnum: int, writes: list[Writ
 def _write(handle: BinaryIO, header: mc.MutableHeader, offset: int, data: bytes) -> mc.MutableHeader:
     end = offset + len(data)
     if end >= header.data_length:
+        physical_end = handle.seek(0, os.SEEK_END)  # past this, the file has only holes (zeros)
         if mc.DATA_OFFSET + end > header.extra_lease_offset:
             header = _move_extra_leases(handle, header, mc.DATA_OFFSET + end)
         if offset > header.data_length:
-            _zero_fill(handle, mc.DATA_OFFSET + header.data_length, offset - header.data_length)
+            gap_start = mc.DATA_OFFSET + header.data_length
+            gap_end = min(mc.DATA_OFFSET + offset, max(gap_start, physical_end))
+            # stale bytes inside the old file are zeroed; a gap past its end is left a hole,
+            # so a write at a huge offset costs no zero-filling (the space check still counts it)
+            _zero_fill(handle, gap_start, gap_end - gap_start)
         header = header.with_data_length(end)
     handle.seek(mc.DATA_OFFSET + offset)
     handle.write(data)

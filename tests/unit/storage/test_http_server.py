@@ -434,3 +434,15 @@ def test_reads_wait_for_a_slow_reader(client):
     assert body == data
     assert transport.pauses >= 3  # it waited each time the reader fell behind
     channel.connectionLost(None)
+
+
+def test_mutable_write_at_a_huge_offset_fills_no_zeros(client, server):
+    started = time.monotonic()
+    far = 4 * 2**30
+    response = client.rtw({0: hb.ShareTestWrite([], [hb.WriteVector(0, b"head"), hb.WriteVector(far, b"tail")])})
+    assert response.status == 200
+    assert time.monotonic() - started < 5  # no 4 GiB of zeros written
+    assert server.mutable_share_length(SLOT, 0) == far + 4
+    assert client.read(0, far - 2, 6, endpoint=Endpoint.MUTABLE_READ, si=SLOT).body == b"\0\0tail"
+    assert client.read(0, 0, 6, endpoint=Endpoint.MUTABLE_READ, si=SLOT).body == b"head\0\0"
+    assert os.stat(server.layout.share_path(SLOT, 0)).st_blocks * 512 < 2**20  # a sparse file
