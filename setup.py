@@ -16,6 +16,8 @@ setup(
         "foolscap>=23.11",
         "zope.interface>=6.0",
         "cbor2>=5.4",
+        "pycddl>=0.6.1",
+        "cryptography>=41",
         "pyyaml>=6.0",
         "prometheus-client>=0.17",
         "rich>=13.0",

@@ -24,6 +24,7 @@ from shoal.testing.wait import WaitTimeout, wait_until
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 PEER = ROOT / ".venv-peer" / "bin"
 PEER_CLIENT = pathlib.Path(__file__).with_name("peer_client.py")
+PEER_HTTP_CLIENT = pathlib.Path(__file__).with_name("peer_http_client.py")  # Tahoe's HTTP storage client
 
 
 def peer_available() -> bool:
@@ -139,9 +140,9 @@ def start_tahoe_client(peer: pathlib.Path, nodedir: pathlib.Path, introducer_fur
 class PeerClient:
     """Tahoe's own remote interfaces driving a storage server (see peer_client.py)."""
 
-    def __init__(self, peer: pathlib.Path, furl: str) -> None:
+    def __init__(self, peer: pathlib.Path, furl: str, script: pathlib.Path = PEER_CLIENT) -> None:
         self.proc = subprocess.Popen(
-            [str(peer / "python"), str(PEER_CLIENT), furl],
+            [str(peer / "python"), str(script), furl],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
 

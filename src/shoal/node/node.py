@@ -2,8 +2,10 @@
 
 A node is a Foolscap Tub (certificate in private/node.pem, so the tub id
 persists) plus, when [storage] enabled, a StorageServer exposed through the
-Foolscap adapter with its FURL in private/storage.furl, and the periodic
-housekeeping (idle bucket writers, the lease crawler, the scrubber: storage.housekeeping).
+Foolscap adapter with its FURL in private/storage.furl and, on the same port
+unless [storage]force_foolscap, through the HTTP adapter over TLS (its NURLs
+announced beside the FURL), and the periodic housekeeping (idle bucket
+writers, the lease crawler, the scrubber: storage.housekeeping).
 """
 
 import base64
@@ -44,9 +46,12 @@ from shoal.node.identity import (
     write_node_id_files,
 )
 from shoal.protocol.announcement import storage_announcement
+from shoal.protocol.nurl import nurls_for_location, spki_hash
 from shoal.storage.expiration import ExpirationPolicy
 from shoal.storage.foolscap_adapter import FoolscapStorageServer
 from shoal.storage.housekeeping import Housekeeping
+from shoal.storage.http_listener import HttpsBesideFoolscap
+from shoal.storage.http_server import HttpStorageServer
 from shoal.storage.server import StorageServer
 from shoal.web.root import Root
 from shoal.web.services import WebServices
@@ -134,7 +139,8 @@ def _tub_port_and_location(config: NodeConfig) -> tuple[list[str], str | None]:
     return config.get_endpoints("node", "tub.port"), location
 
 
-def _make_tub(config: NodeConfig) -> Any:
+def _make_tub(config: NodeConfig, https: HttpsBesideFoolscap | None = None) -> Any:
+    """The node's Tub; with ``https``, its listeners also take HTTPS connections (Tahoe 1.20's same-port switch)."""
     cert = config.private_path("node.pem")
     ports, location = _tub_port_and_location(config)
     old_umask = os.umask(0o077)  # Foolscap writes a new key with the umask's mode
@@ -154,7 +160,10 @@ def _make_tub(config: NodeConfig) -> Any:
     tub.setOption("logRemoteFailures", True)
     tub.setOption("expose-remote-exception-types", False)
     for port in ports:
-        tub.listenOn(port)
+        if https is None:
+            tub.listenOn(port)
+        else:
+            https.listen_on(tub, port)
     if location is not None:
         tub.setLocation(location)
     return tub
@@ -180,13 +189,19 @@ class Node(service.MultiService):
         self.config = config
         self.identity: NodeIdentity = load_identity(config)
         self.nickname = config.get("node", "nickname", "") or ""
-        self.tub = _make_tub(config)
+        # HTTPS beside Foolscap on the Tub's port unless [storage]force_foolscap (Tahoe 1.20)
+        self._https: HttpsBesideFoolscap | None = None
+        if config.get_bool("storage", "enabled", True) and not config.get_bool("storage", "force_foolscap", False):
+            self._https = HttpsBesideFoolscap()
+        self.tub = _make_tub(config, self._https)
         self.tub.setServiceParent(self)
         self.tubid_b32: str = self.tub.getTubID()
         self.nodeid: bytes = a2b(self.tubid_b32)
         write_node_id_files(config, self.tubid_b32)
         self.storage: StorageServer | None = None
         self.storage_furl: str | None = None
+        self.storage_nurls: list[str] | None = None
+        self.http_storage: HttpStorageServer | None = None
         if config.get_bool("storage", "enabled", True):
             self._init_storage()
         self._init_grid()
@@ -211,7 +226,8 @@ class Node(service.MultiService):
             if self.storage_furl is not None:
                 ic.publish(
                     "storage",
-                    storage_announcement(self.storage_furl, self.permutation_seed.decode("ascii")),
+                    storage_announcement(self.storage_furl, self.permutation_seed.decode("ascii"),
+                                         self.storage_nurls),
                     self.identity.signing_key,
                 )
             self.broker.use_introducer(ic)
@@ -295,7 +311,12 @@ class Node(service.MultiService):
             mutable=self.mutable,
             nodemaker=self.nodemaker,
             checker=self.checker,
-            stats=NodeStats([*([storage_stats] if storage_stats is not None else []), self._client_stats]),
+            stats=NodeStats([
+                *([storage_stats] if storage_stats is not None else []),
+                *([self._adapter.stats] if storage_stats is not None else []),
+                *([self._http_stats] if self.http_storage is not None else []),
+                self._client_stats,
+            ]),
             checker_status=self.checker_job.status if self.checker_job is not None else None,
             auth_token=api_auth_token(self.config),
         )
@@ -329,9 +350,26 @@ class Node(service.MultiService):
         self._adapter = FoolscapStorageServer(self.storage)
         furl_file = cfg.private_path("storage.furl")
         self.storage_furl = self.tub.registerReference(self._adapter, furlFile=furl_file)
+        if self._https is not None:
+            self._init_http_storage(self._https, self.storage, self.storage_furl)
         self._housekeeping = Housekeeping(
             self.storage, interval=HOUSEKEEPING_INTERVAL, slice_seconds=CRAWLER_SLICE
         )
+
+    def _init_http_storage(self, https: HttpsBesideFoolscap, storage: StorageServer, furl: str) -> None:
+        """The HTTP storage protocol on the Tub's port; its NURLs use the FURL's swissnum and the Tub's key."""
+        swissnum = furl.rsplit("/", 1)[1]
+        self.http_storage = HttpStorageServer(storage, swissnum.encode("ascii"))
+        https.serve(self.http_storage.site(), self.tub.myCertificate)
+        pin = spki_hash(self.tub.myCertificate.original.to_cryptography())
+        self.storage_nurls = [nurl.to_text() for nurl in nurls_for_location(self.tub.locationHints, pin, swissnum)]
+
+    def _http_stats(self) -> dict[str, int]:
+        assert self.http_storage is not None and self._https is not None
+        stats = self.http_storage.stats()
+        for kind, count in self._https.connections.items():
+            stats[f"storage_server.http.connections_{kind}"] = count
+        return stats
 
     def startService(self) -> None:
         super().startService()

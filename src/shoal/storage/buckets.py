@@ -165,7 +165,8 @@ class BucketWriter:
 
     def remaining(self) -> list[tuple[int, int]]:
         """The [start, end) ranges of the share data not written yet."""
-        return self._written.missing(self.allocated_size)
+        with self._server.lock:
+            return self._written.missing(self.allocated_size)
 
     def close(self) -> None:
         """Make the share durable and visible under ``shares/``."""

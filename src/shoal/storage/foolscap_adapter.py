@@ -8,6 +8,7 @@ Corruption advisories run in shoal.cpu's pool: the server checks the
 share's hashes, off the reactor thread, before it answers.
 """
 
+import collections
 from typing import Any
 
 from foolscap.api import Referenceable
@@ -61,6 +62,11 @@ class FoolscapStorageServer(Referenceable):  # type: ignore[misc]
     def __init__(self, server: StorageServer) -> None:
         self._server = server
         self._markers: dict[BucketWriter, tuple[Any, Any]] = {}
+        self.calls: collections.Counter[str] = collections.Counter()  # remote calls, for statistics
+
+    def stats(self) -> dict[str, int]:
+        """Calls of each RIStorageServer method (``storage_server.foolscap.*``)."""
+        return {f"storage_server.foolscap.{name}": count for name, count in sorted(self.calls.items())}
 
     def _finished(self, writer: BucketWriter) -> None:
         marker = self._markers.pop(writer, None)
@@ -77,6 +83,7 @@ class FoolscapStorageServer(Referenceable):  # type: ignore[misc]
         writer.abort()
 
     def remote_get_version(self) -> dict[bytes, Any]:
+        self.calls["get_version"] += 1
         return self._server.get_version()
 
     def remote_allocate_buckets(
@@ -88,6 +95,7 @@ class FoolscapStorageServer(Referenceable):  # type: ignore[misc]
         allocated_size: int,
         canary: Any,
     ) -> tuple[set[int], dict[int, FoolscapBucketWriter]]:
+        self.calls["allocate_buckets"] += 1
         already, writers = self._server.allocate_buckets(
             storage_index, renew_secret, cancel_secret, set(sharenums), allocated_size
         )
@@ -99,17 +107,21 @@ class FoolscapStorageServer(Referenceable):  # type: ignore[misc]
         return already, remote
 
     def remote_add_lease(self, storage_index: bytes, renew_secret: bytes, cancel_secret: bytes) -> None:
+        self.calls["add_lease"] += 1
         self._server.add_lease(storage_index, renew_secret, cancel_secret)
 
     def remote_get_buckets(self, storage_index: bytes) -> dict[int, FoolscapBucketReader]:
+        self.calls["get_buckets"] += 1
         return {sh: FoolscapBucketReader(r) for sh, r in self._server.get_buckets(storage_index).items()}
 
     def remote_slot_readv(self, storage_index: bytes, shares: list[int], readv: list) -> dict[int, list[bytes]]:
+        self.calls["slot_readv"] += 1
         return self._server.slot_readv(storage_index, list(shares), [tuple(r) for r in readv])
 
     def remote_slot_testv_and_readv_and_writev(
         self, storage_index: bytes, secrets: tuple, tw_vectors: dict, r_vector: list
     ) -> tuple[bool, dict[int, list[bytes]]]:
+        self.calls["slot_testv_and_readv_and_writev"] += 1
         vectors = {
             sh: ([tuple(t) for t in tv], [tuple(w) for w in wv], new_length)
             for sh, (tv, wv, new_length) in tw_vectors.items()
@@ -121,6 +133,7 @@ class FoolscapStorageServer(Referenceable):  # type: ignore[misc]
     def remote_advise_corrupt_share(
         self, share_type: bytes, storage_index: bytes, shnum: int, reason: bytes
     ) -> "defer.Deferred[None]":
+        self.calls["advise_corrupt_share"] += 1
         # the server checks the share's hashes: off the reactor thread
         return cpu.run(  # type: ignore[no-any-return]
             self._server.advise_corrupt_share, share_type, storage_index, shnum, reason
