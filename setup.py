@@ -16,6 +16,7 @@ setup(
         "foolscap>=23.11",
         "zope.interface>=6.0",
         "cbor2>=5.4",
+        "h11>=0.14",
         "pyyaml>=6.0",
         "prometheus-client>=0.17",
         "rich>=13.0",
