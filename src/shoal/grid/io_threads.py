@@ -11,6 +11,7 @@ returned Deferred tells the work (through the InFlight it was given) to
 drop its connection, and fails the Deferred with CancelledError at once.
 """
 
+import queue
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -18,7 +19,6 @@ from typing import Any, TypeVar
 
 from twisted.internet import defer
 from twisted.python.failure import Failure
-from twisted.python.threadpool import ThreadPool
 
 from shoal.grid.https_pool import InFlight
 
@@ -28,25 +28,53 @@ __all__ = ["IoThreads", "Lane", "io_threads"]
 
 
 class IoThreads:
-    """A bounded pool of I/O threads, started on first use and stopped when the reactor stops."""
+    """A bounded pool of I/O threads (made as needed, kept while the process runs)."""
 
     def __init__(self, reactor: Any, max_threads: int = 32) -> None:
         self._reactor = reactor
-        self._pool = ThreadPool(minthreads=0, maxthreads=max_threads, name="shoal-io")
-        self._started = False
+        self._max = max_threads
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
+        self._threads = 0
+        self._idle = 0
+        self._queued = 0
+        self._stopping = False
 
-    def _ensure_started(self) -> None:
-        with self._lock:
-            if self._started:
+    def _worker(self) -> None:
+        while True:
+            with self._lock:
+                self._idle += 1
+            job = self._jobs.get()
+            with self._lock:
+                self._idle -= 1
+                self._queued -= 1
+            if job is None:
                 return
-            self._started = True
-        self._pool.start()
-        self._reactor.addSystemEventTrigger("during", "shutdown", self._pool.stop)
+            job()
+
+    def _submit(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            self._queued += 1
+            spawn = self._queued > self._idle and self._threads < self._max
+            if spawn:
+                first = self._threads == 0
+                self._threads += 1
+        if spawn:
+            if first:
+                self._reactor.addSystemEventTrigger("during", "shutdown", self.stop)
+            threading.Thread(target=self._worker, name="shoal-io", daemon=True).start()
+        self._jobs.put(job)
+
+    def stop(self) -> None:
+        """Let every thread end once the work queued before now is done."""
+        with self._lock:
+            count, self._threads = self._threads, 0
+            self._queued += count
+        for _ in range(count):
+            self._jobs.put(None)
 
     def run(self, work: Callable[[InFlight], T]) -> "defer.Deferred[T]":
         """work(flight) on an I/O thread; its result or exception on the reactor."""
-        self._ensure_started()
         flight = InFlight()
         d: defer.Deferred[T] = defer.Deferred(lambda _: flight.cancel())
 
@@ -66,7 +94,7 @@ class IoThreads:
                 value, ok = e, False
             self._reactor.callFromThread(deliver, ok, value)
 
-        self._pool.callInThread(in_thread)
+        self._submit(in_thread)
         return d
 
 

@@ -110,7 +110,6 @@ class TlsServer:
             except OSError:
                 return
             self.accepted += 1
-            self._socks.append(raw)
             t = threading.Thread(target=self._serve, args=(raw,), daemon=True)
             self._threads.append(t)
             t.start()
@@ -121,6 +120,7 @@ class TlsServer:
         except (OSError, ssl.SSLError):
             raw.close()
             return
+        self._socks.append(sock)
         try:
             self.handler(sock, ConnReader(sock))
         except (OSError, ssl.SSLError):
@@ -133,7 +133,7 @@ class TlsServer:
         self.listener.close()
         for s in self._socks:
             try:
-                s.shutdown(socket.SHUT_RDWR)
+                socket.socket.shutdown(s, socket.SHUT_RDWR)
             except OSError:
                 pass
         for t in self._threads:
