@@ -130,7 +130,12 @@ class TlsServer:
 
     def stop(self) -> None:
         self._stopped = True
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        except OSError:
+            pass
         self.listener.close()
+        self._accept.join(10)
         for s in self._socks:
             try:
                 socket.socket.shutdown(s, socket.SHUT_RDWR)
