@@ -285,6 +285,7 @@ class ServerPool:
         self._idle: list[PinnedConnection] = []
         self._lock = threading.Lock()
         self.connections_made = 0  # for tests and status
+        self.requests_sent = 0
 
     def _new(self) -> PinnedConnection:
         conn = PinnedConnection(self.host, self.port, self._expected, self._spki_hash, self._timeout)
@@ -319,6 +320,8 @@ class ServerPool:
             if flight.cancelled:
                 raise ConnectionDropped("cancelled", answered=False)
             conn, reused = self._checkout()
+            with self._lock:
+                self.requests_sent += 1
             flight.attach(conn)
             try:
                 resp = conn.exchange(req)
