@@ -231,7 +231,7 @@ def test_welcome_json_shape_and_html(url):
     assert len(data["servers"]) == 4
     for s in data["servers"]:
         assert set(s) == {"nodeid", "connection_status", "available_space", "nickname", "version",
-                          "last_received_data"}
+                          "last_received_data", "protocol"}
     page = request(url, "GET", "/")
     assert page.status == 200 and "4 of 4 connected" in page.text and "<script" not in page.text
 

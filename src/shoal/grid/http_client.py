@@ -39,6 +39,7 @@ from typing import Any
 
 import cbor2
 from twisted.internet import defer
+from twisted.internet import reactor as _global_reactor
 from twisted.python.failure import Failure
 
 from shoal.encoding.base32 import b2a
@@ -337,7 +338,7 @@ class HttpStorageClient:
         self._deadlines = deadlines or Deadlines()
         self.pool = ServerPool(host, port, spki_hash, certificate_hash,
                                timeout=max(self._deadlines.write, self._deadlines.query) * 2, max_idle=per_server)
-        lane = Lane(io_threads(reactor if reactor is not None else clock), per_server)
+        lane = Lane(io_threads(reactor if reactor is not None else _global_reactor), per_server)
         self._http = _Http(self.pool, lane, swissnum, name, clock, on_unreachable)
         self.address = f"{host}:{port}"
 

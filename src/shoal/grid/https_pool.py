@@ -63,7 +63,7 @@ class CertificateMismatch(HttpsTransportError):
 class ConnectionDropped(HttpsTransportError):
     """The connection closed, reset or timed out during an exchange."""
 
-    def __init__(self, message: str, *, answered: bool) -> None:
+    def __init__(self, message: str, *, answered: bool = False) -> None:
         super().__init__(message)
         self.answered = answered  # some bytes of a response had arrived
 
