@@ -194,10 +194,11 @@ class _Http:
         return with_deadline(d, seconds, self.clock, self.name, method)
 
     def _failed(self, failure: Failure, method: str) -> Failure:
-        failure = translate_transport(failure, self.name, method)
-        if failure.check(ServerUnreachable):
+        try:
+            return translate_transport(failure, self.name, method)
+        except ServerUnreachable:
             self._on_unreachable()
-        return failure
+            raise
 
     def expect(self, resp: Response, method: str, *statuses: int) -> Response:
         if resp.status not in statuses:

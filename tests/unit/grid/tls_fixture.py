@@ -84,15 +84,19 @@ def respond(sock: ssl.SSLSocket, status: int, body: bytes = b"", headers: tuple[
 class TlsServer:
     """Accepts connections; handler(sock, reader) runs per connection in its own thread."""
 
-    def __init__(self, handler: Callable[[ssl.SSLSocket, ConnReader], None], expired: bool = False) -> None:
-        cert, key = self_signed(expired)
+    def __init__(
+        self, handler: Callable[[ssl.SSLSocket, ConnReader], None], expired: bool = False, port: int = 0,
+        identity: tuple[bytes, bytes] | None = None,
+    ) -> None:
+        cert, key = identity or self_signed(expired)
+        self.identity = (cert, key)
         with tempfile.NamedTemporaryFile(suffix=".pem") as f:
             f.write(cert + key)
             f.flush()
             self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             self.ctx.load_cert_chain(f.name)
         self.spki = spki_hash(ssl.PEM_cert_to_DER_cert(cert.decode()))
-        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener = socket.create_server(("127.0.0.1", port))
         self.port = self.listener.getsockname()[1]
         self.handler = handler
         self.accepted = 0
