@@ -6,6 +6,7 @@ connection: it reads and drops request bodies and answers small), then runs
 each client in a process of its own and reads that process's CPU time:
 
   bulk:  PATCH requests of 1 MiB bodies, 4 in flight  -> client CPU seconds per GB
+  read:  GET requests answered with 1 MiB, 4 in flight -> client CPU seconds per GB
   small: GET requests one after another, 16-byte answers -> wall and CPU microseconds each
 
 The Tahoe client runs under the reference peer's interpreter (.venv-peer, where
@@ -57,6 +58,9 @@ def _certificate() -> tuple[bytes, bytes]:
     return pem, base64.urlsafe_b64encode(hashlib.sha256(spki).digest()).rstrip(b"=")
 
 
+_BIG = os.urandom(MiB)
+
+
 def _serve_connection(sock: ssl.SSLSocket) -> None:
     buf = bytearray()
     sink = bytearray(MiB)
@@ -81,8 +85,10 @@ def _serve_connection(sock: ssl.SSLSocket) -> None:
             if not n:
                 return
             length -= n
-        body = b"0123456789abcdef"
-        sock.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: 16\r\n\r\n" + body)
+        body = _BIG if head.startswith(b"get /big") else b"0123456789abcdef"
+        sock.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: %d\r\n\r\n"
+                     % len(body))
+        sock.sendall(body)
 
 
 def serve() -> None:
@@ -112,9 +118,11 @@ def serve() -> None:
 # -- clients (each in a process of its own) -----------------------------------------------------
 
 
-def _figures(bulk_cpu: float, bulk_wall: float, nbytes: int, small_wall: float, small_cpu: float, n: int) -> dict:
+def _figures(bulk_cpu: float, bulk_wall: float, nbytes: int, small_wall: float, small_cpu: float, n: int,
+             read_cpu: float) -> dict:
     return {
         "bulk_cpu_s_per_gb": bulk_cpu / (nbytes / 1e9),
+        "read_cpu_s_per_gb": read_cpu / (nbytes / 1e9),
         "bulk_mb_s": nbytes / bulk_wall / 1e6,
         "small_wall_us": small_wall / n * 1e6,
         "small_cpu_us": small_cpu / n * 1e6,
@@ -152,10 +160,14 @@ def client_shoal(port: int, spki: bytes, mib: int, small: int) -> None:
             for _ in range(mib)
         ])
         bulk_cpu, bulk_wall = time.process_time() - c0, time.perf_counter() - t0
+        c0 = time.process_time()
+        await defer.gatherResults([sem.run(call, Request(b"GET", b"/big", max_body=MiB)) for _ in range(mib)])
+        read_cpu = time.process_time() - c0
         c0, t0 = time.process_time(), time.perf_counter()
         for _ in range(small):
             await call(Request(b"GET", b"/storage/v1/version", [(b"authorization", b"Tahoe-LAFS eA==")]))
-        figures = _figures(bulk_cpu, bulk_wall, mib * MiB, time.perf_counter() - t0, time.process_time() - c0, small)
+        figures = _figures(bulk_cpu, bulk_wall, mib * MiB, time.perf_counter() - t0, time.process_time() - c0, small,
+                           read_cpu)
         print(json.dumps(figures), flush=True)
 
     task.react(lambda _: defer.ensureDeferred(run()))
@@ -188,10 +200,14 @@ def client_treq(port: int, spki: bytes, mib: int, small: int) -> None:
             for _ in range(mib)
         ])
         bulk_cpu, bulk_wall = time.process_time() - c0, time.perf_counter() - t0
+        c0 = time.process_time()
+        await defer.gatherResults([sem.run(lambda: defer.ensureDeferred(call("GET", "/big"))) for _ in range(mib)])
+        read_cpu = time.process_time() - c0
         c0, t0 = time.process_time(), time.perf_counter()
         for _ in range(small):
             await call("GET", "/storage/v1/version")
-        figures = _figures(bulk_cpu, bulk_wall, mib * MiB, time.perf_counter() - t0, time.process_time() - c0, small)
+        figures = _figures(bulk_cpu, bulk_wall, mib * MiB, time.perf_counter() - t0, time.process_time() - c0, small,
+                           read_cpu)
         await pool.closeCachedConnections()
         print(json.dumps(figures), flush=True)
 
@@ -243,14 +259,15 @@ def main() -> None:
             rows.append(("Tahoe 1.20: treq + pyOpenSSL", run_client(PEER_PYTHON, "treq", server, args)))
         else:
             print("(no .venv-peer: Tahoe's client stack not measured)")
-        print(f"{args.mib} x 1 MiB PATCH (4 in flight), {args.small} small GETs in sequence, loopback")
-        print(f"{'client':40} {'CPU s/GB':>9} {'MB/s':>7} {'small µs':>9} {'small CPU µs':>13}")
+        print(f"{args.mib} x 1 MiB PATCH and GET (4 in flight), {args.small} small GETs in sequence, loopback")
+        print(f"{'client':40} {'PATCH CPU s/GB':>14} {'MB/s':>6} {'GET CPU s/GB':>12} {'small µs':>9} "
+              f"{'small CPU µs':>13}")
         for name, f in rows:
             if f is None:
                 print(f"{name:40} failed")
                 continue
-            print(f"{name:40} {f['bulk_cpu_s_per_gb']:9.2f} {f['bulk_mb_s']:7.0f} {f['small_wall_us']:9.0f} "
-                  f"{f['small_cpu_us']:13.0f}")
+            print(f"{name:40} {f['bulk_cpu_s_per_gb']:14.2f} {f['bulk_mb_s']:6.0f} {f['read_cpu_s_per_gb']:12.2f} "
+                  f"{f['small_wall_us']:9.0f} {f['small_cpu_us']:13.0f}")
     finally:
         if server_proc.stdin:
             server_proc.stdin.close()

@@ -43,6 +43,8 @@ __all__ = [
 
 _RECV = 256 * 1024  # bytes asked of the socket per recv
 _SMALL_BODY = 64 * 1024  # bodies up to this size go out in one write with the head
+_DIRECT_BODY = 64 * 1024  # response bodies of at least this known length bypass h11's buffers
+_RECV_DIRECT = 1024 * 1024
 _IDEMPOTENT = frozenset({b"GET", b"PUT", b"PATCH", b"HEAD"})
 
 
@@ -232,6 +234,13 @@ class PinnedConnection:
                         raise ResponseTooLarge(
                             f"{self.host}:{self.port} answered {int(length)} bytes; at most {req.max_body} accepted"
                         )
+                    if length is not None and int(length) >= _DIRECT_BODY and req.method != b"HEAD":
+                        keep = event.http_version == b"1.1" and not any(
+                            k == b"connection" and b"close" in v.lower() for k, v in got
+                        )
+                        body = self._read_body(int(length), keep)
+                        answered = True
+                        return Response(status, tuple(got), body)
                 elif isinstance(event, h11.Data):
                     total += len(event.data)
                     if total > req.max_body:
@@ -261,6 +270,28 @@ class PinnedConnection:
         else:
             self.close()
         return Response(status, tuple(got), b"".join(parts))
+
+    def _read_body(self, length: int, keep: bool) -> bytes:
+        """A large body of known length, read from the socket into one buffer (h11 would copy it
+        several times). The connection starts a fresh h11 state for the next exchange."""
+        buffered, _ = self._h11.trailing_data
+        if len(buffered) > length:  # bytes beyond the body: we never pipeline, so the server misbehaves
+            raise BadResponse(f"{self.host}:{self.port} sent more than its Content-Length")
+        body = bytearray(length)
+        body[: len(buffered)] = buffered
+        view = memoryview(body)
+        pos = len(buffered)
+        while pos < length:
+            got = self._sock.recv_into(view[pos:], min(length - pos, _RECV_DIRECT))
+            if not got:
+                raise ConnectionDropped(f"{self.host}:{self.port} closed the connection mid-body", answered=True)
+            pos += got
+        view.release()
+        if keep:
+            self._h11 = h11.Connection(our_role=h11.CLIENT)
+        else:
+            self.close()
+        return bytes(body)
 
 
 class ServerPool:

@@ -191,3 +191,35 @@ def test_cancel_unblocks_a_waiting_exchange(server):
     t.join(10)
     assert not t.is_alive()
     assert isinstance(errors[0], ConnectionDropped)
+
+
+def test_large_response_read_straight_then_the_connection_is_reused(server):
+    big = os.urandom(3 * 1024 * 1024 + 7)
+
+    def route(method, target, headers, body, sock) -> bool:
+        if target == b"/big":
+            head = f"HTTP/1.1 206 Partial\r\ncontent-length: {len(big)}\r\n\r\n".encode()
+            sock.sendall(head + big[:1000])  # part of the body arrives with the head
+            sock.sendall(big[1000:])
+        else:
+            respond(sock, 200, b"small")
+        return True
+
+    s = server(keep_alive(route))
+    pool = pool_for(s)
+    r = pool.request(Request(b"GET", b"/big", max_body=len(big)))
+    assert (r.status, r.body) == (206, big)
+    assert pool.request(Request(b"GET", b"/next")).body == b"small"
+    assert pool.request(Request(b"GET", b"/big", max_body=len(big))).body == big
+    assert pool.connections_made == 1
+
+
+def test_connection_lost_mid_large_response(server):
+    def route(method, target, headers, body, sock) -> bool:
+        sock.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 1000000\r\n\r\n" + b"z" * 300_000)
+        return False
+
+    s = server(keep_alive(route))
+    with pytest.raises(ConnectionDropped) as caught:
+        pool_for(s).request(Request(b"GET", b"/big", max_body=10**6))
+    assert caught.value.answered
