@@ -4,6 +4,7 @@ The node is reached at the NURL it announces: its certificate's SPKI hash, the
 storage FURL's location and swissnum, fragment v=1.
 """
 
+import base64
 import os
 import subprocess
 
@@ -12,20 +13,13 @@ import pytest
 from shoal.crypto import hashes
 from shoal.grid.http_client import HttpStorageClient
 from shoal.grid.storage_client import ServerProtocolError, ServerRefused, ServerUnreachable
+from shoal.protocol.nurl import parse_nurl, spki_hash
 from shoal.testing import reactor_thread
 from shoal.testing.sync_storage import SyncStorage
-from tests.interop.conftest import TahoeNode
+from tests.interop.conftest import TahoeNode, tahoe_nurl
 from tests.interop.test_tahoe_interop import lease_count, lease_secrets, make_file
-from tests.unit.grid.tls_fixture import spki_hash
 
 pytestmark = pytest.mark.timeout(180)
-
-
-def pem_spki_hash(nodedir) -> bytes:
-    import ssl
-    pem = open(os.path.join(str(nodedir), "private", "node.pem")).read()
-    cert = pem[pem.index("-----BEGIN CERTIFICATE-----"):pem.index("-----END CERTIFICATE-----") + 25]
-    return spki_hash(ssl.PEM_cert_to_DER_cert(cert))
 
 
 @pytest.fixture(scope="module")
@@ -39,15 +33,10 @@ def tahoe_storage(peer, tmp_path_factory):
 
 
 def connect(node, spki: bytes | None = None) -> tuple[SyncStorage, HttpStorageClient, bytes]:
-    furl = node.furl
-    tubid, rest = furl.removeprefix("pb://").split("@", 1)
-    hints, swissnum = rest.split("/", 1)
-    host, port = hints.split(",")[0].removeprefix("tcp:").rsplit(":", 1)
-    client = HttpStorageClient(host, int(port), spki if spki is not None else pem_spki_hash(node.nodedir),
-                               swissnum.encode("ascii"), "tahoe", reactor_thread.reactor,
-                               certificate_hash=spki_hash)
-    import base64
-    seed = base64.b32decode(tubid.upper())
+    nurl = parse_nurl(tahoe_nurl(node.nodedir, node.furl))
+    client = HttpStorageClient(nurl.host, nurl.port, spki if spki is not None else nurl.spki_hash, nurl.swissnum,
+                               "tahoe", reactor_thread.reactor, certificate_hash=spki_hash)
+    seed = base64.b32decode(node.furl.removeprefix("pb://").split("@")[0].upper())  # the lease seed: the tub id
     return SyncStorage(client, on_close=client.close), client, seed
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from tests.storage_suite.harness import Harness, LocalClientHarness, ServerHarness
 from tests.storage_suite.harness_node import NodeHarness, NodeStore
+from tests.storage_suite.harness_tahoe_http import TahoeHttpHarness, TahoeStore
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +27,21 @@ def node_store(tmp_path_factory: Any) -> Iterator[NodeStore]:
         store.stop()
 
 
+@pytest.fixture(scope="module")
+def tahoe_store(tmp_path_factory: Any) -> Iterator[TahoeStore]:
+    store = TahoeStore(str(tmp_path_factory.mktemp("tahoe-node") / "node"))
+    try:
+        yield store
+    finally:
+        store.stop()
+
+
 HARNESSES: dict[str, Callable[[pytest.FixtureRequest, Any], Harness]] = {
     "server": lambda request, tmp_path: ServerHarness(os.path.join(str(tmp_path), "storage")),
     "local": lambda request, tmp_path: LocalClientHarness(os.path.join(str(tmp_path), "storage")),
     "node": lambda request, tmp_path: NodeHarness(request.getfixturevalue("node_store")),
+    "tahoe-http": lambda request, tmp_path: TahoeHttpHarness(request.getfixturevalue("tahoe_store"),
+                                                             request.node.name),
 }
 
 

@@ -33,9 +33,10 @@ a body over its cap, more bytes than asked) is ServerProtocolError.
 """
 
 import base64
+import functools
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import cbor2
 from twisted.internet import defer
@@ -133,7 +134,27 @@ def _field(answer: Any, key: str, kind: type | tuple[type, ...], server: str, me
 
 
 def _si(storage_index: bytes) -> str:
+    """The storage index as the path carries it; ValueError (the caller's mistake) if malformed."""
+    if not isinstance(storage_index, bytes) or len(storage_index) != 16:
+        raise ValueError(f"a storage index is 16 bytes, not {storage_index!r:.40}")
     return b2a(storage_index)
+
+
+def _check_shnum(shnum: int) -> None:
+    if isinstance(shnum, bool) or not isinstance(shnum, int) or not 0 <= shnum < 256:
+        raise ValueError(f"share number {shnum!r:.20} is not in 0..255")
+
+
+def _check_secret(secret: bytes) -> None:
+    if not isinstance(secret, bytes) or len(secret) != 32:
+        raise ValueError("secrets are 32 bytes")
+
+
+def _check_span(offset: int, length: int) -> None:
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise ValueError(f"offset {offset!r:.20} is not a count of bytes")
+    if isinstance(length, bool) or not isinstance(length, int) or length < 0:
+        raise ValueError(f"length {length!r:.20} is not a count of bytes")
 
 
 def _content_range(offset: int, length: int) -> bytes:
@@ -150,6 +171,22 @@ def _parse_content_range(value: bytes | None) -> tuple[int, int] | None:
         return None
     start, end = int(first), int(last) + 1
     return (start, end) if end > start else None
+
+
+F = TypeVar("F", bound=Callable[..., "defer.Deferred[Any]"])
+
+
+def _failing_late(method: F) -> F:
+    """A malformed argument fails the returned Deferred (ValueError) instead of raising here."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> "defer.Deferred[Any]":
+        try:
+            return method(*args, **kwargs)
+        except ValueError:
+            return defer.fail()
+
+    return wrapper  # type: ignore[return-value]
 
 
 # -- the client -------------------------------------------------------------------------
@@ -216,9 +253,21 @@ class HttpBucketWriter:
         self._secret = [("upload-secret", upload_secret)]
         self._settling: list[defer.Deferred[None]] = []  # one per write in flight, fired when it ends
         self.complete = False
+        self._ended: str | None = None  # "closed" or "aborted": the server forgets the upload
+
+    def _refuse_if_ended(self, method: str) -> None:
+        if self._ended is not None:
+            raise ServerRefused(self._http.name, method, f"the bucket is already {self._ended}")
+        if self.complete and method == "write":  # the server finished the share with the last write
+            raise ServerRefused(self._http.name, method, "the bucket is already closed (the share is complete)")
 
     def write(self, offset: int, data: bytes) -> "defer.Deferred[None]":
-        if not data:
+        try:
+            self._refuse_if_ended("write")
+            _check_span(offset, len(data))
+        except Exception:
+            return defer.fail()
+        if not data:  # HTTP cannot carry an empty range; there is nothing to write
             return defer.succeed(None)
         view = memoryview(data)
 
@@ -248,11 +297,23 @@ class HttpBucketWriter:
         def check(_: Any) -> None:
             if not self.complete:
                 raise ServerRefused(self._http.name, "close", "the server still wants data for this share")
+            self._ended = "closed"
 
+        try:
+            self._refuse_if_ended("close")
+        except ServerRefused:
+            return defer.fail()
         return defer.gatherResults(list(self._settling)).addCallback(check)
 
     def abort(self) -> "defer.Deferred[None]":
+        """Drop the partial share; after close or abort there is nothing to abort (as over Foolscap)."""
+        if self._ended is not None or self.complete:
+            return defer.succeed(None)
+        self._ended = "aborted"
+
         def done(resp: Response) -> None:
+            if resp.status in (401, 404, 405):  # not (or no longer) an upload of ours: nothing to abort
+                return
             self._http.expect(resp, "abort", 200)
 
         return self._http.request(
@@ -263,7 +324,11 @@ class HttpBucketWriter:
 def _read(http: _Http, seconds: float, kind: str, si: str, shnum: int, offset: int, length: int,
           method: str) -> "defer.Deferred[bytes | None]":
     """One ranged GET of a share; None when the server has no such share (404)."""
-    if length <= 0:
+    try:
+        _check_span(offset, length)
+    except ValueError:
+        return defer.fail()
+    if length == 0:
         return defer.succeed(b"")
 
     def done(resp: Response) -> bytes | None:
@@ -361,6 +426,7 @@ class HttpStorageClient:
 
         return self._http.request("get_version", self._deadlines.query, b"GET", "/storage/v1/version").addCallback(done)
 
+    @_failing_late
     def allocate_buckets(
         self,
         storage_index: bytes,
@@ -370,6 +436,11 @@ class HttpStorageClient:
         allocated_size: int,
     ) -> "defer.Deferred[Allocation]":
         si = _si(storage_index)
+        _check_secret(renew_secret)
+        _check_secret(cancel_secret)
+        for sh in sharenums:
+            _check_shnum(sh)
+        _check_span(allocated_size, 0)
         upload_secret = os.urandom(32)
 
         def done(resp: Response) -> Allocation:
@@ -398,6 +469,7 @@ class HttpStorageClient:
         return self._http.request(method, self._deadlines.query, b"GET", f"/storage/v1/{kind}/{si}/shares"
                                   ).addCallback(done)
 
+    @_failing_late
     def get_buckets(self, storage_index: bytes) -> "defer.Deferred[dict[int, BucketReader]]":
         si = _si(storage_index)
 
@@ -406,7 +478,11 @@ class HttpStorageClient:
 
         return self._list("immutable", si, "get_buckets").addCallback(readers)
 
+    @_failing_late
     def add_lease(self, storage_index: bytes, renew_secret: bytes, cancel_secret: bytes) -> "defer.Deferred[None]":
+        _check_secret(renew_secret)
+        _check_secret(cancel_secret)
+
         def done(resp: Response) -> None:
             if resp.status != 404:  # nothing stored under this index: nothing to renew, as over Foolscap
                 self._http.expect(resp, "add_lease", 204)
@@ -416,11 +492,16 @@ class HttpStorageClient:
             secrets=[("lease-renew-secret", renew_secret), ("lease-cancel-secret", cancel_secret)],
         ).addCallback(done)
 
+    @_failing_late
     def slot_readv(
         self, storage_index: bytes, shares: Sequence[int], readv: ReadVector
     ) -> "defer.Deferred[dict[int, list[bytes]]]":
         si = _si(storage_index)
         wanted = [(o, n) for o, n in readv]
+        for o, n in wanted:
+            _check_span(o, n)
+        for sh in shares:
+            _check_shnum(sh)
 
         async def run() -> dict[int, list[bytes]]:
             shnums = sorted(set(shares)) if shares else sorted(await self._list("mutable", si, "slot_readv"))
@@ -437,6 +518,7 @@ class HttpStorageClient:
 
         return defer.ensureDeferred(run())
 
+    @_failing_late
     def slot_testv_and_readv_and_writev(
         self,
         storage_index: bytes,
@@ -446,12 +528,27 @@ class HttpStorageClient:
     ) -> "defer.Deferred[TestWriteResult]":
         method = "slot_testv_and_readv_and_writev"
         wanted = [(o, n) for o, n in r_vector]
+        si = _si(storage_index)
+        for secret in (secrets.write_enabler, secrets.renew, secrets.cancel):
+            _check_secret(secret)
+        for o, n in wanted:
+            _check_span(o, n)
         vectors = {}
         for sh, w in tw_vectors.items():
-            for _, _, op, _ in w.tests:
+            _check_shnum(sh)
+            for o, n, op, spec in w.tests:
+                _check_span(o, n)
+                if not isinstance(spec, bytes):
+                    raise ValueError("a test specimen is bytes")
                 if op != b"eq":
                     return defer.fail(ServerRefused(
                         self._name, method, f"test operator {op!r}: only b'eq' is supported over HTTP"))
+            for o, data in w.writes:
+                _check_span(o, 0)
+                if not isinstance(data, bytes):
+                    raise ValueError("written data is bytes")
+            if w.new_length is not None:
+                _check_span(w.new_length, 0)
             vectors[sh] = {
                 "test": [{"offset": o, "size": n, "specimen": spec} for o, n, _, spec in w.tests],
                 "write": [{"offset": o, "data": data} for o, data in w.writes],
@@ -468,12 +565,13 @@ class HttpStorageClient:
             return TestWriteResult(success, check_read_answer(data, self._name, method, wanted))
 
         return self._http.request(
-            method, self._deadlines.query, b"POST", f"/storage/v1/mutable/{_si(storage_index)}/read-test-write",
+            method, self._deadlines.query, b"POST", f"/storage/v1/mutable/{si}/read-test-write",
             secrets=[("write-enabler", secrets.write_enabler), ("lease-renew-secret", secrets.renew),
                      ("lease-cancel-secret", secrets.cancel)],
             message={"test-write-vectors": vectors, "read-vector": [{"offset": o, "size": n} for o, n in wanted]},
         ).addCallback(done)
 
+    @_failing_late
     def advise_corrupt_share(
         self, share_type: bytes, storage_index: bytes, shnum: int, reason: bytes
     ) -> "defer.Deferred[None]":
