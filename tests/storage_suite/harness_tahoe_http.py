@@ -20,7 +20,7 @@ import pytest
 from shoal.encoding import base32
 from shoal.grid.http_client import HttpStorageClient
 from shoal.grid.storage_client import ServerProtocolError
-from shoal.protocol.nurl import parse_nurl, spki_hash
+from shoal.protocol.nurl import parse_nurl
 from shoal.testing import reactor_thread
 from shoal.testing.processes import set_config
 from shoal.testing.sync_storage import SyncStorage
@@ -71,7 +71,7 @@ class TahoeStore:
         self.readonly = readonly
         nurl = parse_nurl(tahoe_nurl(self.nodedir, self._node.furl))
         client = HttpStorageClient(nurl.host, nurl.port, nurl.spki_hash, nurl.swissnum, "tahoe",
-                                   reactor_thread.reactor, certificate_hash=spki_hash)
+                                   reactor_thread.reactor)
         self._client = SyncStorage(client, on_close=client.close)
         return self._client
 

@@ -76,6 +76,7 @@ from shoal.grid.storage_client import (
     parse_version,
     with_deadline,
 )
+from shoal.protocol.nurl import spki_hash
 from shoal.protocol.version import PROTOCOL_KEY
 
 __all__ = ["HttpStorageClient", "translate_status", "translate_transport"]
@@ -383,26 +384,27 @@ def _advise(http: _Http, deadlines: Deadlines, kind: str, si: str, shnum: int, r
 
 
 class HttpStorageClient:
-    """A StorageClient for one server's HTTP storage protocol (its NURL's host, port, pin, swissnum)."""
+    """A StorageClient for one server's HTTP storage protocol (its NURL's host, port, pin, swissnum);
+    certificate_hash computes a certificate's pin (shoal.protocol.nurl.spki_hash)."""
 
     def __init__(
         self,
         host: str,
         port: int,
-        spki_hash: bytes,
+        pin: bytes,
         swissnum: bytes,
         name: str,
         clock: Any,
         deadlines: Deadlines | None = None,
         *,
-        certificate_hash: Callable[[bytes], bytes],
+        certificate_hash: Callable[[bytes], bytes] = spki_hash,
         reactor: Any = None,
         per_server: int = 4,
         on_unreachable: Callable[[], None] = lambda: None,
     ) -> None:
         self._name = name
         self._deadlines = deadlines or Deadlines()
-        self.pool = ServerPool(host, port, spki_hash, certificate_hash,
+        self.pool = ServerPool(host, port, pin, certificate_hash,
                                timeout=max(self._deadlines.write, self._deadlines.query) * 2, max_idle=per_server)
         lane = Lane(io_threads(reactor if reactor is not None else _global_reactor), per_server)
         self._http = _Http(self.pool, lane, swissnum, name, clock, on_unreachable)

@@ -21,7 +21,7 @@ from twisted.python.failure import Failure
 from shoal.grid.http_client import HttpStorageClient
 from shoal.grid.storage_client import Deadlines
 from shoal.protocol import connection_status
-from shoal.protocol.nurl import parse_nurl, spki_hash
+from shoal.protocol.nurl import parse_nurl
 
 __all__ = ["HttpConnection", "http_connection"]
 
@@ -210,7 +210,7 @@ def http_connection(
         nurl = parse_nurl(text)
         clients.append(HttpStorageClient(
             nurl.host, nurl.port, nurl.spki_hash, nurl.swissnum, name, clock, deadlines,
-            certificate_hash=spki_hash, reactor=reactor, on_unreachable=unreachable,
+            reactor=reactor, on_unreachable=unreachable,
         ))
     connection = HttpConnection(clients, clock, deadlines, probe_interval=probe_interval)
     return connection

@@ -20,7 +20,7 @@ from shoal.grid.storage_client import (
     WriteSecrets,
 )
 from shoal.testing import reactor_thread
-from tests.unit.grid.tls_fixture import ConnReader, TlsServer, keep_alive, respond, spki_hash
+from tests.unit.grid.tls_fixture import ConnReader, TlsServer, keep_alive, respond
 
 SI = bytes(range(16))
 SECRET = b"s" * 32
@@ -37,7 +37,7 @@ def servers():
 
 def client_for(s: TlsServer, deadlines: Deadlines | None = None, spki: bytes | None = None) -> HttpStorageClient:
     return HttpStorageClient("127.0.0.1", s.port, spki or s.spki, b"swissnum", "test", reactor_thread.reactor,
-                             deadlines, certificate_hash=spki_hash)
+                             deadlines)
 
 
 def call(fn, *args):
@@ -168,7 +168,7 @@ def test_dropped_connection_mid_patch_then_the_pool_recovers(servers):
     lost = []
     s = servers(handler)
     c = HttpStorageClient("127.0.0.1", s.port, s.spki, b"x", "test", reactor_thread.reactor,
-                          certificate_hash=spki_hash, on_unreachable=lambda: lost.append(1))
+                          on_unreachable=lambda: lost.append(1))
     writer = call(c.allocate_buckets, SI, SECRET, SECRET, frozenset({0}), 1_000_000).writers[0]
     data = os.urandom(1_000_000)
     with pytest.raises(ServerUnreachable):

@@ -8,7 +8,7 @@ from shoal.grid.http_client import HttpStorageClient
 from shoal.grid.http_connection import HttpConnection
 from shoal.grid.storage_client import Deadlines
 from shoal.testing import reactor_thread
-from tests.unit.grid.tls_fixture import TlsServer, keep_alive, respond, spki_hash
+from tests.unit.grid.tls_fixture import TlsServer, keep_alive, respond
 
 VERSION = cbor2.dumps({
     b"http://allmydata.org/tahoe/protocols/storage/v1": {
@@ -26,7 +26,7 @@ def version(method, target, headers, body, sock) -> bool:
 
 def client(port: int, spki: bytes, conn_box: list) -> HttpStorageClient:
     return HttpStorageClient("127.0.0.1", port, spki, b"x", "srv", reactor_thread.reactor, Deadlines(query=2),
-                             certificate_hash=spki_hash, on_unreachable=lambda: conn_box[0].unreachable())
+                             on_unreachable=lambda: conn_box[0].unreachable())
 
 
 def wait(event: threading.Event, what: str) -> None:
