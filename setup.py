@@ -17,6 +17,8 @@ setup(
         "zope.interface>=6.0",
         "cbor2>=5.4",
         "h11>=0.14",
+        "pycddl>=0.6.1",
+        "cryptography>=41",
         "pyyaml>=6.0",
         "prometheus-client>=0.17",
         "rich>=13.0",

@@ -116,14 +116,11 @@ def copy_node(src: pathlib.Path, dst: pathlib.Path) -> pathlib.Path:
 def tahoe_nurl(nodedir: pathlib.Path | str, furl: str) -> str:
     """The HTTPS NURL a Tahoe 1.20 storage node announces: its certificate's pin, the storage
     FURL's first location hint and swissnum."""
-    import ssl
+    from shoal.protocol.nurl import Nurl, spki_hash
 
-    from shoal.protocol.nurl import Nurl, format_nurl, spki_hash
-
-    pem = (pathlib.Path(nodedir) / "private" / "node.pem").read_text()
-    cert = pem[pem.index("-----BEGIN CERTIFICATE-----"):pem.index("-----END CERTIFICATE-----") + 25]
+    pem = (pathlib.Path(nodedir) / "private" / "node.pem").read_bytes()
     _, rest = furl.removeprefix("pb://").split("@", 1)
     hints, swissnum = rest.split("/", 1)
     host, port = hints.split(",")[0].removeprefix("tcp:").rsplit(":", 1)
-    pin = spki_hash(ssl.PEM_cert_to_DER_cert(cert))
-    return format_nurl(Nurl(host, int(port), pin, swissnum.encode("ascii")))
+    cert = pem[pem.index(b"-----BEGIN CERTIFICATE-----"):]
+    return Nurl(spki_hash(cert), host, int(port), swissnum).to_text()

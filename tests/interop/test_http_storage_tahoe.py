@@ -13,7 +13,7 @@ import pytest
 from shoal.crypto import hashes
 from shoal.grid.http_client import HttpStorageClient
 from shoal.grid.storage_client import ServerProtocolError, ServerRefused, ServerUnreachable
-from shoal.protocol.nurl import parse_nurl
+from shoal.protocol.nurl import Nurl
 from shoal.testing import reactor_thread
 from shoal.testing.sync_storage import SyncStorage
 from tests.interop.conftest import TahoeNode, tahoe_nurl
@@ -33,8 +33,9 @@ def tahoe_storage(peer, tmp_path_factory):
 
 
 def connect(node, spki: bytes | None = None) -> tuple[SyncStorage, HttpStorageClient, bytes]:
-    nurl = parse_nurl(tahoe_nurl(node.nodedir, node.furl))
-    client = HttpStorageClient(nurl.host, nurl.port, spki if spki is not None else nurl.spki_hash, nurl.swissnum,
+    nurl = Nurl.parse(tahoe_nurl(node.nodedir, node.furl))
+    client = HttpStorageClient(nurl.host, nurl.port, spki if spki is not None else nurl.spki_hash.encode(),
+                               nurl.swissnum.encode(),
                                "tahoe", reactor_thread.reactor)
     seed = base64.b32decode(node.furl.removeprefix("pb://").split("@")[0].upper())  # the lease seed: the tub id
     return SyncStorage(client, on_close=client.close), client, seed

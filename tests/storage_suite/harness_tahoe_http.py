@@ -20,7 +20,7 @@ import pytest
 from shoal.encoding import base32
 from shoal.grid.http_client import HttpStorageClient
 from shoal.grid.storage_client import ServerProtocolError
-from shoal.protocol.nurl import parse_nurl
+from shoal.protocol.nurl import Nurl
 from shoal.testing import reactor_thread
 from shoal.testing.processes import set_config
 from shoal.testing.sync_storage import SyncStorage
@@ -69,8 +69,8 @@ class TahoeStore:
         set_config(self.nodedir, "storage", "readonly", "true" if readonly else "false")
         self._node = TahoeNode(PEER, pathlib.Path(self.nodedir))
         self.readonly = readonly
-        nurl = parse_nurl(tahoe_nurl(self.nodedir, self._node.furl))
-        client = HttpStorageClient(nurl.host, nurl.port, nurl.spki_hash, nurl.swissnum, "tahoe",
+        nurl = Nurl.parse(tahoe_nurl(self.nodedir, self._node.furl))
+        client = HttpStorageClient(nurl.host, nurl.port, nurl.spki_hash.encode(), nurl.swissnum.encode(), "tahoe",
                                    reactor_thread.reactor)
         self._client = SyncStorage(client, on_close=client.close)
         return self._client

@@ -32,18 +32,15 @@ ServerUnreachable; an answer of the wrong shape (bad CBOR, wrong types,
 a body over its cap, more bytes than asked) is ServerProtocolError.
 """
 
-import base64
 import functools
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-import cbor2
 from twisted.internet import defer
 from twisted.internet import reactor as _global_reactor
 from twisted.python.failure import Failure
 
-from shoal.encoding.base32 import b2a
 from shoal.grid.https_pool import (
     BadResponse,
     CertificateMismatch,
@@ -71,26 +68,47 @@ from shoal.grid.storage_client import (
     WriteSecrets,
     check_bytes,
     check_read_answer,
-    check_shnums,
     first_line,
-    parse_version,
     with_deadline,
 )
+from shoal.protocol import http_bodies as bodies
+from shoal.protocol.http_errors import (
+    CREATED,
+    INSUFFICIENT_STORAGE,
+    NO_CONTENT,
+    NOT_ALLOWED,
+    NOT_FOUND,
+    OK,
+    PARTIAL_CONTENT,
+    UNAUTHORIZED,
+    HttpProtocolError,
+)
+from shoal.protocol.http_ranges import (
+    ByteRange,
+    format_content_range,
+    format_range,
+    parse_content_range,
+)
+from shoal.protocol.http_storage import (
+    CBOR_MIME_TYPE,
+    LEASE_SECRET_LENGTH,
+    Endpoint,
+    Secret,
+    authorization_header,
+    media_type,
+    path_for,
+    secret_headers,
+)
 from shoal.protocol.nurl import spki_hash
-from shoal.protocol.version import PROTOCOL_KEY
 
 __all__ = ["HttpStorageClient", "translate_status", "translate_transport"]
 
-CBOR = b"application/cbor"
-MAX_CBOR_ANSWER = 30 * 1024 * 1024  # Tahoe's client reads at most this much of a CBOR answer
-MAX_ERROR_TEXT = 10_000  # ... and of an error's body
+T = TypeVar("T")
+
+CBOR = CBOR_MIME_TYPE.encode("ascii")
+MAX_CBOR_ANSWER = bodies.MAX_READ_TEST_WRITE_RESPONSE  # the largest CBOR answer any call takes
+MAX_ERROR_TEXT = 10_000  # Tahoe's client reads at most this much of an error's body
 _FULL_WORDS = ("no space", "no room", "is full", "insufficient storage")
-_HTTP_FEATURES = (
-    b"tolerates-immutable-read-overrun",
-    b"delete-mutable-shares-with-zero-length-writev",
-    b"fills-holes-with-zero-bytes",
-    b"prevents-read-past-end-of-share-data",
-)
 
 
 # -- errors ---------------------------------------------------------------------------
@@ -100,7 +118,7 @@ def translate_status(resp: Response, server: str, method: str) -> ServerError:
     """An unexpected HTTP status as a ServerError, keeping the server's text."""
     text = first_line(resp.body[:MAX_ERROR_TEXT].decode("utf-8", "replace"))
     reason = f"HTTP {resp.status}" + (f": {text}" if text else "")
-    if resp.status == 507 or any(w in text.lower() for w in _FULL_WORDS):
+    if resp.status == INSUFFICIENT_STORAGE or any(w in text.lower() for w in _FULL_WORDS):
         return ServerFull(server, method, reason)
     return ServerRefused(server, method, reason)
 
@@ -119,59 +137,28 @@ def translate_transport(failure: Failure, server: str, method: str) -> Failure:
     raise ServerUnreachable(server, method, first_line(f"{type(value).__name__}: {value}"))
 
 
-def _decode(resp: Response, server: str, method: str) -> Any:
-    if (resp.header(b"content-type") or b"").split(b";")[0].strip().lower() != CBOR:
+def _decoded(decode: Callable[[bytes], T], resp: Response, server: str, method: str) -> T:
+    """A CBOR answer decoded and checked by shoal.protocol.http_bodies; ServerProtocolError if it is not one."""
+    if media_type([resp.header(b"content-type") or b""]) != CBOR_MIME_TYPE:
         raise ServerProtocolError(server, method, "answered without a CBOR body")
     try:
-        return cbor2.loads(resp.body)
-    except Exception as e:  # cbor2 raises many kinds on malformed input
-        raise ServerProtocolError(server, method, f"answered malformed CBOR: {e}") from None
+        return decode(resp.body)
+    except HttpProtocolError as e:
+        raise ServerProtocolError(server, method, e.message) from None
 
 
-def _field(answer: Any, key: str, kind: type | tuple[type, ...], server: str, method: str) -> Any:
-    if not isinstance(answer, Mapping) or key not in answer or not isinstance(answer[key], kind):
-        raise ServerProtocolError(server, method, f"answer has no {key!r} of the right type")
-    return answer[key]
-
-
-def _si(storage_index: bytes) -> str:
-    """The storage index as the path carries it; ValueError (the caller's mistake) if malformed."""
-    if not isinstance(storage_index, bytes) or len(storage_index) != 16:
-        raise ValueError(f"a storage index is 16 bytes, not {storage_index!r:.40}")
-    return b2a(storage_index)
-
-
-def _check_shnum(shnum: int) -> None:
-    if isinstance(shnum, bool) or not isinstance(shnum, int) or not 0 <= shnum < 256:
-        raise ValueError(f"share number {shnum!r:.20} is not in 0..255")
+def _pin_of(der_certificate: bytes) -> bytes:
+    return spki_hash(der_certificate).encode("ascii")
 
 
 def _check_secret(secret: bytes) -> None:
-    if not isinstance(secret, bytes) or len(secret) != 32:
-        raise ValueError("secrets are 32 bytes")
+    if not isinstance(secret, bytes) or len(secret) != LEASE_SECRET_LENGTH:
+        raise ValueError(f"secrets are {LEASE_SECRET_LENGTH} bytes")
 
 
-def _check_span(offset: int, length: int) -> None:
+def _check_offset(offset: int) -> None:
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise ValueError(f"offset {offset!r:.20} is not a count of bytes")
-    if isinstance(length, bool) or not isinstance(length, int) or length < 0:
-        raise ValueError(f"length {length!r:.20} is not a count of bytes")
-
-
-def _content_range(offset: int, length: int) -> bytes:
-    return f"bytes {offset}-{offset + length - 1}/*".encode("ascii")
-
-
-def _parse_content_range(value: bytes | None) -> tuple[int, int] | None:
-    """(start, end exclusive) of a 'bytes a-b/...' Content-Range, or None."""
-    if value is None or not value.startswith(b"bytes "):
-        return None
-    span = value[6:].split(b"/", 1)[0]
-    first, sep, last = span.partition(b"-")
-    if not sep or not first.isdigit() or not last.isdigit():
-        return None
-    start, end = int(first), int(last) + 1
-    return (start, end) if end > start else None
 
 
 F = TypeVar("F", bound=Callable[..., "defer.Deferred[Any]"])
@@ -204,29 +191,30 @@ class _Http:
         self.lane = lane
         self.name = name
         self.clock = clock
-        self._auth = b"Tahoe-LAFS " + base64.b64encode(swissnum)
+        self._auth = authorization_header(swissnum)
         self._on_unreachable = on_unreachable
 
     def request(
         self,
         method: str,
         seconds: float,
-        verb: bytes,
         path: str,
+        endpoint: Endpoint,
         *,
-        secrets: Sequence[tuple[str, bytes]] = (),
-        message: object = None,
+        secrets: Mapping[Secret, bytes] | None = None,
+        message: bytes | None = None,
         body: Sequence[bytes | memoryview] = (),
         headers: Sequence[tuple[bytes, bytes]] = (),
         max_body: int = MAX_CBOR_ANSWER,
     ) -> "defer.Deferred[Response]":
+        """`method` names the StorageClient call (for messages); message is an encoded CBOR body."""
         all_headers = [(b"authorization", self._auth), (b"accept", CBOR), *headers]
-        for kind, value in secrets:
-            all_headers.append((b"x-tahoe-authorization", kind.encode("ascii") + b" " + base64.b64encode(value)))
+        all_headers += [(b"x-tahoe-authorization", value) for value in secret_headers(secrets or {})]
         if message is not None:
-            body = [cbor2.dumps(message)]
+            body = [message]
             all_headers.append((b"content-type", CBOR))
-        req = Request(verb, path.encode("ascii"), all_headers, body, max(max_body, MAX_ERROR_TEXT))
+        req = Request(endpoint.method.encode("ascii"), path.encode("ascii"), all_headers, body,
+                      max(max_body, MAX_ERROR_TEXT))
         d = self.lane.run(lambda flight: self.pool.request(req, flight))
         d.addErrback(self._failed, method)
         return with_deadline(d, seconds, self.clock, self.name, method)
@@ -247,11 +235,12 @@ class _Http:
 class HttpBucketWriter:
     """An allocated share: PATCHes; complete when the server answers 201."""
 
-    def __init__(self, http: _Http, deadlines: Deadlines, si: str, shnum: int, upload_secret: bytes) -> None:
+    def __init__(self, http: _Http, deadlines: Deadlines, si: bytes, shnum: int, upload_secret: bytes) -> None:
         self._http = http
         self._deadlines = deadlines
-        self._path = f"/storage/v1/immutable/{si}/{shnum}"
-        self._secret = [("upload-secret", upload_secret)]
+        self._si = si
+        self._shnum = shnum
+        self._secrets = {Secret.UPLOAD: upload_secret}
         self._settling: list[defer.Deferred[None]] = []  # one per write in flight, fired when it ends
         self.complete = False
         self._ended: str | None = None  # "closed" or "aborted": the server forgets the upload
@@ -265,22 +254,23 @@ class HttpBucketWriter:
     def write(self, offset: int, data: bytes) -> "defer.Deferred[None]":
         try:
             self._refuse_if_ended("write")
-            _check_span(offset, len(data))
-        except Exception:
+            _check_offset(offset)
+        except (ServerRefused, ValueError):
             return defer.fail()
         if not data:  # HTTP cannot carry an empty range; there is nothing to write
             return defer.succeed(None)
         view = memoryview(data)
 
         def done(resp: Response) -> None:
-            self._http.expect(resp, "write", 200, 201)
-            _decode(resp, self._http.name, "write")  # {required: [...]}: what is left
-            if resp.status == 201:
+            self._http.expect(resp, "write", OK, CREATED)
+            _decoded(bodies.decode_upload_progress, resp, self._http.name, "write")  # what is left
+            if resp.status == CREATED:
                 self.complete = True
 
         d = self._http.request(
-            "write", self._deadlines.write, b"PATCH", self._path, secrets=self._secret, body=[view],
-            headers=[(b"content-range", _content_range(offset, len(view)))],
+            "write", self._deadlines.write, path_for(Endpoint.IMMUTABLE_WRITE, self._si, self._shnum),
+            Endpoint.IMMUTABLE_WRITE, secrets=self._secrets, body=[view],
+            headers=[(b"content-range", format_content_range(ByteRange(offset, offset + len(view))))],
         ).addCallback(done)
         settled: defer.Deferred[None] = defer.Deferred()
         self._settling.append(settled)
@@ -313,46 +303,50 @@ class HttpBucketWriter:
         self._ended = "aborted"
 
         def done(resp: Response) -> None:
-            if resp.status in (401, 404, 405):  # not (or no longer) an upload of ours: nothing to abort
+            if resp.status in (UNAUTHORIZED, NOT_FOUND, NOT_ALLOWED):  # not (or no longer) ours: nothing to abort
                 return
-            self._http.expect(resp, "abort", 200)
+            self._http.expect(resp, "abort", OK)
 
         return self._http.request(
-            "abort", self._deadlines.write, b"PUT", self._path + "/abort", secrets=self._secret
+            "abort", self._deadlines.write, path_for(Endpoint.IMMUTABLE_ABORT, self._si, self._shnum),
+            Endpoint.IMMUTABLE_ABORT, secrets=self._secrets,
         ).addCallback(done)
 
 
-def _read(http: _Http, seconds: float, kind: str, si: str, shnum: int, offset: int, length: int,
+def _read(http: _Http, seconds: float, endpoint: Endpoint, si: bytes, shnum: int, offset: int, length: int,
           method: str) -> "defer.Deferred[bytes | None]":
     """One ranged GET of a share; None when the server has no such share (404)."""
     try:
-        _check_span(offset, length)
+        _check_offset(offset)
+        _check_offset(length)
+        path = path_for(endpoint, si, shnum)
     except ValueError:
         return defer.fail()
     if length == 0:
         return defer.succeed(b"")
+    wanted = ByteRange(offset, offset + length)
 
     def done(resp: Response) -> bytes | None:
-        if resp.status == 404:
+        if resp.status == NOT_FOUND:
             return None
-        if resp.status == 204:
+        if resp.status == NO_CONTENT:  # at or past the end
             return b""
-        http.expect(resp, method, 206)
-        span = _parse_content_range(resp.header(b"content-range"))
-        if span is None or span[0] != offset:
-            raise ServerProtocolError(http.name, method, f"answered a read at {offset} with the wrong Content-Range")
-        if span[1] - span[0] != len(resp.body):
-            raise ServerProtocolError(http.name, method, "answered a body that does not match its Content-Range")
+        http.expect(resp, method, PARTIAL_CONTENT)
+        try:
+            got = parse_content_range(resp.header(b"content-range")).range
+        except HttpProtocolError as e:
+            raise ServerProtocolError(http.name, method, f"answered a bad Content-Range: {e.message}") from None
+        if got.start != offset or got.length != len(resp.body):
+            raise ServerProtocolError(http.name, method, "answered a body that does not match the range asked")
         return check_bytes(resp.body, http.name, method, length)
 
     return http.request(
-        method, seconds, b"GET", f"/storage/v1/{kind}/{si}/{shnum}",
-        headers=[(b"range", f"bytes={offset}-{offset + length - 1}".encode("ascii"))], max_body=length,
+        method, seconds, path, endpoint, headers=[(b"range", format_range(wanted))], max_body=length,
     ).addCallback(done)
 
 
 class HttpBucketReader:
-    def __init__(self, http: _Http, deadlines: Deadlines, si: str, shnum: int) -> None:
+    def __init__(self, http: _Http, deadlines: Deadlines, si: bytes, shnum: int) -> None:
         self._http = http
         self._deadlines = deadlines
         self._si = si
@@ -364,28 +358,30 @@ class HttpBucketReader:
                 raise ServerRefused(self._http.name, "read", "HTTP 404: the server no longer has this share")
             return data
 
-        d = _read(self._http, self._deadlines.read, "immutable", self._si, self._shnum, offset, length, "read")
+        d = _read(self._http, self._deadlines.read, Endpoint.IMMUTABLE_READ, self._si, self._shnum, offset, length,
+                  "read")
         return d.addCallback(present)
 
     def advise_corrupt_share(self, reason: bytes) -> "defer.Deferred[None]":
-        return _advise(self._http, self._deadlines, "immutable", self._si, self._shnum, reason)
+        return _advise(self._http, self._deadlines, Endpoint.IMMUTABLE_CORRUPT, self._si, self._shnum, reason)
 
 
-def _advise(http: _Http, deadlines: Deadlines, kind: str, si: str, shnum: int, reason: bytes,
+def _advise(http: _Http, deadlines: Deadlines, endpoint: Endpoint, si: bytes, shnum: int, reason: bytes,
             ) -> "defer.Deferred[None]":
     def done(resp: Response) -> None:
-        if resp.status != 404:  # an unknown share: nothing to say, as over Foolscap
-            http.expect(resp, "advise_corrupt_share", 200)
+        if resp.status != NOT_FOUND:  # an unknown share: nothing to say, as over Foolscap
+            http.expect(resp, "advise_corrupt_share", OK)
 
+    text = reason.decode("utf-8", "backslashreplace")[: bodies.MAX_REASON_SIZE // 4] or "corrupt"
     return http.request(
-        "advise_corrupt_share", deadlines.advise, b"POST", f"/storage/v1/{kind}/{si}/{shnum}/corrupt",
-        message={"reason": reason.decode("utf-8", "backslashreplace")},
+        "advise_corrupt_share", deadlines.advise, path_for(endpoint, si, shnum), endpoint,
+        message=bodies.CorruptionAdvice(text).encode(),
     ).addCallback(done)
 
 
 class HttpStorageClient:
     """A StorageClient for one server's HTTP storage protocol (its NURL's host, port, pin, swissnum);
-    certificate_hash computes a certificate's pin (shoal.protocol.nurl.spki_hash)."""
+    certificate_hash computes a certificate's pin as bytes (from shoal.protocol.nurl.spki_hash)."""
 
     def __init__(
         self,
@@ -397,7 +393,7 @@ class HttpStorageClient:
         clock: Any,
         deadlines: Deadlines | None = None,
         *,
-        certificate_hash: Callable[[bytes], bytes] = spki_hash,
+        certificate_hash: Callable[[bytes], bytes] = _pin_of,
         reactor: Any = None,
         per_server: int = 4,
         on_unreachable: Callable[[], None] = lambda: None,
@@ -420,13 +416,11 @@ class HttpStorageClient:
 
     def get_version(self) -> "defer.Deferred[ServerVersion]":
         def done(resp: Response) -> ServerVersion:
-            answer = _decode(self._http.expect(resp, "get_version", 200), self._name, "get_version")
-            if isinstance(answer, dict) and isinstance(answer.get(PROTOCOL_KEY), dict):
-                for feature in _HTTP_FEATURES:
-                    answer[PROTOCOL_KEY].setdefault(feature, True)
-            return parse_version(answer, self._name)
+            self._http.expect(resp, "get_version", OK)
+            return _decoded(bodies.decode_version, resp, self._name, "get_version")
 
-        return self._http.request("get_version", self._deadlines.query, b"GET", "/storage/v1/version").addCallback(done)
+        return self._http.request("get_version", self._deadlines.query, path_for(Endpoint.VERSION),
+                                  Endpoint.VERSION).addCallback(done)
 
     @_failing_late
     def allocate_buckets(
@@ -437,78 +431,76 @@ class HttpStorageClient:
         sharenums: frozenset[int],
         allocated_size: int,
     ) -> "defer.Deferred[Allocation]":
-        si = _si(storage_index)
+        path = path_for(Endpoint.IMMUTABLE_ALLOCATE, storage_index)
         _check_secret(renew_secret)
         _check_secret(cancel_secret)
-        for sh in sharenums:
-            _check_shnum(sh)
-        _check_span(allocated_size, 0)
+        message = bodies.AllocateRequest(frozenset(sharenums), allocated_size).encode()
         upload_secret = os.urandom(32)
 
         def done(resp: Response) -> Allocation:
-            answer = _decode(self._http.expect(resp, "allocate_buckets", 200), self._name, "allocate_buckets")
-            kinds = (set, frozenset, list, tuple)
-            already = check_shnums(_field(answer, "already-have", kinds, self._name, "allocate_buckets"),
-                                   self._name, "allocate_buckets")
-            allocated = check_shnums(_field(answer, "allocated", kinds, self._name, "allocate_buckets"),
-                                     self._name, "allocate_buckets")
+            self._http.expect(resp, "allocate_buckets", OK)
+            answer = _decoded(bodies.decode_allocate_response, resp, self._name, "allocate_buckets")
             writers: dict[int, BucketWriter] = {
-                sh: HttpBucketWriter(self._http, self._deadlines, si, sh, upload_secret) for sh in sorted(allocated)
+                sh: HttpBucketWriter(self._http, self._deadlines, storage_index, sh, upload_secret)
+                for sh in sorted(answer.allocated)
             }
-            return Allocation(already, writers)
+            return Allocation(frozenset(answer.already_have), writers)
 
         return self._http.request(
-            "allocate_buckets", self._deadlines.query, b"POST", f"/storage/v1/immutable/{si}",
-            secrets=[("lease-renew-secret", renew_secret), ("lease-cancel-secret", cancel_secret),
-                     ("upload-secret", upload_secret)],
-            message={"share-numbers": set(sharenums), "allocated-size": allocated_size},
+            "allocate_buckets", self._deadlines.query, path, Endpoint.IMMUTABLE_ALLOCATE,
+            secrets={Secret.LEASE_RENEW: renew_secret, Secret.LEASE_CANCEL: cancel_secret,
+                     Secret.UPLOAD: upload_secret},
+            message=message,
         ).addCallback(done)
 
-    def _list(self, kind: str, si: str, method: str) -> "defer.Deferred[frozenset[int]]":
+    def _list(self, endpoint: Endpoint, storage_index: bytes, method: str) -> "defer.Deferred[frozenset[int]]":
         def done(resp: Response) -> frozenset[int]:
-            return check_shnums(_decode(self._http.expect(resp, method, 200), self._name, method), self._name, method)
+            self._http.expect(resp, method, OK)
+            return _decoded(bodies.decode_share_numbers, resp, self._name, method)
 
-        return self._http.request(method, self._deadlines.query, b"GET", f"/storage/v1/{kind}/{si}/shares"
+        return self._http.request(method, self._deadlines.query, path_for(endpoint, storage_index), endpoint
                                   ).addCallback(done)
 
     @_failing_late
     def get_buckets(self, storage_index: bytes) -> "defer.Deferred[dict[int, BucketReader]]":
-        si = _si(storage_index)
-
         def readers(shnums: frozenset[int]) -> dict[int, BucketReader]:
-            return {sh: HttpBucketReader(self._http, self._deadlines, si, sh) for sh in sorted(shnums)}
+            return {sh: HttpBucketReader(self._http, self._deadlines, storage_index, sh) for sh in sorted(shnums)}
 
-        return self._list("immutable", si, "get_buckets").addCallback(readers)
+        return self._list(Endpoint.IMMUTABLE_LIST, storage_index, "get_buckets").addCallback(readers)
 
     @_failing_late
     def add_lease(self, storage_index: bytes, renew_secret: bytes, cancel_secret: bytes) -> "defer.Deferred[None]":
+        path = path_for(Endpoint.LEASE, storage_index)
         _check_secret(renew_secret)
         _check_secret(cancel_secret)
 
         def done(resp: Response) -> None:
-            if resp.status != 404:  # nothing stored under this index: nothing to renew, as over Foolscap
-                self._http.expect(resp, "add_lease", 204)
+            if resp.status != NOT_FOUND:  # nothing stored under this index: nothing to renew, as over Foolscap
+                self._http.expect(resp, "add_lease", NO_CONTENT)
 
         return self._http.request(
-            "add_lease", self._deadlines.query, b"PUT", f"/storage/v1/lease/{_si(storage_index)}",
-            secrets=[("lease-renew-secret", renew_secret), ("lease-cancel-secret", cancel_secret)],
+            "add_lease", self._deadlines.query, path, Endpoint.LEASE,
+            secrets={Secret.LEASE_RENEW: renew_secret, Secret.LEASE_CANCEL: cancel_secret},
         ).addCallback(done)
 
     @_failing_late
     def slot_readv(
         self, storage_index: bytes, shares: Sequence[int], readv: ReadVector
     ) -> "defer.Deferred[dict[int, list[bytes]]]":
-        si = _si(storage_index)
+        path_for(Endpoint.MUTABLE_LIST, storage_index)  # checks the storage index
         wanted = [(o, n) for o, n in readv]
         for o, n in wanted:
-            _check_span(o, n)
+            _check_offset(o)
+            _check_offset(n)
         for sh in shares:
-            _check_shnum(sh)
+            path_for(Endpoint.MUTABLE_READ, storage_index, sh)  # checks the share number
 
         async def run() -> dict[int, list[bytes]]:
-            shnums = sorted(set(shares)) if shares else sorted(await self._list("mutable", si, "slot_readv"))
+            shnums = sorted(set(shares)) if shares else sorted(
+                await self._list(Endpoint.MUTABLE_LIST, storage_index, "slot_readv"))
             reads = {
-                sh: [_read(self._http, self._deadlines.query, "mutable", si, sh, o, n, "slot_readv") for o, n in wanted]
+                sh: [_read(self._http, self._deadlines.query, Endpoint.MUTABLE_READ, storage_index, sh, o, n,
+                           "slot_readv") for o, n in wanted]
                 for sh in shnums
             }
             out: dict[int, list[bytes]] = {}
@@ -529,57 +521,50 @@ class HttpStorageClient:
         r_vector: ReadVector,
     ) -> "defer.Deferred[TestWriteResult]":
         method = "slot_testv_and_readv_and_writev"
-        wanted = [(o, n) for o, n in r_vector]
-        si = _si(storage_index)
+        path = path_for(Endpoint.MUTABLE_READ_TEST_WRITE, storage_index)
         for secret in (secrets.write_enabler, secrets.renew, secrets.cancel):
             _check_secret(secret)
-        for o, n in wanted:
-            _check_span(o, n)
-        vectors = {}
-        for sh, w in tw_vectors.items():
-            _check_shnum(sh)
-            for o, n, op, spec in w.tests:
-                _check_span(o, n)
-                if not isinstance(spec, bytes):
-                    raise ValueError("a test specimen is bytes")
+        wanted = [(o, n) for o, n in r_vector]
+        for w in tw_vectors.values():
+            for _, _, op, _ in w.tests:
                 if op != b"eq":
                     return defer.fail(ServerRefused(
                         self._name, method, f"test operator {op!r}: only b'eq' is supported over HTTP"))
-            for o, data in w.writes:
-                _check_span(o, 0)
-                if not isinstance(data, bytes):
-                    raise ValueError("written data is bytes")
-            if w.new_length is not None:
-                _check_span(w.new_length, 0)
-            vectors[sh] = {
-                "test": [{"offset": o, "size": n, "specimen": spec} for o, n, _, spec in w.tests],
-                "write": [{"offset": o, "data": data} for o, data in w.writes],
-                "new-length": w.new_length,
-            }
+        message = bodies.ReadTestWriteRequest(
+            {
+                sh: bodies.ShareTestWrite(
+                    [bodies.TestVector(o, n, spec) for o, n, _, spec in w.tests],
+                    [bodies.WriteVector(o, data) for o, data in w.writes],
+                    w.new_length,
+                )
+                for sh, w in tw_vectors.items()
+            },
+            [bodies.ReadVector(o, n) for o, n in wanted],
+        ).encode()
 
         def done(resp: Response) -> TestWriteResult:
-            if resp.status == 401:
+            if resp.status == UNAUTHORIZED:
                 text = first_line(resp.body[:MAX_ERROR_TEXT].decode("utf-8", "replace"))
                 raise ServerRefused(self._name, method, f"HTTP 401: {text or 'bad write enabler'}")
-            answer = _decode(self._http.expect(resp, method, 200), self._name, method)
-            success = _field(answer, "success", bool, self._name, method)
-            data = _field(answer, "data", Mapping, self._name, method)
-            return TestWriteResult(success, check_read_answer(data, self._name, method, wanted))
+            self._http.expect(resp, method, OK)
+            answer = _decoded(bodies.decode_read_test_write_response, resp, self._name, method)
+            return TestWriteResult(answer.success, check_read_answer(answer.as_dict(), self._name, method, wanted))
 
         return self._http.request(
-            method, self._deadlines.query, b"POST", f"/storage/v1/mutable/{si}/read-test-write",
-            secrets=[("write-enabler", secrets.write_enabler), ("lease-renew-secret", secrets.renew),
-                     ("lease-cancel-secret", secrets.cancel)],
-            message={"test-write-vectors": vectors, "read-vector": [{"offset": o, "size": n} for o, n in wanted]},
+            method, self._deadlines.query, path, Endpoint.MUTABLE_READ_TEST_WRITE,
+            secrets={Secret.LEASE_RENEW: secrets.renew, Secret.LEASE_CANCEL: secrets.cancel,
+                     Secret.WRITE_ENABLER: secrets.write_enabler},
+            message=message,
         ).addCallback(done)
 
     @_failing_late
     def advise_corrupt_share(
         self, share_type: bytes, storage_index: bytes, shnum: int, reason: bytes
     ) -> "defer.Deferred[None]":
-        if share_type not in (b"immutable", b"mutable"):
-            return defer.fail(ValueError(f"unknown share type {share_type!r}"))
-        return _advise(self._http, self._deadlines, share_type.decode("ascii"), _si(storage_index), shnum, reason)
+        endpoints = {b"immutable": Endpoint.IMMUTABLE_CORRUPT, b"mutable": Endpoint.MUTABLE_CORRUPT}
+        if share_type not in endpoints:
+            raise ValueError(f"unknown share type {share_type!r}")
+        return _advise(self._http, self._deadlines, endpoints[share_type], storage_index, shnum, reason)
 
 
 def _first_error(failure: Failure) -> Failure:

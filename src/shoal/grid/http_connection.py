@@ -21,9 +21,9 @@ from twisted.python.failure import Failure
 from shoal.grid.http_client import HttpStorageClient
 from shoal.grid.storage_client import Deadlines
 from shoal.protocol import connection_status
-from shoal.protocol.nurl import parse_nurl
+from shoal.protocol.nurl import Nurl, NurlError
 
-__all__ = ["HttpConnection", "http_connection"]
+__all__ = ["HttpConnection", "http_connection", "usable_nurls"]
 
 _log = Logger()
 
@@ -201,16 +201,33 @@ def http_connection(
     nurls: Sequence[str], name: str, clock: Any, deadlines: Deadlines, *, reactor: Any = None,
     probe_interval: float = 60.0,
 ) -> HttpConnection:
-    """The link to a server at its announced NURLs (each checked by is_http_nurl first)."""
+    """The link to a server at its announced NURLs (those usable_nurls keeps)."""
     def unreachable() -> None:
         connection.unreachable()
 
     clients = []
     for text in nurls:
-        nurl = parse_nurl(text)
+        nurl = Nurl.parse(text)
         clients.append(HttpStorageClient(
-            nurl.host, nurl.port, nurl.spki_hash, nurl.swissnum, name, clock, deadlines,
+            nurl.host, nurl.port, nurl.spki_hash.encode("ascii"), nurl.swissnum.encode("ascii"), name, clock,
+            deadlines,
             reactor=reactor, on_unreachable=unreachable,
         ))
     connection = HttpConnection(clients, clock, deadlines, probe_interval=probe_interval)
     return connection
+
+
+def usable_nurls(announced: object) -> tuple[str, ...]:
+    """The NURLs of an announcement's anonymous-storage-NURLs that shoal can reach (TCP, not Tor),
+    sorted (Tahoe sends a set)."""
+    if not isinstance(announced, list | tuple | set | frozenset):
+        return ()
+    usable = []
+    for text in announced:
+        try:
+            nurl = Nurl.parse(text)
+        except NurlError:
+            continue
+        if not nurl.tor:
+            usable.append(text)
+    return tuple(sorted(usable))

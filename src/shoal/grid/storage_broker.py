@@ -31,7 +31,7 @@ from twisted.logger import Logger
 from shoal.encoding.base32 import a2b, b2a
 from shoal.errors import EncodingError, Fault, ShoalError
 from shoal.grid.foolscap_client import FoolscapConnection
-from shoal.grid.http_connection import http_connection
+from shoal.grid.http_connection import http_connection, usable_nurls
 from shoal.grid.storage_client import (
     Deadlines,
     ServerProtocolError,
@@ -44,7 +44,6 @@ from shoal.introducer.client import IntroducerClient, StaticServer, censor_furl
 from shoal.placement.permute import BadSeedError, permuted_servers, seed_for
 from shoal.protocol import connection_status
 from shoal.protocol.announcement import ANONYMOUS_STORAGE_FURL, ANONYMOUS_STORAGE_NURLS
-from shoal.protocol.nurl import is_http_nurl
 
 _log = Logger()
 _reactor: Any = _reactor_module
@@ -130,10 +129,7 @@ class GridServer:
         self.static = static
         self.furl = furl
         # the HTTPS storage NURLs it announces (Tahoe sends a set; any order)
-        nurls = ann.get(ANONYMOUS_STORAGE_NURLS) or ()
-        self.nurls: tuple[str, ...] = tuple(
-            sorted(n for n in nurls if isinstance(n, str) and is_http_nurl(n))
-        ) if isinstance(nurls, list | tuple | set | frozenset) else ()
+        self.nurls: tuple[str, ...] = usable_nurls(ann.get(ANONYMOUS_STORAGE_NURLS))
         self.permutation_seed = seed_for(ann, server_id)
         nickname = ann.get("nickname", "")
         self.nickname: str = nickname if isinstance(nickname, str) else ""

@@ -1,102 +1,104 @@
-"""NURL parsing and the certificate pin, checked against the cryptography library."""
+"""NURLs: Tahoe 1.20's text form, SPKI hashes of a Foolscap certificate, and rejection of bad text."""
 
-import base64
-import datetime
-import hashlib
+import pathlib
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.x509.oid import NameOID
+from hyperlink import DecodedURL
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shoal.protocol.nurl import Nurl, NurlError, format_nurl, is_http_nurl, parse_nurl, spki_hash
+from shoal.protocol.nurl import Nurl, NurlError, nurls_for_location, spki_hash
 
-PIN = "gJeL9kmUqSyJQNyCa5-qVlOqdeBkwt2sySy3lZCQQHA"  # 43 url-safe base64 characters
-TAHOE_EXAMPLE = f"pb://{PIN}@127.0.0.1:34567/vsaj6bxzmb2zi4t3tfqtw2h3lndqcrl5#v=1"
+CERT_PEM = (pathlib.Path(__file__).parents[2] / "vectors" / "foolscap-node-cert.pem").read_bytes()
+# computed by Tahoe 1.20's allmydata.storage.http_common.get_spki_hash over CERT_PEM
+TAHOE_HASH = "ukaDJEUKhBRs_2erASlWkFyfJG6bMxa5hgkf_KyoM4E"
+# allmydata.storage.http_server.build_nurl("127.0.0.1", 1234, "abcswiss", cert).to_text()
+TAHOE_NURL = "pb://ukaDJEUKhBRs_2erASlWkFyfJG6bMxa5hgkf_KyoM4E@127.0.0.1:1234/abcswiss#v=1"
+TAHOE_TOR_NURL = "pb+tor://ukaDJEUKhBRs_2erASlWkFyfJG6bMxa5hgkf_KyoM4E@x.onion:1234/abcswiss#v=1"
 
 
-def test_parses_a_tahoe_nurl():
-    nurl = parse_nurl(TAHOE_EXAMPLE)
-    assert nurl == Nurl("127.0.0.1", 34567, PIN.encode(), b"vsaj6bxzmb2zi4t3tfqtw2h3lndqcrl5")
-    assert str(nurl) == TAHOE_EXAMPLE
+def test_spki_hash_matches_tahoe_for_pem_der_and_loaded_certificates():
+    cert = x509.load_pem_x509_certificate(CERT_PEM)
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    assert spki_hash(CERT_PEM) == TAHOE_HASH
+    assert spki_hash(cert.public_bytes(Encoding.DER)) == TAHOE_HASH
+    assert spki_hash(cert) == TAHOE_HASH
+
+
+def test_format_matches_tahoe_build_nurl():
+    assert Nurl(TAHOE_HASH, "127.0.0.1", 1234, "abcswiss").to_text() == TAHOE_NURL
+    assert Nurl(TAHOE_HASH, "x.onion", 1234, "abcswiss", tor=True).to_text() == TAHOE_TOR_NURL
+    assert Nurl.parse(TAHOE_TOR_NURL).tor
+
+
+def test_repr_hides_the_swissnum():
+    assert "abcswiss" not in repr(Nurl.parse(TAHOE_NURL))
+
+
+hashes = st.from_regex(r"[A-Za-z0-9_-]{43}", fullmatch=True)
+hostnames = st.one_of(
+    st.from_regex(r"[a-z0-9]([a-z0-9.-]{0,30}[a-z0-9])?", fullmatch=True),
+    st.ip_addresses(v=4).map(str),
+    st.ip_addresses(v=6).map(str),
+)
+nurls = st.builds(
+    Nurl, hashes, hostnames, st.integers(1, 65535), st.from_regex(r"[a-z2-7]{1,40}", fullmatch=True),
+    tor=st.booleans(),
+)
+
+
+@given(nurls)
+def test_round_trip_and_hyperlink_reads_it_as_tahoe_does(nurl):
+    text = nurl.to_text()
+    assert Nurl.parse(text) == nurl
+    # Tahoe's client reads NURLs with hyperlink: user = hash, path[0] = swissnum
+    url = DecodedURL.from_text(text)
+    assert url.scheme == nurl.scheme
+    assert url.user == nurl.spki_hash
+    assert url.host == nurl.host
+    assert url.port == nurl.port
+    assert url.path == (nurl.swissnum,)
+    assert url.fragment == "v=1"
 
 
 @pytest.mark.parametrize("text", [
-    TAHOE_EXAMPLE.replace("#v=1", ""),  # Foolscap FURL shape
-    TAHOE_EXAMPLE.replace("pb://", "pb+tor://"),
-    TAHOE_EXAMPLE.replace(":34567", ":0"),
-    TAHOE_EXAMPLE.replace(":34567", ":70000"),
-    TAHOE_EXAMPLE.replace(PIN, PIN[:-1]),
-    TAHOE_EXAMPLE.replace("127.0.0.1:34567", "127.0.0.1"),
+    "pb://ukaDJEUKhBRs_2erASlWkFyfJG6bMxa5hgkf_KyoM4E@127.0.0.1:1234/abcswiss",  # no v=1: a FURL
+    "pb://ukaDJEUKhBRs_2erASlWkFyfJG6bMxa5hgkf_KyoM4E@tcp:127.0.0.1:1234/abcswiss",
+    "https://ukaDJEUKhBRs_2erASlWkFyfJG6bMxa5hgkf_KyoM4E@127.0.0.1:1234/abcswiss#v=1",
+    "pb://short@127.0.0.1:1234/abcswiss#v=1",
+    "pb://ukaDJEUKhBRs_2erASlWkFyfJG6bMxa5hgkf_KyoM4E@127.0.0.1:0/abcswiss#v=1",
+    "pb://ukaDJEUKhBRs_2erASlWkFyfJG6bMxa5hgkf_KyoM4E@127.0.0.1:99999/abcswiss#v=1",
+    "pb://ukaDJEUKhBRs_2erASlWkFyfJG6bMxa5hgkf_KyoM4E@127.0.0.1/abcswiss#v=1",
+    "pb://ukaDJEUKhBRs_2erASlWkFyfJG6bMxa5hgkf_KyoM4E@127.0.0.1:1234/#v=1",
+    "pb://ukaDJEUKhBRs_2erASlWkFyfJG6bMxa5hgkf_KyoM4E@127.0.0.1:1234/a/b#v=1",
+    "pb://ukaDJEUKhBRs_2erASlWkFyfJG6bMxa5hgkf_KyoM4E@127.0.0.1:1234/abc#v=2",
     "",
+    "x" * 2000,
 ])
-def test_refuses_what_is_not_an_https_nurl(text):
-    assert not is_http_nurl(text)
-    with pytest.raises(NurlError):
-        parse_nurl(text)
+def test_bad_nurls_are_refused_without_revealing_the_swissnum(text):
+    with pytest.raises(NurlError) as caught:
+        Nurl.parse(text)
+    assert "abcswiss" not in str(caught.value)
 
 
-hosts = st.one_of(
-    st.from_regex(r"\A[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?(\.[a-z0-9]{1,10}){0,3}\Z"),
-    st.ip_addresses().map(str),
-)
-
-
-@given(
-    host=hosts,
-    port=st.integers(1, 65535),
-    pin=st.binary(min_size=32, max_size=32).map(lambda d: base64.urlsafe_b64encode(d).rstrip(b"=")),
-    swissnum=st.from_regex(r"\A[a-z2-7]{1,40}\Z").map(str.encode),
-)
-def test_format_then_parse_is_identity(host, port, pin, swissnum):
-    nurl = Nurl(host, port, pin, swissnum)
-    assert parse_nurl(format_nurl(nurl)) == nurl
-
-
-@given(st.text(max_size=120))
-def test_parse_never_fails_otherwise(text):
+@given(st.text(max_size=300))
+def test_any_text_parses_or_is_refused(text):
     try:
-        parse_nurl(text)
+        Nurl.parse(text)
     except NurlError:
         pass
 
 
-def _certificate(key, with_version: bool = True) -> bytes:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "n")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(12345).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256())
+def test_nurls_for_location_follow_tahoe_hint_rules():
+    found = nurls_for_location(
+        ["tcp:example.org:1234,tcp:10.0.0.1:1234", "tor:abc.onion:80", "tor:notonion:80",
+         "i2p:xyz.i2p:1", "example.org:5", "tcp:example.org:1234"],
+        TAHOE_HASH, "abcswiss",
     )
-    return cert.public_bytes(serialization.Encoding.DER)
-
-
-@pytest.mark.parametrize("make", [
-    lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
-    lambda: ec.generate_private_key(ec.SECP256R1()),
-    ed25519.Ed25519PrivateKey.generate,
-])
-def test_pin_is_rfc7469_spki_hash(make):
-    key = make()
-    der = _certificate(key)
-    spki = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    assert spki_hash(der) == base64.urlsafe_b64encode(hashlib.sha256(spki).digest()).rstrip(b"=")
-
-
-@given(st.binary(max_size=300))
-def test_malformed_certificates_are_nurl_errors(junk):
-    try:
-        spki_hash(junk)
-    except NurlError:
-        pass
-
-
-def test_truncated_certificate_refused():
-    der = _certificate(ec.generate_private_key(ec.SECP256R1()))
-    for cut in (1, 10, len(der) // 2, len(der) - 1):
-        with pytest.raises(NurlError):
-            spki_hash(der[:cut])
+    assert [n.to_text() for n in found] == [
+        f"pb://{TAHOE_HASH}@example.org:1234/abcswiss#v=1",
+        f"pb://{TAHOE_HASH}@10.0.0.1:1234/abcswiss#v=1",
+        f"pb+tor://{TAHOE_HASH}@abc.onion:80/abcswiss#v=1",
+    ]
