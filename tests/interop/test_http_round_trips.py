@@ -18,7 +18,7 @@ import pytest
 from twisted.internet import defer
 
 from shoal.caps.parse import parse_cap
-from shoal.grid import http_client
+from shoal.grid import http_buckets, http_client
 from shoal.grid.https_pool import ServerPool
 from shoal.grid.storage_broker import StorageBroker, storage_connector
 from shoal.immutable.params import EncodingParams
@@ -78,8 +78,8 @@ def test_client_adds_no_round_trips(tahoe_nodes, monkeypatch, size):
         return real_request(self, req, flight)
 
     monkeypatch.setattr(ServerPool, "request", request)
-    for cls, names in ((http_client.HttpBucketWriter, ("write", "close")),
-                       (http_client.HttpBucketReader, ("read",)),
+    for cls, names in ((http_buckets.HttpBucketWriter, ("write", "close")),
+                       (http_buckets.HttpBucketReader, ("read",)),
                        (http_client.HttpStorageClient, ("allocate_buckets", "get_buckets"))):
         for name in names:
             real = getattr(cls, name)

@@ -7,7 +7,8 @@ import threading
 import cbor2
 import pytest
 
-from shoal.grid.http_client import HttpStorageClient, translate_status
+from shoal.grid.http_client import HttpStorageClient
+from shoal.grid.http_requests import translate_status
 from shoal.grid.https_pool import Response
 from shoal.grid.storage_client import (
     Deadlines,
