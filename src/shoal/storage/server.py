@@ -283,7 +283,22 @@ class StorageServer:
                         + (f"; leases were accepted by nodeids {', '.join(nodeids)}" if nodeids else "")
                     )
 
+    def share_numbers(self, storage_index: bytes) -> set[int]:
+        """The numbers of every finished share held under this storage index, of either kind
+        (Tahoe's get_shares: the HTTP adapter answers 404 to a lease or advisory on none)."""
+        si = check_storage_index(storage_index)
+        with self.lock:
+            return {shnum for shnum, _path in self.layout.list_shares(si)}
+
     # -- mutable -------------------------------------------------------------
+
+    def mutable_share_length(self, storage_index: bytes, shnum: int) -> int | None:
+        """The data length of one mutable share, or None if this server does not hold it."""
+        si = check_storage_index(storage_index)
+        check_shnum(si, shnum)
+        with self.lock:
+            share = slots.load_slot(self.layout, si).get(shnum)
+            return None if share is None else share.data_length
 
     def slot_readv(self, storage_index: bytes, shares: list[int],
                    readv: list[tuple[int, int]]) -> dict[int, list[bytes]]:
