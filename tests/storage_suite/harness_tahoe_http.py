@@ -24,22 +24,13 @@ from shoal.protocol.nurl import Nurl
 from shoal.testing import reactor_thread
 from shoal.testing.processes import set_config
 from shoal.testing.sync_storage import SyncStorage
+from tests.storage_suite.harness_http import HTTP_DIFFERS, skip_if_differs
 
 PEER = pathlib.Path(__file__).resolve().parents[2] / ".venv-peer" / "bin"
 
 # test name -> how Tahoe 1.20 differs (the suite states shoal's rule there)
 DIFFERS: dict[str, str] = {
-    # the HTTP protocol itself
-    "test_unwritten_bytes_read_as_zeros": "over HTTP a share is finished only when every byte is written (no holes)",
-    "test_conflicting_overlapping_write_is_refused_and_changes_nothing":
-        "the test closes a share with unwritten bytes, which HTTP cannot finish",
-    "test_zero_length_share": "an empty share cannot be written over HTTP (Content-Range has no empty range)",
-    "test_any_cover_of_writes_reads_back":
-        "over HTTP the write that completes a share finishes it; a repeated piece after that is refused",
-    "test_aborted_bucket_is_gone_and_can_be_allocated_again":
-        "over HTTP the write that completes a share finishes it; there is nothing left to abort",
-    # Tahoe 1.20's server
-    "test_write_past_the_allocated_size_is_refused": "Tahoe's HTTP server accepts writes past the allocated size",
+    **HTTP_DIFFERS,
     "test_share_larger_than_the_maximum_is_refused": "Tahoe refuses, but leaves an empty share behind",
     "test_read_only_server_refuses_mutable_writes": "Tahoe's read-only mode still takes mutable writes (Trac #390)",
     # shoal's own rules and words
@@ -101,9 +92,7 @@ class TahoeHttpHarness:
     def __init__(self, store: TahoeStore, test_name: str) -> None:
         if not (PEER / "tahoe").exists():
             pytest.skip("reference peer .venv-peer not installed (make peer)")
-        base = test_name.split("[", 1)[0]
-        if base in DIFFERS:
-            pytest.skip(f"Tahoe 1.20 differs: {DIFFERS[base]}")
+        skip_if_differs(test_name, DIFFERS, "Tahoe 1.20")
         self.store = store
         self.directory = store.storage_dir
         self._fresh = True

@@ -65,7 +65,9 @@ def translate_status(resp: Response, server: str, method: str) -> ServerError:
     """An unexpected HTTP status as a ServerError, keeping the server's text."""
     text = first_line(resp.body[:MAX_ERROR_TEXT].decode("utf-8", "replace"))
     reason = f"HTTP {resp.status}" + (f": {text}" if text else "")
-    if resp.status == INSUFFICIENT_STORAGE or any(w in text.lower() for w in _FULL_WORDS):
+    lowered = text.lower()
+    # shoal's server answers 507 for a read-only server too; that one is a refusal, not a lack of room
+    if "read-only" not in lowered and (resp.status == INSUFFICIENT_STORAGE or any(w in lowered for w in _FULL_WORDS)):
         return ServerFull(server, method, reason)
     return ServerRefused(server, method, reason)
 
