@@ -47,6 +47,7 @@ def call(fn, *args):
 
 @pytest.mark.parametrize(("status", "body", "kind"), [
     (507, b"", ServerFull),
+    (507, b"storage index x: this server is read-only and takes no mutable writes", ServerRefused),
     (400, b"the server is full\nmore", ServerFull),
     (400, b"Bad header value(s)", ServerRefused),
     (401, b"", ServerRefused),
