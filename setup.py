@@ -16,6 +16,7 @@ setup(
         "foolscap>=23.11",
         "zope.interface>=6.0",
         "cbor2>=5.4",
+        "h11>=0.14",
         "pycddl>=0.6.1",
         "cryptography>=41",
         "pyyaml>=6.0",

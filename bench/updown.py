@@ -9,6 +9,14 @@ in memory here) to show the client's RSS stays flat.
 
     python bench/updown.py [--only shoal|tahoe] [--no-gib] [--repeat 3]
 
+With --transports it instead runs three clients over the same kind of Tahoe
+1.20 storage nodes: shoal over HTTPS (what it picks when servers announce
+NURLs), shoal over Foolscap ([client]force_foolscap) and Tahoe 1.20's own
+client (HTTPS by default), and prints the ratios to Tahoe; --sizes and
+--small-files keep that run short.
+
+    python bench/updown.py --transports --sizes 1,16 --small-files 50 --repeat 1 --storage-nodes 5
+
 Tahoe comes from .venv-peer (make peer).
 """
 
@@ -25,7 +33,8 @@ import tempfile
 import time
 import urllib.request
 
-from shoal.testing.grid import Grid, start_grid, wait_for_servers
+from shoal.testing.grid import Grid, start_grid, wait_for_servers, web_json
+from shoal.testing.processes import set_config, shoal_command, start_node
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PEER = ROOT / ".venv-peer" / "bin"
@@ -84,7 +93,11 @@ def free_port() -> int:
 
 
 class TahoeGrid:
-    def __init__(self, base: str, storage_nodes: int) -> None:
+    """Tahoe 1.20 introducer and storage nodes, and a client: Tahoe's, or shoal's (client="shoal",
+    with extra tahoe.cfg settings)."""
+
+    def __init__(self, base: str, storage_nodes: int, client: str = "tahoe",
+                 client_config: tuple[tuple[str, str, str], ...] = ()) -> None:
         self.base = pathlib.Path(base)
         self.procs: list[subprocess.Popen] = []
         self.base.mkdir(parents=True, exist_ok=True)
@@ -102,12 +115,24 @@ class TahoeGrid:
                             "--nickname", f"t{i + 1}", "--introducer", furl, str(d)], check=True,
                            capture_output=True)
             self._run(d)
-        client = self.base / "client"
-        subprocess.run([tahoe, "create-client", "--introducer", furl, "--webport",
-                        f"tcp:{free_port()}:interface=127.0.0.1", str(client)], check=True, capture_output=True)
-        self.client_proc = self._run(client)
-        self._wait(lambda: (client / "node.url").exists())
-        self.client_url = (client / "node.url").read_text().strip()
+        cdir = self.base / "client"
+        self.shoal_client = None
+        if client == "tahoe":
+            subprocess.run([tahoe, "create-client", "--introducer", furl, "--webport",
+                            f"tcp:{free_port()}:interface=127.0.0.1", str(cdir)], check=True, capture_output=True)
+            for section, key, value in client_config:
+                set_config(str(cdir), section, key, value)
+            self.client_proc = self._run(cdir)
+            self.client_pid = self.client_proc.pid
+        else:
+            shoal_command("create-client", "--webport", "tcp:0:interface=127.0.0.1", "--introducer", furl,
+                          str(cdir))
+            for section, key, value in client_config:
+                set_config(str(cdir), section, key, value)
+            self.shoal_client = start_node(str(cdir))
+            self.client_pid = self.shoal_client.pid
+        self._wait(lambda: (cdir / "node.url").exists())
+        self.client_url = (cdir / "node.url").read_text().strip()
         wait_for_servers(self.client_url, storage_nodes, timeout=120)
 
     def _run(self, d: pathlib.Path) -> subprocess.Popen:
@@ -124,11 +149,9 @@ class TahoeGrid:
                 raise RuntimeError("tahoe grid did not come up")
             time.sleep(0.2)
 
-    @property
-    def client_pid(self) -> int:
-        return self.client_proc.pid
-
     def stop(self) -> None:
+        if self.shoal_client is not None:
+            self.shoal_client.stop()
         for p in self.procs:
             if p.poll() is None:
                 os.kill(p.pid, signal.SIGTERM)
@@ -153,9 +176,10 @@ class ShoalGrid:
 
 # --- measurements ----------------------------------------------------------
 
-def measure(name: str, grid, repeat: int) -> dict[str, float]:
+def measure(name: str, grid, repeat: int, sizes: tuple[int, ...] = (1, 16, 128), small: int = 200,
+            ) -> dict[str, float]:
     out: dict[str, float] = {}
-    for mib in (1, 16, 128):
+    for mib in sizes:
         ups, downs = [], []
         for _ in range(repeat):
             data = os.urandom(mib * MiB)
@@ -171,15 +195,15 @@ def measure(name: str, grid, repeat: int) -> dict[str, float]:
               flush=True)
     caps = []
     t = time.perf_counter()
-    for _ in range(200):
+    for _ in range(small):
         caps.append(put(grid.client_url, os.urandom(4096)))
-    out["small up"] = 200 / (time.perf_counter() - t)
+    out["small up"] = small / (time.perf_counter() - t)
     t = time.perf_counter()
     for cap in caps:
         get(grid.client_url, cap)
-    out["small down"] = 200 / (time.perf_counter() - t)
+    out["small down"] = small / (time.perf_counter() - t)
     out["rss"] = rss_peak_mib(grid.client_pid)
-    print(f"  {name}: 200 x 4 KiB  up {out['small up']:6.1f} files/s   down {out['small down']:6.1f} files/s; "
+    print(f"  {name}: {small} x 4 KiB  up {out['small up']:6.1f} files/s   down {out['small down']:6.1f} files/s; "
           f"client peak RSS {out['rss']:.0f} MiB", flush=True)
     return out
 
@@ -190,7 +214,13 @@ def main() -> int:
     ap.add_argument("--no-gib", action="store_true")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--storage-nodes", type=int, default=10)
+    ap.add_argument("--transports", action="store_true",
+                    help="shoal over HTTPS, shoal over Foolscap and Tahoe, all on Tahoe storage nodes")
+    ap.add_argument("--sizes", default="1,16,128", help="MiB per file, comma-separated")
+    ap.add_argument("--small-files", type=int, default=200)
     args = ap.parse_args()
+    if args.transports:
+        return transports(args)
     results: dict[str, dict[str, float]] = {}
     tmp = tempfile.mkdtemp(prefix="shoal-bench-updown-")
     try:
@@ -220,6 +250,43 @@ def main() -> int:
         print("shoal/tahoe ratios:")
         for key in ("up 128 MiB", "down 128 MiB", "up 16 MiB", "down 16 MiB", "small up", "small down"):
             print(f"  {key:<14} {s[key] / t[key]:6.2f}x")
+    return 0
+
+
+def transports(args: argparse.Namespace) -> int:
+    if not (PEER / "tahoe").exists():
+        print("tahoe: .venv-peer missing (make peer)")
+        return 1
+    sizes = tuple(int(x) for x in args.sizes.split(","))
+    n = args.storage_nodes  # 3-of-10, happy 7, scaled to the grid
+    needed = max(1, round(0.3 * n))
+    encoding = (("client", "shares.needed", str(needed)), ("client", "shares.happy", str(max(needed, round(0.7 * n)))),
+                ("client", "shares.total", str(n)))
+    runs = (
+        ("shoal/HTTPS", "shoal", encoding),
+        ("shoal/Foolscap", "shoal", (*encoding, ("client", "force_foolscap", "true"))),
+        ("tahoe/HTTPS", "tahoe", encoding),
+    )
+    results: dict[str, dict[str, float]] = {}
+    tmp = tempfile.mkdtemp(prefix="shoal-bench-transports-")
+    try:
+        for name, client, config in runs:
+            print(f"{name}: {args.storage_nodes} Tahoe 1.20 storage nodes and a {client} client ...", flush=True)
+            grid = TahoeGrid(os.path.join(tmp, name.replace("/", "-")), args.storage_nodes, client, config)
+            try:
+                if client == "shoal":
+                    used = {s["protocol"] for s in web_json(grid.client_url)["servers"]}
+                    print(f"  {name}: the client's welcome JSON says {sorted(used)}", flush=True)
+                results[name] = measure(name, grid, args.repeat, sizes, args.small_files)
+            finally:
+                grid.stop()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    t = results["tahoe/HTTPS"]
+    keys = [k for mib in sizes for k in (f"up {mib} MiB", f"down {mib} MiB")] + ["small up", "small down"]
+    print(f"ratios to tahoe/HTTPS (higher is faster): {'':<2}" + "".join(f"{n:>16}" for n, _, _ in runs[:2]))
+    for key in keys:
+        print(f"  {key:<14}" + "".join(f"{results[n][key] / t[key]:15.2f}x" for n, _, _ in runs[:2]))
     return 0
 
 

@@ -41,7 +41,8 @@ def test_client_sees_every_server_in_tahoes_json_shape(grid):
     assert status["introducers"]["statuses"][0].startswith("Connected")
     assert len(status["servers"]) == 5
     for s in status["servers"]:
-        assert set(s) == SERVER_KEYS
+        assert set(s) == SERVER_KEYS | {"protocol"}  # Tahoe's keys, and which protocol carries it
+        assert s["protocol"] in ("HTTP", "Foolscap")  # HTTP once shoal's servers announce NURLs
         assert s["nodeid"].startswith("v0-") and s["version"].startswith("shoal/")
         assert s["available_space"] > 0 and s["last_received_data"] > 0
     assert set(connected(status)) == {f"storage{i}" for i in range(1, 6)}

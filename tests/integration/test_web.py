@@ -228,7 +228,7 @@ def test_welcome_json_shape_and_html(url):
     assert len(data["servers"]) == SHARED_STORAGE_NODES
     for s in data["servers"]:
         assert set(s) == {"nodeid", "connection_status", "available_space", "nickname", "version",
-                          "last_received_data"}
+                          "last_received_data", "protocol"}
     page = request(url, "GET", "/")
     connected = f"{SHARED_STORAGE_NODES} of {SHARED_STORAGE_NODES} connected"
     assert page.status == 200 and connected in page.text and "<script" not in page.text

@@ -206,3 +206,16 @@ def mixed_grid(peer, tmp_path_factory):
         yield types.SimpleNamespace(grid=grid, furl=furl, turl=turl, storage={*SHOAL_STORAGE, *TAHOE_STORAGE})
     finally:
         stop_all([*tahoes, *grid.clients, grid.client, *grid.storage, grid.introducer])
+
+
+def tahoe_nurl(nodedir: pathlib.Path | str, furl: str) -> str:
+    """The HTTPS NURL a Tahoe 1.20 storage node announces: its certificate's pin, the storage
+    FURL's first location hint and swissnum."""
+    from shoal.protocol.nurl import Nurl, spki_hash
+
+    pem = (pathlib.Path(nodedir) / "private" / "node.pem").read_bytes()
+    _, rest = furl.removeprefix("pb://").split("@", 1)
+    hints, swissnum = rest.split("/", 1)
+    host, port = hints.split(",")[0].removeprefix("tcp:").rsplit(":", 1)
+    cert = pem[pem.index(b"-----BEGIN CERTIFICATE-----"):]
+    return Nurl(spki_hash(cert), host, int(port), swissnum).to_text()

@@ -2,7 +2,9 @@
 
 "server" is the transport-free StorageServer called directly; "local" is the
 same server through LocalStorageClient; "node" is a real storage node process
-(one per test module) through FoolscapStorageClient. To run the suite against
+(one per test module) through FoolscapStorageClient; "http" is the server behind its HTTP
+adapter on a TLS port, through HttpStorageClient; "tahoe-http" is a Tahoe 1.20 storage
+node (the reference server) through HttpStorageClient. To run the suite against
 another implementation, add a factory ``(request, tmp_path) -> Harness`` to
 HARNESSES (see harness.py for the contract).
 """
@@ -14,7 +16,9 @@ from typing import Any
 import pytest
 
 from tests.storage_suite.harness import Harness, LocalClientHarness, ServerHarness
+from tests.storage_suite.harness_http import HttpHarness
 from tests.storage_suite.harness_node import NodeHarness, NodeStore
+from tests.storage_suite.harness_tahoe_http import TahoeHttpHarness, TahoeStore
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +30,22 @@ def node_store(tmp_path_factory: Any) -> Iterator[NodeStore]:
         store.stop()
 
 
+@pytest.fixture(scope="module")
+def tahoe_store(tmp_path_factory: Any) -> Iterator[TahoeStore]:
+    store = TahoeStore(str(tmp_path_factory.mktemp("tahoe-node") / "node"))
+    try:
+        yield store
+    finally:
+        store.stop()
+
+
 HARNESSES: dict[str, Callable[[pytest.FixtureRequest, Any], Harness]] = {
     "server": lambda request, tmp_path: ServerHarness(os.path.join(str(tmp_path), "storage")),
     "local": lambda request, tmp_path: LocalClientHarness(os.path.join(str(tmp_path), "storage")),
     "node": lambda request, tmp_path: NodeHarness(request.getfixturevalue("node_store")),
+    "http": lambda request, tmp_path: HttpHarness(os.path.join(str(tmp_path), "storage"), request.node.name),
+    "tahoe-http": lambda request, tmp_path: TahoeHttpHarness(request.getfixturevalue("tahoe_store"),
+                                                             request.node.name),
 }
 
 

@@ -123,12 +123,15 @@ class ServerHarness:
 
 
 @contextlib.contextmanager
-def client_refuses(kind: str, also: tuple[type[BaseException], ...] = ()) -> Iterator[Any]:
-    """A refusal as a StorageClient reports it: the class, and the server's own text."""
+def client_refuses(
+    kind: str, also: tuple[type[BaseException], ...] = (), reasons: dict[str, str] | None = None
+) -> Iterator[Any]:
+    """A refusal as a StorageClient reports it: the class, and the server's own text
+    (`reasons` replaces REASONS' pattern for some kinds)."""
     expected = ServerFull if kind == "no-space" else ServerRefused
     with pytest.raises((expected, *also)) as caught:
         yield caught
-    pattern = REASONS.get(kind)
+    pattern = (reasons or {}).get(kind, REASONS.get(kind))
     if pattern is not None:
         assert isinstance(caught.value, expected)
         assert re.search(pattern, caught.value.reason), caught.value.reason

@@ -235,6 +235,8 @@ class FoolscapConnection:
     """The broker's link to one server over Foolscap: a Reconnector to its
     anonymous-storage-FURL (retry with backoff, reconnect after a loss)."""
 
+    protocol = "Foolscap"
+
     def __init__(self, tub: Any, furl: str, name: str, clock: Any, deadlines: Deadlines) -> None:
         self._tub = tub
         self._furl = furl

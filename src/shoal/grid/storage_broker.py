@@ -31,6 +31,7 @@ from twisted.logger import Logger
 from shoal.encoding.base32 import a2b, b2a
 from shoal.errors import EncodingError, Fault, ShoalError
 from shoal.grid.foolscap_client import FoolscapConnection
+from shoal.grid.http_connection import http_connection, usable_nurls
 from shoal.grid.storage_client import (
     Deadlines,
     ServerProtocolError,
@@ -42,7 +43,7 @@ from shoal.grid.storage_client import (
 from shoal.introducer.client import IntroducerClient, StaticServer, censor_furl
 from shoal.placement.permute import BadSeedError, permuted_servers, seed_for
 from shoal.protocol import connection_status
-from shoal.protocol.announcement import ANONYMOUS_STORAGE_FURL
+from shoal.protocol.announcement import ANONYMOUS_STORAGE_FURL, ANONYMOUS_STORAGE_NURLS
 
 _log = Logger()
 _reactor: Any = _reactor_module
@@ -59,6 +60,8 @@ class UnusableServerError(ShoalError):
 class ServerConnection(Protocol):
     """How the broker reaches one server: it calls on_connected with a StorageClient
     each time a connection is made and on_lost when that connection goes."""
+
+    protocol: str  # what carries it, for status pages: "Foolscap", "HTTP", ...
 
     def start(self, on_connected: Callable[[Any], None], on_lost: Callable[[], None]) -> None: ...
 
@@ -80,6 +83,19 @@ def foolscap_connector(tub: Any) -> Connector:
 
     def connect(server: "GridServer", deadlines: Deadlines, timer: Any) -> ServerConnection:
         return FoolscapConnection(tub, server.furl, server.name, timer, deadlines)
+
+    return connect
+
+
+def storage_connector(tub: Any, *, force_foolscap: bool = False, reactor: Any = None) -> Connector:
+    """As Tahoe 1.20 chooses: HTTPS to a server that announces anonymous-storage-NURLs
+    (unless [client]force_foolscap), Foolscap through `tub` to the others."""
+    over_foolscap = foolscap_connector(tub)
+
+    def connect(server: "GridServer", deadlines: Deadlines, timer: Any) -> ServerConnection:
+        if server.nurls and not force_foolscap:
+            return http_connection(server.nurls, server.name, timer, deadlines, reactor=reactor)
+        return over_foolscap(server, deadlines, timer)
 
     return connect
 
@@ -112,6 +128,8 @@ class GridServer:
         self.announcement = ann
         self.static = static
         self.furl = furl
+        # the HTTPS storage NURLs it announces (Tahoe sends a set; any order)
+        self.nurls: tuple[str, ...] = usable_nurls(ann.get(ANONYMOUS_STORAGE_NURLS))
         self.permutation_seed = seed_for(ann, server_id)
         nickname = ann.get("nickname", "")
         self.nickname: str = nickname if isinstance(nickname, str) else ""
@@ -144,6 +162,11 @@ class GridServer:
         if self.storage is None or not self._connected:
             raise ServerUnreachable(self.name, method, "not connected")
         return self.storage
+
+    @property
+    def protocol(self) -> str | None:
+        """What carries the connection ("HTTP", "Foolscap", ...), once connecting."""
+        return self._connection.protocol if self._connection is not None else None
 
     @property
     def available_space(self) -> int | None:
@@ -228,6 +251,7 @@ class GridServer:
             "my_version": _text(self.announcement.get("my-version", "")),
             "permutation_seed": b2a(self.permutation_seed),
             "static": self.static,
+            "protocol": self.protocol,
             "details": cs.non_connected_statuses,
         }
 

@@ -26,7 +26,7 @@ from shoal.checker.job import CheckerConfigError, CheckerJob, CheckerSettings
 from shoal.dirnode import NodeMaker
 from shoal.encoding.base32 import a2b
 from shoal.errors import ShoalError
-from shoal.grid.storage_broker import StorageBroker, foolscap_connector
+from shoal.grid.storage_broker import StorageBroker, storage_connector
 from shoal.introducer.client import IntroducerClient
 from shoal.introducer.files import (
     FileSequencer,
@@ -215,7 +215,10 @@ class Node(service.MultiService):
         cfg = self.config
         introducers = introducer_furls(cfg)
         sequencer = FileSequencer(cfg.node_path("announcement-seqnum"))
-        self.broker = StorageBroker(foolscap_connector(self.tub))
+        # HTTPS to servers announcing NURLs, as Tahoe 1.20 does unless [client]force_foolscap
+        self.broker = StorageBroker(
+            storage_connector(self.tub, force_foolscap=cfg.get_bool("client", "force_foolscap", False))
+        )
         self.introducer_clients: list[IntroducerClient] = []
         for petname, furl in sorted(introducers.items()):
             ic = IntroducerClient(

@@ -272,6 +272,8 @@ class LocalStorageClient:
 class LocalConnection:
     """The broker's link to one in-process server (a ServerConnection)."""
 
+    protocol = "in-process"
+
     def __init__(self, server: Callable[[], StorageServer | None], name: str, clock: Any,
                  deadlines: Deadlines) -> None:
         self._server = server  # the server now running there (None while it is stopped)

@@ -3,7 +3,9 @@
 JSON: {"introducers": {"statuses": [summary, ...]}, "servers": [{"nodeid",
 "connection_status", "available_space", "nickname", "version",
 "last_received_data"}, ...]}, indented by one space as Tahoe writes it, so
-scripts that wait for a Tahoe grid to connect work against shoal.
+scripts that wait for a Tahoe grid to connect work against shoal. Each server
+also says which protocol carries its connection ("protocol": "HTTP" or
+"Foolscap"; null before connecting), which Tahoe 1.20's JSON does not say.
 
 HTML: the node (nickname, id, version), a summary (servers connected, space
 they offer, this node's own storage if it runs a server, operations under
@@ -24,8 +26,9 @@ from shoal.web.common import WebError, render_sync, t_arg
 from shoal.web.history import History, OperationStatus
 from shoal.web.page import ago_text, page, progress_bar, size_text
 
-# Tahoe's JSON carries exactly these keys per server.
+# Tahoe's JSON carries exactly these keys per server; shoal adds "protocol".
 SERVER_KEYS = ("nodeid", "connection_status", "available_space", "nickname", "version", "last_received_data")
+SHOAL_SERVER_KEYS = ("protocol",)
 RECENT_SHOWN = 10
 
 
@@ -52,7 +55,7 @@ class WelcomeSource:
 def welcome_json(source: WelcomeSource) -> dict[str, Any]:
     return {
         "introducers": {"statuses": [s["summary"] for s in source.introducer_statuses()]},
-        "servers": [{k: s.get(k) for k in SERVER_KEYS} for s in source.server_statuses()],
+        "servers": [{k: s.get(k) for k in (*SERVER_KEYS, *SHOAL_SERVER_KEYS)} for s in source.server_statuses()],
     }
 
 
@@ -104,11 +107,12 @@ def welcome_html(source: WelcomeSource, history: History | None = None) -> str:
     server_rows = "".join(
         f"<tr><td>{e(str(s.get('nickname') or ''))}</td><td><code>{e(str(s['nodeid']))}</code></td>"
         f"<td class={_status_class(s.get('connected'))}>{e(str(s['connection_status']))}</td>"
+        f"<td>{e(str(s.get('protocol') or ''))}</td>"
         f"<td class=num>{e(size_text(s.get('available_space')))}</td>"
         f"<td>{e(ago_text(s.get('last_received_data'), now))}</td>"
         f"<td>{e(str(s.get('version') or ''))}</td></tr>"
         for s in servers
-    ) or "<tr><td colspan=6 class=muted>No storage servers known yet.</td></tr>"
+    ) or "<tr><td colspan=7 class=muted>No storage servers known yet.</td></tr>"
     intro_rows = "".join(
         f"<tr><td><code>{e(str(i.get('furl', ''))[:60])}</code></td>"
         f"<td class={_status_class(i.get('connected'))}>{e(str(i['summary']))}</td>"
@@ -121,7 +125,7 @@ def welcome_html(source: WelcomeSource, history: History | None = None) -> str:
 &middot; JSON: <a href="?t=json">?t=json</a></p>
 <div class=cards>{card_html}</div>
 <h2>Storage servers</h2>
-<table><tr><th>Nickname</th><th>Node ID</th><th>Connection</th><th class=num>Available space</th>
+<table><tr><th>Nickname</th><th>Node ID</th><th>Connection</th><th>Protocol</th><th class=num>Available space</th>
 <th>Last contact</th><th>Version</th></tr>{server_rows}</table>
 <h2>Introducers</h2>
 <table><tr><th>Introducer</th><th>Status</th><th>Last received</th></tr>{intro_rows}</table>
