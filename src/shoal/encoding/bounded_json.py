@@ -21,10 +21,14 @@ class BadJSONError(ValueError):
     """Text that is not a JSON document within this loader's bounds (the sender's fault)."""
 
 
+class JSONLimitError(BadJSONError):
+    """A JSON document past one of this loader's bounds (size, nesting, digits of a number)."""
+
+
 def _int_parser(max_digits: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         if len(text.lstrip("-")) > max_digits:
-            raise BadJSONError(f"a JSON number of {len(text)} digits (at most {max_digits})")
+            raise JSONLimitError(f"a JSON number of {len(text)} digits (at most {max_digits})")
         return int(text)
 
     return parse
@@ -50,17 +54,19 @@ def loads(data: bytes | str, *, max_size: int | None = None, max_depth: int = MA
           max_digits: int = MAX_NUMBER_DIGITS) -> Any:
     """The JSON value of `data`, as json.loads gives it; BadJSONError for anything else."""
     if max_size is not None and len(data) > max_size:
-        raise BadJSONError(f"a JSON document of {len(data)} bytes (at most {max_size})")
+        raise JSONLimitError(f"a JSON document of {len(data)} bytes (at most {max_size})")
     try:
         # bytes are decoded as json.loads decodes them (UTF-8, or UTF-16/32 by their BOM or nulls)
         text = data.decode(json.detect_encoding(data), "surrogatepass") if isinstance(data, bytes) else data
         value = json.loads(text, parse_int=_int_parser(max_digits))
     except BadJSONError:
         raise
-    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+    except RecursionError:
+        raise JSONLimitError(f"JSON nested more than {max_depth} deep") from None
+    except (ValueError, UnicodeDecodeError) as e:
         raise BadJSONError(f"not JSON: {_short(e)}") from None
     if not _depth_ok(value, max_depth):
-        raise BadJSONError(f"JSON nested more than {max_depth} deep")
+        raise JSONLimitError(f"JSON nested more than {max_depth} deep")
     return value
 
 

@@ -55,6 +55,9 @@ def check_flags(flags: object) -> list[str]:
 def parse_flags_body(body: bytes) -> list[str]:
     try:
         decoded = bounded_json.loads(body)
+    except bounded_json.JSONLimitError as e:
+        # past the bounds Soledad never had: a plain 400, not Soledad's 500 for a bad body
+        raise BadRequest(f"a flags POST body: {e}") from None
     except bounded_json.BadJSONError:
         raise InvalidRequest(f"a flags POST body is a JSON list, not {body[:60]!r}") from None
     return check_flags(decoded)
