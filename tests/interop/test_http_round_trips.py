@@ -26,7 +26,7 @@ from shoal.introducer.client import IntroducerClient
 from shoal.node.files import ClientFiles
 from shoal.testing import reactor_thread
 from tests.interop.conftest import TahoeNode
-from tests.interop.test_mixed_grid import tahoe
+from tests.interop.conftest import tahoe
 
 pytestmark = pytest.mark.timeout(300)
 
