@@ -17,9 +17,8 @@ import pytest
 from shoal.testing.grid import wait_for_servers, web_json
 from shoal.testing.processes import set_config, shoal_command, start_node
 from tests.integration.test_updown import get, put
-from tests.interop.conftest import TahoeNode
+from tests.interop.conftest import TahoeNode, free_port, tahoe, tahoe_node_url
 from tests.interop.test_dirnode_interop import quoted, web
-from tests.interop.conftest import free_port, tahoe, tahoe_node_url
 
 PARAMS = ("--shares-needed", "2", "--shares-happy", "3", "--shares-total", "4")
 

@@ -28,8 +28,14 @@ from shoal.testing.grid import Grid, wait_for_servers, web_json
 from shoal.testing.processes import create_storage_node, start_node
 from tests.integration.test_http_storage_node import auth_header, https_request
 from tests.integration.test_updown import get, put
-from tests.interop.conftest import PEER_HTTP_CLIENT, PeerClient, TahoeNode
-from tests.interop.conftest import free_port, tahoe, tahoe_node_url
+from tests.interop.conftest import (
+    PEER_HTTP_CLIENT,
+    PeerClient,
+    TahoeNode,
+    free_port,
+    tahoe,
+    tahoe_node_url,
+)
 
 PARAMS = ("--shares-needed", "2", "--shares-happy", "3", "--shares-total", "4")
 

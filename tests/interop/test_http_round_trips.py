@@ -25,8 +25,7 @@ from shoal.immutable.params import EncodingParams
 from shoal.introducer.client import IntroducerClient
 from shoal.node.files import ClientFiles
 from shoal.testing import reactor_thread
-from tests.interop.conftest import TahoeNode
-from tests.interop.conftest import tahoe
+from tests.interop.conftest import TahoeNode, tahoe
 
 pytestmark = pytest.mark.timeout(300)
 
