@@ -30,7 +30,7 @@ def grid(tmp_path_factory):
         g.start_introducer()
         with ThreadPoolExecutor(2) as pool:
             list(pool.map(g.add_storage, ["storage1", "storage2"]))
-        client, blob_url = start_blob_client(g, "client", shares=(1, 2, 2), servers=2)
+        client, blob_url = start_blob_client(g, "client", shares=(1, 2, 2))
         with open(os.path.join(client.nodedir, "node.url")) as f:
             url = f.read().strip().rstrip("/")
         yield types.SimpleNamespace(grid=g, client=client, url=url, blob_url=blob_url, nodedir=client.nodedir)
