@@ -26,6 +26,7 @@ from Crypto.Hash import SHA256
 from Crypto.IO import PEM
 from Crypto.PublicKey import RSA
 from Crypto.Signature import pss
+from cryptography.hazmat.primitives.asymmetric import rsa as openssl_rsa
 
 from shoal.errors import Fault, ShoalError
 
@@ -99,10 +100,19 @@ class PrivateKey:
 
 
 def generate_private_key(bits: int = KEY_BITS) -> PrivateKey:
-    """A fresh key with e = 65537 (only 2048 bits interoperates with Tahoe)."""
+    """A fresh key with e = 65537 (only 2048 bits interoperates with Tahoe).
+
+    The primes come from OpenSSL (through `cryptography`), as Tahoe's do:
+    20-50 ms of C that releases the GIL, where pycryptodome's pure-Python
+    prime search holds the GIL for 0.2-2 s and stalls the reactor thread
+    while it runs in the CPU pool. The key is then held as a pycryptodome key
+    like every other, so its DER is the same as an imported key's.
+    """
     if bits < 1024:
         raise BadKeyError(f"RSA key size must be at least 1024 bits, not {bits}")
-    return PrivateKey(RSA.generate(bits, e=PUBLIC_EXPONENT))
+    numbers = openssl_rsa.generate_private_key(public_exponent=PUBLIC_EXPONENT, key_size=bits).private_numbers()
+    public = numbers.public_numbers
+    return PrivateKey(RSA.construct((public.n, public.e, numbers.d, numbers.p, numbers.q), consistency_check=False))
 
 
 def private_key_from_der(data: bytes, *, bits: int | None = KEY_BITS) -> PrivateKey:

@@ -1,8 +1,8 @@
 """A few RSA-2048 signing keys made ahead of need, so creating a mutable file
 or directory does not wait for key generation.
 
-Generating a 2048-bit key with pycryptodome costs 0.2 to 2 s of one core
-(the prime search varies a lot); Tahoe 1.20 pays it on every create. The pool
+Generating a 2048-bit key costs 20 to 50 ms of OpenSSL (more under load,
+and the prime search varies a lot); Tahoe 1.20 pays it on every create. The pool
 keeps up to `size` keys, made one at a time in the CPU pool: `get()` hands
 out a ready key when there is one and starts a refill, and otherwise makes
 one on the spot. A pool of size 0 is plain on-demand generation. Keys are

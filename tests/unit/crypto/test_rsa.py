@@ -217,6 +217,21 @@ def test_der_matches_cryptography(key, key_der):
         ) == rsa.public_key_to_der(key.public_key())
 
 
+def test_fresh_key_der_is_what_openssl_writes():
+    """A generated key (primes from OpenSSL, held by pycryptodome) serialises
+    exactly as OpenSSL serialises the same numbers, and the writekey hashes
+    that DER."""
+    serialization = pytest.importorskip("cryptography.hazmat.primitives.serialization")
+    fresh = rsa.generate_private_key()
+    der = rsa.private_key_to_der(fresh)
+    theirs = serialization.load_der_private_key(der, password=None)
+    assert theirs.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ) == der
+    assert theirs.private_numbers().p * theirs.private_numbers().q == int(fresh.key.n)
+    rsa.verify(rsa.public_key_from_der(rsa.public_key_to_der(fresh.public_key())), rsa.sign(fresh, b"m"), b"m")
+
+
 def test_signatures_interoperate_with_cryptography(key, key_der):
     pytest.importorskip("cryptography")
     from cryptography.exceptions import InvalidSignature
