@@ -18,6 +18,7 @@ from twisted.python import log
 from shoal.caps.censor import censor_caps
 from shoal.errors import Fault, ShoalError
 from shoal.node.config import ConfigError, load_config
+from shoal.node.memory import limit_malloc_arenas
 
 reactor: Any = _reactor  # the global reactor, untyped as Twisted's own code uses it
 
@@ -94,6 +95,7 @@ def run_node(basedir: str, allow_stdin_close: bool) -> int:
     from shoal.node.introducer_node import INTRODUCER_TAC, IntroducerNode
     from shoal.node.node import Node
 
+    limit_malloc_arenas()
     basedir = os.path.abspath(os.path.expanduser(basedir))
     config = load_config(basedir)
     pidfile = claim_pidfile(basedir)
