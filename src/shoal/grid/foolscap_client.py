@@ -246,11 +246,13 @@ class FoolscapConnection:
         self._reconnector: Any = None
         self._rref: Any = None
 
-    def start(self, on_connected: Callable[[FoolscapStorageClient], None], on_lost: Callable[[], None]) -> None:
+    def start(
+        self, on_connected: Callable[[FoolscapStorageClient, None], None], on_lost: Callable[[], None]
+    ) -> None:
         def connected(rref: Any) -> None:
             self._rref = rref
             rref.notifyOnDisconnect(lost, rref)
-            on_connected(FoolscapStorageClient(rref, self._name, self._clock, self._deadlines))
+            on_connected(FoolscapStorageClient(rref, self._name, self._clock, self._deadlines), None)
 
         def lost(rref: Any) -> None:
             if rref is self._rref:

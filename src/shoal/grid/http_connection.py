@@ -19,7 +19,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from shoal.grid.http_client import HttpStorageClient
-from shoal.grid.storage_client import Deadlines
+from shoal.grid.storage_client import Deadlines, ServerVersion
 from shoal.protocol import connection_status
 from shoal.protocol.nurl import Nurl, NurlError
 
@@ -62,7 +62,7 @@ class HttpConnection:
         self._connected_at: float | None = None
         self._last_received: float | None = None
         self._failures: dict[str, str] = {}
-        self._on_connected: Callable[[Any], None] = lambda client: None
+        self._on_connected: Callable[[Any, ServerVersion | None], None] = lambda client, version: None
         self._on_lost: Callable[[], None] = lambda: None
 
     def unreachable(self) -> None:
@@ -70,7 +70,7 @@ class HttpConnection:
         if self._state == "connected":
             self._lose("a request found the server unreachable")
 
-    def start(self, on_connected: Callable[[Any], None], on_lost: Callable[[], None]) -> None:
+    def start(self, on_connected: Callable[[Any, ServerVersion | None], None], on_lost: Callable[[], None]) -> None:
         self._on_connected = on_connected
         self._on_lost = on_lost
         self._try()
@@ -108,7 +108,8 @@ class HttpConnection:
         self._attempt = _race([(c, c.get_version()) for c in chosen])
         self._attempt.addCallbacks(self._won, self._failed)
 
-    def _won(self, client: HttpStorageClient) -> None:
+    def _won(self, answer: tuple[HttpStorageClient, ServerVersion]) -> None:
+        client, version = answer
         self._attempt = None
         if self._state == "stopped":
             return
@@ -123,7 +124,7 @@ class HttpConnection:
         now = self._clock.seconds()
         self._connected_at = self._last_received = now
         self._timer = self._clock.callLater(self._probe_interval, self._probe)
-        self._on_connected(client)
+        self._on_connected(client, version)
 
     def _failed(self, failure: Failure) -> None:
         self._attempt = None
@@ -177,18 +178,22 @@ class HttpConnection:
         return connection_status.ConnectionStatus(False, summary, others, None, self._last_received)
 
 
-def _race(attempts: Sequence[tuple[HttpStorageClient, "defer.Deferred[Any]"]]) -> "defer.Deferred[HttpStorageClient]":
-    """The client whose version answered first; the last failure if none did (the others cancelled)."""
+def _race(
+    attempts: Sequence[tuple[HttpStorageClient, "defer.Deferred[ServerVersion]"]],
+) -> "defer.Deferred[tuple[HttpStorageClient, ServerVersion]]":
+    """The client whose version answered first, with that answer (the broker
+    needs it and need not ask again); the last failure if none did (the
+    others cancelled)."""
     def cancel_all(_: Any) -> None:
         for _, d in attempts:
             d.cancel()
 
-    result: defer.Deferred[HttpStorageClient] = defer.Deferred(cancel_all)
+    result: defer.Deferred[tuple[HttpStorageClient, ServerVersion]] = defer.Deferred(cancel_all)
     left = [len(attempts)]
 
-    def won(_: Any, client: HttpStorageClient) -> None:
+    def won(version: ServerVersion, client: HttpStorageClient) -> None:
         if not result.called:
-            result.callback(client)
+            result.callback((client, version))
             for other, d in attempts:
                 if other is not client:
                     d.cancel()

@@ -59,11 +59,17 @@ class UnusableServerError(ShoalError):
 
 class ServerConnection(Protocol):
     """How the broker reaches one server: it calls on_connected with a StorageClient
-    each time a connection is made and on_lost when that connection goes."""
+    each time a connection is made and on_lost when that connection goes.
+
+    on_connected's second argument is the server's version when making the
+    connection already asked for it (HTTP connects by asking), else None and
+    the broker asks."""
 
     protocol: str  # what carries it, for status pages: "Foolscap", "HTTP", ...
 
-    def start(self, on_connected: Callable[[Any], None], on_lost: Callable[[], None]) -> None: ...
+    def start(
+        self, on_connected: Callable[[Any, ServerVersion | None], None], on_lost: Callable[[], None]
+    ) -> None: ...
 
     def stop(self) -> None: ...
 
@@ -193,8 +199,8 @@ class GridServer:
         if self._connection is not None:
             self._connection.reset()
 
-    def _got_client(self, client: StorageClient) -> None:
-        d = client.get_version()
+    def _got_client(self, client: StorageClient, version: ServerVersion | None = None) -> None:
+        d = client.get_version() if version is None else defer.succeed(version)
 
         def no_version(f: Any) -> ServerVersion:
             # a server that cannot answer get_version sensibly: Tahoe's defaults

@@ -280,7 +280,7 @@ class LocalConnection:
         self._name = name
         self._clock = clock
         self._deadlines = deadlines
-        self._on_connected: Callable[[Any], None] | None = None
+        self._on_connected: Callable[[Any, None], None] | None = None
         self._on_lost: Callable[[], None] | None = None
         self.link: _Link | None = None
         self._started = False
@@ -289,7 +289,7 @@ class LocalConnection:
         self.reader_filter: ReaderFilter | None = None
         self.slot_filter: ReaderFilter | None = None
 
-    def start(self, on_connected: Callable[[Any], None], on_lost: Callable[[], None]) -> None:
+    def start(self, on_connected: Callable[[Any, None], None], on_lost: Callable[[], None]) -> None:
         self._on_connected, self._on_lost = on_connected, on_lost
         self._started = True
         self.connect()
@@ -306,7 +306,7 @@ class LocalConnection:
         self.link.slot_filter = self.slot_filter
         client = LocalStorageClient(self.link)
         assert self._on_connected is not None
-        _reactor.callLater(0, self._on_connected, client)
+        _reactor.callLater(0, self._on_connected, client, None)
 
     def disconnect(self) -> None:
         """The connection drops (the server may still run)."""

@@ -45,7 +45,8 @@ def test_first_answer_wins_then_loss_and_reconnect():
     connected, lost, again = threading.Event(), threading.Event(), threading.Event()
     got = []
 
-    def on_connected(c):
+    def on_connected(c, version):
+        assert version is not None  # the connecting version answer, handed on
         got.append(c)
         (again if connected.is_set() else connected).set()
 

@@ -39,7 +39,7 @@ class Rig:
         self.connection = LocalConnection(lambda: self.server, "local1", self.deadline_clock, DEADLINES)
         self.lost: list[bool] = []
         clients: list[LocalStorageClient] = []
-        self.connection.start(clients.append, lambda: self.lost.append(True))
+        self.connection.start(lambda client, version: clients.append(client), lambda: self.lost.append(True))
         self.turns.advance(0)
         self.client = clients[0]
 

@@ -212,3 +212,42 @@ def test_available_space_fallbacks() -> None:
     assert ServerVersion.parse({v1: {b"available-space": 5}}).space == 5
     assert ServerVersion.parse({v1: {b"available-space": None, b"maximum-immutable-share-size": 7}}).space == 7
     assert ServerVersion.parse({v1: {}}).space == 2**32 - 1
+
+
+class _Connection:
+    """A ServerConnection that connects at once, handing over `version` (or None)."""
+
+    protocol = "test"
+
+    def __init__(self, client: object, version: ServerVersion | None) -> None:
+        self.client, self.version = client, version
+
+    def start(self, on_connected, on_lost) -> None:
+        on_connected(self.client, self.version)
+
+    def stop(self) -> None:
+        pass
+
+
+class _CountingClient:
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def get_version(self):
+        from twisted.internet import defer
+
+        self.asked += 1
+        return defer.succeed(ServerVersion(available_space=99))
+
+
+def test_a_version_the_connection_brings_is_not_asked_again() -> None:
+    ann = {"service-name": "storage", "anonymous-storage-FURL": "pb://u33m4y7klhz3bypswqkozwetvabelhxt@x/y",
+           "permutation-seed-base32": "aaaa"}
+    for brought, asks in ((ServerVersion(available_space=7), 0), (None, 1)):
+        server = GridServer(b"v0-" + b"a" * 52, ann, static=False, clock=lambda: 1.0)
+        client = _CountingClient()
+        connected: list = []
+        server.start_connecting(_Connection(client, brought), connected.append)
+        assert client.asked == asks
+        assert connected == [server] and server.storage is client
+        assert server.version == (brought if brought is not None else ServerVersion(available_space=99))
