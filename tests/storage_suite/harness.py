@@ -157,7 +157,7 @@ class LocalClientHarness(ServerHarness):
 
         def connect() -> "defer.Deferred[LocalStorageClient]":
             d: defer.Deferred[LocalStorageClient] = defer.Deferred()
-            connection.start(d.callback, lambda: None)
+            connection.start(lambda client, version: d.callback(client), lambda: None)
             return d
 
         return SyncStorage(reactor_thread.call(connect))
