@@ -16,9 +16,7 @@ closed under the server lock once nothing is missing.
 from collections.abc import Awaitable, Callable
 from typing import IO, Any
 
-from twisted.internet import defer, interfaces
 from twisted.web import server
-from zope.interface import implementer
 
 from shoal.protocol import http_storage as hs
 from shoal.protocol.http_errors import (
@@ -31,6 +29,7 @@ from shoal.protocol.http_errors import (
 from shoal.protocol.http_ranges import ByteRange, format_content_range, parse_range
 from shoal.storage.buckets import BucketWriter
 from shoal.storage.errors import ShareNotFoundError
+from shoal.streaming import ClientGoneError, ConsumerWriter
 
 READ_CHUNK = 256 * 1024  # bytes per share read while streaming an answer
 WRITE_CHUNK = 1024 * 1024  # bytes per bucket write while storing an upload chunk
@@ -64,10 +63,12 @@ async def stream_share(request: server.Request, read: Callable[[int, int], bytes
                        next_turn: Callable[[], Awaitable[None]]) -> None:
     """Send ``span`` of the share ``read(offset, length)`` reads, then finish the request."""
     if span is not None:
-        valve = _Valve()
-        request.registerProducer(valve, True)
+        out = ConsumerWriter(request)
+        request.registerProducer(out, True)
         try:
-            await _pour(request, read, span, valve, next_turn)
+            await _pour(request, read, span, out, next_turn)
+        except ClientGoneError:
+            return
         finally:
             if not request._disconnected:
                 request.unregisterProducer()
@@ -76,16 +77,15 @@ async def stream_share(request: server.Request, read: Callable[[int, int], bytes
 
 
 async def _pour(request: server.Request, read: Callable[[int, int], bytes], span: ByteRange,
-                valve: "_Valve", next_turn: Callable[[], Awaitable[None]]) -> None:
+                out: ConsumerWriter, next_turn: Callable[[], Awaitable[None]]) -> None:
     at, chunks = span.start, 0
     while at < span.end:
-        if request._disconnected or valve.stopped:
+        if request._disconnected:
             return
-        await valve.wait()
         data = read(at, min(READ_CHUNK, span.end - at))
         if not data or len(data) > span.end - at:
             raise ShareNotFoundError(f"share changed during a read at offset {at}")
-        request.write(data)
+        await out.write(data)  # waits while the reader is slow
         at += len(data)
         chunks += 1
         if chunks % CHUNKS_PER_TURN == 0:
@@ -108,28 +108,3 @@ def store_chunk(lock: Any, content: IO[bytes], writer: BucketWriter, chunk: Byte
         if not remaining and not writer.closed:
             writer.close()
         return remaining
-
-
-@implementer(interfaces.IPushProducer)
-class _Valve:
-    """Backpressure for a streamed answer: the transport pauses and resumes it."""
-
-    def __init__(self) -> None:
-        self.stopped = False
-        self._paused: defer.Deferred[None] | None = None
-
-    def wait(self) -> "defer.Deferred[None]":
-        return self._paused if self._paused is not None else defer.succeed(None)
-
-    def pauseProducing(self) -> None:
-        if self._paused is None:
-            self._paused = defer.Deferred()
-
-    def resumeProducing(self) -> None:
-        paused, self._paused = self._paused, None
-        if paused is not None:
-            paused.callback(None)
-
-    def stopProducing(self) -> None:
-        self.stopped = True
-        self.resumeProducing()
