@@ -4,16 +4,42 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+# Every dependency pinned with its hashes (`make lock` refreshes it; setup.py keeps the ranges).
+LOCK := requirements/lock.txt
+LOCK_FLAGS ?=
 PEER_VENV ?= .venv-peer
 PEER_STAMP := $(PEER_VENV)/.installed-stamp
 
-.PHONY: test lint unit run codec-demo bench peer clean chromium
+.PHONY: test lint unit run codec-demo bench peer clean chromium lock install-check
 
-$(STAMP): setup.py pyproject.toml
+# The pinned set, then shoal itself without resolving anything; `pip check` fails when
+# setup.py names a dependency the lock lacks (run `make lock`).
+$(STAMP): $(LOCK) setup.py pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q --require-hashes -r $(LOCK)
+	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m pip check
 	touch $(STAMP)
+
+# Re-pin from setup.py (install_requires + the test extra) with pip-tools in a throwaway
+# virtualenv; pins stay where they are unless LOCK_FLAGS=--upgrade (or --upgrade-package P).
+lock:
+	set -e; tmp=$$(mktemp -d /tmp/shoal-lock.XXXXXX); trap 'rm -rf "$$tmp"' EXIT; \
+	$(PYTHON) -m venv "$$tmp/venv"; \
+	"$$tmp/venv/bin/pip" install -q 'pip-tools>=7.4,<8'; \
+	CUSTOM_COMPILE_COMMAND="make lock" "$$tmp/venv/bin/pip-compile" -q --generate-hashes \
+	  --extra test --strip-extras --no-emit-index-url --no-emit-find-links \
+	  $(LOCK_FLAGS) -o $(LOCK) setup.py
+
+# A wheel built from this tree, installed into a fresh virtualenv the way a user installs
+# it (dependencies resolved from setup.py's ranges), must start: `shoal --version`.
+install-check: $(STAMP)
+	rm -rf build/install-check
+	$(PY) -m pip wheel -q --no-deps -w build/install-check/dist .
+	$(PYTHON) -m venv build/install-check/venv
+	build/install-check/venv/bin/pip install -q build/install-check/dist/shoal-*.whl
+	build/install-check/venv/bin/shoal --version
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
