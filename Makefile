@@ -10,7 +10,7 @@ LOCK_FLAGS ?=
 PEER_VENV ?= .venv-peer
 PEER_STAMP := $(PEER_VENV)/.installed-stamp
 
-.PHONY: test lint unit run codec-demo bench peer clean chromium lock install-check
+.PHONY: test lint unit run codec-demo bench peer clean chromium lock install-check config-doc
 
 # The pinned set, then shoal itself without resolving anything; `pip check` fails when
 # setup.py names a dependency the lock lacks (run `make lock`).
@@ -31,6 +31,10 @@ lock:
 	CUSTOM_COMPILE_COMMAND="make lock" "$$tmp/venv/bin/pip-compile" -q --generate-hashes \
 	  --extra test --strip-extras --no-emit-index-url --no-emit-find-links \
 	  $(LOCK_FLAGS) -o $(LOCK) setup.py
+
+# docs/configuration.md's tables, rendered from the registry shoal.node.config.KEYS.
+config-doc: $(STAMP)
+	$(PY) -m shoal.node.config_keys --write docs/configuration.md
 
 # A wheel built from this tree, installed into a fresh virtualenv the way a user installs
 # it (dependencies resolved from setup.py's ranges), must start: `shoal --version`.
