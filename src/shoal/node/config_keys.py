@@ -161,7 +161,7 @@ _ENTRIES: tuple[Key, ...] = (
         "Least severe level written to NODEDIR/logs/shoal.log: DEBUG, INFO, WARNING or ERROR.",
         "Tahoe writes Twisted's text log to logs/twistd.log and Foolscap's incident files."),
     Key("logging", "max_bytes", "size", "10MiB", "Rotate logs/shoal.log when it reaches this size."),
-    Key("logging", "backups", "integer", "5", "Rotated files kept (shoal.log.1 .. shoal.log.N); 0 keeps none."),
+    Key("logging", "backups", "integer", "5", "Rotated files kept (shoal.log.1, the newest, .. shoal.log.N); 1 to 1000."),
 )
 
 # (section, key in lower case, as configparser stores names) -> Key

@@ -140,7 +140,7 @@ def test_every_config_read_in_the_source_is_registered() -> None:
     # the scan itself still finds the node's reads (a pattern that stopped matching would pass anything)
     found = {(str(a[0]), str(a[1]).lower()) for _, kind, _, _, a in reads if kind == "read"}
     assert {("client", "shares.needed"), ("storage", "reserved_space"), ("node", "web.port"),
-            ("storage", "expire.mode")} <= found
+            ("storage", "expire.mode"), ("logging", "level")} <= found
     assert len(found) >= 25
 
 
