@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 # Every dependency pinned with its hashes (`make lock` refreshes it; setup.py keeps the ranges).
 LOCK := requirements/lock.txt
+PEER_LOCK := requirements/peer-lock.txt
 LOCK_FLAGS ?=
 PEER_VENV ?= .venv-peer
 PEER_STAMP := $(PEER_VENV)/.installed-stamp
@@ -23,14 +24,15 @@ $(STAMP): $(LOCK) setup.py pyproject.toml
 	touch $(STAMP)
 
 # Re-pin from setup.py (install_requires + the test extra) with pip-tools in a throwaway
-# virtualenv; pins stay where they are unless LOCK_FLAGS=--upgrade (or --upgrade-package P).
+# virtualenv, and the interop peer (requirements/peer.in); pins stay where they are unless
+# LOCK_FLAGS=--upgrade (or --upgrade-package P).
 lock:
 	set -e; tmp=$$(mktemp -d /tmp/shoal-lock.XXXXXX); trap 'rm -rf "$$tmp"' EXIT; \
 	$(PYTHON) -m venv "$$tmp/venv"; \
 	"$$tmp/venv/bin/pip" install -q 'pip-tools>=7.4,<8'; \
-	CUSTOM_COMPILE_COMMAND="make lock" "$$tmp/venv/bin/pip-compile" -q --generate-hashes \
-	  --extra test --strip-extras --no-emit-index-url --no-emit-find-links \
-	  $(LOCK_FLAGS) -o $(LOCK) setup.py
+	compile="$$tmp/venv/bin/pip-compile -q --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links"; \
+	CUSTOM_COMPILE_COMMAND="make lock" $$compile --extra test $(LOCK_FLAGS) -o $(LOCK) setup.py; \
+	CUSTOM_COMPILE_COMMAND="make lock" $$compile $(LOCK_FLAGS) -o $(PEER_LOCK) requirements/peer.in
 
 # docs/configuration.md's tables, rendered from the registry shoal.node.config.KEYS.
 config-doc: $(STAMP)
@@ -51,10 +53,10 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 
 # The reference peer (Tahoe-LAFS 1.20.0) for interop tests, in its own virtualenv.
-$(PEER_STAMP):
+$(PEER_STAMP): $(PEER_LOCK)
 	test -x $(PEER_VENV)/bin/python || $(PYTHON) -m venv $(PEER_VENV)
 	$(PEER_VENV)/bin/python -m pip install -q --upgrade pip
-	$(PEER_VENV)/bin/python -m pip install -q tahoe-lafs==1.20.0
+	$(PEER_VENV)/bin/python -m pip install -q --require-hashes -r $(PEER_LOCK)
 	touch $(PEER_STAMP)
 
 peer: $(PEER_STAMP)
