@@ -70,6 +70,18 @@ def test_systemd_analyze_verifies_the_unit(kind: str, tmp_path: Path) -> None:
     assert r.returncode == 0 and r.stdout.strip() == "" and r.stderr.strip() == "", r.stdout + r.stderr
 
 
+def test_a_unit_whose_node_cannot_start_fails_so_systemd_restarts_it(tmp_path: Path) -> None:
+    nodedir = tmp_path / "storage"
+    create_storage_node(str(nodedir))
+    with open(nodedir / "tahoe.cfg", "a", encoding="utf-8") as f:
+        f.write("[logging]\nlevel = LOUD\n")
+    argv, unit_dir = exec_start("storage")
+    argv = [sys.executable, "-m", "shoal.main", *(str(nodedir) if a == unit_dir else a for a in argv[1:])]
+    r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1  # non-zero: Restart=on-failure starts it again
+    assert r.stderr.count("\n") == 1 and "tahoe.cfg: [logging]level: 'LOUD'" in r.stderr
+
+
 class UnitProcess:
     """A node started from a unit's ExecStart, as systemd would: no stdin, SIGTERM to stop."""
 
