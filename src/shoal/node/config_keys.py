@@ -52,8 +52,8 @@ _ENTRIES: tuple[Key, ...] = (
         "Listening endpoint(s) of the node's Foolscap Tub, comma-separated; 'disabled' (with "
         "tub.location = disabled) for a client that listens nowhere. Also carries Tahoe 1.20's "
         "HTTPS storage protocol on a storage node.",
-        "Tahoe falls back to the port in BASEDIR/client.port, or allocates one, when the key is "
-        "missing; shoal requires it (create-node writes it)."),
+        "Tahoe falls back to the port in BASEDIR/client.port (introducer.port), or allocates one "
+        "and writes it there, when the key is missing; shoal requires it (create-node writes it)."),
     Key("node", "tub.location", "text", "",
         "Comma-separated connection hints other nodes use to reach this one (tcp:HOST:PORT); "
         "'disabled' with tub.port = disabled.",
@@ -81,7 +81,7 @@ _ENTRIES: tuple[Key, ...] = (
     Key("client", "helper.furl", "FURL", "", _IGNORED + " shoal uploads without a helper.", used=False),
     Key("client", "key_generator.furl", "FURL", "", _IGNORED, used=False),
     Key("client", "mutable.format", "text", "", _IGNORED + " Clients choose per request (format=MDMF).",
-        used=False),
+        "Tahoe makes new mutable files and directories MDMF when this says MDMF, else SDMF.", used=False),
     Key("client", "peers.preferred", "list", "", _IGNORED, used=False),
     Key("client", "shares.needed", "integer", "3", "k: shares needed to rebuild a file (1..256)."),
     Key("client", "shares.happy", "integer", "7",
