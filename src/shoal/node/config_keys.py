@@ -101,7 +101,7 @@ _ENTRIES: tuple[Key, ...] = (
         "create-node writes 1G in both."),
     Key("storage", "max_space", "size", "",
         "Refuse new shares once shares use this much (unset: no limit beyond reserved_space).",
-        "Tahoe has no such key."),
+        "shoal's own: Tahoe refuses the key."),
     Key("storage", "readonly", "boolean", "false", "Serve existing shares, accept no new ones."),
     Key("storage", "expire.enabled", "boolean", "false",
         "Let the lease crawler delete shares whose leases have all expired."),
@@ -117,7 +117,7 @@ _ENTRIES: tuple[Key, ...] = (
         "Serve Foolscap only: no HTTPS storage protocol and no NURLs in the announcement."),
     Key("storage", "scrub.interval", "duration", "7 days",
         "How often the scrubber may start a pass that checks every share against its hashes.",
-        "Tahoe has no scrubber."),
+        "shoal's own (Tahoe has no scrubber): Tahoe refuses the key."),
     Key("storage", "debug_discard", "boolean", "false", _IGNORED + " (Tahoe's testing switch.)", used=False),
     Key("storage", "anonymous", "boolean", "true", _IGNORED, used=False),
     Key("storage", "plugins", "list", "", _IGNORED, used=False),
@@ -132,7 +132,8 @@ _ENTRIES: tuple[Key, ...] = (
     # --- [checker] (shoal's own; shoal.checker.job checks its values) -----------------------
     Key("checker", "enabled", "boolean", "false",
         "Run the checker job: rounds over `roots` checking, verifying, repairing and renewing leases.",
-        "Tahoe has no [checker]; operators run `tahoe deep-check --repair --add-lease` from cron."),
+        "shoal's own: Tahoe refuses [checker]; its operators run `tahoe deep-check --repair "
+        "--add-lease` from cron."),
     Key("checker", "roots", "list", "",
         "Comma-separated directory caps or alias: names (from private/aliases) to walk; required "
         "when enabled."),
@@ -144,8 +145,7 @@ _ENTRIES: tuple[Key, ...] = (
     Key("checker", "add-lease", "boolean", "true", "Renew leases on everything a round visits."),
     Key("checker", "pause", "duration", "0.05", "Seconds between objects, so the job stays in the background."),
     # --- [blobs] (shoal's own; see docs/blobs.md) -------------------------------------------
-    Key("blobs", "enabled", "boolean", "false", "Run the Soledad-compatible blob service.",
-        "Tahoe has no [blobs]."),
+    Key("blobs", "enabled", "boolean", "false", "Run the Soledad-compatible blob service."),
     Key("blobs", "port", "endpoint", "tcp:2424:interface=127.0.0.1", "Where the blob service listens."),
     Key("blobs", "tokens_file", "path", "private/blobs.tokens",
         "File of user tokens (secret: kept mode 0600), relative to the node directory."),
@@ -159,7 +159,8 @@ _ENTRIES: tuple[Key, ...] = (
     # --- [logging] (shoal's own) ------------------------------------------------------------
     Key("logging", "level", "text", "INFO",
         "Least severe level written to NODEDIR/logs/shoal.log: DEBUG, INFO, WARNING or ERROR.",
-        "Tahoe writes Twisted's text log to logs/twistd.log and Foolscap's incident files."),
+        "shoal's own: Tahoe refuses [logging]; it writes Twisted's text log to logs/twistd.log "
+        "and Foolscap's incident files."),
     Key("logging", "max_bytes", "size", "10MiB", "Rotate logs/shoal.log when it reaches this size."),
     Key("logging", "backups", "integer", "5", "Rotated files kept (shoal.log.1, the newest, .. shoal.log.N); 1 to 1000."),
 )
@@ -179,6 +180,8 @@ OPEN_SECTIONS: Mapping[str, str] = {
 OPEN_PREFIXES = ("storageserver.plugins.", "storageclient.plugins.")
 # Sections that shoal's own modules validate as a whole (their keys are registered above).
 MODULE_SECTIONS = frozenset({"checker", "blobs"})
+# Sections Tahoe-LAFS 1.20 does not know (it refuses a tahoe.cfg that has them).
+SHOAL_SECTIONS = frozenset({"checker", "blobs", "logging"})
 
 SECTION_ORDER = ("node", "client", "storage", "helper", "sftpd", "checker", "blobs", "logging")
 
@@ -218,7 +221,12 @@ def render(keys: Iterable[Key] = _ENTRIES) -> str:
                 "|---|---|---|---|---|"]
         for k in by_section[section]:
             default = f"`{k.default}`" if k.default else "(unset)"
-            tahoe = k.tahoe or ("same" if k.used else "Tahoe acts on it")
+            if k.tahoe:
+                tahoe = k.tahoe
+            elif k.section in SHOAL_SECTIONS:
+                tahoe = f"shoal's own: Tahoe refuses [{k.section}]."
+            else:
+                tahoe = "same" if k.used else "Tahoe acts on it"
             out.append(f"| `{k.name}` | {k.type} | {_cell(default)} | {_cell(k.meaning)} | {_cell(tahoe)} |")
         out.append("")
     out += ["### Sections that take any key", "", "| section | meaning |", "|---|---|"]
