@@ -1,8 +1,7 @@
-"""Node administration commands: create-node, create-client, create-introducer, run, log."""
+"""Node administration commands: create-node, create-client, run."""
 
 import argparse
 
-from shoal.node import log_command
 from shoal.node.create import add_common_flags, add_introducer_flags, create_introducer, create_node
 
 
@@ -23,6 +22,8 @@ def register(groups: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     p.add_argument("--allow-stdin-close", action="store_true", help="keep running when stdin closes")
     p.add_argument("nodedir", nargs="?", default=".")
     p.set_defaults(func=_run)
+
+    from shoal.node import log_command  # `shoal log NODEDIR`
 
     log_command.register(groups)
 

@@ -17,8 +17,6 @@ from twisted.python import log
 
 from shoal.errors import Fault, ShoalError
 from shoal.node.config import ConfigError, load_config
-from shoal.node.logs import LOG_FILE, start_logging
-from shoal.versions import versions
 
 reactor: Any = _reactor  # the global reactor, untyped as Twisted's own code uses it
 
@@ -80,7 +78,9 @@ def _one_line(error: ShoalError) -> ShoalError:
 
 def run_node(basedir: str, allow_stdin_close: bool) -> int:
     from shoal.node.introducer_node import INTRODUCER_TAC, IntroducerNode
+    from shoal.node.logs import LOG_FILE, start_logging
     from shoal.node.node import Node
+    from shoal.versions import versions
 
     basedir = os.path.abspath(os.path.expanduser(basedir))
     config = load_config(basedir)
