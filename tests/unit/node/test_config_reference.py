@@ -132,13 +132,18 @@ def test_every_config_read_in_the_source_is_registered() -> None:
             entry = KEYS.get((section, key.lower()))
             if entry is None:
                 problems.append(f"{where}: [{section}]{key} is not in shoal.node.config.KEYS")
-            elif method in ("get", "get_bool", "get_int") and len(args) >= 3 and isinstance(
+            elif not entry.used:
+                problems.append(f"{where}: [{section}]{key} is read, but KEYS marks it used=False (ignored)")
+            elif method in ("get", "get_bool", "get_int") and len(args) >= 3 and entry.default and isinstance(
                     args[2], (str, int, bool)) and not isinstance(args[2], Expr) and args[2] != "":
                 if _parsed_default(method, entry.default) != args[2]:
                     problems.append(f"{where}: default {args[2]!r} differs from KEYS' {entry.default!r}")
     assert not problems, "\n".join(problems)
-    # the scan itself still finds the node's reads (a pattern that stopped matching would pass anything)
+    # and what the reference says shoal acts on, it reads
     found = {(str(a[0]), str(a[1]).lower()) for _, kind, _, _, a in reads if kind == "read"}
+    unread = sorted(k for k, entry in KEYS.items() if entry.used and k[0] not in MODULE_SECTIONS and k not in found)
+    assert not unread, f"KEYS says shoal acts on {unread}, but nothing reads them (used=False, or remove them)"
+    # the scan itself still finds the node's reads (a pattern that stopped matching would pass anything)
     assert {("client", "shares.needed"), ("storage", "reserved_space"), ("node", "web.port"),
             ("storage", "expire.mode"), ("logging", "level")} <= found
     assert len(found) >= 25
