@@ -1,9 +1,10 @@
 """The node's log: NODEDIR/logs/shoal.log, one JSON object per line, rotated by size.
 
-Everything a running node says goes here: Twisted's and Foolscap's log events
-(bridged from twisted.logger into the standard logging module, under the
-event's namespace) and shoal's own, with the web port's access lines among
-them. Each line is
+Everything a running node says goes here: the standard logging module's
+records (shoal's storage server, quarantine and HTTP storage modules log there,
+under their module names) and Twisted's and Foolscap's log events, bridged from
+twisted.logger into logging under the event's namespace, with the web port's
+access lines among them. The handler sits on the root logger. Each line is
 
     {"time": "2026-12-03T05:40:01.123Z", "level": "INFO", "source": "shoal.node.run",
      "message": "...", "failure": "Traceback ..."}
@@ -36,7 +37,7 @@ LOG_FILE = os.path.join(LOG_DIR, "shoal.log")
 LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARNING, "ERROR": logging.ERROR}
 _TWISTED_LEVELS = {LogLevel.debug: logging.DEBUG, LogLevel.info: logging.INFO, LogLevel.warn: logging.WARNING,
                    LogLevel.error: logging.ERROR, LogLevel.critical: logging.CRITICAL}
-ROOT_LOGGER = "shoal-node"  # every record of the node's log is under this stdlib logger
+HANDLER_NAME = "shoal-node-log"  # the name of the one handler install() puts on the root logger
 
 
 @attrs.frozen
@@ -70,7 +71,7 @@ class JsonLinesFormatter(logging.Formatter):
         line: dict[str, Any] = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "level": record.levelname,
-            "source": record.name.removeprefix(ROOT_LOGGER + ".") or ROOT_LOGGER,
+            "source": record.name,
             "message": censor_secrets(record.getMessage()),
         }
         failure = getattr(record, "failure_text", None)
@@ -92,46 +93,48 @@ def make_handler(basedir: str, settings: LogSettings) -> logging.Handler:
     return handler
 
 
-def node_logger(settings: LogSettings, handler: logging.Handler) -> logging.Logger:
-    """The stdlib logger the node's records go to, writing only to `handler`."""
-    logger = logging.getLogger(ROOT_LOGGER)
-    for old in list(logger.handlers):
-        logger.removeHandler(old)
+def install(settings: LogSettings, handler: logging.Handler) -> None:
+    """Put `handler` on the root logger at the configured level, replacing one installed before."""
+    uninstall()
+    handler.set_name(HANDLER_NAME)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(settings.level)
+
+
+def uninstall() -> None:
+    """Take the node's handler off the root logger again (and close it)."""
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == HANDLER_NAME]:
+        root.removeHandler(old)
         old.close()
-    logger.addHandler(handler)
-    logger.setLevel(settings.level)
-    logger.propagate = False
-    return logger
 
 
 @implementer(ILogObserver)
 class TwistedToLogging:
-    """A twisted.logger observer handing each event to the node's stdlib logger."""
-
-    def __init__(self, logger: logging.Logger) -> None:
-        self._logger = logger
+    """A twisted.logger observer handing each event to the stdlib logger named by its namespace."""
 
     def __call__(self, event: Mapping[str, Any]) -> None:
         level = _TWISTED_LEVELS.get(event.get("log_level", LogLevel.info), logging.INFO)
         failure = event.get("log_failure")
         if event.get("isError") and level < logging.ERROR:
             level = logging.ERROR  # legacy log.err without a level
-        if not self._logger.isEnabledFor(level):
+        namespace = str(event.get("log_namespace") or "twisted")
+        if namespace == "log_legacy":  # twisted.python.log.msg/err callers say no more
+            namespace = "twisted"
+        logger = logging.getLogger(namespace)
+        if not logger.isEnabledFor(level):
             return
         text = formatEvent(dict(event)) if (event.get("log_format") or event.get("message")) else ""
         if not text and failure is not None:
             text = failure.getErrorMessage()
-        namespace = str(event.get("log_namespace") or "twisted")
-        if namespace == "log_legacy":  # twisted.python.log.msg/err callers say no more
-            namespace = "twisted"
         extra = {"failure_text": failure.getTraceback() if failure is not None else None}
-        self._logger.getChild(namespace).log(level, "%s", text, extra=extra)
+        logger.log(level, "%s", text, extra=extra)
 
 
-def start_logging(config: NodeConfig) -> logging.Logger:
+def start_logging(config: NodeConfig) -> None:
     """Send everything the node logs (Twisted's global log included) to NODEDIR/logs/shoal.log."""
     settings = LogSettings.from_config(config)
-    logger = node_logger(settings, make_handler(config.basedir, settings))
-    observer = cast(ILogObserver, TwistedToLogging(logger))  # @implementer is invisible to mypy
+    install(settings, make_handler(config.basedir, settings))
+    observer = cast(ILogObserver, TwistedToLogging())  # @implementer is invisible to mypy
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
-    return logger

@@ -6,6 +6,7 @@ when its stdin closes unless --allow-stdin-close (so a parent that dies
 takes its nodes with it). Config problems are one line on stderr, exit 1.
 """
 
+import logging
 import os
 import time
 from typing import Any
@@ -87,7 +88,8 @@ def run_node(basedir: str, allow_stdin_close: bool) -> int:
     pidfile = claim_pidfile(basedir)
     failure: list[BaseException] = []
     try:
-        logger = start_logging(config)  # logs/shoal.log, JSON lines, censored ([logging])
+        start_logging(config)  # logs/shoal.log, JSON lines, censored ([logging])
+        logger = logging.getLogger("shoal.node.run")
         logger.info("starting in %s: %s", basedir, ", ".join(f"{name} {v}" for name, v in versions()))
         kind = IntroducerNode if os.path.exists(os.path.join(basedir, INTRODUCER_TAC)) else Node
         try:

@@ -18,7 +18,14 @@ from twisted.logger import Logger
 from shoal.caps.censor import censor_secrets
 from shoal.main import main
 from shoal.node.config import ConfigError, load_config
-from shoal.node.logs import LOG_FILE, LogSettings, TwistedToLogging, make_handler, node_logger
+from shoal.node.logs import (
+    LOG_FILE,
+    LogSettings,
+    TwistedToLogging,
+    install,
+    make_handler,
+    uninstall,
+)
 from shoal.testing.wait import wait_until
 
 CAP = "URI:CHK:x2ylb6kaxw5nbj4kwnt4g3wdny:7yzfw7qu3bfvhdxgdtf6udqvrg6q7fwz6t5wrfjomdbqo7bwzzbq:3:10:1234"
@@ -30,9 +37,30 @@ def _records(basedir: Path) -> list[dict]:
         return [json.loads(line) for line in f]
 
 
+@pytest.fixture(autouse=True)
+def _root_logger_restored():
+    """install() puts the node's handler on this process's root logger: take it off after each test."""
+    level = logging.getLogger().level
+    yield
+    uninstall()
+    logging.getLogger().setLevel(level)
+
+
 def _twisted_log(basedir: Path, settings: LogSettings) -> Logger:
-    logger = node_logger(settings, make_handler(str(basedir), settings))
-    return Logger(namespace="shoal.test", observer=TwistedToLogging(logger))
+    install(settings, make_handler(str(basedir), settings))
+    return Logger(namespace="shoal.test", observer=TwistedToLogging())
+
+
+def test_stdlib_records_of_shoal_modules_reach_the_log(tmp_path: Path) -> None:
+    install(LogSettings(), make_handler(str(tmp_path), LogSettings()))
+    logging.getLogger("shoal.storage.quarantine").warning("quarantined %s: %s", "si/3", CAP)
+    logging.getLogger("shoal.storage.server").debug("not at INFO")
+    (record,) = _records(tmp_path)
+    assert record["source"] == "shoal.storage.quarantine" and record["level"] == "WARNING"
+    assert record["message"] == "quarantined si/3: URI:[CENSORED]"
+    uninstall()
+    logging.getLogger("shoal.storage.server").warning("after uninstall: not in the file")
+    assert len(_records(tmp_path)) == 1
 
 
 def test_events_are_json_lines_without_caps_or_furl_secrets(tmp_path: Path) -> None:
