@@ -39,13 +39,17 @@ config-doc: $(STAMP)
 	$(PY) -m shoal.node.config_keys --write docs/configuration.md
 
 # A wheel built from this tree, installed into a fresh virtualenv the way a user installs
-# it (dependencies resolved from setup.py's ranges), must start: `shoal --version`.
+# it (dependencies resolved from setup.py's ranges), must start (`shoal --version`) and
+# import every module it ships (from outside the tree, so nothing comes from src/).
 install-check: $(STAMP)
 	rm -rf build/install-check
 	$(PY) -m pip wheel -q --no-deps -w build/install-check/dist .
 	$(PYTHON) -m venv build/install-check/venv
 	build/install-check/venv/bin/pip install -q build/install-check/dist/shoal-*.whl
 	build/install-check/venv/bin/shoal --version
+	cd build/install-check && venv/bin/python -c 'import pkgutil, shoal; \
+	  names = [m.name for m in pkgutil.walk_packages(shoal.__path__, "shoal.")]; \
+	  [__import__(n) for n in names]; print(f"imported {len(names)} modules from the wheel")'
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
