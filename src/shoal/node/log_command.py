@@ -43,8 +43,8 @@ def readable(raw: str) -> str:
         return raw
     if not isinstance(record, dict):
         return raw
-    text = f"{record.get('time', '?')} {record.get('level', '?'):<7} {record.get('source', '?')}: " \
-           f"{record.get('message', '')}"
+    time_, level, source = (str(record.get(k, "?")) for k in ("time", "level", "source"))
+    text = f"{time_} {level:<7} {source}: {record.get('message', '')}"
     failure = record.get("failure")
     if isinstance(failure, str) and failure.strip():
         text += "\n" + "\n".join("    " + line for line in failure.rstrip().splitlines())

@@ -18,6 +18,7 @@ from twisted.logger import Logger
 from shoal.caps.censor import censor_secrets
 from shoal.main import main
 from shoal.node.config import ConfigError, load_config
+from shoal.node.log_command import readable
 from shoal.node.logs import (
     LOG_FILE,
     LogSettings,
@@ -136,6 +137,25 @@ def test_censor_secrets_hides_any_furl_swissnum(swissnum: str, before: str, afte
 
 
 # --- shoal log ---------------------------------------------------------------------------------
+
+_JSONISH = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+                        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                                   max_size=3), max_leaves=8)
+
+
+@given(st.one_of(st.text(max_size=200), _JSONISH.map(json.dumps),
+                 st.dictionaries(st.sampled_from(["time", "level", "source", "message", "failure"]), _JSONISH)
+                 .map(json.dumps)))
+def test_any_log_line_is_shown_without_an_error(raw: str) -> None:
+    shown = readable(raw)
+    assert isinstance(shown, str)
+    record = None
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        pass
+    if not isinstance(record, dict):
+        assert shown == raw  # not one of ours: shown as it is
 
 def _write(basedir: Path, *messages: str, name: str = "shoal.log") -> None:
     os.makedirs(basedir / "logs", exist_ok=True)
