@@ -4,16 +4,52 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+# Every dependency pinned with its hashes (`make lock` refreshes it; setup.py keeps the ranges).
+LOCK := requirements/lock.txt
+PEER_LOCK := requirements/peer-lock.txt
+LOCK_FLAGS ?=
 PEER_VENV ?= .venv-peer
 PEER_STAMP := $(PEER_VENV)/.installed-stamp
 
-.PHONY: test lint unit run codec-demo bench peer clean chromium
+.PHONY: test lint unit run codec-demo bench peer clean chromium lock install-check config-doc
 
-$(STAMP): setup.py pyproject.toml
+# The pinned set, then shoal itself without resolving anything; `pip check` fails when
+# setup.py names a dependency the lock lacks (run `make lock`).
+$(STAMP): $(LOCK) setup.py pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q --require-hashes -r $(LOCK)
+	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m pip check
 	touch $(STAMP)
+
+# Re-pin from setup.py (install_requires + the test extra) with pip-tools in a throwaway
+# virtualenv, and the interop peer (requirements/peer.in); pins stay where they are unless
+# LOCK_FLAGS=--upgrade (or --upgrade-package P).
+lock:
+	set -e; tmp=$$(mktemp -d /tmp/shoal-lock.XXXXXX); trap 'rm -rf "$$tmp"' EXIT; \
+	$(PYTHON) -m venv "$$tmp/venv"; \
+	"$$tmp/venv/bin/pip" install -q 'pip-tools>=7.4,<8'; \
+	compile="$$tmp/venv/bin/pip-compile -q --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links"; \
+	CUSTOM_COMPILE_COMMAND="make lock" $$compile --extra test $(LOCK_FLAGS) -o $(LOCK) setup.py; \
+	CUSTOM_COMPILE_COMMAND="make lock" $$compile $(LOCK_FLAGS) -o $(PEER_LOCK) requirements/peer.in
+
+# docs/configuration.md's tables, rendered from the registry shoal.node.config.KEYS.
+config-doc: $(STAMP)
+	$(PY) -m shoal.node.config_keys --write docs/configuration.md
+
+# A wheel built from this tree, installed into a fresh virtualenv the way a user installs
+# it (dependencies resolved from setup.py's ranges), must start (`shoal --version`) and
+# import every module it ships (from outside the tree, so nothing comes from src/).
+install-check: $(STAMP)
+	rm -rf build/install-check
+	$(PY) -m pip wheel -q --no-deps -w build/install-check/dist .
+	$(PYTHON) -m venv build/install-check/venv
+	build/install-check/venv/bin/pip install -q build/install-check/dist/shoal-*.whl
+	build/install-check/venv/bin/shoal --version
+	cd build/install-check && venv/bin/python -c 'import pkgutil, shoal; \
+	  names = [m.name for m in pkgutil.walk_packages(shoal.__path__, "shoal.")]; \
+	  [__import__(n) for n in names]; print(f"imported {len(names)} modules from the wheel")'
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
@@ -21,10 +57,10 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 
 # The reference peer (Tahoe-LAFS 1.20.0) for interop tests, in its own virtualenv.
-$(PEER_STAMP):
+$(PEER_STAMP): $(PEER_LOCK)
 	test -x $(PEER_VENV)/bin/python || $(PYTHON) -m venv $(PEER_VENV)
 	$(PEER_VENV)/bin/python -m pip install -q --upgrade pip
-	$(PEER_VENV)/bin/python -m pip install -q tahoe-lafs==1.20.0
+	$(PEER_VENV)/bin/python -m pip install -q --require-hashes -r $(PEER_LOCK)
 	touch $(PEER_STAMP)
 
 peer: $(PEER_STAMP)

@@ -9,11 +9,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from shoal import __version__
 from shoal.cli import alias_commands, backup, checks, copy, debug, directories, files, status
 from shoal.cli.context import EXIT_CODES, add_global_options
 from shoal.errors import ShoalError
 from shoal.node import commands as node_commands
+from shoal.versions import version_text
 
 EXAMPLES = """examples:
   shoal create-alias work                # a new directory, reachable as work:
@@ -24,6 +24,17 @@ EXAMPLES = """examples:
   shoal -d ~/grid/client deep-check --verify work:"""
 
 
+class _VersionAction(argparse.Action):
+    """Like argparse's "version", but the library versions are looked up only when asked for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        print(version_text())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="shoal",
@@ -31,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=f"{EXAMPLES}\n\n{EXIT_CODES}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"shoal {__version__}")
+    parser.add_argument("--version", action=_VersionAction,
+                        help="show shoal's version and those of its key libraries, then exit")
     add_global_options(parser)
     groups = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     node_commands.register(groups)

@@ -143,7 +143,7 @@ def test_no_cap_in_the_log_and_caps_kept_private(grid):
     request(url, "POST", "/uri?t=mkdir&uri=" + quote(dircap))
     request(url, "GET", "/uri/" + quote(dircap, safe="") + "/nosuch")
     BlobHTTP(grid.blob_url, "bob").blob("PUT", "b2", body=b"bob's")
-    with open(os.path.join(grid.nodedir, "shoal.log"), encoding="utf-8", errors="replace") as f:
+    with open(os.path.join(grid.nodedir, "logs", "shoal.log"), encoding="utf-8", errors="replace") as f:
         log = f.read()
     secret = dircap.split(":")[2]
     assert "web: 127.0.0.1 GET /uri/[CENSORED]?t=json 200" in log

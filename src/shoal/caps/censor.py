@@ -15,3 +15,13 @@ _CAP = re.compile(r"URI(?::|%3A)[A-Za-z0-9-]+(?:(?::|%3A)[A-Za-z0-9]*)+", re.IGN
 def censor_caps(text: str) -> str:
     """`text` with every cap in it replaced by ``URI:[CENSORED]``."""
     return _CAP.sub(CENSORED, text)
+
+
+# A FURL or NURL names its object by a secret (the swissnum after the hints): whoever knows it
+# may call the object (an introducer's publish, a storage server's allocate).
+_FURL_SECRET = re.compile(r"(pb://[^/\s\"']+/)[^\s#\"',;)]+")
+
+
+def censor_secrets(text: str) -> str:
+    """`text` with every cap and every FURL/NURL secret replaced: the one filter of the node's log."""
+    return _FURL_SECRET.sub(r"\1[CENSORED]", censor_caps(text))

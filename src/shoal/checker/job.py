@@ -76,6 +76,9 @@ def _boolean(key: str, text: str) -> bool:
     raise CheckerConfigError(f"[checker]{key} = {text!r}: expected true or false")
 
 
+KNOWN_KEYS = frozenset({"enabled", "roots", "interval", "verify-fraction", "repair", "add-lease", "pause"})
+
+
 @attrs.frozen
 class CheckerSettings:
     """The [checker] section, validated."""
@@ -91,10 +94,9 @@ class CheckerSettings:
     @classmethod
     def parse(cls, values: Mapping[str, str]) -> "CheckerSettings":
         """From the section's raw strings (missing keys take the defaults)."""
-        known = {"enabled", "roots", "interval", "verify-fraction", "repair", "add-lease", "pause"}
         for key in values:
-            if key not in known:
-                raise CheckerConfigError(f"[checker]{key}: unknown setting (known: {', '.join(sorted(known))})")
+            if key not in KNOWN_KEYS:
+                raise CheckerConfigError(f"[checker]{key}: unknown setting (known: {', '.join(sorted(KNOWN_KEYS))})")
         out = cls()
         if "enabled" in values:
             out = attrs.evolve(out, enabled=_boolean("enabled", values["enabled"]))

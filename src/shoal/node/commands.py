@@ -23,6 +23,10 @@ def register(groups: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     p.add_argument("nodedir", nargs="?", default=".")
     p.set_defaults(func=_run)
 
+    from shoal.node import log_command  # `shoal log NODEDIR`
+
+    log_command.register(groups)
+
 
 def _run(args: argparse.Namespace) -> int:
     from shoal.node.run import run_node

@@ -2,7 +2,10 @@
 
 INI via configparser; sections [node], [client], [storage] (and the others
 Tahoe knows); unknown sections or keys are errors naming the file and key,
-as in Tahoe. shoal adds `[storage] max_space` and `scrub.interval`, and `[checker]` (checked by shoal.checker.job). Sizes use Tahoe's
+as in Tahoe. Every key is registered in `KEYS` (shoal.node.config_keys, which
+docs/configuration.md is rendered from); shoal adds `[storage] max_space` and
+`scrub.interval`, `[logging]`, and `[checker]` and `[blobs]` (checked by their
+own modules). Sizes use Tahoe's
 abbreviations (1G = 10**9, 1GiB = 2**30), durations its units
 (s/second/seconds, day/days, mo/month/months, year/years; a month is 31
 days), cutoff dates YYYY-MM-DD (UTC midnight).
@@ -16,6 +19,18 @@ import re
 import attrs
 
 from shoal.errors import Fault, ShoalError
+from shoal.node.config_keys import (
+    KEYS,
+    MODULE_SECTIONS,
+    OPEN_PREFIXES,
+    OPEN_SECTIONS,
+    Key,
+    UnregisteredKeyError,
+    lookup,
+    sections,
+)
+
+__all__ = ["KEYS", "ConfigError", "Key", "NodeConfig", "UnregisteredKeyError", "load_config"]
 
 CONFIG_FILE = "tahoe.cfg"
 
@@ -26,29 +41,14 @@ class ConfigError(ShoalError):
     fault = Fault.CALLER
 
 
+# Every key a tahoe.cfg may hold, per checked section (from the registry).
 _VALID: dict[str, frozenset[str]] = {
-    "node": frozenset({
-        "nickname", "web.port", "web.static", "tub.port", "tub.location", "log_gatherer.furl",
-        "timeout.keepalive", "timeout.disconnect", "ssh.port", "ssh.authorized_keys_file",
-        "reveal-IP-address", "tempdir", "http_pool_keepalive", "logdir", "force_foolscap",
-    }),
-    "client": frozenset({
-        "helper.furl", "introducer.furl", "key_generator.furl", "mutable.format",
-        "peers.preferred", "shares.happy", "shares.needed", "shares.total",
-        "shares._max_immutable_segment_size_for_testing", "storage.plugins", "force_foolscap",
-    }),
-    "storage": frozenset({
-        "debug_discard", "enabled", "anonymous", "expire.cutoff_date", "expire.enabled",
-        "expire.immutable", "expire.mode", "expire.mutable", "expire.override_lease_duration",
-        "readonly", "reserved_space", "storage_dir", "plugins", "grid_management",
-        "force_foolscap", "max_space", "scrub.interval",
-    }),
-    "helper": frozenset({"enabled"}),
-    "sftpd": frozenset({"accounts.file", "enabled", "host_privkey_file", "host_pubkey_file", "port"}),
+    section: frozenset(key for s, key in KEYS if s == section) for section in sections() - MODULE_SECTIONS
 }
-# Sections whose keys Tahoe does not check (or shoal's own open-ended ones).
-_OPEN_SECTIONS = frozenset({"connections", "tor", "i2p", "grid_managers", "grid_manager_certificates", "blobs", "checker"})
-_OPEN_PREFIXES = ("storageserver.plugins.", "storageclient.plugins.")
+# Sections whose keys are not checked here: Tahoe's open-ended ones, and shoal's own that their
+# modules validate as a whole ([checker], [blobs]; their keys are registered all the same).
+_OPEN_SECTIONS = frozenset(OPEN_SECTIONS) | MODULE_SECTIONS
+_OPEN_PREFIXES = OPEN_PREFIXES
 
 _SIZE = re.compile(r"^(\d+)([KMGTPE]?I?B?)$")
 _SIZE_MULT = {"": 1, "I": 1}
@@ -102,13 +102,19 @@ class NodeConfig:
         return f"{self.path}: [{section}]{key}"
 
     def get(self, section: str, key: str, default: str | None = None) -> str | None:
+        """The raw text of a registered key, or `default` when absent (every typed reader comes here,
+        so reading a key missing from KEYS raises UnregisteredKeyError)."""
+        lookup(section, key)
         try:
             return self._parser.get(section, key)
         except (configparser.NoSectionError, configparser.NoOptionError):
             return default
 
     def section(self, section: str) -> dict[str, str]:
-        """Every key of a section as raw text ({} when the section is absent)."""
+        """Every key of a section as raw text ({} when the section is absent); only for a section
+        whose keys are registered and that its own module validates ([checker], [blobs])."""
+        if section not in MODULE_SECTIONS:
+            raise UnregisteredKeyError(f"[{section}] is not a section read whole (MODULE_SECTIONS)")
         if not self._parser.has_section(section):
             return {}
         return dict(self._parser.items(section))
@@ -217,7 +223,7 @@ def load_config(basedir: str) -> NodeConfig:
         if section not in _VALID:
             raise ConfigError(f"{path}: unknown section [{section}]")
         for key in parser.options(section):
-            if key.lower() not in {k.lower() for k in _VALID[section]}:
+            if key.lower() not in _VALID[section]:
                 raise ConfigError(f"{path}: unknown key [{section}]{key}")
     cfg = NodeConfig(basedir, parser)
     for section, key in (("node", "tub.port"), ("node", "tub.location"), ("client", "introducer.furl")):

@@ -6,16 +6,16 @@ when its stdin closes unless --allow-stdin-close (so a parent that dies
 takes its nodes with it). Config problems are one line on stderr, exit 1.
 """
 
+import logging
 import os
 import time
-from typing import Any, TextIO
+from typing import Any
 
 from twisted.internet import defer, stdio
 from twisted.internet import reactor as _reactor
 from twisted.internet.protocol import Protocol
 from twisted.python import log
 
-from shoal.caps.censor import censor_caps
 from shoal.errors import Fault, ShoalError
 from shoal.node.config import ConfigError, load_config
 from shoal.node.memory import limit_malloc_arenas
@@ -64,19 +64,6 @@ class _StdinWatcher(Protocol):
             reactor.stop()
 
 
-class CensoringLog:
-    """The node's log file, through which no cap passes (access log, errors, tracebacks)."""
-
-    def __init__(self, file: TextIO) -> None:
-        self._file = file
-
-    def write(self, text: str) -> None:
-        self._file.write(censor_caps(text))
-
-    def flush(self) -> None:
-        self._file.flush()
-
-
 def _text(error: BaseException) -> str:
     """An error's text on one line."""
     text = " ".join(str(error).split())
@@ -93,7 +80,9 @@ def _one_line(error: ShoalError) -> ShoalError:
 
 def run_node(basedir: str, allow_stdin_close: bool) -> int:
     from shoal.node.introducer_node import INTRODUCER_TAC, IntroducerNode
+    from shoal.node.logs import LOG_FILE, start_logging
     from shoal.node.node import Node
+    from shoal.versions import versions
 
     limit_malloc_arenas()
     basedir = os.path.abspath(os.path.expanduser(basedir))
@@ -101,7 +90,9 @@ def run_node(basedir: str, allow_stdin_close: bool) -> int:
     pidfile = claim_pidfile(basedir)
     failure: list[BaseException] = []
     try:
-        log.startLogging(CensoringLog(open(os.path.join(basedir, "shoal.log"), "a")), setStdout=False)
+        start_logging(config)  # logs/shoal.log, JSON lines, censored ([logging])
+        logger = logging.getLogger("shoal.node.run")
+        logger.info("starting in %s: %s", basedir, ", ".join(f"{name} {v}" for name, v in versions()))
         kind = IntroducerNode if os.path.exists(os.path.join(basedir, INTRODUCER_TAC)) else Node
         try:
             node = kind(config)
@@ -111,7 +102,7 @@ def run_node(basedir: str, allow_stdin_close: bool) -> int:
             raise ConfigError(f"{basedir}: cannot start: {e}") from None
         except Exception as e:  # a bug, or a problem no check names yet: still one line
             log.err(None, "building the node failed")
-            raise RunError(f"{basedir}: cannot start: {_text(e)} (the traceback is in shoal.log)") from None
+            raise RunError(f"{basedir}: cannot start: {_text(e)} (the traceback is in {LOG_FILE})") from None
         if not allow_stdin_close:
             stdio.StandardIO(_StdinWatcher())
         reactor.addSystemEventTrigger("before", "shutdown", node.stopService)
@@ -127,6 +118,7 @@ def run_node(basedir: str, allow_stdin_close: bool) -> int:
             if node.web_url:
                 parts.append(f"web {node.web_url}")
             print("; ".join(parts), flush=True)
+            logger.info("%s", "; ".join(parts))
 
         def fail(f: Any) -> None:
             failure.append(f.value)
