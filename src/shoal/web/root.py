@@ -1,11 +1,12 @@
 """The client node's web root: `/` (welcome), `/uri` and `/cap` (files and
-directories), `/named/`, `/file/`, `/operations/`, `/status/`, `/statistics`,
+directories), `/named/`, `/file/`, `/operations/`, `/status/`, `/helper_status`, `/statistics`,
 `/private/`. Anything else is 404."""
 
 from twisted.web import resource
 from twisted.web.server import Request
 
 from shoal.web.common import WebError
+from shoal.web.helper_status import HelperStatusPage
 from shoal.web.private import PrivateRoot
 from shoal.web.services import WebServices
 from shoal.web.statistics import StatisticsPage
@@ -23,6 +24,7 @@ class Root(resource.Resource):
             b"status": StatusPage(services.history, services.checker_status),
             b"statistics": StatisticsPage(services.stats),
             b"operations": services.operations,
+            b"helper_status": HelperStatusPage(services.helper_stats, services.helper_uploads),
         }
         if services.auth_token is not None:
             children[b"private"] = PrivateRoot(services.auth_token)

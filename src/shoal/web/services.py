@@ -21,3 +21,5 @@ class WebServices:
     nodemaker: Any = None  # shoal.dirnode.NodeMaker, once wired
     checker: Any = None  # shoal.checker.FileChecker, once wired
     checker_status: Any = None  # the checker job's status() when [checker] is enabled
+    helper_stats: Any = None  # the upload helper's stats() when [helper] is enabled
+    helper_uploads: Any = None  # and its status(): the uploads under way
