@@ -8,8 +8,10 @@ reaches the core as a ``RemoteReader`` whose failures are plain exceptions.
 Client side: ``HelperConnection`` keeps a Foolscap connection to
 [client]helper.furl (reconnecting), checks the helper speaks
 ".../protocols/helper/v1", and gives a ``RemoteHelper`` while connected; a
-lost connection during a call is ``HelperUnreachable`` (the uploader then
-falls back to a direct upload). The FURL's swissnum never appears in status
+lost connection before the upload began is ``HelperUnreachable`` (the
+uploader then falls back to a direct upload); one during the upload is
+``HelperFailed`` (the upload fails: the helper keeps what it fetched, so an
+upload of the same file again sends only the rest). The FURL's swissnum never appears in status
 or errors.
 """
 
@@ -58,7 +60,11 @@ def _version(name: bytes) -> dict[bytes, Any]:
 
 def _translate(f: Failure, what: str) -> Failure:
     if f.check(*_LOST):
-        return Failure(HelperUnreachable(f"the upload helper's connection was lost during {what}"))
+        if what == "upload_chk":  # nothing was sent yet: the caller may upload directly
+            return Failure(HelperUnreachable(f"the upload helper's connection was lost during {what}"))
+        return Failure(HelperFailed(
+            f"the upload helper's connection was lost during {what}; uploading the file again "
+            "resumes where it stopped"))
     if f.check(HelperUnreachable, HelperFailed, defer.CancelledError):
         return f
     value = f.value
