@@ -3,7 +3,8 @@
 ``Relay(port)`` listens on 127.0.0.1 (a free port, ``relay.port``) and pipes
 every connection to 127.0.0.1:``port``. It counts the bytes each way
 (``up``: client to target, ``down``: back), can limit the upstream rate
-(``rate`` bytes per second, a token bucket: a metered uplink), ``cut()``
+(``rate`` bytes per second, a token bucket: a metered uplink; one
+``Limiter`` shared by several relays is one uplink to several servers), ``cut()``
 every live connection (a broken link) and ``refuse`` new ones (the far end
 gone). TLS passes through untouched, so a Foolscap FURL works through the
 relay once its location hint names the relay's port (``relay_furl``).
@@ -26,18 +27,42 @@ def relay_furl(furl: str, port: int) -> str:
     return f"pb://{m.group(1)}@tcp:127.0.0.1:{port}/{m.group(3)}"
 
 
-class Relay:
-    def __init__(self, target_port: int, *, rate: float | None = None, target_host: str = "127.0.0.1") -> None:
-        self.target = (target_host, target_port)
+class Limiter:
+    """An upstream rate shared by any number of relays (one uplink to many servers):
+    a token bucket of 0.1 s; `rate` None is unlimited."""
+
+    def __init__(self, rate: float | None = None) -> None:
         self.rate = rate
+        self._lock = threading.Lock()
+        self._allowance = 0.0
+        self._last = time.monotonic()
+
+    def take(self, n: int) -> None:
+        rate = self.rate
+        if rate is None:
+            return
+        with self._lock:
+            now = time.monotonic()
+            self._allowance = min(self._allowance + (now - self._last) * rate, rate / 10) - n
+            self._last = now
+            deficit = -self._allowance
+        if deficit > 0:
+            time.sleep(deficit / rate)  # pacing the link, not waiting for a test condition
+
+
+class Relay:
+    def __init__(
+        self, target_port: int, *, rate: float | None = None, limiter: Limiter | None = None,
+        target_host: str = "127.0.0.1",
+    ) -> None:
+        self.target = (target_host, target_port)
+        self.limiter = limiter if limiter is not None else Limiter(rate)
         self.refuse = False
         self.up = 0
         self.down = 0
         self.connections = 0
         self._lock = threading.Lock()
         self._live: set[socket.socket] = set()
-        self._allowance = 0.0
-        self._last = time.monotonic()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._listener.getsockname()[1]
         self._closed = False
@@ -64,18 +89,14 @@ class Relay:
             threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
             threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
 
-    def _take(self, n: int) -> None:
-        """Pace the upstream to `rate` bytes per second (a token bucket of 0.1 s)."""
-        rate = self.rate
-        if rate is None:
-            return
-        with self._lock:
-            now = time.monotonic()
-            self._allowance = min(self._allowance + (now - self._last) * rate, rate / 10) - n
-            self._last = now
-            deficit = -self._allowance
-        if deficit > 0:
-            time.sleep(deficit / rate)  # pacing the link, not waiting for a test condition
+    @property
+    def rate(self) -> float | None:
+        """The upstream rate (bytes per second) of this relay's limiter."""
+        return self.limiter.rate
+
+    @rate.setter
+    def rate(self, value: float | None) -> None:
+        self.limiter.rate = value
 
     def _pump(self, src: socket.socket, dst: socket.socket, upstream: bool) -> None:
         try:
@@ -84,7 +105,7 @@ class Relay:
                 if not data:
                     break
                 if upstream:
-                    self._take(len(data))
+                    self.limiter.take(len(data))
                 dst.sendall(data)
                 with self._lock:
                     if upstream:
