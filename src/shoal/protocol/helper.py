@@ -154,7 +154,8 @@ class UploadResultsCopy(Copyable, RemoteCopy):  # type: ignore[misc]
             pushed_shares=_count(self.pushed_shares),
             file_size=self.file_size if isinstance(self.file_size, int) else None,
             ciphertext_fetched=self.ciphertext_fetched if isinstance(self.ciphertext_fetched, int) else None,
-            timings={str(k): float(v) for k, v in timings.items() if isinstance(v, int | float)},
+            timings={str(k): float(v) for k, v in timings.items()
+                     if isinstance(v, float) or (isinstance(v, int) and abs(v) < 2**53)},
         )
 
 
