@@ -23,7 +23,6 @@ import argparse
 import os
 import pathlib
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,7 +33,7 @@ import yaml
 
 from shoal.testing.grid import Grid, shares_args, wait_for_servers, web_json
 from shoal.testing.processes import NodeProcess, create, set_config, start_node, stop_all
-from shoal.testing.relay import Limiter, Relay, relay_furl
+from shoal.testing.relay import Limiter, Relay, add_relayed_storage, free_port, relay_furl
 from shoal.testing.wait import wait_until
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -42,12 +41,6 @@ PEER = ROOT / ".venv-peer" / "bin"
 MiB = 1024 * 1024
 K, HAPPY, N = 3, 7, 10
 STORAGE_NODES = 7
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def put(url: str, data: bytes) -> str:
@@ -72,14 +65,9 @@ class Bench:
         self.grid.start_introducer()
         self.servers: dict[str, dict] = {}
         for i in range(STORAGE_NODES):
-            real = free_port()
-            relay = Relay(real, limiter=self.limiter)
+            _, relay, real = add_relayed_storage(self.grid, f"storage{i + 1}", self.limiter)
             self.relays.append(relay)
             d = pathlib.Path(base) / f"storage{i + 1}"
-            create("create-node", "--port", f"tcp:{real}", "--location", f"tcp:127.0.0.1:{relay.port}",
-                   "--webport", "none", "--nickname", f"storage{i + 1}", "--introducer", self.grid.introducer_furl,
-                   str(d))
-            self.grid.storage.append(start_node(str(d)))
             server_id = (d / "node.pubkey").read_text().strip().removeprefix("pub-")
             storage_furl = (d / "private" / "storage.furl").read_text().strip()
             ann = {"anonymous-storage-FURL": direct_furl(storage_furl, real), "nickname": f"storage{i + 1}",

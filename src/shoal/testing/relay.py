@@ -11,10 +11,12 @@ relay once its location hint names the relay's port (``relay_furl``).
 Threads, not the reactor: the relay is independent of the code under test.
 """
 
+import os
 import re
 import socket
 import threading
 import time
+from typing import Any
 
 BUFFER = 64 * 1024
 
@@ -138,3 +140,25 @@ class Relay:
         self._closed = True
         self._listener.close()
         self.cut()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def add_relayed_storage(grid: Any, name: str, limiter: Limiter) -> tuple[Any, Relay, int]:
+    """Start a storage node on `grid` (a shoal.testing.grid.Grid) whose announced address (its
+    tub.location, so also its HTTPS NURLs) is a relay on `limiter`: every client's traffic to it
+    crosses the relay. Returns (node, relay, the node's real port)."""
+    from shoal.testing.processes import create, start_node
+
+    real = free_port()
+    relay = Relay(real, limiter=limiter)
+    d = os.path.join(grid.base, name)
+    create("create-node", "--port", f"tcp:{real}", "--location", f"tcp:127.0.0.1:{relay.port}",
+           "--webport", "none", "--nickname", name, "--introducer", grid.introducer_furl, d)
+    node = start_node(d)
+    grid.storage.append(node)
+    return node, relay, real
