@@ -20,7 +20,7 @@ from shoal.immutable.download import download
 from shoal.immutable.encoder import encode_all
 from shoal.immutable.helper import BadUploadable, Helper, HelperError
 from shoal.immutable.params import EncodingParams, FileShape
-from shoal.immutable.upload import UploadResult, upload
+from shoal.immutable.upload import ExistingSharesError, UploadResult, upload
 from shoal.protocol.helper import HelperResults, UploadResultsCopy
 from shoal.testing.local_grid import LocalGrid
 
@@ -190,3 +190,27 @@ def test_upload_results_copy_round_trip():
     bad.setCopyableState({"uri_extension_hash": b"short"})
     with pytest.raises(ValueError, match="uri_extension_hash"):
         bad.to_results()
+
+
+def test_shares_whose_uebs_disagree_do_not_count_as_in_the_grid(grid, tmp_path):
+    data = os.urandom(100_000)
+    direct = grid.call(lambda: defer.ensureDeferred(upload(
+        grid.broker, io.BytesIO(data), len(data), params=PARAMS, convergence_secret=SECRET, lease_secret=LEASE)))
+    for i in range(len(grid.servers)):  # each server alters a different byte of long reads (the UEB)
+        def lie(offset: int, chunk: bytes, i: int = i) -> bytes:
+            if offset == 0 or len(chunk) < 64:
+                return chunk
+            out = bytearray(chunk)
+            out[-(i + 1)] ^= 1
+            return bytes(out)
+
+        grid.set_lying(i, reads=lie)
+    helper = make_helper(grid, tmp_path)
+    with pytest.raises(ExistingSharesError, match="different URI extension blocks"):
+        through(grid, helper, data)
+    stats = grid.call(helper.stats)
+    assert stats["chk_upload_helper.upload_already_present"] == 0
+    assert stats["chk_upload_helper.upload_need_upload"] == 1
+    for i in range(len(grid.servers)):
+        grid.set_lying(i, reads=None)
+    assert through(grid, helper, data).cap == direct.cap  # honest again: found in the grid

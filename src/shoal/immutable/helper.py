@@ -4,7 +4,8 @@ A client on a slow uplink sends the ciphertext once to a helper, which
 encodes it and pushes the n/k-times-larger shares to the storage servers.
 
 - ``Helper.upload_chk(storage_index)`` first looks for the file in the grid
-  (get_buckets on every connected server, one UEB read): when at least
+  (get_buckets on every connected server; the UEB read from two servers,
+  which must agree, where Tahoe reads one): when at least
   ``total_shares`` distinct shares are found, the answer is the existing
   file's results and no upload helper (nothing is sent). Otherwise the answer
   is the ``UploadHelper`` of that storage index (the running one, if any).
@@ -55,6 +56,7 @@ from shoal.protocol.helper import HelperResults
 CHUNK_SIZE = 256 * 1024  # bytes per read_encrypted (Tahoe's helper asks 50 KiB)
 MAX_SEGMENT_SIZE = 64 * 1024 * 1024  # a client's segment size above this is refused (memory)
 MAX_FILE_SIZE = 2**50
+UEB_COPIES = 2  # servers whose UEBs must agree before a file counts as in the grid
 OLD = 2 * 86400  # Tahoe's "_old" sizes: files untouched for 48 hours
 
 COUNTERS = (
@@ -159,7 +161,7 @@ class Helper:
     async def _check(self, storage_index: bytes) -> HelperResults | None:
         """The existing file's results when at least total_shares distinct shares are in the grid."""
         sharemap: dict[int, set[bytes]] = {}
-        readers: list[Any] = []
+        readers: list[tuple[bytes, Any]] = []  # (server id, one of its shares' readers)
 
         async def ask(server: Any) -> None:
             try:
@@ -168,26 +170,35 @@ class Helper:
                 return
             for shnum, reader in buckets.items():
                 sharemap.setdefault(shnum, set()).add(server.server_id)
-                readers.append(reader)
+                readers.append((server.server_id, reader))
 
         await gather([defer.ensureDeferred(ask(s)) for s in self.broker.get_servers_for_psi(storage_index)])
-        for reader in readers:
-            try:
-                ueb = await _read_ueb(reader)
-                fields = unpack_ueb(ueb)
-            except Exception:  # this share's UEB is unreadable: try another
+        uebs: dict[bytes, bytes] = {}  # server id -> the UEB one of its shares holds
+        for sid, reader in readers:
+            if len(uebs) >= UEB_COPIES or sid in uebs:
                 continue
-            total = fields.get("total_shares")
-            if not isinstance(total, int) or len(sharemap) < total:
-                return None
-            return HelperResults(
-                uri_extension_hash=hashes.uri_extension_hash(ueb),
-                uri_extension_data=dict(fields),
-                sharemap={sh: frozenset(ids) for sh, ids in sorted(sharemap.items())},
-                preexisting_shares=len(sharemap),
-                pushed_shares=0,
-            )
-        return None
+            try:
+                uebs[sid] = await _read_ueb(reader)
+            except Exception:  # this share's UEB is unreadable: try another server's
+                continue
+        want = min(UEB_COPIES, len({sid for sid, _ in readers}))
+        if not uebs or len(uebs) < want or len(set(uebs.values())) != 1:
+            return None  # unreadable or disagreeing: not healthy; an upload sorts it out
+        ueb = next(iter(uebs.values()))
+        try:
+            fields = unpack_ueb(ueb)
+        except Exception:
+            return None
+        total = fields.get("total_shares")
+        if not isinstance(total, int) or len(sharemap) < total:
+            return None
+        return HelperResults(
+            uri_extension_hash=hashes.uri_extension_hash(ueb),
+            uri_extension_data=dict(fields),
+            sharemap={sh: frozenset(ids) for sh, ids in sorted(sharemap.items())},
+            preexisting_shares=len(sharemap),
+            pushed_shares=0,
+        )
 
     def stats(self) -> dict[str, int]:
         """Tahoe's helper statistics (the same names)."""
@@ -329,7 +340,7 @@ class UploadHelper:
                 have += got
                 self.fetched += got
                 self.helper.count("chk_upload_helper.fetched_bytes", got)
-            os.fsync(f.fileno())
+            await cpu.run(os.fsync, f.fileno())  # the whole file on disk before it counts as fetched
         os.rename(self.incoming, self.encoding)
 
     async def _encode_and_push(self, size: int, t_fetch: float) -> HelperResults:
