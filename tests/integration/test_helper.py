@@ -4,12 +4,14 @@ helper node through a relay (shoal.testing.relay) that counts and paces the clie
 An upload through the helper sends about the file's size over that link (a direct
 3-of-10 upload sends 3.3x); the same file again sends nothing; a link cut mid-upload
 fails the upload and the retry sends only the rest; a helper that is gone mid-upload
-fails the upload clearly; a helper that is unreachable makes the client upload directly.
+fails the upload clearly (and, restarted, resumes from what it kept); a helper that is unreachable
+makes the client upload directly.
 """
 
 import glob
 import os
 import threading
+import types
 import urllib.error
 import urllib.request
 
@@ -77,9 +79,10 @@ def setup(shared_grid):
     furl = relay_furl(helper.read_private("helper.furl"), relay.port)
     client = shared_grid.add_client("helped", *shares_args(K, HAPPY, N), config={("client", "helper.furl"): furl})
     wait_until(lambda: helper_connected(client) == "yes", 30, "the client connected to its helper")
-    yield shared_grid, helper, relay, client
+    env = types.SimpleNamespace(grid=shared_grid, helper=helper, relay=relay, client=client)
+    yield env
     client.stop()
-    helper.stop()
+    env.helper.stop()  # the one running now (a test restarts it)
     relay.close()
 
 
@@ -88,7 +91,7 @@ def helper_stats(helper: NodeProcess) -> dict:
 
 
 def test_helper_furl_is_private_and_the_welcome_page_shows_the_connection(setup):
-    _, helper, _, client = setup
+    helper, client = setup.helper, setup.client
     assert os.stat(helper.private("helper.furl")).st_mode & 0o777 == 0o600
     shown = web_json(client.web_url)["helper"]
     assert shown["connected"] == "yes" and shown["furl"].endswith("/[censored]")
@@ -97,7 +100,7 @@ def test_helper_furl_is_private_and_the_welcome_page_shows_the_connection(setup)
 
 
 def test_upload_through_the_helper_sends_about_the_file_size(setup):
-    grid, helper, relay, client = setup
+    grid, helper, relay, client = setup.grid, setup.helper, setup.relay, setup.client
     data = os.urandom(2 * MiB)
     before = relay.up
     cap = put(client.web_url, data)
@@ -117,7 +120,7 @@ def test_upload_through_the_helper_sends_about_the_file_size(setup):
 
 
 def test_a_cut_link_fails_the_upload_and_the_retry_sends_only_the_rest(setup):
-    grid, helper, relay, client = setup
+    grid, helper, relay, client = setup.grid, setup.helper, setup.relay, setup.client
     data = os.urandom(3 * MiB)
     outcome: dict = {}
     relay.rate = 1.5 * MiB  # a slow uplink, so the cut comes mid-upload
@@ -154,7 +157,7 @@ def test_a_cut_link_fails_the_upload_and_the_retry_sends_only_the_rest(setup):
 
 
 def test_an_unreachable_helper_makes_the_client_upload_directly(setup):
-    grid, _, relay, client = setup
+    grid, relay, client = setup.grid, setup.relay, setup.client
     relay.refuse = True
     relay.cut()
     try:
@@ -169,8 +172,8 @@ def test_an_unreachable_helper_makes_the_client_upload_directly(setup):
     wait_until(lambda: helper_connected(client) == "yes", 60, "the client reconnected to its helper")
 
 
-def test_a_helper_gone_mid_upload_fails_the_upload_clearly(setup):
-    grid, helper, relay, client = setup
+def test_a_helper_killed_mid_upload_fails_it_clearly_and_its_restart_resumes(setup):
+    grid, helper, relay, client = setup.grid, setup.helper, setup.relay, setup.client
     data = os.urandom(2 * MiB)
     outcome: dict = {}
     relay.rate = 1 * MiB
@@ -185,19 +188,28 @@ def test_a_helper_gone_mid_upload_fails_the_upload_clearly(setup):
     t = threading.Thread(target=upload)
     t.start()
     try:
-        wait_until(lambda: helper_stats(helper)["chk_upload_helper.fetched_bytes"] - fetched0 >= 256 * 1024, 30,
+        wait_until(lambda: helper_stats(helper)["chk_upload_helper.fetched_bytes"] - fetched0 >= 512 * 1024, 30,
                    "part of the file at the helper")
-        relay.refuse = True
-        relay.cut()
+        helper.kill9()
         t.join(60)
     finally:
         relay.rate = None
-        relay.refuse = False
     code, text = outcome["error"]
     assert code >= 500 and "upload helper" in text and "URI:" not in text, outcome
     # nothing half-written counts as uploaded: no storage server holds a share of it
     si = storage_index_of(client, data)
     assert not [p for node in grid.storage for p in glob.glob(os.path.join(node.nodedir, "storage", "shares",
                                                                             "*", si))]
-    assert si in os.listdir(os.path.join(helper.nodedir, "helper", "CHK_incoming"))
+    held = os.stat(os.path.join(helper.nodedir, "helper", "CHK_incoming", si)).st_size
+    assert 512 * 1024 <= held < len(data)
+
+    # the helper comes back on its port; the client reconnects; the same file sends only the rest
+    setup.helper = helper = start_node(helper.nodedir)
+    wait_for_servers(helper.web_url, SHARED_STORAGE_NODES)
     wait_until(lambda: helper_connected(client) == "yes", 60, "the client reconnected to its helper")
+    before = relay.up
+    cap = put(client.web_url, data)
+    sent = relay.up - before
+    assert len(data) - held <= sent < len(data) - held + 100_000, (sent, held)
+    assert get(grid.client_url, cap) == data
+    assert helper_stats(helper)["chk_upload_helper.resumes"] == 1
