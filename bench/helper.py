@@ -2,7 +2,7 @@
 
 One shoal grid on 127.0.0.1: an introducer and 7 storage nodes whose
 announced addresses (tub.location, so also their HTTPS NURLs) are
-userspace relays (shoal.testing.relay) sharing one token-bucket Limiter: the
+userspace relays (shoal.testing.tcp_relay) sharing one token-bucket Limiter: the
 client's uplink, `--rate` MiB/s. Each client's link to its helper goes
 through a relay on the same Limiter. The helpers reach the storage servers
 directly (private/servers.yaml with the real ports, no introducer): a
@@ -33,7 +33,7 @@ import yaml
 
 from shoal.testing.grid import Grid, shares_args, wait_for_servers, web_json
 from shoal.testing.processes import NodeProcess, create, set_config, start_node, stop_all
-from shoal.testing.relay import Limiter, Relay, add_relayed_storage, free_port, relay_furl
+from shoal.testing.tcp_relay import Limiter, Relay, add_relayed_storage, free_port, relay_furl
 from shoal.testing.wait import wait_until
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

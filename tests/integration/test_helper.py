@@ -1,5 +1,5 @@
 """The upload helper with real node processes: a client on the shared grid reaches a shoal
-helper node through a relay (shoal.testing.relay) that counts and paces the client's link.
+helper node through a relay (shoal.testing.tcp_relay) that counts and paces the client's link.
 
 An upload through the helper sends about the file's size over that link (a direct
 3-of-10 upload sends 3.3x); the same file again sends nothing; a link cut mid-upload
@@ -23,7 +23,7 @@ from shoal.encoding.base32 import a2b, b2a
 from shoal.immutable.params import EncodingParams
 from shoal.testing.grid import Grid, shares_args, wait_for_servers, web_json
 from shoal.testing.processes import NodeProcess, create, set_config, start_node
-from shoal.testing.relay import Relay, relay_furl
+from shoal.testing.tcp_relay import Relay, relay_furl
 from shoal.testing.wait import wait_until
 from tests.conftest import SHARED_STORAGE_NODES
 

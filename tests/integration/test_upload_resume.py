@@ -1,6 +1,6 @@
 """A direct upload over HTTP storage resumes across a restart of the client node.
 
-Four shoal storage nodes announce relay addresses (shoal.testing.relay), so every byte the
+Four shoal storage nodes announce relay addresses (shoal.testing.tcp_relay), so every byte the
 client pushes is counted and paced. The client is killed (SIGKILL) half-way through a
 2-of-4 upload; restarted, it uploads the same file again (convergent: the same storage
 index, the same servers, the same upload secrets): the servers offer the partial shares
@@ -15,7 +15,7 @@ import pytest
 
 from shoal.testing.grid import Grid, shares_args, wait_for_servers
 from shoal.testing.processes import start_node, stop_all
-from shoal.testing.relay import Limiter, add_relayed_storage
+from shoal.testing.tcp_relay import Limiter, add_relayed_storage
 from shoal.testing.wait import wait_until
 from tests.integration.test_helper import get, put
 

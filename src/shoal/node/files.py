@@ -4,13 +4,9 @@ encoding parameters and secrets, over its storage broker (used by the web API)."
 from collections.abc import Callable
 from typing import Any
 
-from twisted.python import log
-
 from shoal.caps import CHKCap, LiteralCap
 from shoal.crypto.hashes import convergence_hasher
-from shoal.grid.helper_foolscap import HelperUnreachable
 from shoal.grid.storage_broker import StorageBroker
-from shoal.immutable.assisted_upload import HelperRef, assisted_upload
 from shoal.immutable.download import download
 from shoal.immutable.params import (
     DEFAULT_MAX_SEGMENT_SIZE,
@@ -38,15 +34,8 @@ def encoding_params(config: NodeConfig) -> EncodingParams:
 
 
 class ClientFiles:
-    """`helper`: the upload helper while connected ([client]helper.furl), else None; immutable
-    files above the LIT size go through it, directly to the grid when it is unreachable."""
-
-    def __init__(
-        self, broker: StorageBroker, params: EncodingParams, identity: NodeIdentity,
-        helper: Callable[[], HelperRef | None] | None = None,
-    ) -> None:
+    def __init__(self, broker: StorageBroker, params: EncodingParams, identity: NodeIdentity) -> None:
         self.broker = broker
-        self.helper = helper
         self.params = params
         self._convergence = identity.convergence_secret
         self._lease_secret = identity.lease_secret
@@ -61,19 +50,6 @@ class ClientFiles:
         return convergence_hasher(p.k, p.n, p.segment_size_for(size), self._convergence)
 
     async def upload(self, source: Any, size: int, key: bytes | None = None, convergent: bool = True) -> Any:
-        helper = self.helper() if self.helper is not None and size > LIT_THRESHOLD else None
-        if helper is not None:
-            position = source.tell()
-            try:
-                return await assisted_upload(
-                    helper, source, size, params=self.params,
-                    convergence_secret=self._convergence if convergent else None, key=key,
-                )
-            except HelperUnreachable as e:
-                log.msg(f"upload helper unreachable ({e}); uploading directly to the storage servers")
-                source.seek(position)
-        elif self.helper is not None and size > LIT_THRESHOLD:
-            log.msg("upload helper not connected; uploading directly to the storage servers")
         return await upload(
             self.broker, source, size, params=self.params,
             convergence_secret=self._convergence if convergent else None,

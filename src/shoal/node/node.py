@@ -40,6 +40,7 @@ from shoal.mutable import MutableClient
 from shoal.mutable.keypool import KeyPool
 from shoal.node.config import ConfigError, NodeConfig, parse_size
 from shoal.node.files import ClientFiles, encoding_params
+from shoal.node.helped_files import HelpedFiles
 from shoal.node.identity import (
     NodeIdentity,
     load_identity,
@@ -272,13 +273,21 @@ class Node(service.MultiService):
             self.helper_connection = HelperConnection(self.tub, furl)
             self.helper_connection.setServiceParent(self)
 
+    def _helper_status(self) -> dict[str, Any]:
+        """The welcome page's helper facts (Tahoe's: the censored FURL, connected or not)."""
+        status: dict[str, Any] = {"furl": None, "connected": "not-configured"}
+        if self.helper_connection is not None:
+            status.update(self.helper_connection.status())
+        status["active_uploads"] = len(self.helper.active) if self.helper is not None else None
+        return status
+
     def _init_client(self) -> None:
         """The client side over the broker: files, mutable files, directories, the checker
         and, when [checker]enabled, the checker job."""
         params = encoding_params(self.config)
         connection = self.helper_connection
-        self.files = ClientFiles(self.broker, params, self.identity,
-                                 helper=connection.helper if connection is not None else None)
+        self.files = (ClientFiles(self.broker, params, self.identity) if connection is None
+                      else HelpedFiles(self.broker, params, self.identity, connection.helper))
         self.key_pool = KeyPool(KEY_POOL_SIZE)
         self.mutable = MutableClient(
             self.broker, lease_secret=self.identity.lease_secret, k=params.k, n=params.n, key_pool=self.key_pool
@@ -342,6 +351,8 @@ class Node(service.MultiService):
         )
         self.web_services = WebServices(
             files=self.files,
+            helper_stats=self.helper.stats if self.helper is not None else None,
+            helper_uploads=self.helper.status if self.helper is not None else None,
             mutable=self.mutable,
             nodemaker=self.nodemaker,
             checker=self.checker,
@@ -353,19 +364,9 @@ class Node(service.MultiService):
             ]),
             checker_status=self.checker_job.status if self.checker_job is not None else None,
             auth_token=api_auth_token(self.config),
-            helper_stats=self.helper.stats if self.helper is not None else None,
-            helper_uploads=self.helper.status if self.helper is not None else None,
         )
         self._web_endpoint = serverFromString(reactor, webport)
         self._web_site = ShoalSite(Root(source, self.web_services), key_hasher=self.files.key_hasher)
-
-    def _helper_status(self) -> dict[str, Any]:
-        """The welcome page's helper facts (Tahoe's: the censored FURL, connected or not)."""
-        status: dict[str, Any] = {"furl": None, "connected": "not-configured"}
-        if self.helper_connection is not None:
-            status.update(self.helper_connection.status())
-        status["active_uploads"] = len(self.helper.active) if self.helper is not None else None
-        return status
 
     def _web_listening(self, port: Any) -> None:
         self._web_port = port

@@ -1,5 +1,5 @@
 """The client node's web root: `/` (welcome), `/uri` and `/cap` (files and
-directories), `/named/`, `/file/`, `/operations/`, `/status/`, `/helper_status`, `/statistics`,
+directories), `/named/`, `/file/`, `/operations/`, `/status/`, `/statistics`,
 `/private/`. Anything else is 404."""
 
 from twisted.web import resource
@@ -24,7 +24,6 @@ class Root(resource.Resource):
             b"status": StatusPage(services.history, services.checker_status),
             b"statistics": StatisticsPage(services.stats),
             b"operations": services.operations,
-            b"helper_status": HelperStatusPage(services.helper_stats, services.helper_uploads),
         }
         if services.auth_token is not None:
             children[b"private"] = PrivateRoot(services.auth_token)
@@ -36,6 +35,8 @@ class Root(resource.Resource):
             children[b"file"] = NamedRoot(services, get_only=True)
         for name, child in children.items():
             self.putChild(name, child)  # type: ignore[arg-type]  # zope interface typing
+        # Tahoe's /helper_status: the upload helper's counters ({} without one)
+        self.putChild(b"helper_status", HelperStatusPage(services.helper_stats, services.helper_uploads))  # type: ignore[arg-type]
 
     def getChild(self, path: bytes, request: Request) -> resource.Resource:
         if path == b"":
