@@ -38,9 +38,9 @@ from shoal.introducer.files import (
 )
 from shoal.mutable import MutableClient
 from shoal.mutable.keypool import KeyPool
+from shoal.node import helped_files
 from shoal.node.config import ConfigError, NodeConfig, parse_size
 from shoal.node.files import ClientFiles, encoding_params
-from shoal.node.helped_files import HelpedFiles
 from shoal.node.identity import (
     NodeIdentity,
     load_identity,
@@ -287,7 +287,7 @@ class Node(service.MultiService):
         params = encoding_params(self.config)
         connection = self.helper_connection
         self.files = (ClientFiles(self.broker, params, self.identity) if connection is None
-                      else HelpedFiles(self.broker, params, self.identity, connection.helper))
+                      else helped_files.HelpedFiles(self.broker, params, self.identity, connection.helper))
         self.key_pool = KeyPool(KEY_POOL_SIZE)
         self.mutable = MutableClient(
             self.broker, lease_secret=self.identity.lease_secret, k=params.k, n=params.n, key_pool=self.key_pool
