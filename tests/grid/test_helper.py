@@ -13,6 +13,7 @@ from twisted.internet import defer
 
 from shoal.caps import parse_cap
 from shoal.crypto import hashes
+from shoal.crypto.aes import aes_ctr
 from shoal.crypto.convergence import convergent_key
 from shoal.encoding.base32 import b2a
 from shoal.immutable.assisted_upload import EncryptedSource, assisted_upload
@@ -214,3 +215,18 @@ def test_shares_whose_uebs_disagree_do_not_count_as_in_the_grid(grid, tmp_path):
     for i in range(len(grid.servers)):
         grid.set_lying(i, reads=None)
     assert through(grid, helper, data).cap == direct.cap  # honest again: found in the grid
+
+
+def test_concurrent_reads_of_the_encrypted_source_each_get_their_own_bytes(grid):
+    data = os.urandom(600_000)
+    key = os.urandom(16)
+    source = EncryptedSource(io.BytesIO(data), 0, len(data), key, PARAMS)
+    wanted = [(0, 150_000), (450_000, 150_000), (150_000, 300_000), (599_990, 100), (10, 20)]
+
+    def all_at_once() -> Any:
+        return defer.gatherResults([defer.ensureDeferred(source.read_encrypted(o, n)) for o, n in wanted])
+
+    answers = grid.call(all_at_once)
+    for (offset, length), answer in zip(wanted, answers, strict=True):
+        assert b"".join(answer) == aes_ctr(key, data[offset:offset + length], offset)
+    assert source.bytes_sent == sum(min(n, len(data) - o) for o, n in wanted)

@@ -16,6 +16,8 @@ import time
 from collections.abc import Awaitable
 from typing import Any, BinaryIO, Protocol
 
+from twisted.internet import defer
+
 from shoal import cpu
 from shoal.caps import CHKCap
 from shoal.crypto import hashes
@@ -59,6 +61,7 @@ class EncryptedSource:
         self.parameters = (params.k, params.happy, params.n, params.segment_size_for(size))
         self.bytes_sent = 0
         self.closed = False
+        self._lock = defer.DeferredLock()  # one read at a time: each seeks the one source file
 
     async def get_size(self) -> int:
         return self.size
@@ -72,10 +75,14 @@ class EncryptedSource:
         length = max(0, min(length, MAX_READ, self.size - offset))
         if length == 0:
             return []
-        if length <= INLINE_LIMIT:
-            data = self._read(offset, length)
-        else:
-            data = await cpu.run(self._read, offset, length)
+        await self._lock.acquire()
+        try:
+            if length <= INLINE_LIMIT:
+                data = self._read(offset, length)
+            else:
+                data = await cpu.run(self._read, offset, length)
+        finally:
+            self._lock.release()
         self.bytes_sent += len(data)
         return [data]
 
