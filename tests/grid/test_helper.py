@@ -230,3 +230,24 @@ def test_concurrent_reads_of_the_encrypted_source_each_get_their_own_bytes(grid)
     for (offset, length), answer in zip(wanted, answers, strict=True):
         assert b"".join(answer) == aes_ctr(key, data[offset:offset + length], offset)
     assert source.bytes_sent == sum(min(n, len(data) - o) for o, n in wanted)
+
+
+def test_a_busy_helper_refuses_more_uploads_and_a_file_too_large_for_its_disk(grid, tmp_path):
+    helper = grid.call(lambda: Helper(str(tmp_path / "helper"), grid.broker, LEASE, max_active=1))
+    first, second = os.urandom(16), os.urandom(16)
+    _, uh = grid.call(lambda: defer.ensureDeferred(helper.upload_chk(first)))
+    assert uh is not None
+    with pytest.raises(HelperError, match="busy"):
+        grid.call(lambda: defer.ensureDeferred(helper.upload_chk(second)))
+    # the running one may still be asked for again
+    assert grid.call(lambda: defer.ensureDeferred(helper.upload_chk(first)))[1] is uh
+
+    class Huge(EncryptedSource):
+        async def get_size(self) -> int:
+            return 2**49
+
+    reader = Huge(io.BytesIO(b""), 0, 100, os.urandom(16), PARAMS)
+    with pytest.raises(HelperError, match="disk free"):
+        grid.call(lambda: uh.upload(reader))
+    assert grid.call(lambda: helper.active) == {}
+    assert not os.listdir(tmp_path / "helper" / "CHK_incoming")

@@ -23,12 +23,15 @@ encodes it and pushes the n/k-times-larger shares to the storage servers.
   push failed) is encoded again without fetching anything.
 
 Every number a client sends is checked before use (size, k, happy, n,
-segment size, the lengths of the answers to read_encrypted). The helper
+segment size, the lengths of the answers to read_encrypted); a file larger
+than the helper's free disk space, and uploads past ``max_active`` at once,
+are refused. The helper
 cannot check that the ciphertext belongs to the storage index (it holds no
 key), exactly as in Tahoe.
 """
 
 import os
+import shutil
 import time
 from collections.abc import Awaitable
 from typing import Any, BinaryIO, Protocol
@@ -56,6 +59,7 @@ from shoal.protocol.helper import HelperResults
 CHUNK_SIZE = 256 * 1024  # bytes per read_encrypted (Tahoe's helper asks 50 KiB)
 MAX_SEGMENT_SIZE = 64 * 1024 * 1024  # a client's segment size above this is refused (memory)
 MAX_FILE_SIZE = 2**50
+MAX_ACTIVE = 64  # uploads under way at once; more are refused (each holds a file on disk)
 UEB_COPIES = 2  # servers whose UEBs must agree before a file counts as in the grid
 OLD = 2 * 86400  # Tahoe's "_old" sizes: files untouched for 48 hours
 
@@ -118,7 +122,8 @@ class Helper:
     """One node's upload helper: its directories, running uploads and Tahoe's counters."""
 
     def __init__(
-        self, basedir: str, broker: StorageBroker, lease_secret: bytes, *, chunk_size: int = CHUNK_SIZE
+        self, basedir: str, broker: StorageBroker, lease_secret: bytes, *, chunk_size: int = CHUNK_SIZE,
+        max_active: int = MAX_ACTIVE,
     ) -> None:
         self.incoming_dir = os.path.join(basedir, "CHK_incoming")
         self.encoding_dir = os.path.join(basedir, "CHK_encoding")
@@ -127,6 +132,7 @@ class Helper:
         self.broker = broker
         self.lease_secret = lease_secret
         self.chunk_size = chunk_size
+        self.max_active = max_active
         self.active: dict[bytes, UploadHelper] = {}
         self.counters = dict.fromkeys(COUNTERS, 0)
 
@@ -147,6 +153,8 @@ class Helper:
         self.count("chk_upload_helper.upload_need_upload")
         uh = self.active.get(storage_index)
         if uh is None:
+            if len(self.active) >= self.max_active:
+                raise HelperError(f"the helper is busy: {len(self.active)} uploads under way; try again later")
             si = b2a(storage_index)
             uh = UploadHelper(self, storage_index, os.path.join(self.incoming_dir, si),
                               os.path.join(self.encoding_dir, si))
@@ -325,6 +333,9 @@ class UploadHelper:
         elif have:
             self.helper.count("chk_upload_helper.resumes")
             log.msg(f"helper: resuming SI {b2a(self.storage_index)[:5]} at {have} of {size} bytes")
+        free = shutil.disk_usage(os.path.dirname(self.incoming)).free
+        if size - have > free:
+            raise HelperError(f"the helper has {free} bytes of disk free, too few for a file of {size} bytes")
         with open(self.incoming, "ab") as f:
             while have < size:
                 want = min(self.helper.chunk_size, size - have)
