@@ -52,6 +52,8 @@ CASES = {
         config(("node", "web.port", "ssl:0:privateKey=missing.pem")), "tahoe.cfg: [node]web.port"),
     "tub.port not a port": (config(("node", "tub.port", "tcp:notaport")), "tahoe.cfg: [node]tub.port"),
     "tub.port second bad": (config(("node", "tub.port", "tcp:0,tcp:x")), "tahoe.cfg: [node]tub.port"),
+    "helper.furl": (config(("client", "helper.furl", "http://not-a-furl")), "tahoe.cfg: [client]helper.furl"),
+    "helper enabled": (config(("helper", "enabled", "maybe")), "tahoe.cfg: [helper]enabled"),
     "blobs port": (config(BLOBS_ON, ("blobs", "port", "tcp:xx")), "tahoe.cfg: [blobs]port"),
     "blobs quota": (config(BLOBS_ON, ("blobs", "quota", "lots")), "tahoe.cfg: [blobs]quota"),
     "reserved_space": (config(("storage", "reserved_space", "lots")), "tahoe.cfg: [storage]reserved_space"),

@@ -37,7 +37,8 @@ def connected(status: dict) -> dict[str, dict]:
 
 def test_client_sees_every_server_in_tahoes_json_shape(grid):
     status = web_json(grid.client_url)
-    assert set(status) == {"introducers", "servers"}
+    assert set(status) == {"introducers", "servers", "helper"}  # Tahoe's keys, and the helper connection
+    assert status["helper"] == {"furl": None, "connected": "not-configured", "active_uploads": None}
     assert status["introducers"]["statuses"][0].startswith("Connected")
     assert len(status["servers"]) == 5
     for s in status["servers"]:

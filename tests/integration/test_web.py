@@ -224,7 +224,8 @@ def test_status_and_statistics(url, stored):
 
 def test_welcome_json_shape_and_html(url):
     data = request(url, "GET", "/?t=json").json()
-    assert set(data) == {"introducers", "servers"}
+    assert set(data) == {"introducers", "servers", "helper"}  # Tahoe's keys, and the helper connection
+    assert data["helper"] == {"furl": None, "connected": "not-configured", "active_uploads": None}
     assert len(data["servers"]) == SHARED_STORAGE_NODES
     for s in data["servers"]:
         assert set(s) == {"nodeid", "connection_status", "available_space", "nickname", "version",

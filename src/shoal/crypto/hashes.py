@@ -48,6 +48,9 @@ MUTABLE_CONTAINER_HEADER_TAG = b"allmydata_mutable_container_header"
 DIRNODE_CHILD_WRITECAP_TAG = b"allmydata_mutable_writekey_and_salt_to_dirnode_child_capkey_v1"
 DIRNODE_CHILD_SALT_TAG = b"allmydata_dirnode_child_rwcap_to_salt_v1"
 BACKUPDB_DIRHASH_TAG = b"allmydata_backupdb_dirhash_v1"
+# shoal's own: the HTTP upload secret of one share upload, derived from its (per-server,
+# per-file) lease renewal secret so that a restarted client presents the same one
+HTTP_UPLOAD_SECRET_TAG = b"shoal_http_upload_secret_from_bucket_renewal_secret_v1"
 
 
 class TaggedHasher:
@@ -237,3 +240,9 @@ def backupdb_dirhash(data: bytes) -> bytes:
 
 def constant_time_equal(a: bytes, b: bytes) -> bool:
     return _stdlib_hmac.compare_digest(a, b)
+
+
+def http_upload_secret(bucket_renew_secret: bytes) -> bytes:
+    """The upload secret a client presents to one server for one file (shoal's, not Tahoe's:
+    Tahoe 1.20 draws a random one per allocation, so an upload it starts again cannot resume)."""
+    return tagged_hash(HTTP_UPLOAD_SECRET_TAG, bucket_renew_secret)

@@ -1,6 +1,11 @@
 """Immutable shares over HTTPS: Tahoe-LAFS 1.20's upload PATCHes and ranged reads as BucketWriter/BucketReader.
 
-A writer's write is one PATCH with Content-Range; the server answers 201 to
+A writer's write is one PATCH with Content-Range; every answer says which
+ranges the server still requires, and a later write sends only the span of
+its bytes that is still required (nothing when none is): a client that
+restarted and allocated the same share again (the same upload secret, see
+shoal.crypto.hashes.http_upload_secret) does not send again what the server
+kept of its partial share. The server answers 201 to
 the write that completes the share, and the upload is then finished: close()
 sends nothing (it waits for the writes still in flight and succeeds if the
 server said complete), a later write or close is refused as over Foolscap,
@@ -49,6 +54,9 @@ class HttpBucketWriter:
         self._settling: list[defer.Deferred[None]] = []  # one per write in flight, fired when it ends
         self.complete = False
         self._ended: str | None = None  # "closed" or "aborted": the server forgets the upload
+        # what the server's last answer said it still requires (None: not asked yet)
+        self._required: tuple[ByteRange, ...] | None = None
+        self.bytes_skipped = 0  # bytes not sent because the server had them already
 
     def _refuse_if_ended(self, method: str) -> None:
         if self._ended is not None:
@@ -64,11 +72,18 @@ class HttpBucketWriter:
             return defer.fail()
         if not data:  # HTTP cannot carry an empty range; there is nothing to write
             return defer.succeed(None)
-        view = memoryview(data)
+        span = self._still_required(offset, offset + len(data))
+        if span is None:  # a resumed share: the server holds these bytes already
+            self.bytes_skipped += len(data)
+            return defer.succeed(None)
+        self.bytes_skipped += len(data) - span.length
+        view = memoryview(data)[span.start - offset : span.end - offset]
+        offset = span.start
 
         def done(resp: Response) -> None:
             self._http.expect(resp, "write", OK, CREATED)
-            decoded(bodies.decode_upload_progress, resp, self._http.name, "write")  # what is left
+            progress = decoded(bodies.decode_upload_progress, resp, self._http.name, "write")  # what is left
+            self._required = progress.required
             if resp.status == CREATED:
                 self.complete = True
 
@@ -86,6 +101,16 @@ class HttpBucketWriter:
             return result
 
         return d.addBoth(ended)
+
+    def _still_required(self, start: int, end: int) -> ByteRange | None:
+        """The part of [start, end) to send: from the first to the last byte the server still
+        requires (all of it before the first answer), None when it requires none of it."""
+        if self._required is None:
+            return ByteRange(start, end)
+        pieces = [(max(r.start, start), min(r.end, end)) for r in self._required if r.start < end and start < r.end]
+        if not pieces:
+            return None
+        return ByteRange(min(a for a, _ in pieces), max(b for _, b in pieces))
 
     def close(self) -> "defer.Deferred[None]":
         """Nothing to send: the last write completed the share (or it is incomplete: refused)."""

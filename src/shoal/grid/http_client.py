@@ -32,7 +32,6 @@ before any request.
 """
 
 import functools
-import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -40,6 +39,7 @@ from twisted.internet import defer
 from twisted.internet import reactor as _global_reactor
 from twisted.python.failure import Failure
 
+from shoal.crypto.hashes import http_upload_secret
 from shoal.grid.http_buckets import HttpBucketReader, HttpBucketWriter, advise, read_share
 from shoal.grid.http_requests import (
     MAX_ERROR_TEXT,
@@ -148,7 +148,7 @@ class HttpStorageClient:
         check_secret(renew_secret)
         check_secret(cancel_secret)
         message = bodies.AllocateRequest(frozenset(sharenums), allocated_size).encode()
-        upload_secret = os.urandom(32)
+        upload_secret = http_upload_secret(renew_secret)  # the same after a restart: partial shares resume
 
         def done(resp: Response) -> Allocation:
             self._http.expect(resp, "allocate_buckets", OK)

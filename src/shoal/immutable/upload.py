@@ -61,7 +61,7 @@ from shoal.formats.ueb import pack_ueb, unpack_ueb
 from shoal.grid.storage_broker import StorageBroker
 from shoal.hashtree import CompleteHashTree
 from shoal.immutable.coalesce import InFlightUploads
-from shoal.immutable.encoder import ImmutableEncoder, ueb_fields
+from shoal.immutable.encoder import AlreadyEncrypted, ImmutableEncoder, StreamCipher, ueb_fields
 from shoal.immutable.params import LIT_THRESHOLD, EncodingParams, FileShape
 from shoal.immutable.placer import (
     ExistingSharesError,
@@ -133,9 +133,10 @@ def _convergent_key(source: BinaryIO, position: int, shape: FileShape, secret: b
     return convergent_key(_chunks(source, position, shape.size), secret, shape.k, shape.n, shape.segment_size)
 
 
-def _crypttext_hashes(source: BinaryIO, position: int, key: bytes, shape: FileShape) -> tuple[bytes, bytes]:
-    """(crypttext_hash, crypttext_root_hash) of the file under `key`, as the encoder computes them."""
-    aes = AESCTR(key)
+def _crypttext_hashes(source: BinaryIO, position: int, key: bytes | None, shape: FileShape) -> tuple[bytes, bytes]:
+    """(crypttext_hash, crypttext_root_hash) of the file under `key`, as the encoder computes them
+    (key None: `source` holds the ciphertext already, as an upload helper's does)."""
+    aes: StreamCipher = AESCTR(key) if key is not None else AlreadyEncrypted()
     whole = hashes.crypttext_hasher()
     leaves = []
     if source.seekable():
@@ -160,6 +161,20 @@ async def _existing_cap(
     crypttext_hashes: Awaitable[tuple[bytes, bytes]],
 ) -> tuple[str, int]:
     """The cap of a file whose shares are all on the grid already (see the module docstring)."""
+    ueb, copies = await existing_ueb(placement, plan, encoder, crypttext_hashes)
+    shape = encoder.shape
+    cap = CHKCap(encoder.key, hashes.uri_extension_hash(ueb), shape.k, shape.n, shape.size)
+    return cap.to_string(), copies
+
+
+async def existing_ueb(
+    placement: SharePlacement,
+    plan: Plan[bytes],
+    encoder: ImmutableEncoder,
+    crypttext_hashes: Awaitable[tuple[bytes, bytes]],
+) -> tuple[bytes, int]:
+    """The UEB of a file whose shares are all on the grid already, checked against the UEB
+    this file must have, and how many servers' copies agreed on it."""
     shape = encoder.shape
     rank = {sid: i for i, sid in enumerate(placement.order)}
     # one share per holder: relied-upon holders first, then other holders, in ring order
@@ -210,8 +225,7 @@ async def _existing_cap(
             f"storage index {b2a(placement.si)}: the shares already on the grid describe another "
             "file (their URI extension block differs from this file's)"
         )
-    cap = CHKCap(encoder.key, hashes.uri_extension_hash(ueb), shape.k, shape.n, shape.size)
-    return cap.to_string(), len(uebs)
+    return ueb, len(uebs)
 
 
 # --- the upload ---------------------------------------------------------------------

@@ -26,7 +26,9 @@ from shoal.checker.job import CheckerConfigError, CheckerJob, CheckerSettings
 from shoal.dirnode import NodeMaker
 from shoal.encoding.base32 import a2b
 from shoal.errors import ShoalError
+from shoal.grid.helper_foolscap import FoolscapHelper, HelperConnection
 from shoal.grid.storage_broker import StorageBroker, storage_connector
+from shoal.immutable.helper import Helper
 from shoal.introducer.client import IntroducerClient
 from shoal.introducer.files import (
     FileSequencer,
@@ -36,6 +38,7 @@ from shoal.introducer.files import (
 )
 from shoal.mutable import MutableClient
 from shoal.mutable.keypool import KeyPool
+from shoal.node import helped_files
 from shoal.node.config import ConfigError, NodeConfig, parse_size
 from shoal.node.files import ClientFiles, encoding_params
 from shoal.node.identity import (
@@ -205,6 +208,7 @@ class Node(service.MultiService):
         if config.get_bool("storage", "enabled", True):
             self._init_storage()
         self._init_grid()
+        self._init_helper()
         self._init_client()
         self._init_blobs()
         self.web_url: str | None = None
@@ -244,11 +248,46 @@ class Node(service.MultiService):
                 raise ConfigError(str(e)) from None
         self.broker.setServiceParent(self)
 
+    def _init_helper(self) -> None:
+        """[helper]enabled: the upload helper (its FURL in private/helper.furl, 0600);
+        [client]helper.furl: uploads go through that helper while it is connected."""
+        cfg = self.config
+        self.helper: Helper | None = None
+        self.helper_furl: str | None = None
+        if cfg.get_bool("helper", "enabled", False):
+            if not cfg.get("node", "tub.location") or cfg.get("node", "tub.location") == "disabled":
+                raise ConfigError(f"{cfg.path}: [helper]enabled = true needs [node]tub.port and tub.location")
+            self.helper = Helper(cfg.node_path("helper"), self.broker, self.identity.lease_secret)
+            furl_file = cfg.private_path("helper.furl")
+            old_umask = os.umask(0o077)
+            try:
+                self.helper_furl = self.tub.registerReference(FoolscapHelper(self.helper), furlFile=furl_file)
+            finally:
+                os.umask(old_umask)
+            os.chmod(furl_file, 0o600)
+        self.helper_connection: HelperConnection | None = None
+        furl = (cfg.get("client", "helper.furl") or "").strip()
+        if furl and furl != "None":
+            if not furl.startswith("pb://"):
+                raise ConfigError(f"{cfg.path}: [client]helper.furl is not a pb:// FURL")
+            self.helper_connection = HelperConnection(self.tub, furl)
+            self.helper_connection.setServiceParent(self)
+
+    def _helper_status(self) -> dict[str, Any]:
+        """The welcome page's helper facts (Tahoe's: the censored FURL, connected or not)."""
+        status: dict[str, Any] = {"furl": None, "connected": "not-configured"}
+        if self.helper_connection is not None:
+            status.update(self.helper_connection.status())
+        status["active_uploads"] = len(self.helper.active) if self.helper is not None else None
+        return status
+
     def _init_client(self) -> None:
         """The client side over the broker: files, mutable files, directories, the checker
         and, when [checker]enabled, the checker job."""
         params = encoding_params(self.config)
-        self.files = ClientFiles(self.broker, params, self.identity)
+        connection = self.helper_connection
+        self.files = (ClientFiles(self.broker, params, self.identity) if connection is None
+                      else helped_files.HelpedFiles(self.broker, params, self.identity, connection.helper))
         self.key_pool = KeyPool(KEY_POOL_SIZE)
         self.mutable = MutableClient(
             self.broker, lease_secret=self.identity.lease_secret, k=params.k, n=params.n, key_pool=self.key_pool
@@ -308,9 +347,12 @@ class Node(service.MultiService):
             server_statuses=lambda: [s.status() for s in self.broker.get_all_servers()],
             version=f"shoal/{__version__}",
             storage_stats=storage_stats,
+            helper_status=self._helper_status,
         )
         self.web_services = WebServices(
             files=self.files,
+            helper_stats=self.helper.stats if self.helper is not None else None,
+            helper_uploads=self.helper.status if self.helper is not None else None,
             mutable=self.mutable,
             nodemaker=self.nodemaker,
             checker=self.checker,

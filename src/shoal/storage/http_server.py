@@ -263,7 +263,11 @@ class HttpStorageServer:
         )
         for writer in writers.values():
             self.uploads.add(writer, secrets[Secret.UPLOAD])
-        self._cbor(request, bodies.AllocateResponse(already, writers).encode())
+        allocated = set(writers)
+        for shnum in set(message.share_numbers) - already - allocated:  # the same client, allocating again
+            if self.uploads.resumable(_si(route), shnum, secrets[Secret.UPLOAD], message.allocated_size):
+                allocated.add(shnum)
+        self._cbor(request, bodies.AllocateResponse(already, allocated).encode())
 
     async def _write(self, request: CappedRequest, route: Route, secrets: dict[Secret, bytes]) -> None:
         content_range = parse_content_range(request.getHeader(hs.CONTENT_RANGE))

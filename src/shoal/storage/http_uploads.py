@@ -6,7 +6,11 @@ presented with it. A later chunk or abort must present the same secret
 (401 otherwise) and finds nothing (404) once the writer is closed, aborted
 (by the client or the server's 30-minute idle rule) or was never made.
 Another client may allocate other shares of the same storage index with
-its own secret. Writers that finished are forgotten lazily.
+its own secret. An allocation repeated with the same secret and size gets
+the shares still in progress back as allocated (the protocol's "same call,
+same answer"), so a client that restarts resumes its partial shares: its
+first chunk's answer says which ranges the server still requires. Writers
+that finished are forgotten lazily.
 """
 
 import hmac
@@ -49,6 +53,16 @@ class UploadsInProgress:
         if not hmac.compare_digest(upload.secret, upload_secret):
             raise HttpRequestError(UNAUTHORIZED, f"wrong upload secret for share {shnum}")
         return upload.writer
+
+    def resumable(self, storage_index: bytes, shnum: int, upload_secret: bytes, allocated_size: int
+                  ) -> BucketWriter | None:
+        """The open writer of this share if it was allocated with this secret and size: an
+        allocation repeated by the same client (after a restart) gets it back, as the protocol
+        says a repeated call with the same upload secret must answer the same."""
+        upload = self._uploads.get((storage_index, shnum))
+        if upload is None or upload.writer.closed or upload.writer.allocated_size != allocated_size:
+            return None
+        return upload.writer if hmac.compare_digest(upload.secret, upload_secret) else None
 
     def forget(self, writer: BucketWriter) -> None:
         key = (writer.storage_index, writer.shnum)

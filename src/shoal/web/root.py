@@ -6,6 +6,7 @@ from twisted.web import resource
 from twisted.web.server import Request
 
 from shoal.web.common import WebError
+from shoal.web.helper_status import HelperStatusPage
 from shoal.web.private import PrivateRoot
 from shoal.web.services import WebServices
 from shoal.web.statistics import StatisticsPage
@@ -34,6 +35,8 @@ class Root(resource.Resource):
             children[b"file"] = NamedRoot(services, get_only=True)
         for name, child in children.items():
             self.putChild(name, child)  # type: ignore[arg-type]  # zope interface typing
+        # Tahoe's /helper_status: the upload helper's counters ({} without one)
+        self.putChild(b"helper_status", HelperStatusPage(services.helper_stats, services.helper_uploads))  # type: ignore[arg-type]
 
     def getChild(self, path: bytes, request: Request) -> resource.Resource:
         if path == b"":

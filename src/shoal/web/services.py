@@ -17,6 +17,8 @@ class WebServices:
     stats: NodeStats = attrs.field(factory=NodeStats)
     operations: OperationTable = attrs.field(factory=OperationTable)
     auth_token: bytes | None = None  # private/api_auth_token: guards /private/
+    helper_stats: Any = None  # the upload helper's stats() when [helper] is enabled
+    helper_uploads: Any = None  # and its status(): the uploads under way
     mutable: Any = None  # shoal.mutable.MutableClient, once wired
     nodemaker: Any = None  # shoal.dirnode.NodeMaker, once wired
     checker: Any = None  # shoal.checker.FileChecker, once wired

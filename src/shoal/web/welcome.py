@@ -5,7 +5,10 @@ JSON: {"introducers": {"statuses": [summary, ...]}, "servers": [{"nodeid",
 "last_received_data"}, ...]}, indented by one space as Tahoe writes it, so
 scripts that wait for a Tahoe grid to connect work against shoal. Each server
 also says which protocol carries its connection ("protocol": "HTTP" or
-"Foolscap"; null before connecting), which Tahoe 1.20's JSON does not say.
+"Foolscap"; null before connecting), which Tahoe 1.20's JSON does not say, and
+"helper" gives the upload helper connection as Tahoe's HTML does ({"furl": the
+FURL without its swissnum or null, "connected": "yes", "no" or
+"not-configured", "active_uploads" of this node's own helper or null}).
 
 HTML: the node (nickname, id, version), a summary (servers connected, space
 they offer, this node's own storage if it runs a server, operations under
@@ -43,6 +46,7 @@ class WelcomeSource:
         server_statuses: Callable[[], Sequence[dict[str, Any]]],
         version: str,
         storage_stats: Callable[[], Mapping[str, Any]] | None = None,
+        helper_status: Callable[[], Mapping[str, Any]] | None = None,
     ) -> None:
         self.nodeid = nodeid
         self.nickname = nickname
@@ -50,12 +54,15 @@ class WelcomeSource:
         self.server_statuses = server_statuses
         self.version = version
         self.storage_stats = storage_stats
+        # {"furl": censored FURL or None, "connected": "yes"/"no"/"not-configured", "active_uploads": int|None}
+        self.helper_status = helper_status or (lambda: {"furl": None, "connected": "not-configured"})
 
 
 def welcome_json(source: WelcomeSource) -> dict[str, Any]:
     return {
         "introducers": {"statuses": [s["summary"] for s in source.introducer_statuses()]},
         "servers": [{k: s.get(k) for k in (*SERVER_KEYS, *SHOAL_SERVER_KEYS)} for s in source.server_statuses()],
+        "helper": dict(source.helper_status()),
     }
 
 
@@ -100,6 +107,10 @@ def welcome_html(source: WelcomeSource, history: History | None = None) -> str:
     if own:
         cards.append(("This node stores", size_text(own.get("storage_server.used_space"))))
         cards.append(("Disk available here", size_text(own.get("storage_server.disk_avail"))))
+    helper = source.helper_status()
+    cards.append(("Helper", {"yes": "connected", "no": "not connected"}.get(helper["connected"], "not configured")))
+    if helper.get("active_uploads") is not None:
+        cards.append(("This node's helper", f"{helper['active_uploads']} active uploads"))
     if history is not None:
         cards.append(("Operations under way", str(len(history.active()))))
     card_html = "".join(f"<div class=card><div class=muted>{e(k)}</div><div class=v>{e(v)}</div></div>"

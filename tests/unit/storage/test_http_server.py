@@ -174,9 +174,26 @@ def test_upload_in_chunks_then_read_list_and_ranges(client, server):
     bad_range = client.call(Endpoint.IMMUTABLE_READ, SI, 0, headers=[(b"Range", b"bytes=0-")])
     assert bad_range.status == 416
     assert client.call(Endpoint.IMMUTABLE_READ, SI, 0, headers=[(b"Range", b"bytes=0-1,3-4")]).status == 416
-    # a second allocation sees what is there (and renews its lease)
+    # a second allocation sees what is there (and renews its lease); share 1, still in progress
+    # under this upload secret and size, is offered again (the same call gets the same answer)
     again = hb.decode_allocate_response(client.allocate({0, 1, 2}, 10).body)
-    assert again == hb.AllocateResponse({0}, {2})
+    assert again == hb.AllocateResponse({0}, {1, 2})
+
+
+def test_an_allocation_repeated_with_the_same_secret_resumes_the_partial_share(client):
+    assert hb.decode_allocate_response(client.allocate({4}, 10).body) == hb.AllocateResponse(set(), {4})
+    assert client.write(4, 0, b"abcd").status == 200
+    other = {Secret.LEASE_RENEW: b"R" * 32, Secret.LEASE_CANCEL: b"C" * 32, Secret.UPLOAD: b"U" * 32}
+    # another client (another upload secret), or the same with another size: not offered
+    assert hb.decode_allocate_response(client.allocate({4}, 10, secrets=other).body) == hb.AllocateResponse(
+        set(), set())
+    assert hb.decode_allocate_response(client.allocate({4}, 11).body) == hb.AllocateResponse(set(), set())
+    # the same client after a restart: offered; its next chunk's answer says what is still required
+    assert hb.decode_allocate_response(client.allocate({4}, 10).body) == hb.AllocateResponse(set(), {4})
+    answer = client.write(4, 0, b"ab")
+    assert hb.decode_upload_progress(answer.body).required == (ByteRange(4, 10),)
+    assert client.write(4, 4, b"efghij").status == 201
+    assert client.read(4).body == b"abcdefghij"
 
 
 def test_large_share_streams_back_in_pieces(client):

@@ -23,3 +23,13 @@ def test_html_has_a_protocol_column():
     page = welcome_html(SOURCE)
     assert "<th>Protocol</th>" in page
     assert "<td>HTTP</td>" in page and "<td>Foolscap</td>" in page
+
+
+def test_the_helper_connection_is_shown_as_tahoe_shows_it():
+    assert welcome_json(SOURCE)["helper"] == {"furl": None, "connected": "not-configured"}
+    assert "not configured" in welcome_html(SOURCE)
+    status = {"furl": "pb://abc@tcp:127.0.0.1:1/[censored]", "connected": "no", "active_uploads": 2}
+    with_helper = WelcomeSource("v0-me", "me", lambda: [], lambda: [], "shoal/x", helper_status=lambda: status)
+    assert welcome_json(with_helper)["helper"] == status
+    page = welcome_html(with_helper)
+    assert "not connected" in page and "2 active uploads" in page
