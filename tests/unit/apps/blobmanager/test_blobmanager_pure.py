@@ -38,7 +38,7 @@ def test_encrypt_roundtrip_and_layout(blob_id, plaintext):
     stored = crypto.encrypt_blob(SECRET, blob_id, plaintext)
     head, _, body = stored.partition(b" ")
     pre = crypto.unpack_preamble(base64.urlsafe_b64decode(head))
-    assert (pre.scheme, pre.method, pre.blob_id, pre.size) == (1, 2, blob_id, len(plaintext))
+    assert (pre.scheme, pre.method, pre.blob_id, pre.size) == (1, 2, blob_id, crypto.padded_size(len(plaintext)))
     assert len(body) == len(plaintext) + 16
     assert crypto.tag_of(stored) == base64.urlsafe_b64encode(stored[-16:]).decode()
     assert len(crypto.tag_of(stored)) == 24
@@ -51,8 +51,9 @@ def test_ciphertext_hides_plaintext_and_keys_differ():
     assert b"attachment" not in stored
     assert crypto.blob_key(SECRET, "a1") != crypto.blob_key(SECRET, "a2")
     assert crypto.blob_key(SECRET, "a1") == crypto.blob_key(SECRET[:256] + SECRET[256:], "a1")
-    # only the second half of the secret keys the blobs
-    assert crypto.blob_key(b"x" * 256 + SECRET[256:], "a1") == crypto.blob_key(SECRET, "a1")
+    # only the secret after its first 64 bytes keys the blobs (Soledad's SECRET_LENGTH)
+    assert crypto.blob_key(b"x" * 64 + SECRET[64:], "a1") == crypto.blob_key(SECRET, "a1")
+    assert crypto.blob_key(SECRET[:64] + b"x" + SECRET[65:], "a1") != crypto.blob_key(SECRET, "a1")
     with pytest.raises(ValueError):
         crypto.blob_key(b"short", "a1")
 
