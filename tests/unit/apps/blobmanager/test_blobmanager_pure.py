@@ -141,3 +141,12 @@ def test_retry_pauses_grow_to_the_cap():
     assert [soledad.pause(n) for n in range(1, 9)] == [1, 11, 21, 31, 41, 51, 60, 60]
     fast = RetryPolicy(first=0.01, step=0.02, maximum=0.05)
     assert [fast.pause(n) for n in (1, 2, 3, 10)] == pytest.approx([0.01, 0.03, 0.05, 0.05])
+
+
+def test_priorities_as_soledad_parses_them():
+    from shoal.apps.blobmanager import parse_priority
+    assert [parse_priority(p) for p in ("low", "medium", "high", "urgent")] == [1, 2, 3, 4]
+    assert [parse_priority(p) for p in (1, 2, 3, 4)] == [1, 2, 3, 4]
+    for bad in (0, 5, "LOW", "critical", "", None, 2.0, True):
+        with pytest.raises(ValueError):
+            parse_priority(bad)
