@@ -48,6 +48,7 @@ from shoal.apps.blobs.errors import (
     TooManyNamespaces,
 )
 from shoal.apps.blobs.index import BlobIndex, BlobRow
+from shoal.apps.blobs.interfaces import IBlobsBackend
 from shoal.apps.blobs.rules import (
     DEFAULT_NAMESPACE,
     TAG_BYTES,
@@ -98,6 +99,7 @@ def _tail(source: BinaryIO, start: int, size: int) -> bytes:
     return tail
 
 
+@implementer(IBlobsBackend)
 class GridBlobsBackend:
     def __init__(self, files: ImmutableFiles, nodemaker: NodeMaker, *, root: RootDirectory, index_path: str,
                  quota: int, max_objects: int = DEFAULT_MAX_OBJECTS,
@@ -431,7 +433,10 @@ class GridBlobsBackend:
         return defer.ensureDeferred(self.listing(user, namespace, order_by, deleted, filter_flag))
 
     def get_total_storage(self, user: str) -> defer.Deferred[int]:
-        return defer.ensureDeferred(self.usage(user))
+        """Usage in units of 1024 bytes, rounded up (the interface's unit; `usage` gives bytes)."""
+        async def run() -> int:
+            return -(-(await self.usage(user)) // 1024)
+        return defer.ensureDeferred(run())
 
     def get_tag(self, user: str, blob_id: str, namespace: str = "") -> defer.Deferred[str]:
         async def run() -> str:

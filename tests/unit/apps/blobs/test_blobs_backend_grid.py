@@ -12,6 +12,7 @@ import types
 import pytest
 from twisted.internet import defer
 from twisted.web.client import FileBodyProducer
+from zope.interface.verify import verifyObject
 
 from shoal.apps.blobs import backend as backend_module
 from shoal.apps.blobs.backend import GridBlobsBackend
@@ -24,6 +25,7 @@ from shoal.apps.blobs.errors import (
     QuotaExceeded,
     TooManyNamespaces,
 )
+from shoal.apps.blobs.interfaces import IBlobsBackend
 from shoal.apps.blobs.rules import tag_of
 from shoal.apps.blobs.store import RootDirectory
 from shoal.dirnode import NodeMaker
@@ -78,6 +80,16 @@ class Collector:
         self.data += data
 
 
+def test_backend_provides_soledads_iblobsbackend(maker, tmp_path):
+    b = new_backend(maker, tmp_path, "iface")
+    assert IBlobsBackend.providedBy(b)
+    assert verifyObject(IBlobsBackend, b)
+    assert sorted(IBlobsBackend.names()) == sorted(
+        ["read_blob", "write_blob", "delete_blob", "get_blob_size", "count", "list_blobs", "get_total_storage",
+         "get_tag", "get_flags", "set_flags"])
+    b.close()
+
+
 def test_iblobsbackend_methods(grid, maker, tmp_path):
     b = new_backend(maker, tmp_path, "api")
     blob = os.urandom(5000)
@@ -95,7 +107,8 @@ def test_iblobsbackend_methods(grid, maker, tmp_path):
         await b.read_blob("alice", "one", part, range=(100, 250))
         assert whole.data == blob and part.data == blob[100:250] and whole.producer is None
         assert await b.count("alice") == 1 and await b.count("alice", "other") == 1
-        assert await b.get_total_storage("alice") == 5003
+        assert await b.get_total_storage("alice") == 5  # 5003 bytes, in 1024-byte units rounded up
+        assert await b.usage("alice") == 5003
         assert await b.get_flags("alice", "one") == []
         await b.set_flags("alice", "one", ["PROCESSING"])
         assert await b.get_flags("alice", "one") == ["PROCESSING"]
@@ -108,7 +121,7 @@ def test_iblobsbackend_methods(grid, maker, tmp_path):
             with pytest.raises(BlobNotFound):
                 await call
         assert await b.list_blobs("alice", deleted=True) == ["one"]
-        assert await b.count("alice") == 0 and await b.get_total_storage("alice") == 3
+        assert await b.count("alice") == 0 and await b.get_total_storage("alice") == 1
         await b.write_blob("alice", "one", FileBodyProducer(io.BytesIO(b"reborn")))  # after a delete: allowed
         assert await b.list_blobs("alice", deleted=True) == []
 
