@@ -6,7 +6,18 @@ rest lives in mutable directories (DIR2 over SDMF)::
     root directory            (the [blobs] root_cap, or private/blobs.rootcap)
       <user>                  one directory per user
         <namespace>           one directory per namespace
-          <blob_id>           the blob's cap, metadata {"blob": {...}}
+          .shard-<hh>         up to 256 shard directories, made on first use:
+            <blob_id>         hh = the first two hex digits of SHA-256(blob id);
+                              the blob's cap, metadata {"blob": {...}}
+          <blob_id>           the older flat layout: entries right in the namespace
+
+Fan-out keeps an edit's cost flat as a namespace grows: an edit rewrites one
+shard (1/256 of the namespace's entries), never the whole namespace, so a
+PUT into a namespace of 100,000 blobs rewrites a directory of about 400.
+Shard names start with ``.``, which no blob id may contain, so both layouts
+can share a namespace directory: namespaces written by older shoal keep their
+flat entries, new edits go to the shards, and a shard's entry for an id
+overrides a flat one when the grid is read.
 
 A live entry's ``blob`` metadata holds ``size``, ``tag``, ``flags`` and
 ``created`` (seconds since the epoch); a deleted blob's entry is a tombstone:
@@ -24,7 +35,9 @@ edit is on the grid.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,6 +51,18 @@ from shoal.dirnode import ChildSpec, DirectoryNode, Entry, NodeMaker
 
 TOMBSTONE_CAP = "URI:LIT:"
 METADATA_KEY = "blob"
+SHARD_PREFIX = ".shard-"
+SHARD_DIGITS = 2  # hex digits of SHA-256(blob id): 256 shards per namespace
+_SHARD_RE = re.compile(r"^\.shard-[0-9a-f]{%d}$" % SHARD_DIGITS)
+
+
+def shard_of(blob_id: str) -> str:
+    """The name of the shard directory that holds `blob_id`'s entry."""
+    return SHARD_PREFIX + hashlib.sha256(blob_id.encode("utf-8")).hexdigest()[:SHARD_DIGITS]
+
+
+def is_shard_name(name: str) -> bool:
+    return bool(_SHARD_RE.match(name))
 
 
 def live_metadata(row: BlobRow) -> dict[str, Any]:

@@ -7,7 +7,6 @@ stream uploads."""
 
 import io
 import os
-import types
 
 import pytest
 from twisted.internet import defer
@@ -27,31 +26,7 @@ from shoal.apps.blobs.errors import (
 )
 from shoal.apps.blobs.interfaces import IBlobsBackend
 from shoal.apps.blobs.rules import tag_of
-from shoal.apps.blobs.store import RootDirectory
-from shoal.dirnode import NodeMaker
-from shoal.immutable.params import EncodingParams
-from shoal.mutable import MutableClient
-from shoal.mutable.keypool import KeyPool
-from shoal.node.files import ClientFiles
-from shoal.testing.local_grid import LocalGrid
-from tests.unit.mutable.vector_keys import fresh_key
-
-K, HAPPY, N = 3, 4, 5
-
-
-@pytest.fixture(scope="module")
-def grid():
-    g = LocalGrid(N)
-    yield g
-    g.close()
-
-
-@pytest.fixture(scope="module")
-def maker(grid):
-    identity = types.SimpleNamespace(convergence_secret=b"C" * 32, lease_secret=b"L" * 32)
-    files = ClientFiles(grid.broker, EncodingParams(K, HAPPY, N), identity)
-    return NodeMaker(files, MutableClient(grid.broker, lease_secret=b"L" * 32, k=K, n=N,
-                                          key_pool=KeyPool(0, fresh_key)))
+from shoal.apps.blobs.store import RootDirectory, shard_of
 
 
 def run(grid, fn, *args, **kw):
@@ -180,14 +155,21 @@ def test_unclean_index_is_rebuilt(grid, maker, tmp_path):
     grid.call(again.close)
 
 
+def same_shard_ids(like: str, count: int) -> list[str]:
+    """`count` ids whose entries live in the same shard directory as `like`'s."""
+    ids = (f"c{n}" for n in range(100_000))
+    return [i for i in ids if shard_of(i) == shard_of(like)][:count]
+
+
 def test_group_commit_and_quota_under_concurrency(grid, maker, tmp_path):
     b = new_backend(maker, tmp_path, "q", quota=10_000)
     run(grid, b.store, "dave", "first", io.BytesIO(b"f" * 1000), 1000)  # make the directories
     writes_before = sum(x.writes for x in b._batchers.values())
+    ids = same_shard_ids("first", 20)  # one shard: concurrent edits of it are batched
 
     async def many():
         results = await defer.DeferredList(
-            [defer.ensureDeferred(b.store("dave", f"c{i}", io.BytesIO(bytes([i]) * 1000), 1000)) for i in range(20)],
+            [defer.ensureDeferred(b.store("dave", ids[i], io.BytesIO(bytes([i]) * 1000), 1000)) for i in range(20)],
             consumeErrors=True)
         return [r if ok else r.value for ok, r in results]
 
