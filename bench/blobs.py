@@ -174,7 +174,7 @@ def main() -> None:
         grid.start_introducer()
         with ThreadPoolExecutor(args.storage_nodes) as pool:
             list(pool.map(grid.add_storage, [f"storage{i + 1}" for i in range(args.storage_nodes)]))
-        client, url = start_blob_client(grid, "client", shares=(k, happy, n), servers=args.storage_nodes,
+        client, url = start_blob_client(grid, "client", shares=(k, happy, n),
                                         quota="10GiB", max_objects=str(max([*scale, 0]) + 10_000))
         for user in ("alice", "bob", "streamer", "quota"):  # the root, user and namespace directories
             status, _, body = BlobHTTP(url, user).blob("PUT", "warm-up", body=b"w")  # (and their RSA keys)

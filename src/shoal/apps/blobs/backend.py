@@ -82,6 +82,7 @@ STREAM_PARALLEL = 8  # blobs uploaded / fetched at once within one /stream reque
 PREFETCH_LIMIT = 1024 * 1024  # /stream download prefetches blobs up to this size
 DEFAULT_MAX_OBJECTS = 50_000  # live blobs per user, over all namespaces ([blobs]max_objects)
 MAX_NAMESPACE_ENTRIES = 500_000  # entries (blobs + tombstones) of one namespace (about 2,000 per shard)
+FLAT_LIMIT = 1024  # entries a namespace keeps in its own directory before it fans out over shards
 LOAD_PARALLEL = 8  # shard directories read at once while a user is read from the grid
 LINK_PARALLEL = 16  # shard directories written at once by one /stream upload
 MAX_NAMESPACES = 100  # namespaces of one user
@@ -249,6 +250,17 @@ class GridBlobsBackend:
                     index.add_namespace(user, namespace, cap)
         return self._batcher(self._dirnode(cap))
 
+    def _sharded(self, index: BlobIndex, user: str, namespace: str) -> bool:
+        """Does the namespace write to shards? Once it has FLAT_LIMIT entries (or any
+        shard), yes, for good: entries never go away and shards are never removed."""
+        return index.has_shards(user, namespace) or index.entries(user, namespace) >= FLAT_LIMIT
+
+    async def _entry_dir(self, index: BlobIndex, user: str, namespace: str, blob_id: str) -> DirectoryBatcher:
+        """Where an edit of `blob_id` goes: its shard, or the namespace itself while small."""
+        if self._sharded(index, user, namespace):
+            return await self._shard_dir(index, user, namespace, blob_id)
+        return await self._namespace_dir(index, user, namespace)
+
     async def _shard_dir(self, index: BlobIndex, user: str, namespace: str, blob_id: str) -> DirectoryBatcher:
         """The shard directory of `blob_id` in the namespace (made, with the namespace's, on
         first use)."""
@@ -270,6 +282,12 @@ class GridBlobsBackend:
         """Link rows into their shards, each shard in one write, at most LINK_PARALLEL
         shards at once. If any shard write fails, the shards already written get their
         previous entries back (best effort), so the grid keeps all or none of them."""
+        if not rows:
+            return
+        if not self._sharded(index, user, namespace):  # a small namespace: one write, all or nothing
+            await self._link(await self._namespace_dir(index, user, namespace),
+                             {row.blob_id: entry_spec(row) for row in rows})
+            return
         groups: dict[str, dict[str, ChildSpec]] = {}
         for row in rows:
             groups.setdefault(shard_of(row.blob_id), {})[row.blob_id] = entry_spec(row)
@@ -361,7 +379,7 @@ class GridBlobsBackend:
         try:
             async with self._blob_locks.hold(key):
                 row = await self._upload(user, namespace, blob_id, source, size)
-                await self._link(await self._shard_dir(index, user, namespace, blob_id), {blob_id: entry_spec(row)})
+                await self._link(await self._entry_dir(index, user, namespace, blob_id), {blob_id: entry_spec(row)})
                 index.put(row)
                 return row
         finally:
@@ -405,7 +423,7 @@ class GridBlobsBackend:
             row = await self._live(user, blob_id, namespace)
             index = await self._user(user)
             tombstone = BlobRow(user, namespace, blob_id, "URI:LIT:", 0, "", (), row.created, self._clock())
-            await self._link(await self._shard_dir(index, user, namespace, blob_id), {blob_id: entry_spec(tombstone)})
+            await self._link(await self._entry_dir(index, user, namespace, blob_id), {blob_id: entry_spec(tombstone)})
             index.put(tombstone)
 
     async def set_flags_of(self, user: str, blob_id: str, flags: object, namespace: str = "") -> None:
@@ -416,7 +434,7 @@ class GridBlobsBackend:
             checked = tuple(check_flags(flags))
             index = await self._user(user)
             new = BlobRow(row.user, row.namespace, row.blob_id, row.cap, row.size, row.tag, checked, row.created)
-            await self._link(await self._shard_dir(index, user, namespace, blob_id), {blob_id: entry_spec(new)})
+            await self._link(await self._entry_dir(index, user, namespace, blob_id), {blob_id: entry_spec(new)})
             index.put(new)
 
     # --- reading -------------------------------------------------------------------

@@ -157,6 +157,11 @@ class BlobIndex:
                                (user, namespace, shard)).fetchone()
         return None if row is None else str(row[0])
 
+    def has_shards(self, user: str, namespace: str) -> bool:
+        row = self._db.execute("SELECT 1 FROM shards WHERE user = ? AND namespace = ? LIMIT 1",
+                               (user, namespace)).fetchone()
+        return row is not None
+
     def add_shard(self, user: str, namespace: str, shard: str, dircap: str) -> None:
         self._db.execute("INSERT OR REPLACE INTO shards (user, namespace, shard, dircap) VALUES (?, ?, ?, ?)",
                          (user, namespace, shard, dircap))

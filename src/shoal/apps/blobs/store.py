@@ -6,18 +6,21 @@ rest lives in mutable directories (DIR2 over SDMF)::
     root directory            (the [blobs] root_cap, or private/blobs.rootcap)
       <user>                  one directory per user
         <namespace>           one directory per namespace
-          .shard-<hh>         up to 256 shard directories, made on first use:
-            <blob_id>         hh = the first two hex digits of SHA-256(blob id);
-                              the blob's cap, metadata {"blob": {...}}
-          <blob_id>           the older flat layout: entries right in the namespace
+          <blob_id>           while the namespace is small: the blob's cap,
+                              metadata {"blob": {...}}
+          .shard-<hh>         once it is large, up to 256 shard directories,
+            <blob_id>         made on first use, hh = the first two hex digits
+                              of SHA-256(blob id)
 
-Fan-out keeps an edit's cost flat as a namespace grows: an edit rewrites one
-shard (1/256 of the namespace's entries), never the whole namespace, so a
-PUT into a namespace of 100,000 blobs rewrites a directory of about 400.
-Shard names start with ``.``, which no blob id may contain, so both layouts
-can share a namespace directory: namespaces written by older shoal keep their
-flat entries, new edits go to the shards, and a shard's entry for an id
-overrides a flat one when the grid is read.
+Fan-out keeps an edit's cost flat as a namespace grows. A namespace keeps its
+entries in its own directory until it holds FLAT_LIMIT (1,024) entries (as
+older shoal did, and a small namespace costs no more directories, each of
+which needs an RSA key); from then on every edit, of a new id or an old one,
+goes to the id's shard, so a PUT into a namespace of 100,000 blobs rewrites
+a shard of about 400 entries, never the namespace. Shard names start with
+``.``, which no blob id may contain, so both kinds of entry share the
+namespace directory; when the grid is read, a shard's entry for an id
+overrides the flat one (nothing is written flat once a namespace has shards).
 
 A live entry's ``blob`` metadata holds ``size``, ``tag``, ``flags`` and
 ``created`` (seconds since the epoch); a deleted blob's entry is a tombstone:

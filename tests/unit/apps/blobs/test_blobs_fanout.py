@@ -25,7 +25,28 @@ def test_shard_names():
     assert len({shard_of(f"id{i}") for i in range(5000)}) == 256
 
 
-def test_edits_rewrite_one_shard_not_the_namespace(grid, maker, tmp_path):
+def test_a_namespace_fans_out_once_it_is_large(grid, maker, tmp_path, monkeypatch):
+    monkeypatch.setattr(backend_module, "FLAT_LIMIT", 6)
+    b = new_backend(maker, tmp_path, "grow")
+    run(grid, b.store_many, "lee", [(f"s{i}", 1) for i in range(5)], io.BytesIO(b"abcde"))
+    index = b._index
+    ns_cap = grid.call(index.namespace, "lee", "default")
+    assert names(maker, grid, ns_cap) == [f"s{i}" for i in range(5)]  # small: flat, no shard directories
+    run(grid, b.store, "lee", "s5", io.BytesIO(b"f"), 1)  # the 6th entry: still flat
+    run(grid, b.store, "lee", "s6", io.BytesIO(b"g"), 1)  # past the limit: its shard
+    run(grid, b.delete, "lee", "s0")  # an old flat id's edit goes to its shard too
+    top = names(maker, grid, ns_cap)
+    assert [n for n in top if not is_shard_name(n)] == [f"s{i}" for i in range(6)]
+    assert sorted(n for n in top if is_shard_name(n)) == sorted({shard_of("s6"), shard_of("s0")})
+    grid.call(b.close)
+    again = new_backend(maker, tmp_path, "grow2", root_cap=open(tmp_path / "grow.rootcap").read().strip())
+    assert run(grid, again.listing, "lee") == [f"s{i}" for i in range(1, 7)]
+    assert run(grid, again.listing, "lee", deleted=True) == ["s0"]
+    grid.call(again.close)
+
+
+def test_edits_rewrite_one_shard_not_the_namespace(grid, maker, tmp_path, monkeypatch):
+    monkeypatch.setattr(backend_module, "FLAT_LIMIT", 0)
     b = new_backend(maker, tmp_path, "fan")
     blobs = {f"m{i}": os.urandom(60 + i) for i in range(40)}
     run(grid, b.store_many, "ivy", [(k, len(v)) for k, v in blobs.items()],
@@ -52,7 +73,8 @@ def test_edits_rewrite_one_shard_not_the_namespace(grid, maker, tmp_path):
     grid.call(again.close)
 
 
-def test_the_older_flat_layout_is_read_and_edited_through_shards(grid, maker, tmp_path):
+def test_the_older_flat_layout_is_read_and_edited_through_shards(grid, maker, tmp_path, monkeypatch):
+    monkeypatch.setattr(backend_module, "FLAT_LIMIT", 3)  # the old namespace counts as large
     # write a namespace as older shoal did: entries right in the namespace directory
     b = new_backend(maker, tmp_path, "flat")
     run(grid, b.store, "jo", "seed", io.BytesIO(b"s"), 1)  # makes root, user and namespace directories
@@ -88,6 +110,7 @@ def test_the_older_flat_layout_is_read_and_edited_through_shards(grid, maker, tm
 
 
 def test_a_failed_stream_batch_leaves_no_entries_in_the_shards(grid, maker, tmp_path, monkeypatch):
+    monkeypatch.setattr(backend_module, "FLAT_LIMIT", 0)
     b = new_backend(maker, tmp_path, "undo")
     run(grid, b.store, "kim", "keep", io.BytesIO(b"k"), 1)
     run(grid, b.delete, "kim", "keep")  # a tombstone, to be restored as it was
