@@ -164,6 +164,7 @@ def main() -> None:
     ap.add_argument("--scale", default="100,1000,10000", help="namespace sizes for the PUT latency ('' skips)")
     ap.add_argument("--latency-puts", type=int, default=15)
     ap.add_argument("--no-driver", action="store_true", help="skip the Blockstack driver and BlobManager rows")
+    ap.add_argument("--no-workloads", action="store_true", help="skip Soledad's two workloads")
     args = ap.parse_args()
     scale = [int(x) for x in args.scale.split(",") if x]
     k, happy, n = (int(x) for x in args.shares.split(","))
@@ -183,20 +184,21 @@ def main() -> None:
         print(f"grid: {args.storage_nodes} storage nodes, {k}-of-{n} happy {happy}; blob service {url}", flush=True)
         # fresh random bytes for every run: identical bytes would be deduplicated by
         # convergent encryption (the second upload finds its shares already there)
+        workloads = not args.no_workloads
         for name, count, size, user in (("1 x 10 MB", 1, 10 * 1000 * 1000, "alice"),
-                                        (small_name, args.small, 10 * 1000, "bob")):
+                                        (small_name, args.small, 10 * 1000, "bob"))[:2 * workloads]:
             blobs = {f"blob{i:05d}": os.urandom(size) for i in range(count)}
             conns = min(args.connections, count)
             up, down = per_request(url, user, blobs, conns)
             rows.append((name, f"per request ({conns} conn)", up, down))
             print(rows[-1], flush=True)
         for name, count, size, user in (("1 x 10 MB", 1, 10 * 1000 * 1000, "streamer"),
-                                        (small_name, args.small, 10 * 1000, "quota")):
+                                        (small_name, args.small, 10 * 1000, "quota"))[:2 * workloads]:
             blobs = {f"blob{i:05d}": os.urandom(size) for i in range(count)}
             up, down = streamed(url, user, blobs, args.stream_batch)
             rows.append((name, f"/stream ({min(args.stream_batch, len(blobs))} per request)", up, down))
             print(rows[-1], flush=True)
-        latency = put_latency_at_scale(url, "scale", scale, args.latency_puts) if scale else []
+        latency = put_latency_at_scale(url, "alice", scale, args.latency_puts) if scale else []
         driver = [] if args.no_driver else driver_rates(grid, client.nodedir)
     finally:
         grid.stop()
