@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any, cast
 from urllib.parse import quote, urlencode
 
-from OpenSSL import SSL
+from OpenSSL import SSL, crypto
 from twisted.internet import defer, protocol, ssl
 from twisted.internet import error as ierror
 from twisted.python.failure import Failure
@@ -177,7 +177,7 @@ def _pinned_ca(cert_file: str) -> BrowserLikePolicyForHTTPS:
     try:
         with open(cert_file, "rb") as f:
             root = ssl.Certificate.loadPEM(f.read())
-    except (OSError, ValueError, SSL.Error) as e:
+    except (OSError, ValueError, SSL.Error, crypto.Error) as e:
         raise BlobManagerError(f"cert_file {cert_file}: not a readable PEM certificate ({e.__class__.__name__})") from None
     return BrowserLikePolicyForHTTPS(trustRoot=root)
 

@@ -150,3 +150,33 @@ def test_priorities_as_soledad_parses_them():
     for bad in (0, 5, "LOW", "critical", "", None, 2.0, True):
         with pytest.raises(ValueError):
             parse_priority(bad)
+
+
+def test_cert_file_pins_the_ca_or_fails_in_one_line(tmp_path):
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    from twisted.internet import reactor
+    from twisted.web.client import BrowserLikePolicyForHTTPS
+
+    from shoal.apps.blobmanager.errors import BlobManagerError
+    from shoal.apps.blobmanager.remote import BlobsRemote
+
+    with pytest.raises(BlobManagerError, match="cert_file .*missing.pem: not a readable PEM"):
+        BlobsRemote(reactor, "https://x/blobs/", "u", cert_file=str(tmp_path / "missing.pem"))
+    (tmp_path / "junk.pem").write_text("not a certificate")
+    with pytest.raises(BlobManagerError, match="junk.pem"):
+        BlobsRemote(reactor, "https://x/blobs/", "u", cert_file=str(tmp_path / "junk.pem"))
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "soledad-ca")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    (tmp_path / "ca.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    remote = BlobsRemote(reactor, "https://x/blobs/", "u", cert_file=str(tmp_path / "ca.pem"))
+    policy = remote.agent._endpointFactory._policyForHTTPS
+    assert isinstance(policy, BrowserLikePolicyForHTTPS) and policy._trustRoot is not None
