@@ -14,7 +14,16 @@ by an untimed one-byte PUT first, as Soledad's figures leave out server setup):
 * /stream: POST /stream/{user}?direction=upload|download, --stream-batch
   blobs per request.
 
-    python bench/blobs.py [--storage-nodes 5] [--small 1000] [--connections 3]
+* PUT latency as a namespace grows (--scale 100,1000,10000): the namespace is
+  filled through /stream with tiny (literal) blobs up to each size, then
+  --latency-puts PUTs of 10 KB are timed one after another (median reported);
+  the target is the largest size within 1.5x of the smallest.
+
+    python bench/blobs.py [--storage-nodes 5] [--small 1000] [--connections 3] [--scale 100,1000,10000]
+
+Targets (issue #19), printed beside the figures: 1000 x 10 KB one request each
+at least 10x faster than Soledad's 72.5 s (<= 7.25 s), through /stream at
+least 20x (<= 3.6 s).
 
 The Blockstack driver's put/get rates have their own section below
 (`driver_rates`), filled in by the driver's engineer.
@@ -38,6 +47,7 @@ from shoal.testing.grid import Grid  # noqa: E402
 from tests.integration.test_blobs import BlobHTTP, start_blob_client  # noqa: E402
 
 SOLEDAD = {"1 x 10 MB": 2.20, "1000 x 10 KB": 72.5}  # seconds, blobs with persistent connections
+SPEEDUP_TARGETS = {"per request": 10, "/stream": 20}  # x faster than Soledad's 72.5 s (issue #19)
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -95,6 +105,34 @@ def streamed(url: str, user: str, blobs: dict[str, bytes], batch: int) -> tuple[
     return timed(up), timed(down)
 
 
+def put_latency_at_scale(url: str, user: str, sizes: list[int], puts: int,
+                         batch: int = 1000) -> list[tuple[int, float]]:
+    """(entries in the namespace, median seconds of one 10 KB PUT) at each size."""
+    client = BlobHTTP(url, user, persistent=True)
+    ns = "namespace=scale"
+    filled = 0
+    out = []
+    for size in sorted(sizes):
+        while filled < size:
+            n = min(batch, size - filled)
+            tiny = [(f"fill{filled + i:07d}", os.urandom(40)) for i in range(n)]  # literal caps: no grid upload
+            status, _, body = client.stream("upload", upload_body(tiny), query=ns)
+            check(status, body, f"fill to {size}")
+            filled += n
+        times = []
+        for i in range(puts):
+            data = os.urandom(10 * 1000)
+            t = time.perf_counter()
+            status, _, body = client.blob("PUT", f"probe{size:07d}x{i:03d}", query=ns, body=data)
+            times.append(time.perf_counter() - t)
+            check(status, body, "latency PUT")
+        filled += puts
+        times.sort()
+        out.append((size, times[len(times) // 2]))
+        print(f"PUT latency at {size} entries: median {out[-1][1] * 1000:.0f} ms of {puts}", flush=True)
+    return out
+
+
 # --- Blockstack driver rates ------------------------------------------------------------
 # The driver's engineer adds their measurements here: a function taking the running
 # grid and the client node's directory, returning rows of (workload, seconds, note).
@@ -123,7 +161,12 @@ def main() -> None:
     ap.add_argument("--small", type=int, default=1000, help="how many 10 KB blobs")
     ap.add_argument("--connections", type=int, default=3)
     ap.add_argument("--stream-batch", type=int, default=1000)
+    ap.add_argument("--scale", default="100,1000,10000", help="namespace sizes for the PUT latency ('' skips)")
+    ap.add_argument("--latency-puts", type=int, default=15)
+    ap.add_argument("--no-driver", action="store_true", help="skip the Blockstack driver and BlobManager rows")
+    ap.add_argument("--no-workloads", action="store_true", help="skip Soledad's two workloads")
     args = ap.parse_args()
+    scale = [int(x) for x in args.scale.split(",") if x]
     k, happy, n = (int(x) for x in args.shares.split(","))
     base = tempfile.mkdtemp(prefix="shoal-bench-blobs-")
     grid = Grid(base)
@@ -132,8 +175,8 @@ def main() -> None:
         grid.start_introducer()
         with ThreadPoolExecutor(args.storage_nodes) as pool:
             list(pool.map(grid.add_storage, [f"storage{i + 1}" for i in range(args.storage_nodes)]))
-        client, url = start_blob_client(grid, "client", shares=(k, happy, n), servers=args.storage_nodes,
-                                        quota="10GiB")
+        client, url = start_blob_client(grid, "client", shares=(k, happy, n),
+                                        quota="10GiB", max_objects=str(max([*scale, 0]) + 10_000))
         for user in ("alice", "bob", "streamer", "quota"):  # the root, user and namespace directories
             status, _, body = BlobHTTP(url, user).blob("PUT", "warm-up", body=b"w")  # (and their RSA keys)
             check(status, body, "warm-up PUT")
@@ -141,20 +184,22 @@ def main() -> None:
         print(f"grid: {args.storage_nodes} storage nodes, {k}-of-{n} happy {happy}; blob service {url}", flush=True)
         # fresh random bytes for every run: identical bytes would be deduplicated by
         # convergent encryption (the second upload finds its shares already there)
+        workloads = not args.no_workloads
         for name, count, size, user in (("1 x 10 MB", 1, 10 * 1000 * 1000, "alice"),
-                                        (small_name, args.small, 10 * 1000, "bob")):
+                                        (small_name, args.small, 10 * 1000, "bob"))[:2 * workloads]:
             blobs = {f"blob{i:05d}": os.urandom(size) for i in range(count)}
             conns = min(args.connections, count)
             up, down = per_request(url, user, blobs, conns)
             rows.append((name, f"per request ({conns} conn)", up, down))
             print(rows[-1], flush=True)
         for name, count, size, user in (("1 x 10 MB", 1, 10 * 1000 * 1000, "streamer"),
-                                        (small_name, args.small, 10 * 1000, "quota")):
+                                        (small_name, args.small, 10 * 1000, "quota"))[:2 * workloads]:
             blobs = {f"blob{i:05d}": os.urandom(size) for i in range(count)}
             up, down = streamed(url, user, blobs, args.stream_batch)
             rows.append((name, f"/stream ({min(args.stream_batch, len(blobs))} per request)", up, down))
             print(rows[-1], flush=True)
-        driver = driver_rates(grid, client.nodedir)
+        latency = put_latency_at_scale(url, "alice", scale, args.latency_puts) if scale else []
+        driver = [] if args.no_driver else driver_rates(grid, client.nodedir)
     finally:
         grid.stop()
     print()
@@ -162,6 +207,19 @@ def main() -> None:
     for name, path, up, down in rows:
         ref = SOLEDAD.get(name)
         print(f"{name:<16} {path:<28} {up:>9.2f} {down:>11.2f} {ref if ref is not None else '':>18}")
+    for name, path, up, down in rows:
+        ref = SOLEDAD.get(name)
+        for kind, want in SPEEDUP_TARGETS.items():
+            if ref is not None and name.startswith("1000 x") and path.startswith(kind):
+                print(f"target {name} {kind}: >= {want}x faster than Soledad's {ref} s: upload {ref / up:.1f}x,"
+                      f" download {ref / down:.1f}x -> {'met' if min(ref / up, ref / down) >= want else 'NOT met'}")
+    if latency:
+        base = latency[0][1]
+        for size, seconds in latency:
+            print(f"PUT latency at {size:>7} entries: {seconds * 1000:7.0f} ms ({seconds / base:.2f}x of {latency[0][0]})")
+        worst = max(seconds for _, seconds in latency) / base
+        print(f"target: latency at {latency[-1][0]} within 1.5x of {latency[0][0]}:"
+              f" {worst:.2f}x -> {'met' if worst <= 1.5 else 'NOT met'}")
     for workload, seconds, note in driver:
         print(f"{workload:<16} {'driver':<28} {seconds:>9.2f} {'':>11} {note}")
 

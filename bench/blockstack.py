@@ -110,7 +110,7 @@ def blobmanager_rows(blobs_url: str, user: str, token: str, workdir: str, count:
     for stream in (True, False):
         label = "/stream" if stream else "per request"
         ns = "bmstream" if stream else "bmsingle"
-        up = BlobManager(os.path.join(workdir, f"up-{ns}"), url, secret, user, token,
+        up = BlobManager(os.path.join(workdir, f"up-{ns}"), url, None, secret, user, token,
                          use_stream=stream, upload_on_put=False)
         for i in range(count):
             run(up.put, f"blob{i:05d}", os.urandom(size), ns)
@@ -118,7 +118,8 @@ def blobmanager_rows(blobs_url: str, user: str, token: str, workdir: str, count:
         progress = run(up.sync, ns)
         dt_up = time.perf_counter() - t0
         assert progress["SYNCED"] == count, progress
-        down = BlobManager(os.path.join(workdir, f"down-{ns}"), url, secret, user, token, use_stream=stream)
+        down = BlobManager(os.path.join(workdir, f"down-{ns}"), url, None, secret, user, token,
+                           use_stream=stream)
         t0 = time.perf_counter()
         progress = run(down.sync, ns)
         dt_down = time.perf_counter() - t0

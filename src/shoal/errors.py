@@ -11,6 +11,7 @@ names or message text.
 
 A few subclasses say more precisely what kind of fault it is, so a surface
 can pick a status from the type alone: NotFoundError, ConflictError,
+PreconditionFailedError,
 NotWritableError, TooLargeError, UnsupportedError, ContradictoryCapError
 (the caller's), and
 UnrecoverableError, NotEnoughSharesError, GridFullError (the grid's). A
@@ -65,6 +66,11 @@ class NotFoundError(CallerError):
 class ConflictError(CallerError):
     """The request conflicts with what is there now (an existing child, another
     writer's newer version, an id already taken)."""
+
+
+class PreconditionFailedError(ConflictError):
+    """A conditional request whose condition no longer holds (the web API's If-Match
+    naming a version that is not the current one): 412."""
 
 
 class NotWritableError(CallerError):

@@ -61,7 +61,7 @@ def run(fn, *args, **kw):
 
 
 def manager(tmp_path, url, name, secret=SECRET, user=USER, token=TOKEN, **kw) -> BlobManager:
-    return call(lambda: BlobManager(str(tmp_path / name), url + "blobs/", secret, user, token, retry=FAST, **kw))
+    return call(lambda: BlobManager(str(tmp_path / name), url + "blobs/", None, secret, user, token, retry=FAST, **kw))
 
 
 def raw_get(url: str, blob_id: str, namespace: str = "") -> tuple[bytes, str]:
@@ -85,7 +85,7 @@ def test_server_sees_ciphertext_and_wrong_key_fails(blobs_url, tmp_path):
         assert b"launch code" not in f.read()
     # another device with the right secret decrypts; one with a wrong secret cannot
     good = manager(tmp_path, blobs_url, "dev2")
-    assert run(good.get, "mail-attachment-1") == secret_text
+    assert run(good.get, "mail-attachment-1").read() == secret_text
     bad = manager(tmp_path, blobs_url, "dev3", secret=os.urandom(512))
     with pytest.raises(InvalidBlobError, match="MAC"):
         run(bad.get, "mail-attachment-1")
@@ -99,7 +99,7 @@ def test_flags_count_listing_delete(blobs_url, tmp_path):
     ns = "mx"
     for i in range(3):
         run(m.put, f"msg{i}", b"body %d" % i, namespace=ns)
-    assert run(m.count, ns) == 3
+    assert run(m.count, ns) == {"count": 3}
     run(m.set_flags, "msg1", ["PENDING", "PROCESSING"], namespace=ns)
     assert sorted(run(m.get_flags, "msg1", namespace=ns)) == ["PENDING", "PROCESSING"]
     assert run(m.get_flags, "msg0", namespace=ns) == []
@@ -109,13 +109,13 @@ def test_flags_count_listing_delete(blobs_url, tmp_path):
     run(m.delete, "msg2", namespace=ns)
     assert sorted(run(m.remote_list, ns)) == ["msg0", "msg1"]
     assert run(m.remote_list, ns, deleted=True) == ["msg2"]
-    assert run(m.count, ns) == 2
+    assert run(m.count, ns) == {"count": 2}
     assert sorted(m.local_list(ns)) == ["msg0", "msg1"]
     # a second device applies the remote deletion and fetches the rest
     other = manager(tmp_path, blobs_url, "flags2")
     progress = run(other.sync, ns)
     assert progress["SYNCED"] == 2 and sum(progress.values()) == 2
-    assert run(other.get, "msg1", namespace=ns) == b"body 1"
+    assert run(other.get, "msg1", namespace=ns).read() == b"body 1"
     run(m.close)
     run(other.close)
 
@@ -135,7 +135,7 @@ def test_stream_path_and_priorities(blobs_url, tmp_path):
     down = manager(tmp_path, blobs_url, "s2")
     run(down.sync, ns)
     for blob_id, data in blobs.items():
-        assert run(down.get, blob_id, namespace=ns) == data
+        assert run(down.get_bytes, blob_id, namespace=ns) == data
     # priorities: one transfer at a time, per-blob path, highest priority first
     prio = manager(tmp_path, blobs_url, "s3", use_stream=False, concurrent_transfers_limit=1)
     run(prio.refresh_sync_status_from_server, ns)
@@ -183,6 +183,6 @@ def test_sync_survives_a_storage_server_killed_mid_sync(grid, blobs_url, tmp_pat
     fresh = manager(tmp_path, blobs_url, "o2")
     assert run(fresh.sync, ns)["SYNCED"] == len(blobs)
     for blob_id, data in blobs.items():
-        assert run(fresh.get, blob_id, namespace=ns) == data
+        assert run(fresh.get_bytes, blob_id, namespace=ns) == data
     run(m.close)
     run(fresh.close)

@@ -10,8 +10,9 @@ from shoal.mutable.errors import (
     NotEnoughSharesError,
     ReadOnlyError,
     UncoordinatedWriteError,
+    VersionChangedError,
 )
-from shoal.mutable.filenode import MutableFileNode
+from shoal.mutable.filenode import MutableFileNode, normalize_tag, version_tag
 from shoal.mutable.servermap import (
     MODE_ANYTHING,
     MODE_CHECK,
@@ -38,4 +39,7 @@ __all__ = [
     "ReadOnlyError",
     "ServerMap",
     "UncoordinatedWriteError",
+    "VersionChangedError",
+    "normalize_tag",
+    "version_tag",
 ]

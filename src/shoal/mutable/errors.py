@@ -1,7 +1,15 @@
 """Errors of mutable files; each says whose fault it was and names the file or share."""
 
 from shoal import errors
-from shoal.errors import CallerError, ConflictError, Fault, GridError, NotWritableError, ShoalError
+from shoal.errors import (
+    CallerError,
+    ConflictError,
+    Fault,
+    GridError,
+    NotWritableError,
+    PreconditionFailedError,
+    ShoalError,
+)
 
 
 class MutableError(ShoalError):
@@ -18,6 +26,11 @@ class UncoordinatedWriteError(MutableError, ConflictError):
     """Another writer changed the file while we were writing it (a test-and-set
     write failed, or a version we did not expect appeared). Nobody's bug: two
     writers without a shared lock; re-read and try again."""
+
+
+class VersionChangedError(MutableError, PreconditionFailedError):
+    """A conditional overwrite named a version (its tag) that is no longer the file's
+    current one: another writer got there first. Re-read, then decide again."""
 
 
 class NotEnoughSharesError(MutableError, errors.NotEnoughSharesError):

@@ -38,6 +38,7 @@ from shoal.caps.ssk import (
     SSKVerifierCap,
     SSKWriteCap,
 )
+from shoal.encoding.base32 import b2a
 from shoal.formats.errors import FormatError
 from shoal.formats.mutable_share import (
     MDMF_VERSION,
@@ -55,6 +56,7 @@ from shoal.mutable.errors import (
     NotEnoughSharesError,
     ReadOnlyError,
     UncoordinatedWriteError,
+    VersionChangedError,
 )
 from shoal.mutable.publish import Publisher
 from shoal.mutable.retrieve import Retriever
@@ -125,11 +127,16 @@ class MutableFileNode:
         return smap, best
 
     async def read(
-        self, write: Callable[[bytes], Any], offset: int = 0, length: int | None = None
+        self, write: Callable[[bytes], Any], offset: int = 0, length: int | None = None,
+        on_version: Callable[[SignedPrefix], None] | None = None,
     ) -> None:
+        """Write the bytes of the newest version; on_version(version) is called before
+        its first byte (again if the read restarts on a newer version)."""
         readkey = self._need_readkey()
         for attempt in range(3):
             smap, best = await self._best()
+            if on_version is not None:
+                on_version(best)
             retriever = Retriever(smap, best, self.storage_index, readkey)
             try:
                 await retriever.read(write, offset, length)
@@ -204,11 +211,30 @@ class MutableFileNode:
         ).publish(encoded)
         return encoded.prefix
 
-    async def overwrite(self, contents: bytes) -> None:
-        """Replace the contents (a new version, seqnum one above any seen)."""
+    async def overwrite(self, contents: bytes) -> SignedPrefix:
+        """Replace the contents (a new version, seqnum one above any seen); the new version."""
         self._need_writekey()
         async with self._client.lock(self.storage_index):
-            await self._publish(bytes(contents), await self._write_map())
+            return await self._publish(bytes(contents), await self._write_map())
+
+    async def overwrite_if(self, contents: bytes, expected: str) -> SignedPrefix:
+        """Compare-and-swap: replace the contents only if the current version's tag
+        (version_tag) is `expected` ("*": any version); else VersionChangedError. A
+        writer elsewhere that wins the servers' test-and-set meanwhile also makes
+        this a VersionChangedError, so two conditional writers from one version
+        never both succeed."""
+        self._need_writekey()
+        want = normalize_tag(expected)
+        async with self._client.lock(self.storage_index):
+            smap = await self._write_map()
+            best = smap.best_recoverable_version()
+            current = version_tag(best) if best is not None else None
+            if current is None or (want != "*" and normalize_tag(current) != want):
+                raise VersionChangedError(f"{self!r}: the current version is {current or 'none'}, not {expected}")
+            try:
+                return await self._publish(bytes(contents), smap)
+            except UncoordinatedWriteError as e:
+                raise VersionChangedError(f"{self!r}: another writer replaced version {current}: {e}") from None
 
     async def modify(self, modifier: Callable[[bytes], bytes | None]) -> None:
         """Read-modify-write; re-reads and retries after an uncoordinated write."""
@@ -340,6 +366,20 @@ class MutableFileNode:
             only_shares=wanted,
         ).publish(encoded)
         return True
+
+
+def version_tag(version: SignedPrefix) -> str:
+    """A version's entity tag (quoted, as in an HTTP ETag): seqnum and root hash,
+    which together name one version of one file."""
+    return f'"{version.seqnum}-{b2a(version.root_hash)}"'
+
+
+def normalize_tag(tag: str) -> str:
+    """A tag without its quotes or weak prefix, for comparing."""
+    tag = tag.strip()
+    if tag.startswith("W/"):
+        tag = tag[2:]
+    return tag.strip('"')
 
 
 def _splicer(offset: int, data: bytes) -> Callable[[bytes], bytes | None]:

@@ -38,6 +38,7 @@ from shoal.errors import (
     NotEnoughSharesError,
     NotFoundError,
     NotWritableError,
+    PreconditionFailedError,
     ShoalError,
     TooLargeError,
     UnrecoverableError,
@@ -109,6 +110,8 @@ def _caller(exc: ShoalError) -> tuple[str, int]:
         return _one_line(exc), http.NOT_FOUND
     if isinstance(exc, ExistingChildError):
         return _EXISTING_CHILD, http.CONFLICT
+    if isinstance(exc, PreconditionFailedError):
+        return _one_line(exc), http.PRECONDITION_FAILED
     if isinstance(exc, ConflictError):
         return _one_line(exc), http.CONFLICT
     if isinstance(exc, NotWritableError):

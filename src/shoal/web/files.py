@@ -13,7 +13,14 @@ GET   t=info           an HTML page about the object
 GET   t=uri            the cap; t=readonly-uri: its read-only cap
 HEAD  (no t)           the headers of GET
 PUT   (no t)           mutable file: replace the contents, or `offset=` to write in place
-                       (MDMF; SDMF read-modify-write); immutable file: 400
+                       (MDMF; SDMF read-modify-write); immutable file: 400.
+                       shoal's extension (Tahoe clients send no If-Match and see no change):
+                       `If-Match: <ETag>` replaces the contents only if the file's current
+                       version has that tag (`*`: any), else 412 and nothing written;
+                       two writers from one version never both succeed. The answer
+                       carries the new version's ETag.
+                       GET (no t) of a mutable file sends the ETag of the version it
+                       sends: "<seqnum>-<base32 root hash>".
 POST  t=upload         mutable file: replace with the form's `file` field
 POST  t=check          check (verify=, repair=, add-lease=; output=JSON), see shoal.web.deep
 anything else          400 "<METHOD> file: bad t=..."
@@ -39,7 +46,7 @@ from twisted.web.server import Request
 from shoal.dirnode import FileNode, VerifierNode
 from shoal.encoding import digits
 from shoal.encoding.base32 import b2a
-from shoal.mutable.filenode import MutableFileNode
+from shoal.mutable.filenode import MutableFileNode, version_tag
 from shoal.streaming import ConsumerWriter
 from shoal.web.children import put_child_cap, put_child_file, unlink_child
 from shoal.web.common import (
@@ -228,13 +235,23 @@ class FileResource(resource.Resource):
 
     async def _stream(self, request: Request, first: int, length: int) -> None:
         node = self.node
+        if isinstance(node, MutableFileNode):
+            with ConsumerWriter(request) as writer:
+                await self._fetch(node, writer, first, length,
+                                  on_version=lambda v: request.setHeader(b"etag", version_tag(v).encode("ascii")))
+            return
+        await self._stream_immutable(request, first, length)
+
+    async def _stream_immutable(self, request: Request, first: int, length: int) -> None:
+        node = self.node
         with ConsumerWriter(request) as writer:
             if node.storage_index is None:  # a literal file: the bytes are in the cap, nothing to fetch
                 await node.read(writer.write, first, length)
                 return
             await self._fetch(node, writer, first, length)
 
-    async def _fetch(self, node: FileNode | VerifierNode, writer: ConsumerWriter, first: int, length: int) -> None:
+    async def _fetch(self, node: FileNode | VerifierNode, writer: ConsumerWriter, first: int, length: int,
+                     on_version: Any = None) -> None:
         """Read from the grid, as an operation of the node's history and statistics."""
         services = self.services
         mutable = node.is_mutable()
@@ -242,7 +259,11 @@ class FileResource(resource.Resource):
         op.phase = "fetching"
         op.progress_of = lambda: writer.written
         try:
-            result = await node.read(writer.write, first, length)
+            if on_version is not None and isinstance(node, MutableFileNode):
+                await node.read(writer.write, first, length, on_version=on_version)
+                result = None
+            else:
+                result = await node.read(writer.write, first, length)
             if result is not None:  # an immutable download says where the shares came from
                 op.servers = sorted({result.server_names.get(s, b2a(s)[:8])
                                      for ss in result.servers_used.values() for s in ss})
@@ -281,11 +302,18 @@ class FileResource(resource.Resource):
             return await put_child_file(self.services, request, self.parent, self.name or "")
         node = self._mutable("PUT")
         offset = offset_arg(request)
+        condition = request.getHeader(b"if-match")
+        if condition is not None and offset is not None:
+            raise WebError("PUT to a mutable file: If-Match cannot be combined with offset=")
         data = await read_body(request)
         op = self.services.history.start("publish", len(data), node.storage_index)
         try:
             if offset is None:
-                await node.overwrite(data)
+                if condition is None:
+                    version = await node.overwrite(data)
+                else:
+                    version = await node.overwrite_if(data, condition.decode("latin-1"))
+                request.setHeader(b"etag", version_tag(version).encode("ascii"))
             else:
                 if offset < 0:
                     raise WebError("PUT to a mutable file: Invalid offset")

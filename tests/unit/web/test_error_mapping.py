@@ -22,6 +22,7 @@ from shoal.errors import (
     NotEnoughSharesError,
     NotFoundError,
     NotWritableError,
+    PreconditionFailedError,
     ShoalError,
     TooLargeError,
     UnrecoverableError,
@@ -71,7 +72,7 @@ def test_the_walk_finds_every_package_error():
 
 def expected_status(cls: type[ShoalError]) -> int | None:
     """The status the semantic base names (None: the fault's default or the instance's own)."""
-    for base, status in ((NotFoundError, 404), (ConflictError, 409), (NotWritableError, 403),
+    for base, status in ((NotFoundError, 404), (PreconditionFailedError, 412), (ConflictError, 409), (NotWritableError, 403),
                          (TooLargeError, 413), (UnsupportedError, 501), (UnrecoverableError, 410),
                          (ContradictoryCapError, 410),
                          (GridFullError, 507)):

@@ -36,6 +36,21 @@ class Priority(enum.IntEnum):
     DEFAULT = 2
 
 
+PRIORITY_NAMES = {"low": Priority.LOW, "medium": Priority.MEDIUM, "high": Priority.HIGH, "urgent": Priority.URGENT}
+
+
+def parse_priority(priority: int | str) -> Priority:
+    """Soledad's `_parse_priority`: an int 1..4 or one of 'low', 'medium', 'high', 'urgent'; ValueError else."""
+    if isinstance(priority, bool):
+        raise ValueError(f"priority {priority!r} is not one of 1-4 or {', '.join(PRIORITY_NAMES)}")
+    if isinstance(priority, int):
+        if Priority.LOW <= priority <= Priority.URGENT:
+            return Priority(priority)
+    elif isinstance(priority, str) and priority in PRIORITY_NAMES:
+        return PRIORITY_NAMES[priority]
+    raise ValueError(f"priority {priority!r} is not one of 1-4 or {', '.join(PRIORITY_NAMES)}")
+
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS blobs (
     namespace TEXT NOT NULL, blob_id TEXT NOT NULL, payload BLOB NOT NULL,

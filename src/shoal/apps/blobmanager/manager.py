@@ -19,14 +19,16 @@ small puts leave together through ``/stream`` at the next sync.
 """
 
 import functools
+import io
 import logging
 import os
+import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from twisted.internet import defer
 
-from shoal.apps.blobmanager.cache import LocalCache, Priority, SyncStatus
+from shoal.apps.blobmanager.cache import LocalCache, Priority, SyncStatus, parse_priority
 from shoal.apps.blobmanager.crypto import decrypt_blob, encrypt_blob, tag_of
 from shoal.apps.blobmanager.errors import (
     BlobAlreadyExistsError,
@@ -44,21 +46,45 @@ log = logging.getLogger(__name__)
 
 UPLOAD_QUEUE = (SyncStatus.PENDING_UPLOAD,)
 DOWNLOAD_QUEUE = (SyncStatus.PENDING_DOWNLOAD,)
+T = TypeVar("T")
+
+
+class BlobDoc:
+    """Soledad's BlobDoc: a blob's content (a file object) and id, as `put` takes it."""
+
+    def __init__(self, content: IO[bytes], blob_id: str | None = None) -> None:
+        self.blob_fd = content
+        self.blob_id = blob_id if blob_id is not None else uuid.uuid4().hex
+        self.is_blob = True
 
 
 class BlobManager:
+    """Soledad's ``BlobManager(local_path, remote, key, secret, user, token=None, cert_file=None,
+    remote_stream=None)``, with shoal's extras as keyword-only arguments.
+
+    `local_path` is the directory of the cache file ``{user}_blobs.db``. `key` is
+    Soledad's SQLCipher key; shoal's cache is plain SQLite whose payloads are
+    already the encrypted stored bytes, so the key is accepted and not used
+    (blob ids, namespaces and sync states are in clear in the cache). `cert_file`
+    is a PEM CA certificate that HTTPS servers must chain to (else the system
+    roots)."""
+
     concurrent_transfers_limit = 3
+    concurrent_writes_limit = 100
     max_decrypt_retries = 3
 
-    def __init__(self, local_path: str, remote: str, secret: bytes, user: str, token: str | None = None,
-                 remote_stream: str | None = None, *, reactor: Any = None,
-                 concurrent_transfers_limit: int | None = None, retry: RetryPolicy | None = None,
-                 use_stream: bool = True, stream_threshold: int = 64 * 1024, stream_batch: int = 200,
-                 upload_on_put: bool = True) -> None:
+    def __init__(self, local_path: str, remote: str, key: bytes | str | None, secret: bytes, user: str,
+                 token: str | None = None, cert_file: str | None = None, remote_stream: str | None = None, *,
+                 reactor: Any = None, concurrent_transfers_limit: int | None = None,
+                 retry: RetryPolicy | None = None, use_stream: bool = True, stream_threshold: int = 64 * 1024,
+                 stream_batch: int = 200, upload_on_put: bool = True) -> None:
         if reactor is None:
             from twisted.internet import reactor as global_reactor
             reactor = global_reactor
+        if not isinstance(secret, bytes):
+            raise TypeError(f"the storage secret must be bytes, not {type(secret).__name__}")
         self.reactor = reactor
+        self.key = key
         self.secret = secret
         self.user = user
         if concurrent_transfers_limit is not None:
@@ -68,9 +94,10 @@ class BlobManager:
         self.stream_threshold = stream_threshold
         self.stream_batch = stream_batch
         self.upload_on_put = upload_on_put  # False: put only queues; send_missing/sync upload (in /stream batches)
+        self.semaphore = defer.DeferredSemaphore(self.concurrent_writes_limit)
         self.local = LocalCache(os.path.join(local_path, f"{user}_blobs.db"))
         self.remote = BlobsRemote(reactor, remote, user, token, remote_stream,
-                                  connections=self.concurrent_transfers_limit)
+                                  connections=self.concurrent_transfers_limit, cert_file=cert_file)
         self.transfers: list[tuple[str, str]] = []  # ("upload" | "download", blob_id), in completion order
         self.retries = 0
 
@@ -91,12 +118,39 @@ class BlobManager:
 
     # -- single blobs ---------------------------------------------------------
 
-    async def put(self, blob_id: str, data: bytes | IO[bytes], namespace: str = "", local_only: bool = False,
-                  priority: int = Priority.DEFAULT) -> None:
-        """Encrypt and keep locally, then try one upload (a transient failure leaves it pending)."""
+    async def _limited(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """Run one local operation under concurrent_writes_limit (Soledad's semaphore)."""
+        await self.semaphore.acquire()
+        try:
+            return await fn()
+        finally:
+            self.semaphore.release()
+
+    async def put(self, doc: Any, size: Any = None, namespace: str = "", local_only: bool = False,
+                  priority: int | str = Priority.DEFAULT) -> None:
+        """Encrypt and keep locally, then try one upload (a transient failure leaves it pending).
+
+        Soledad's form ``put(doc, size, ...)`` takes a BlobDoc (``blob_id``, ``blob_fd``)
+        and its size; shoal's form ``put(blob_id, data, ...)`` takes the id and bytes or
+        a file."""
+        prio = parse_priority(priority)
+        if isinstance(doc, str):
+            blob_id, data = doc, size
+        else:
+            blob_id, data = doc.blob_id, doc.blob_fd
+        if not isinstance(blob_id, str):
+            raise TypeError(f"a blob id is text, not {type(blob_id).__name__}")
+        if data is None:
+            raise TypeError(f"put of blob {blob_id}: no data")
+        await self._limited(lambda: self._put(blob_id, data, namespace, local_only, prio))
+
+    async def _put(self, blob_id: str, data: bytes | IO[bytes], namespace: str, local_only: bool,
+                   priority: Priority) -> None:
         if self.local.status(namespace, blob_id) is not None:
             raise BlobAlreadyExistsError(f"blob {blob_id} (namespace {namespace!r}) is already in the local cache")
         plaintext = data if isinstance(data, bytes) else data.read()
+        if not isinstance(plaintext, bytes):
+            raise TypeError(f"blob {blob_id}: content must be bytes, not {type(plaintext).__name__}")
         stored = encrypt_blob(self.secret, blob_id, plaintext)
         status = SyncStatus.LOCAL_ONLY if local_only else SyncStatus.PENDING_UPLOAD
         self.local.put(namespace, blob_id, stored, status, priority)
@@ -120,8 +174,17 @@ class BlobManager:
         self.local.set_status(namespace, blob_id, SyncStatus.SYNCED)
         self.transfers.append(("upload", blob_id))
 
-    async def get(self, blob_id: str, namespace: str = "", priority: int = Priority.DEFAULT) -> bytes | None:
-        """The plaintext, from the cache or else downloaded (with retries); None if nobody has it."""
+    async def get(self, blob_id: str, namespace: str = "",
+                  priority: int | str = Priority.DEFAULT) -> io.BytesIO | None:
+        """A file object of the plaintext (as Soledad's), from the cache or else downloaded
+        (with retries); None if nobody has it."""
+        plaintext = await self.get_bytes(blob_id, namespace, priority)
+        return None if plaintext is None else io.BytesIO(plaintext)
+
+    async def get_bytes(self, blob_id: str, namespace: str = "",
+                        priority: int | str = Priority.DEFAULT) -> bytes | None:
+        """The plaintext as bytes (shoal's extra); None if nobody has it."""
+        priority = parse_priority(priority)
         stored = self.local.get(namespace, blob_id)
         if stored is not None:
             return self._decrypt(blob_id, stored)
@@ -159,30 +222,38 @@ class BlobManager:
         return plaintext
 
     async def delete(self, blob_id: str, namespace: str = "") -> None:
-        """Delete here and on the server (a transient failure leaves it PENDING_DELETE for sync)."""
+        """Delete here and on the server; BlobNotFoundError if the server has no such blob
+        (as Soledad's). A transient failure leaves it PENDING_DELETE for sync."""
+        await self._limited(lambda: self._delete(blob_id, namespace))
+
+    async def _delete(self, blob_id: str, namespace: str) -> None:
         self.local.set_status(namespace, blob_id, SyncStatus.PENDING_DELETE)
         self.local.drop_payload(namespace, blob_id)
         try:
-            await self._delete_remote(namespace, blob_id)
+            await self._delete_remote(namespace, blob_id, missing_ok=False)
         except RetriableTransferError:
             pass
 
-    async def _delete_remote(self, namespace: str, blob_id: str) -> None:
+    async def _delete_remote(self, namespace: str, blob_id: str, missing_ok: bool = True) -> None:
         try:
             await self.remote.delete(blob_id, namespace)
         except BlobNotFoundError:
-            pass
+            self.local.delete(namespace, blob_id)
+            if not missing_ok:
+                raise
+            return
         self.local.delete(namespace, blob_id)
 
     async def set_flags(self, blob_id: str, flags: list[str], namespace: str = "") -> None:
-        await self._retrying(lambda: self.remote.set_flags(blob_id, flags, namespace))
+        await self._limited(lambda: self._retrying(lambda: self.remote.set_flags(blob_id, flags, namespace)))
 
     async def get_flags(self, blob_id: str, namespace: str = "") -> list[str]:
         return await self._retrying(lambda: self.remote.get_flags(blob_id, namespace))  # type: ignore[no-any-return]
 
-    async def count(self, namespace: str = "") -> int:
+    async def count(self, namespace: str = "") -> dict[str, int]:
+        """``{"count": N}``, the server's answer, as Soledad's client returns it."""
         answer = await self._retrying(lambda: self.remote.listing(namespace, only_count=True))
-        return int(answer["count"])
+        return {"count": int(answer["count"])}
 
     async def remote_list(self, namespace: str = "", order_by: str | None = None, deleted: bool = False,
                           filter_flag: str | None = None, only_count: bool = False) -> Any:
@@ -194,8 +265,16 @@ class BlobManager:
     def local_list_status(self, status: SyncStatus, namespace: str = "") -> list[str]:
         return self.local.list_ids(namespace, status)
 
-    def set_priority(self, blob_id: str, priority: int, namespace: str = "") -> None:
-        self.local.set_priority(namespace, blob_id, priority)
+    def set_priority(self, blob_id: str, priority: int | str, namespace: str = "") -> None:
+        self.local.set_priority(namespace, blob_id, parse_priority(priority))
+
+    _set_priority = set_priority  # Soledad's (private) name
+
+    def get_priority(self, blob_id: str, namespace: str = "") -> int | None:
+        st = self.local.status(namespace, blob_id)
+        return None if st is None else st[1]
+
+    _get_priority = get_priority
 
     def sync_progress(self, namespace: str = "") -> dict[str, int]:
         return self.local.progress(namespace)

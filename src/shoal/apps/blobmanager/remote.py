@@ -17,11 +17,13 @@ from collections.abc import Callable
 from typing import Any, cast
 from urllib.parse import quote, urlencode
 
-from twisted.internet import defer, protocol
+from OpenSSL import SSL, crypto
+from twisted.internet import defer, protocol, ssl
 from twisted.internet import error as ierror
 from twisted.python.failure import Failure
 from twisted.web.client import (
     Agent,
+    BrowserLikePolicyForHTTPS,
     FileBodyProducer,
     HTTPConnectionPool,
     ResponseDone,
@@ -50,7 +52,7 @@ _TRANSIENT = (ierror.ConnectError, ierror.ConnectionLost, ierror.ConnectionDone,
 
 class BlobsRemote:
     def __init__(self, reactor: Any, remote: str, user: str, token: str | None = None,
-                 remote_stream: str | None = None, *, connections: int = 3) -> None:
+                 remote_stream: str | None = None, *, connections: int = 3, cert_file: str | None = None) -> None:
         self.remote = remote if remote.endswith("/") else remote + "/"
         if remote_stream is None:
             remote_stream = self.remote.rstrip("/").rsplit("/", 1)[0] + "/stream/"
@@ -59,7 +61,10 @@ class BlobsRemote:
         self.pool = HTTPConnectionPool(reactor, persistent=True)
         self.pool.maxPersistentPerHost = max(2, connections)
         self.pool.retryAutomatically = False
-        self.agent = Agent(reactor, pool=self.pool)
+        if cert_file is not None:
+            self.agent = Agent(reactor, contextFactory=_pinned_ca(cert_file), pool=self.pool)
+        else:
+            self.agent = Agent(reactor, pool=self.pool)
         self.headers: dict[bytes, list[bytes]] = {}
         if token is not None:
             cred = base64.b64encode(f"{user}:{token}".encode())
@@ -165,6 +170,16 @@ class BlobsRemote:
             return await done
         except _TRANSIENT as e:
             raise RetriableTransferError(f"POST {url}: {e.__class__.__name__}: {e}") from None
+
+
+def _pinned_ca(cert_file: str) -> BrowserLikePolicyForHTTPS:
+    """HTTPS that trusts only the CA certificate in `cert_file` (Soledad's ``cert_file``)."""
+    try:
+        with open(cert_file, "rb") as f:
+            root = ssl.Certificate.loadPEM(f.read())
+    except (OSError, ValueError, SSL.Error, crypto.Error) as e:
+        raise BlobManagerError(f"cert_file {cert_file}: not a readable PEM certificate ({e.__class__.__name__})") from None
+    return BrowserLikePolicyForHTTPS(trustRoot=root)
 
 
 class _FramedBody(protocol.Protocol):

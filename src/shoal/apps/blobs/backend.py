@@ -14,8 +14,9 @@ Rules it keeps (Soledad's, with its quirks fixed):
 * Quota: before any byte goes to the grid, the user's live bytes plus the
   bytes of uploads in flight plus this upload must fit the quota (in bytes),
   and so must the count of live blobs (in flight too) fit the per-user object
-  limit, and a namespace's directory entries (blobs and tombstones, since
-  every edit rewrites that directory) MAX_NAMESPACE_ENTRIES; the checks and
+  limit, and a namespace's entries (blobs and tombstones)
+  MAX_NAMESPACE_ENTRIES (spread over 256 shard directories, store.py, so an
+  edit rewrites one shard of about 1/256 of them); the checks and
   the reservation are one step on the reactor thread, so concurrent uploads
   can never pass them together. Stream uploads get
   the same create-only and quota checks as PUT, for all their blobs at once.
@@ -23,7 +24,12 @@ Rules it keeps (Soledad's, with its quirks fixed):
 * Each blob's reads and edits are isolated by a per-blob lock.
 
 The grid is written before the index (shoal.apps.blobs.store), so whatever
-a client was told succeeded is on the grid.
+a client was told succeeded is on the grid. A /stream batch writes each shard
+it touches once (at most LINK_PARALLEL at a time); if one shard write fails,
+the others get their previous entries back. A user is read from the grid
+namespace by namespace and LOAD_PARALLEL shards at a time, each shard's rows
+stored as they come, so a rebuild of 100,000 entries holds a few directories
+in memory, not the namespace.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ from shoal.apps.blobs.errors import (
     TooManyNamespaces,
 )
 from shoal.apps.blobs.index import BlobIndex, BlobRow
+from shoal.apps.blobs.interfaces import IBlobsBackend
 from shoal.apps.blobs.rules import (
     DEFAULT_NAMESPACE,
     TAG_BYTES,
@@ -56,7 +63,14 @@ from shoal.apps.blobs.rules import (
     newest_first,
     tag_of,
 )
-from shoal.apps.blobs.store import DirectoryBatcher, RootDirectory, entry_spec, row_from_entry
+from shoal.apps.blobs.store import (
+    DirectoryBatcher,
+    RootDirectory,
+    entry_spec,
+    is_shard_name,
+    row_from_entry,
+    shard_of,
+)
 from shoal.caps import parse_cap
 from shoal.dirnode import ChildSpec, DirectoryNode, ImmutableFiles, NodeMaker
 from shoal.grid.locks import KeyedLocks
@@ -67,7 +81,10 @@ SPOOL_IN_MEMORY = 1024 * 1024  # bodies up to this stay in memory while spooled
 STREAM_PARALLEL = 8  # blobs uploaded / fetched at once within one /stream request
 PREFETCH_LIMIT = 1024 * 1024  # /stream download prefetches blobs up to this size
 DEFAULT_MAX_OBJECTS = 50_000  # live blobs per user, over all namespaces ([blobs]max_objects)
-MAX_NAMESPACE_ENTRIES = 10_000  # entries (blobs + tombstones) of one namespace directory
+MAX_NAMESPACE_ENTRIES = 500_000  # entries (blobs + tombstones) of one namespace (about 2,000 per shard)
+FLAT_LIMIT = 1024  # entries a namespace keeps in its own directory before it fans out over shards
+LOAD_PARALLEL = 8  # shard directories read at once while a user is read from the grid
+LINK_PARALLEL = 16  # shard directories written at once by one /stream upload
 MAX_NAMESPACES = 100  # namespaces of one user
 
 
@@ -98,6 +115,7 @@ def _tail(source: BinaryIO, start: int, size: int) -> bytes:
     return tail
 
 
+@implementer(IBlobsBackend)
 class GridBlobsBackend:
     def __init__(self, files: ImmutableFiles, nodemaker: NodeMaker, *, root: RootDirectory, index_path: str,
                  quota: int, max_objects: int = DEFAULT_MAX_OBJECTS,
@@ -160,19 +178,44 @@ class GridBlobsBackend:
         return index
 
     async def _load_user(self, index: BlobIndex, user: str, dircap: str) -> None:
+        """Read `user`'s namespaces from the grid into the index, one namespace and at
+        most LOAD_PARALLEL shards at a time, each shard's rows written as it arrives,
+        so memory stays bounded by a few directories whatever the namespace holds."""
         node = self._dirnode(dircap)
         namespaces = {name: e.rw_cap for name, e in (await node.list()).items() if e.rw_cap and e.is_directory}
-        listings = await defer.gatherResults(
-            [defer.ensureDeferred(self._dirnode(cap).list()) for cap in namespaces.values()], consumeErrors=True)
-        rows = []
-        for namespace, listing in zip(namespaces, listings, strict=True):
+        index.begin_load(user, namespaces)
+        limiter = defer.DeferredSemaphore(LOAD_PARALLEL)
+        for namespace, cap in namespaces.items():
+            listing = await self._dirnode(cap).list()
+            shards = {}
+            flat = []
             for entry in listing.values():
+                if is_shard_name(entry.name) and entry.is_directory and entry.rw_cap:
+                    shards[entry.name] = entry.rw_cap
+                    continue
                 row = row_from_entry(user, namespace, entry)
                 if row is None:
                     log.msg(f"blobs: skipping {user}/{namespace}/{entry.name}: not a blob entry")
                 else:
-                    rows.append(row)
-        index.load_user(user, namespaces, rows)
+                    flat.append(row)
+            index.put_many(flat)  # the older flat layout first: shard entries override it
+            del listing, flat
+            for shard, shard_cap in shards.items():
+                index.add_shard(user, namespace, shard, shard_cap)
+
+            async def load_shard(shard: str, shard_cap: str, namespace: str = namespace) -> None:
+                rows = []
+                for entry in (await self._dirnode(shard_cap).list()).values():
+                    row = row_from_entry(user, namespace, entry)
+                    if row is None:
+                        log.msg(f"blobs: skipping {user}/{namespace}/{shard}/{entry.name}: not a blob entry")
+                    else:
+                        rows.append(row)
+                index.put_many(rows)
+
+            await defer.gatherResults([_limited(limiter, load_shard(shard, shard_cap))
+                                       for shard, shard_cap in shards.items()], consumeErrors=True)
+        index.finish_load(user)
 
     def _dirnode(self, cap: str) -> DirectoryNode:
         node = self._maker.node_for(cap)
@@ -206,6 +249,75 @@ class GridBlobsBackend:
                     cap = made.cap.to_string()
                     index.add_namespace(user, namespace, cap)
         return self._batcher(self._dirnode(cap))
+
+    def _sharded(self, index: BlobIndex, user: str, namespace: str) -> bool:
+        """Does the namespace write to shards? Once it has FLAT_LIMIT entries (or any
+        shard), yes, for good: entries never go away and shards are never removed."""
+        return index.has_shards(user, namespace) or index.entries(user, namespace) >= FLAT_LIMIT
+
+    async def _entry_dir(self, index: BlobIndex, user: str, namespace: str, blob_id: str) -> DirectoryBatcher:
+        """Where an edit of `blob_id` goes: its shard, or the namespace itself while small."""
+        if self._sharded(index, user, namespace):
+            return await self._shard_dir(index, user, namespace, blob_id)
+        return await self._namespace_dir(index, user, namespace)
+
+    async def _shard_dir(self, index: BlobIndex, user: str, namespace: str, blob_id: str) -> DirectoryBatcher:
+        """The shard directory of `blob_id` in the namespace (made, with the namespace's, on
+        first use)."""
+        shard = shard_of(blob_id)
+        cap = index.shard(user, namespace, shard)
+        if cap is None:
+            namespace_dir = await self._namespace_dir(index, user, namespace)
+            async with self._dir_locks.hold(("shard", user, namespace, shard)):
+                cap = index.shard(user, namespace, shard)
+                if cap is None:
+                    made = await self._maker.create_directory()
+                    await self._link(namespace_dir, {shard: made.cap.to_string()})
+                    cap = made.cap.to_string()
+                    index.add_shard(user, namespace, shard, cap)
+        return self._batcher(self._dirnode(cap))
+
+    async def _link_rows(self, index: BlobIndex, user: str, namespace: str, rows: Sequence[BlobRow],
+                         previous: Mapping[str, BlobRow | None]) -> None:
+        """Link rows into their shards, each shard in one write, at most LINK_PARALLEL
+        shards at once. If any shard write fails, the shards already written get their
+        previous entries back (best effort), so the grid keeps all or none of them."""
+        if not rows:
+            return
+        if not self._sharded(index, user, namespace):  # a small namespace: one write, all or nothing
+            await self._link(await self._namespace_dir(index, user, namespace),
+                             {row.blob_id: entry_spec(row) for row in rows})
+            return
+        groups: dict[str, dict[str, ChildSpec]] = {}
+        for row in rows:
+            groups.setdefault(shard_of(row.blob_id), {})[row.blob_id] = entry_spec(row)
+        done: list[tuple[DirectoryBatcher, list[str]]] = []
+        limiter = defer.DeferredSemaphore(LINK_PARALLEL)
+
+        async def link(entries: dict[str, ChildSpec]) -> None:
+            batcher = await self._shard_dir(index, user, namespace, next(iter(entries)))
+            await self._link(batcher, entries)
+            done.append((batcher, list(entries)))
+
+        results = await defer.DeferredList([_limited(limiter, link(entries)) for entries in groups.values()],
+                                           consumeErrors=True)
+        failures: list[Any] = [r for ok, r in results if not ok]
+        if failures:  # every write has ended by now: undo those that landed
+            for batcher, names in done:
+                await self._restore(batcher, names, previous)
+            failures[0].raiseException()
+
+    async def _restore(self, batcher: DirectoryBatcher, names: Sequence[str],
+                       previous: Mapping[str, BlobRow | None]) -> None:
+        back = {n: entry_spec(row) for n in names if (row := previous.get(n)) is not None}
+        try:
+            if back:
+                await self._link(batcher, back)
+            for name in names:
+                if previous.get(name) is None:
+                    await batcher.node.unlink(name)
+        except Exception as e:  # noqa: BLE001 - the original failure is what the caller must see
+            log.msg(f"blobs: could not undo part of a failed batch in {len(names)} entries: {e}")
 
     async def _live(self, user: str, blob_id: str, namespace: str) -> BlobRow:
         index = await self._user(user)
@@ -267,7 +379,7 @@ class GridBlobsBackend:
         try:
             async with self._blob_locks.hold(key):
                 row = await self._upload(user, namespace, blob_id, source, size)
-                await self._link(await self._namespace_dir(index, user, namespace), {blob_id: entry_spec(row)})
+                await self._link(await self._entry_dir(index, user, namespace, blob_id), {blob_id: entry_spec(row)})
                 index.put(row)
                 return row
         finally:
@@ -294,9 +406,8 @@ class GridBlobsBackend:
                     part.seek(0)
                     jobs.append(_limited(limiter, self._upload(user, namespace, blob_id, part, size)))
                 rows: list[BlobRow] = await defer.gatherResults(jobs, consumeErrors=True)
-                if rows:
-                    batcher = await self._namespace_dir(index, user, namespace)
-                    await self._link(batcher, {row.blob_id: entry_spec(row) for row in rows})
+                previous = {k[2]: index.get(*k) for k in keys}
+                await self._link_rows(index, user, namespace, rows, previous)
                 index.put_many(rows)
                 return rows
         except defer.FirstError as e:
@@ -312,7 +423,7 @@ class GridBlobsBackend:
             row = await self._live(user, blob_id, namespace)
             index = await self._user(user)
             tombstone = BlobRow(user, namespace, blob_id, "URI:LIT:", 0, "", (), row.created, self._clock())
-            await self._link(await self._namespace_dir(index, user, namespace), {blob_id: entry_spec(tombstone)})
+            await self._link(await self._entry_dir(index, user, namespace, blob_id), {blob_id: entry_spec(tombstone)})
             index.put(tombstone)
 
     async def set_flags_of(self, user: str, blob_id: str, flags: object, namespace: str = "") -> None:
@@ -323,7 +434,7 @@ class GridBlobsBackend:
             checked = tuple(check_flags(flags))
             index = await self._user(user)
             new = BlobRow(row.user, row.namespace, row.blob_id, row.cap, row.size, row.tag, checked, row.created)
-            await self._link(await self._namespace_dir(index, user, namespace), {blob_id: entry_spec(new)})
+            await self._link(await self._entry_dir(index, user, namespace, blob_id), {blob_id: entry_spec(new)})
             index.put(new)
 
     # --- reading -------------------------------------------------------------------
@@ -431,7 +542,10 @@ class GridBlobsBackend:
         return defer.ensureDeferred(self.listing(user, namespace, order_by, deleted, filter_flag))
 
     def get_total_storage(self, user: str) -> defer.Deferred[int]:
-        return defer.ensureDeferred(self.usage(user))
+        """Usage in units of 1024 bytes, rounded up (the interface's unit; `usage` gives bytes)."""
+        async def run() -> int:
+            return -(-(await self.usage(user)) // 1024)
+        return defer.ensureDeferred(run())
 
     def get_tag(self, user: str, blob_id: str, namespace: str = "") -> defer.Deferred[str]:
         async def run() -> str:

@@ -29,6 +29,9 @@ CREATE TABLE IF NOT EXISTS blobs (
     cap TEXT NOT NULL, size INTEGER NOT NULL, tag TEXT NOT NULL, flags TEXT NOT NULL,
     created REAL NOT NULL, deleted REAL,
     PRIMARY KEY (user, namespace, blob_id));
+CREATE TABLE IF NOT EXISTS shards (
+    user TEXT NOT NULL, namespace TEXT NOT NULL, shard TEXT NOT NULL, dircap TEXT NOT NULL,
+    PRIMARY KEY (user, namespace, shard));
 CREATE INDEX IF NOT EXISTS blobs_by_date ON blobs (user, namespace, created);
 """
 
@@ -93,7 +96,7 @@ class BlobIndex:
     def _wipe(self) -> None:
         with self._db:
             self._db.execute("BEGIN")
-            for table in ("meta", "users", "namespaces", "blobs"):
+            for table in ("meta", "users", "namespaces", "shards", "blobs"):
                 self._db.execute(f"DELETE FROM {table}")
 
     def close(self, clean: bool = True) -> None:
@@ -128,17 +131,40 @@ class BlobIndex:
         self._db.execute("INSERT OR REPLACE INTO users (user, dircap, loaded) VALUES (?, ?, 1)", (user, dircap))
 
     def load_user(self, user: str, namespaces: dict[str, str], rows: Iterable[BlobRow]) -> None:
-        """Everything the grid holds for `user`, read from its directories."""
+        """Everything the grid holds for `user`, read from its directories, in one go."""
+        self.begin_load(user, namespaces)
+        self.put_many(rows)
+        self.finish_load(user)
+
+    def begin_load(self, user: str, namespaces: dict[str, str]) -> None:
+        """Start reading `user` from the grid: forget what the index had, record the
+        namespaces; rows then come in batches (put_many) and finish_load marks the
+        user loaded. A load cut short leaves the user unloaded, to be read again."""
         with self._db:
             self._db.execute("BEGIN")
-            self._db.execute("DELETE FROM namespaces WHERE user = ?", (user,))
-            self._db.execute("DELETE FROM blobs WHERE user = ?", (user,))
+            self._db.execute("UPDATE users SET loaded = 0 WHERE user = ?", (user,))
+            for table in ("namespaces", "shards", "blobs"):
+                self._db.execute(f"DELETE FROM {table} WHERE user = ?", (user,))
             for namespace, dircap in namespaces.items():
                 self._db.execute("INSERT INTO namespaces (user, namespace, dircap) VALUES (?, ?, ?)",
                                  (user, namespace, dircap))
-            for row in rows:
-                self._insert(row)
-            self._db.execute("UPDATE users SET loaded = 1 WHERE user = ?", (user,))
+
+    def finish_load(self, user: str) -> None:
+        self._db.execute("UPDATE users SET loaded = 1 WHERE user = ?", (user,))
+
+    def shard(self, user: str, namespace: str, shard: str) -> str | None:
+        row = self._db.execute("SELECT dircap FROM shards WHERE user = ? AND namespace = ? AND shard = ?",
+                               (user, namespace, shard)).fetchone()
+        return None if row is None else str(row[0])
+
+    def has_shards(self, user: str, namespace: str) -> bool:
+        row = self._db.execute("SELECT 1 FROM shards WHERE user = ? AND namespace = ? LIMIT 1",
+                               (user, namespace)).fetchone()
+        return row is not None
+
+    def add_shard(self, user: str, namespace: str, shard: str, dircap: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO shards (user, namespace, shard, dircap) VALUES (?, ?, ?, ?)",
+                         (user, namespace, shard, dircap))
 
     def namespace(self, user: str, namespace: str) -> str | None:
         row = self._db.execute("SELECT dircap FROM namespaces WHERE user = ? AND namespace = ?",

@@ -6,7 +6,21 @@ rest lives in mutable directories (DIR2 over SDMF)::
     root directory            (the [blobs] root_cap, or private/blobs.rootcap)
       <user>                  one directory per user
         <namespace>           one directory per namespace
-          <blob_id>           the blob's cap, metadata {"blob": {...}}
+          <blob_id>           while the namespace is small: the blob's cap,
+                              metadata {"blob": {...}}
+          .shard-<hh>         once it is large, up to 256 shard directories,
+            <blob_id>         made on first use, hh = the first two hex digits
+                              of SHA-256(blob id)
+
+Fan-out keeps an edit's cost flat as a namespace grows. A namespace keeps its
+entries in its own directory until it holds FLAT_LIMIT (1,024) entries (as
+older shoal did, and a small namespace costs no more directories, each of
+which needs an RSA key); from then on every edit, of a new id or an old one,
+goes to the id's shard, so a PUT into a namespace of 100,000 blobs rewrites
+a shard of about 400 entries, never the namespace. Shard names start with
+``.``, which no blob id may contain, so both kinds of entry share the
+namespace directory; when the grid is read, a shard's entry for an id
+overrides the flat one (nothing is written flat once a namespace has shards).
 
 A live entry's ``blob`` metadata holds ``size``, ``tag``, ``flags`` and
 ``created`` (seconds since the epoch); a deleted blob's entry is a tombstone:
@@ -24,7 +38,9 @@ edit is on the grid.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,6 +54,18 @@ from shoal.dirnode import ChildSpec, DirectoryNode, Entry, NodeMaker
 
 TOMBSTONE_CAP = "URI:LIT:"
 METADATA_KEY = "blob"
+SHARD_PREFIX = ".shard-"
+SHARD_DIGITS = 2  # hex digits of SHA-256(blob id): 256 shards per namespace
+_SHARD_RE = re.compile(r"^\.shard-[0-9a-f]{%d}$" % SHARD_DIGITS)
+
+
+def shard_of(blob_id: str) -> str:
+    """The name of the shard directory that holds `blob_id`'s entry."""
+    return SHARD_PREFIX + hashlib.sha256(blob_id.encode("utf-8")).hexdigest()[:SHARD_DIGITS]
+
+
+def is_shard_name(name: str) -> bool:
+    return bool(_SHARD_RE.match(name))
 
 
 def live_metadata(row: BlobRow) -> dict[str, Any]:

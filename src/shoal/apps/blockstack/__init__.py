@@ -7,7 +7,10 @@ Configure with ``storage_init({"path": "client.ini"})`` where client.ini has::
     node_url = http://127.0.0.1:3456/
     # optional: state_file, timeout, read_attempts, read_pause
 
-All data goes through the shoal client node's web API; see driver.py.
+All data goes through the shoal client node's web API; see driver.py. Data comes
+back as it was put (str in, str out; bytes in, bytes out). A storage_init that
+fails leaves no driver active (later calls return None/False), never the one a
+previous storage_init set up.
 """
 
 from typing import Any
@@ -26,6 +29,7 @@ _driver: ShoalDriver | None = None
 
 def _init(conf: Any, kw: dict[str, Any]) -> bool:
     global _driver
+    _driver = None  # a failed init leaves no driver: later calls fail instead of using the old node
     driver = from_config(conf, **kw)
     driver.open()
     _driver = driver
@@ -51,11 +55,11 @@ def make_mutable_url(data_id: str) -> str | None:
     return safely(None, "make_mutable_url", lambda: _ready().mutable_url(data_id))  # type: ignore[no-any-return]
 
 
-def get_immutable_handler(data_hash: str, **kw: Any) -> bytes | None:
+def get_immutable_handler(data_hash: str, **kw: Any) -> bytes | str | None:
     return safely(None, "get_immutable_handler", lambda: _ready().get_immutable(data_hash))  # type: ignore[no-any-return]
 
 
-def get_mutable_handler(url: str, **kw: Any) -> bytes | None:
+def get_mutable_handler(url: str, **kw: Any) -> bytes | str | None:
     return safely(None, "get_mutable_handler", lambda: _ready().get_mutable(url))  # type: ignore[no-any-return]
 
 

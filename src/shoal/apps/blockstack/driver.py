@@ -1,7 +1,9 @@
 """A Blockstack storage driver backed by a shoal client node's web API.
 
 Implements the driver contract of shared/reference/app-apis.md section 2.1 on
-top of Tahoe-LAFS 1.20 web API calls (docs/frontends/webapi.rst):
+top of Tahoe-LAFS 1.20 web API calls (docs/frontends/webapi.rst) and one shoal
+extension, a conditional overwrite (``PUT /uri/$WRITECAP`` with ``If-Match``
+the ETag of the version read; 412 if it moved):
 ``POST /uri?t=mkdir`` (the driver's directories), ``PUT /uri/$DIRCAP/name``
 (immutable data, CHK), ``PUT /uri?format=SDMF`` and ``PUT /uri/$WRITECAP``
 (create and overwrite one mutable file per id), ``PUT /uri/$DIRCAP/name?t=uri``
@@ -29,19 +31,21 @@ from typing import Any
 from urllib.parse import quote
 
 from shoal.apps.blockstack.records import (
-    KIND_DATA,
     KIND_TOMBSTONE,
     Record,
     RecordError,
     as_bytes,
+    data_kind,
     immutable_name,
     make_url,
     mutable_name,
     normalize_hash,
+    pack_immutable,
     pack_record,
     parse_url,
     sha256_hex,
     tombstone_name,
+    unpack_immutable,
     unpack_record,
 )
 from shoal.errors import Fault, NotFoundError, ShoalError
@@ -66,6 +70,16 @@ class NotFound(DriverError, NotFoundError):
     fault = Fault.CALLER
 
 
+class VersionMoved(DriverError):
+    """A conditional write (If-Match) found the record at another version (412):
+    another writer got there first."""
+
+    fault = Fault.CALLER
+
+
+CAS_ATTEMPTS = 8  # conditional writes of one put before giving up on a busy id
+
+
 class ShoalDriver:
     """One driver client: a node URL, the driver's directories, and its version pins."""
 
@@ -85,16 +99,23 @@ class ShoalDriver:
 
     def _call(self, method: str, path: str, body: bytes | None = None,
               ok: tuple[int, ...] = (200, 201)) -> bytes:
-        req = urllib.request.Request(self.node_url + path, data=body, method=method)
+        return self._call_tagged(method, path, body, ok)[0]
+
+    def _call_tagged(self, method: str, path: str, body: bytes | None = None, ok: tuple[int, ...] = (200, 201),
+                     headers: Mapping[str, str] | None = None) -> tuple[bytes, str | None]:
+        """(body, ETag header or None)."""
+        req = urllib.request.Request(self.node_url + path, data=body, method=method, headers=dict(headers or {}))
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as r:
-                return r.read()
+                return r.read(), r.headers.get("ETag")
         except urllib.error.HTTPError as e:
             detail = e.read()[:200].decode("utf-8", "replace")
             if e.code == 404:
                 raise NotFound(f"{method} {path}: 404 {detail}") from None
+            if e.code == 412:
+                raise VersionMoved(f"{method} {path}: 412 {detail}") from None
             if e.code in ok:
-                return b""
+                return b"", None
             raise DriverError(f"{method} {path}: node answered {e.code} {detail}") from None
 
     def _entry(self, dircap: str, name: str) -> str:
@@ -145,21 +166,21 @@ class ShoalDriver:
         if key is None or sha256_hex(raw) != key:
             log.warning("put_immutable: data does not hash to %r", data_hash)
             return False
-        self._call("PUT", self._entry(self.dircaps["immutable"], immutable_name(key)), raw)
+        self._call("PUT", self._entry(self.dircaps["immutable"], immutable_name(key)), pack_immutable(data))
         return True
 
-    def get_immutable(self, data_hash: str) -> bytes | None:
+    def get_immutable(self, data_hash: str) -> bytes | str | None:
         key = normalize_hash(data_hash)
         if key is None:
             return None
         try:
-            raw = self._call("GET", self._entry(self.dircaps["immutable"], immutable_name(key)))
+            stored = self._call("GET", self._entry(self.dircaps["immutable"], immutable_name(key)))
         except NotFound:
             return None
-        if sha256_hex(raw) != key:
-            log.warning("get_immutable: grid returned %d bytes not hashing to %s", len(raw), key)
-            return None
-        return raw
+        data = unpack_immutable(stored, key)
+        if data is None:
+            log.warning("get_immutable: grid returned %d bytes not hashing to %s", len(stored), key)
+        return data
 
     def delete_immutable(self, data_hash: str, txid: str, tombstone: str | bytes) -> bool:
         key = normalize_hash(data_hash)
@@ -204,10 +225,15 @@ class ShoalDriver:
         return cap
 
     def _read_record(self, path: str) -> Record | None:
+        return self._read_tagged(path)[0]
+
+    def _read_tagged(self, path: str) -> tuple[Record | None, str | None]:
+        """(record, the ETag of the version read) of a mutable file."""
         try:
-            return unpack_record(self._call("GET", path))
+            body, tag = self._call_tagged("GET", path)
         except NotFound:
-            return None
+            return None, None
+        return unpack_record(body), tag
 
     def _fresh(self, data_id: str, fetch: Any) -> Record | None:
         """fetch() until it gives a record at least as new as the pin of `data_id` (None if absent)."""
@@ -245,17 +271,30 @@ class ShoalDriver:
             cap = self._writecap(data_id)  # another client linked one first: write through it
             if cap is None:
                 raise DriverError(f"mutable id {data_id!r}: linked by another client but not readable")
-        # no need to wait for a lagging grid here: pin + 1 supersedes whatever it shows
-        current = self._read_record(f"/uri/{quote(cap, safe='')}")
-        version = max(self.pins.get(data_id, -1), current.version if current else -1) + 1
-        self._call("PUT", f"/uri/{quote(cap, safe='')}", pack_record(Record(kind, version, payload)))
-        self._pin(data_id, version)
+        # compare-and-swap: write version+1 only over the version just read (If-Match
+        # its ETag); if another writer moved it meanwhile (412), read again and retry,
+        # so two writers never both write the same version number
+        path = f"/uri/{quote(cap, safe='')}"
+        for attempt in range(CAS_ATTEMPTS):
+            current, tag = self._read_tagged(path)
+            # no need to wait for a lagging grid here: pin + 1 supersedes whatever it shows
+            version = max(self.pins.get(data_id, -1), current.version if current else -1) + 1
+            headers = {"If-Match": tag} if tag else {}
+            try:
+                self._call_tagged("PUT", path, pack_record(Record(kind, version, payload)), headers=headers)
+            except VersionMoved:
+                log.info("mutable id %r moved while writing version %d; retrying", data_id, version)
+                time.sleep(self.read_pause * (attempt + 1))
+                continue
+            self._pin(data_id, version)
+            return
+        raise VersionMoved(f"mutable id {data_id!r}: other writers kept moving it ({CAS_ATTEMPTS} attempts)")
 
     def put_mutable(self, data_id: str, data: bytes | str) -> bool:
-        self._write(data_id, KIND_DATA, as_bytes(data))
+        self._write(data_id, data_kind(data), as_bytes(data))
         return True
 
-    def get_mutable(self, url: str) -> bytes | None:
+    def get_mutable(self, url: str) -> bytes | str | None:
         parsed = parse_url(url)
         if parsed is None:
             return None
@@ -268,7 +307,7 @@ class ShoalDriver:
         record = self._fresh(data_id if own else url, lambda: self._read_record(path))
         if record is None or record.is_tombstone:
             return None
-        return record.payload
+        return record.data()
 
     def delete_mutable(self, data_id: str, tombstone: str | bytes) -> bool:
         body = as_bytes(tombstone)

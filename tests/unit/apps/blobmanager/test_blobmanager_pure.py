@@ -38,7 +38,7 @@ def test_encrypt_roundtrip_and_layout(blob_id, plaintext):
     stored = crypto.encrypt_blob(SECRET, blob_id, plaintext)
     head, _, body = stored.partition(b" ")
     pre = crypto.unpack_preamble(base64.urlsafe_b64decode(head))
-    assert (pre.scheme, pre.method, pre.blob_id, pre.size) == (1, 2, blob_id, len(plaintext))
+    assert (pre.scheme, pre.method, pre.blob_id, pre.size) == (1, 2, blob_id, crypto.padded_size(len(plaintext)))
     assert len(body) == len(plaintext) + 16
     assert crypto.tag_of(stored) == base64.urlsafe_b64encode(stored[-16:]).decode()
     assert len(crypto.tag_of(stored)) == 24
@@ -51,8 +51,9 @@ def test_ciphertext_hides_plaintext_and_keys_differ():
     assert b"attachment" not in stored
     assert crypto.blob_key(SECRET, "a1") != crypto.blob_key(SECRET, "a2")
     assert crypto.blob_key(SECRET, "a1") == crypto.blob_key(SECRET[:256] + SECRET[256:], "a1")
-    # only the second half of the secret keys the blobs
-    assert crypto.blob_key(b"x" * 256 + SECRET[256:], "a1") == crypto.blob_key(SECRET, "a1")
+    # only the secret after its first 64 bytes keys the blobs (Soledad's SECRET_LENGTH)
+    assert crypto.blob_key(b"x" * 64 + SECRET[64:], "a1") == crypto.blob_key(SECRET, "a1")
+    assert crypto.blob_key(SECRET[:64] + b"x" + SECRET[65:], "a1") != crypto.blob_key(SECRET, "a1")
     with pytest.raises(ValueError):
         crypto.blob_key(b"short", "a1")
 
@@ -140,3 +141,42 @@ def test_retry_pauses_grow_to_the_cap():
     assert [soledad.pause(n) for n in range(1, 9)] == [1, 11, 21, 31, 41, 51, 60, 60]
     fast = RetryPolicy(first=0.01, step=0.02, maximum=0.05)
     assert [fast.pause(n) for n in (1, 2, 3, 10)] == pytest.approx([0.01, 0.03, 0.05, 0.05])
+
+
+def test_priorities_as_soledad_parses_them():
+    from shoal.apps.blobmanager import parse_priority
+    assert [parse_priority(p) for p in ("low", "medium", "high", "urgent")] == [1, 2, 3, 4]
+    assert [parse_priority(p) for p in (1, 2, 3, 4)] == [1, 2, 3, 4]
+    for bad in (0, 5, "LOW", "critical", "", None, 2.0, True):
+        with pytest.raises(ValueError):
+            parse_priority(bad)
+
+
+def test_cert_file_pins_the_ca_or_fails_in_one_line(tmp_path):
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    from twisted.internet import reactor
+    from twisted.web.client import BrowserLikePolicyForHTTPS
+
+    from shoal.apps.blobmanager.errors import BlobManagerError
+    from shoal.apps.blobmanager.remote import BlobsRemote
+
+    with pytest.raises(BlobManagerError, match="cert_file .*missing.pem: not a readable PEM"):
+        BlobsRemote(reactor, "https://x/blobs/", "u", cert_file=str(tmp_path / "missing.pem"))
+    (tmp_path / "junk.pem").write_text("not a certificate")
+    with pytest.raises(BlobManagerError, match="junk.pem"):
+        BlobsRemote(reactor, "https://x/blobs/", "u", cert_file=str(tmp_path / "junk.pem"))
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "soledad-ca")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    (tmp_path / "ca.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    remote = BlobsRemote(reactor, "https://x/blobs/", "u", cert_file=str(tmp_path / "ca.pem"))
+    policy = remote.agent._endpointFactory._policyForHTTPS
+    assert isinstance(policy, BrowserLikePolicyForHTTPS) and policy._trustRoot is not None

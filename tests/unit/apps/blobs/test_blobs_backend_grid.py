@@ -7,11 +7,11 @@ stream uploads."""
 
 import io
 import os
-import types
 
 import pytest
 from twisted.internet import defer
 from twisted.web.client import FileBodyProducer
+from zope.interface.verify import verifyObject
 
 from shoal.apps.blobs import backend as backend_module
 from shoal.apps.blobs.backend import GridBlobsBackend
@@ -24,32 +24,9 @@ from shoal.apps.blobs.errors import (
     QuotaExceeded,
     TooManyNamespaces,
 )
+from shoal.apps.blobs.interfaces import IBlobsBackend
 from shoal.apps.blobs.rules import tag_of
-from shoal.apps.blobs.store import RootDirectory
-from shoal.dirnode import NodeMaker
-from shoal.immutable.params import EncodingParams
-from shoal.mutable import MutableClient
-from shoal.mutable.keypool import KeyPool
-from shoal.node.files import ClientFiles
-from shoal.testing.local_grid import LocalGrid
-from tests.unit.mutable.vector_keys import fresh_key
-
-K, HAPPY, N = 3, 4, 5
-
-
-@pytest.fixture(scope="module")
-def grid():
-    g = LocalGrid(N)
-    yield g
-    g.close()
-
-
-@pytest.fixture(scope="module")
-def maker(grid):
-    identity = types.SimpleNamespace(convergence_secret=b"C" * 32, lease_secret=b"L" * 32)
-    files = ClientFiles(grid.broker, EncodingParams(K, HAPPY, N), identity)
-    return NodeMaker(files, MutableClient(grid.broker, lease_secret=b"L" * 32, k=K, n=N,
-                                          key_pool=KeyPool(0, fresh_key)))
+from shoal.apps.blobs.store import RootDirectory, shard_of
 
 
 def run(grid, fn, *args, **kw):
@@ -78,6 +55,16 @@ class Collector:
         self.data += data
 
 
+def test_backend_provides_soledads_iblobsbackend(maker, tmp_path):
+    b = new_backend(maker, tmp_path, "iface")
+    assert IBlobsBackend.providedBy(b)
+    assert verifyObject(IBlobsBackend, b)
+    assert sorted(IBlobsBackend.names()) == sorted(
+        ["read_blob", "write_blob", "delete_blob", "get_blob_size", "count", "list_blobs", "get_total_storage",
+         "get_tag", "get_flags", "set_flags"])
+    b.close()
+
+
 def test_iblobsbackend_methods(grid, maker, tmp_path):
     b = new_backend(maker, tmp_path, "api")
     blob = os.urandom(5000)
@@ -95,7 +82,8 @@ def test_iblobsbackend_methods(grid, maker, tmp_path):
         await b.read_blob("alice", "one", part, range=(100, 250))
         assert whole.data == blob and part.data == blob[100:250] and whole.producer is None
         assert await b.count("alice") == 1 and await b.count("alice", "other") == 1
-        assert await b.get_total_storage("alice") == 5003
+        assert await b.get_total_storage("alice") == 5  # 5003 bytes, in 1024-byte units rounded up
+        assert await b.usage("alice") == 5003
         assert await b.get_flags("alice", "one") == []
         await b.set_flags("alice", "one", ["PROCESSING"])
         assert await b.get_flags("alice", "one") == ["PROCESSING"]
@@ -108,7 +96,7 @@ def test_iblobsbackend_methods(grid, maker, tmp_path):
             with pytest.raises(BlobNotFound):
                 await call
         assert await b.list_blobs("alice", deleted=True) == ["one"]
-        assert await b.count("alice") == 0 and await b.get_total_storage("alice") == 3
+        assert await b.count("alice") == 0 and await b.get_total_storage("alice") == 1
         await b.write_blob("alice", "one", FileBodyProducer(io.BytesIO(b"reborn")))  # after a delete: allowed
         assert await b.list_blobs("alice", deleted=True) == []
 
@@ -167,14 +155,21 @@ def test_unclean_index_is_rebuilt(grid, maker, tmp_path):
     grid.call(again.close)
 
 
+def same_shard_ids(like: str, count: int) -> list[str]:
+    """`count` ids whose entries live in the same shard directory as `like`'s."""
+    ids = (f"c{n}" for n in range(100_000))
+    return [i for i in ids if shard_of(i) == shard_of(like)][:count]
+
+
 def test_group_commit_and_quota_under_concurrency(grid, maker, tmp_path):
     b = new_backend(maker, tmp_path, "q", quota=10_000)
     run(grid, b.store, "dave", "first", io.BytesIO(b"f" * 1000), 1000)  # make the directories
     writes_before = sum(x.writes for x in b._batchers.values())
+    ids = same_shard_ids("first", 20)  # one shard: concurrent edits of it are batched
 
     async def many():
         results = await defer.DeferredList(
-            [defer.ensureDeferred(b.store("dave", f"c{i}", io.BytesIO(bytes([i]) * 1000), 1000)) for i in range(20)],
+            [defer.ensureDeferred(b.store("dave", ids[i], io.BytesIO(bytes([i]) * 1000), 1000)) for i in range(20)],
             consumeErrors=True)
         return [r if ok else r.value for ok, r in results]
 

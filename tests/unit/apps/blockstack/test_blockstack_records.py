@@ -63,3 +63,25 @@ def test_handlers_before_init_return_failure_values():
         assert driver.make_mutable_url("x") is None
     finally:
         driver._driver = saved
+
+
+@given(st.one_of(st.binary(max_size=300), st.text(max_size=300)))
+def test_immutable_data_keeps_its_type(data):
+    from shoal.apps.blockstack.records import as_bytes, pack_immutable, unpack_immutable
+    key = hashlib.sha256(as_bytes(data)).hexdigest()
+    got = unpack_immutable(pack_immutable(data), key)
+    assert type(got) is type(data) and got == data
+    assert unpack_immutable(pack_immutable(data), hashlib.sha256(b"other" + as_bytes(data)).hexdigest()) is None
+
+
+def test_immutable_bytes_that_look_like_text_stay_bytes():
+    from shoal.apps.blockstack.records import TEXT_MAGIC, unpack_immutable
+    raw = TEXT_MAGIC + b"abc"
+    assert unpack_immutable(raw, hashlib.sha256(raw).hexdigest()) == raw
+
+
+@given(st.one_of(st.binary(max_size=200), st.text(max_size=200)), st.integers(0, 2**64 - 1))
+def test_mutable_record_keeps_the_type(data, version):
+    from shoal.apps.blockstack.records import as_bytes, data_kind
+    record = unpack_record(pack_record(Record(data_kind(data), version, as_bytes(data))))
+    assert type(record.data()) is type(data) and record.data() == data and not record.is_tombstone
