@@ -6,6 +6,8 @@ stderr, never a traceback.
 """
 
 import argparse
+import contextlib
+import io
 import sys
 from collections.abc import Sequence
 
@@ -33,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"shoal {__version__}")
     add_global_options(parser)
+    node_commands.add_global_options(parser)
     groups = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     node_commands.register(groups)
     for group in (files, directories, copy, alias_commands, checks, status, backup):
@@ -43,8 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    quiet = args.quiet and args.command != "run"  # Tahoe's -q silences a command's stdout
     try:
-        return int(args.func(args) or 0)
+        with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
+            return int(args.func(args) or 0)
     except ShoalError as e:
         print(f"shoal: error: {e}", file=sys.stderr)
         return int(getattr(e, "exit_code", 1))
