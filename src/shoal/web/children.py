@@ -11,7 +11,7 @@ from twisted.web import http
 from twisted.web.server import Request
 
 from shoal.dirnode.contents import check_new_name
-from shoal.web.common import NotAvailable, WebError, format_arg, replace_arg
+from shoal.web.common import NotAvailable, WebError, format_arg, private_key_arg, replace_arg
 from shoal.web.services import WebServices
 from shoal.web.upload import body_file, create_mutable, read_body, upload_body, upload_file
 
@@ -56,7 +56,8 @@ async def put_child_file(services: WebServices, request: Request, parent: Any, n
     if fmt == "CHK":
         cap = await upload_body(services, request)
     else:
-        cap = (await create_mutable(services, await read_body(request), fmt or "SDMF")).cap.to_string()
+        key = await private_key_arg(request)
+        cap = (await create_mutable(services, await read_body(request), fmt or "SDMF", key)).cap.to_string()
     await parent.set_child(name, cap, overwrite=replace)
     request.setResponseCode(http.OK if existed else http.CREATED)
     return str(cap)
@@ -87,7 +88,8 @@ async def upload_form_child(services: WebServices, request: Request, parent: Any
     if fmt == "CHK":
         cap = str((await upload_file(services, io.BytesIO(data), len(data))).cap)
     else:
-        cap = (await create_mutable(services, data, fmt or "SDMF")).cap.to_string()
+        key = await private_key_arg(request)
+        cap = (await create_mutable(services, data, fmt or "SDMF", key)).cap.to_string()
     await parent.set_child(name, cap, overwrite=replace)
     return cap
 
