@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from shoal import __version__
 from shoal.cli import alias_commands, backup, checks, copy, debug, directories, files, status
+from shoal.cli import webopen as webopen_command
 from shoal.cli.context import EXIT_CODES, add_global_options
 from shoal.errors import ShoalError
 from shoal.node import commands as node_commands
@@ -38,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     node_commands.add_global_options(parser)
     groups = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     node_commands.register(groups)
-    for group in (files, directories, copy, alias_commands, checks, status, backup):
+    for group in (files, directories, copy, alias_commands, checks, status, backup, webopen_command):
         group.register(groups)
     debug.register(groups)
     return parser
