@@ -55,11 +55,14 @@ def register(groups: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
 
     p = groups.add_parser("run", help="run a node in the foreground")
     p.add_argument("--allow-stdin-close", action="store_true", help="keep running when stdin closes")
-    p.add_argument("nodedir", nargs="?", default=".")
+    p.add_argument("--basedir", "-C", default=None, help="the node directory (as NODEDIR)")
+    p.add_argument("nodedir", nargs="?", default=None,
+                   help="the node directory (default: --basedir, then the global -d, then .)")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from shoal.node.run import run_node
 
-    return run_node(args.nodedir, args.allow_stdin_close, getattr(args, "eliot_destinations", []))
+    nodedir = args.nodedir or args.basedir or getattr(args, "node_directory", None) or "."
+    return run_node(nodedir, args.allow_stdin_close, getattr(args, "eliot_destinations", []))

@@ -89,3 +89,16 @@ def test_bare_web_port_number_means_tcp(tmp_path):
     assert main(["create-node", "--hostname", "127.0.0.1", "--webport", "0", str(tmp_path / "n")]) == 0
     config = load_config(str(tmp_path / "n"))
     assert config.get_endpoints("node", "web.port") == ["tcp:0"]
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["run", "a"], "a"),
+    (["run", "-C", "b"], "b"),
+    (["run", "--basedir", "b", "a"], "a"),
+    (["-d", "c", "run"], "c"),
+    (["run"], "."),
+])
+def test_run_finds_its_node_directory_as_tahoe(argv, expected, monkeypatch):
+    seen = []
+    monkeypatch.setattr("shoal.node.run.run_node", lambda nodedir, *rest: seen.append(nodedir) or 0)
+    assert main(argv) == 0 and seen == [expected]
