@@ -113,9 +113,13 @@ def run_node(basedir: str, allow_stdin_close: bool, eliot: list[FileDestinationS
     config = load_config(basedir)
     pidfile = claim_pidfile(basedir)
     failure: list[BaseException] = []
-    eliot_service = EliotLogging(eliot, reactor) if eliot else None
+    eliot_service: EliotLogging | None = None
     try:
-        if eliot_service is not None:
+        if eliot:
+            try:
+                eliot_service = EliotLogging(eliot, reactor)
+            except OSError as e:
+                raise RunError(f"--eliot-destination: cannot open {e.filename or 'the log'}: {e.strerror}") from None
             eliot_service.startService()
         log.startLogging(CensoringLog(open(os.path.join(basedir, "shoal.log"), "a")), setStdout=False)
         kind = IntroducerNode if os.path.exists(os.path.join(basedir, INTRODUCER_TAC)) else Node

@@ -102,3 +102,13 @@ def test_run_finds_its_node_directory_as_tahoe(argv, expected, monkeypatch):
     seen = []
     monkeypatch.setattr("shoal.node.run.run_node", lambda nodedir, *rest: seen.append(nodedir) or 0)
     assert main(argv) == 0 and seen == [expected]
+
+
+def test_unwritable_eliot_destination_is_one_line_and_frees_the_pidfile(tmp_path, capsys):
+    assert main(["create-node", "--hostname", "127.0.0.1", "--webport", "none", str(tmp_path / "n")]) == 0
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    rc = main(["--eliot-destination", f"file:{blocker}/sub/eliot.json", "run", str(tmp_path / "n")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "--eliot-destination" in err and err.count("\n") == 1
+    assert not (tmp_path / "n" / "running.process").exists()
