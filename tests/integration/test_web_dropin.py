@@ -111,6 +111,11 @@ def test_content_types_are_tahoes(url):
     assert request(url, "POST", "/uri?t=mkdir").headers["content-type"] == "text/html"
     r = request(url, "POST", "/uri?t=mkdir-with-children", b"{}")
     assert r.status == 200 and r.headers["content-type"] == "text/html"
+    root = quote(r.text, safe="")
+    r = request(url, "PUT", f"/uri/{root}/f.bin", os.urandom(500))
+    assert r.status == 201 and r.headers["content-type"] == "text/html"
+    r = request(url, "PUT", f"/uri/{root}/g.bin?t=uri", r.body)
+    assert r.status == 200 and r.headers["content-type"] == "text/html"
 
 
 @pytest.mark.parametrize("fmt", ["SDMF", "MDMF"])

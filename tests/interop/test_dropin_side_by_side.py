@@ -93,6 +93,12 @@ def test_cap_answers_are_text_html_on_both(gateways):
             assert re.fullmatch(r"URI:[A-Z0-9-]+:[a-z2-7]+:[a-z0-9:]+", r.text), (name, path, r.text)
         shapes = {name: r.text.split(":")[1] for name, r in answers.items()}
         assert shapes["tahoe"] == shapes["shoal"], path
+    for name, url in gateways.items():  # a child PUT, and a cap linked with t=uri
+        root = quote(request(url, "POST", "/uri?t=mkdir").text, safe="")
+        r = request(url, "PUT", f"/uri/{root}/f.bin", os.urandom(500))
+        assert r.status == 201 and r.headers["content-type"].split(";")[0] == "text/html", (name, r.headers)
+        r = request(url, "PUT", f"/uri/{root}/g.bin?t=uri", r.body)
+        assert r.status == 200 and r.headers["content-type"].split(";")[0] == "text/html", (name, r.headers)
 
 
 @pytest.mark.parametrize("query,mdmf,prefix", [
