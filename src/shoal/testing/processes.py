@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
@@ -139,6 +139,23 @@ def start_all(starters: Iterable[Callable[[], T]]) -> list[T]:
     return [f.result() for f in futures]
 
 
+def start_node(nodedir: str, timeout: float = 60, *extra: str) -> NodeProcess:
+    """Run a node and wait for its readiness line; NodeProcessError with its stderr if it dies."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shoal.main", "run", *extra, nodedir],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    node = NodeProcess(nodedir, proc)
+    try:
+        wait_for_readiness(proc, timeout)
+    except NodeProcessError as e:
+        node.stop()
+        raise NodeProcessError(f"node {nodedir} did not start: {e}") from None
+    return node
+
+
 READY_SUFFIXES = (b"client running", b"introducer running")
 
 
@@ -168,25 +185,6 @@ def wait_for_readiness(proc: subprocess.Popen, timeout: float) -> list[bytes]:
             lines.append(line)
             if line.rstrip().endswith(READY_SUFFIXES):
                 return lines
-
-
-def start_node(nodedir: str, timeout: float = 60, *extra: str, global_options: Sequence[str] = ()) -> NodeProcess:
-    """Run a node and wait for its readiness line; NodeProcessError with its stderr if it dies.
-
-    `extra` go after ``run``; `global_options` (``--eliot-destination ...``) before it."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "shoal.main", *global_options, "run", *extra, nodedir],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    node = NodeProcess(nodedir, proc)
-    try:
-        wait_for_readiness(proc, timeout)
-    except NodeProcessError as e:
-        node.stop()
-        raise NodeProcessError(f"node {nodedir} did not start: {e}") from None
-    return node
 
 
 def set_config(nodedir: str, section: str, key: str, value: str) -> None:
