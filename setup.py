@@ -22,6 +22,7 @@ setup(
         "pyyaml>=6.0",
         "prometheus-client>=0.17",
         "rich>=13.0",
+        "eliot>=1.14,<2",
     ],
     extras_require={
         "test": [

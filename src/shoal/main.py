@@ -6,10 +6,13 @@ stderr, never a traceback.
 """
 
 import argparse
+import contextlib
+import io
 import sys
 from collections.abc import Sequence
 
 from shoal.cli import alias_commands, backup, checks, copy, debug, directories, files, status
+from shoal.cli import webopen as webopen_command
 from shoal.cli.context import EXIT_CODES, add_global_options
 from shoal.errors import ShoalError
 from shoal.node import commands as node_commands
@@ -45,9 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action=_VersionAction,
                         help="show shoal's version and those of its key libraries, then exit")
     add_global_options(parser)
+    node_commands.add_global_options(parser)
     groups = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     node_commands.register(groups)
-    for group in (files, directories, copy, alias_commands, checks, status, backup):
+    for group in (files, directories, copy, alias_commands, checks, status, backup, webopen_command):
         group.register(groups)
     debug.register(groups)
     return parser
@@ -55,8 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    quiet = args.quiet and args.command != "run"  # Tahoe's -q silences a command's stdout
     try:
-        return int(args.func(args) or 0)
+        with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
+            return int(args.func(args) or 0)
     except ShoalError as e:
         print(f"shoal: error: {e}", file=sys.stderr)
         return int(getattr(e, "exit_code", 1))

@@ -387,6 +387,8 @@ def test_unhappy_upload_fails_clearly_and_leaves_nothing(faults):
         put(faults, data)
     message = str(info.value)
     assert "servers-of-happiness 6" in message and "shares.happy=7" in message
+    assert ("shares could be placed on only 6 server(s) such that any 3 of them have enough shares to "
+            "recover the file, but we were asked to place shares on at least 7 such servers.") in message
     for i in range(12):  # every server consulted is named with its answer
         assert f"mem{i} [" in message
     assert message.count("full: refused") == 5

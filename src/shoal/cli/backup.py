@@ -2,12 +2,15 @@
 
 Layout (Tahoe-LAFS 1.20 tahoe_backup.py, CLI.rst): every run adds
 TO/Archives/<YYYY-MM-DD_HH:MM:SSZ> (UTC), an immutable directory tree
-(POST /uri?t=mkdir-immutable, children with their local ctime/mtime as
-metadata), and points TO/Latest at it (PUT ...?t=uri). Files are uploaded
-with PUT /uri; a file whose size and mtime are unchanged since an earlier run
-reuses its cap from NODEDIR/private/shoal-backup-cache.json (shoal's own
-file; Tahoe keeps a SQLite backupdb instead), so unchanged data is not sent
-again.
+(POST /uri?t=mkdir-immutable, children with their local stat metadata as
+Tahoe records it), and points TO/Latest at it (PUT ...?t=uri). Files are
+uploaded with PUT /uri. What was stored before is remembered in Tahoe's own
+NODEDIR/private/backupdb.sqlite (shoal.cli.backupdb): an unchanged file (same
+size, mtime and ctime) reuses its cap and a directory whose children are all
+the same reuses its immutable directory, so switching between `tahoe backup`
+and `shoal backup` sends nothing twice. Entries older than a month are
+checked first (t=check), as Tahoe does. A cap remembered in shoal's older
+private/shoal-backup-cache.json is still reused (and moved into the backupdb).
 """
 
 from __future__ import annotations
@@ -21,16 +24,18 @@ from typing import Any
 
 import attrs
 
-from shoal.cli.aliases import resolve, write_private_text
+from shoal.cli.aliases import resolve
+from shoal.cli.backupdb import FILENAME, BackupDB, FileStat, Known
 from shoal.cli.context import Context, command
-from shoal.cli.errors import UsageError
+from shoal.cli.errors import CLIError, UsageError
 from shoal.cli.progress import Transfer
 from shoal.cli.webclient import WebClient, cap_url
 
 VCS_PATTERNS = ("CVS", "RCS", "SCCS", ".git", ".gitignore", ".cvsignore", ".svn", ".arch-ids", "{arch}",
                 "=RELEASE-ID", "=meta-update", "=update", ".bzr", ".bzrignore", ".bzrtags", ".hg",
                 ".hgignore", "_darcs")
-CACHE = "shoal-backup-cache.json"
+LEGACY_CACHE = "shoal-backup-cache.json"
+STAT_FIELDS = ("st_mode", "st_ino", "st_dev", "st_uid", "st_gid", "st_rsize", "st_creator", "st_type")
 
 
 def register(groups: argparse._SubParsersAction) -> None:
@@ -38,8 +43,9 @@ def register(groups: argparse._SubParsersAction) -> None:
   shoal backup ~/Documents work:backups/docs
   shoal backup --exclude '*.tmp' --exclude-vcs ~/src work:backups/src""", cmd_backup,
                 description="Upload a versioned snapshot of FROM: a new immutable tree at TO/Archives/<UTC time>, "
-                            "linked as TO/Latest too. Unchanged files (same size and mtime as last time) are "
-                            "not uploaded again. Exit status 1 if any file could not be read (it is left out).")
+                            "linked as TO/Latest too. Unchanged files (same size, mtime and ctime as last time, "
+                            "recorded in NODEDIR/private/backupdb.sqlite as tahoe backup records them) are not "
+                            "uploaded again. Exit status 1 if any file could not be read (it is left out).")
     p.add_argument("source", metavar="FROM", help="local directory")
     p.add_argument("dest", metavar="ALIAS:TO", help="grid directory to keep the archives in")
     p.add_argument("--exclude", action="append", default=[], metavar="PATTERN", help="skip names matching a glob")
@@ -51,40 +57,68 @@ def register(groups: argparse._SubParsersAction) -> None:
 
 
 def local_metadata(st: os.stat_result) -> dict[str, Any]:
-    return {"ctime": st.st_ctime, "mtime": st.st_mtime}
+    """A child's metadata as Tahoe's backup records it (get_local_metadata)."""
+    metadata: dict[str, Any] = {"ctime": st.st_ctime, "mtime": st.st_mtime}
+    for field in STAT_FIELDS:
+        if hasattr(st, field):
+            metadata[field] = getattr(st, field)
+    return metadata
 
 
 @attrs.define
 class Backup:
     client: WebClient
-    cache: dict[str, Any]
+    db: BackupDB
     excluded: list[str]
     progress: Transfer
     verbose: bool
     say: Any
     ignore_timestamps: bool = False
+    legacy: dict[str, Any] = attrs.field(factory=dict)
     uploaded: int = 0
     reused: int = 0
     directories: int = 0
+    directories_reused: int = 0
+    checked: int = 0
     skipped: list[str] = attrs.field(factory=list)
 
     def wanted(self, name: str) -> bool:
         return not any(fnmatch.fnmatch(name, pat) for pat in self.excluded)
 
+    def healthy(self, known: Known) -> bool:
+        """Whether a remembered cap may be used: yes unless it is due a check and fails it."""
+        if not known.should_check:
+            return True
+        self.checked += 1
+        try:
+            answer = self.client.request("POST", cap_url(known.cap), {"t": "check", "output": "JSON"})
+            return bool(json.loads(answer.text())["results"]["healthy"])
+        except (CLIError, ValueError, KeyError, TypeError):
+            return False  # cannot check: assume it is bad, as Tahoe does
+
     def file(self, path: str, st: os.stat_result) -> str:
-        key = os.path.abspath(path)
-        known = self.cache.get(key)
-        if (not self.ignore_timestamps and known and known.get("size") == st.st_size
-                and known.get("mtime_ns") == st.st_mtime_ns):
-            self.reused += 1
-            self.progress(st.st_size)
-            return str(known["cap"])
+        stat = FileStat.of(path, st)
+        known = self.db.check_file(stat, use_timestamps=not self.ignore_timestamps)
+        if known is not None and self.healthy(known):
+            if known.should_check:
+                self.db.did_check_file_healthy(known.cap)
+            return self._reuse(st, known.cap)
+        old = self.legacy.get(stat.path)
+        if (known is None and not self.ignore_timestamps and isinstance(old, dict)
+                and old.get("size") == st.st_size and old.get("mtime_ns") == st.st_mtime_ns):
+            self.db.did_upload_file(str(old["cap"]), stat)
+            return self._reuse(st, str(old["cap"]))
         if self.verbose:
             self.say(f"uploading {path}")
         with open(path, "rb") as f:
-            cap = self.client.request("PUT", "uri", body=f, length=st.st_size, progress=self.progress).text()
-        self.cache[key] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "cap": cap}
+            cap = self.client.request("PUT", "uri", body=f, length=st.st_size, progress=self.progress).text().strip()
+        self.db.did_upload_file(cap, stat)
         self.uploaded += 1
+        return cap
+
+    def _reuse(self, st: os.stat_result, cap: str) -> str:
+        self.reused += 1
+        self.progress(st.st_size)
         return cap
 
     def directory(self, path: str) -> str:
@@ -95,15 +129,25 @@ class Backup:
             child = os.path.join(path, name)
             try:
                 st = os.stat(child)
-                if os.path.isdir(child):
+                if os.path.islink(child):
+                    self.say(f"skipping {child}: a symlink")  # as Tahoe, which does not follow them
+                elif os.path.isdir(child):
                     children[name] = ["dirnode", {"ro_uri": self.directory(child), "metadata": local_metadata(st)}]
                 elif os.path.isfile(child):
                     children[name] = ["filenode", {"ro_uri": self.file(child, st), "metadata": local_metadata(st)}]
             except PermissionError as e:
                 self.skipped.append(child)
                 self.say(f"skipping {child}: {e.strerror}")
+        dirhash, known = self.db.check_directory({name: info["ro_uri"] for name, (_, info) in children.items()})
+        if known is not None and self.healthy(known):
+            if known.should_check:
+                self.db.did_check_directory_healthy(known.cap)
+            self.directories_reused += 1
+            return known.cap
         self.directories += 1
-        return self.client.post_text("uri", {"t": "mkdir-immutable"}, json.dumps(children).encode("utf-8"))
+        cap = self.client.post_text("uri", {"t": "mkdir-immutable"}, json.dumps(children).encode("utf-8")).strip()
+        self.db.did_create_directory(cap, dirhash)
+        return cap
 
 
 def total_size(path: str, wanted: Any) -> int:
@@ -119,18 +163,14 @@ def total_size(path: str, wanted: Any) -> int:
     return total
 
 
-def load_cache(path: str) -> dict[str, Any]:
+def load_legacy_cache(path: str) -> dict[str, Any]:
+    """shoal's older cache ({abspath: {size, mtime_ns, cap}}), if one is left."""
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
         return data if isinstance(data, dict) else {}
     except (OSError, ValueError):
         return {}
-
-
-def save_cache(path: str, cache: dict[str, Any]) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    write_private_text(path, json.dumps(cache))  # it maps local files to caps
 
 
 def cmd_backup(ctx: Context, args: argparse.Namespace) -> int:
@@ -145,25 +185,30 @@ def cmd_backup(ctx: Context, args: argparse.Namespace) -> int:
     base = where.path.strip("/")
     archives = f"{base}/Archives" if base else "Archives"
     ctx.client.request("POST", cap_url(where.cap, archives), {"t": "mkdir"})  # a no-op when it exists
-    cache_path = os.path.join(ctx.nodedir, "private", CACHE)
-    cache = load_cache(cache_path)
+    private = os.path.join(ctx.nodedir, "private")
+    os.makedirs(private, mode=0o700, exist_ok=True)
+    db = BackupDB(os.path.join(private, FILENAME))
     started = time.time()
-    with Transfer("backup", None) as progress:
-        job = Backup(ctx.client, cache, excluded, progress, args.verbose, ctx.err, args.ignore_timestamps)
-        progress.total = total_size(args.source, job.wanted)
-        root = job.directory(args.source)
-    save_cache(cache_path, cache)
+    try:
+        with Transfer("backup", None) as progress:
+            job = Backup(ctx.client, db, excluded, progress, args.verbose, ctx.err, args.ignore_timestamps,
+                         legacy=load_legacy_cache(os.path.join(private, LEGACY_CACHE)))
+            progress.total = total_size(args.source, job.wanted)
+            root = job.directory(args.source)
+    finally:
+        db.close()
     stamp = time.strftime("%Y-%m-%d_%H:%M:%SZ", time.gmtime(started))
     ctx.client.request("PUT", cap_url(where.cap, f"{archives}/{stamp}"), {"t": "uri"}, body=root.encode("ascii"))
     latest = f"{base}/Latest" if base else "Latest"
     ctx.client.request("PUT", cap_url(where.cap, latest), {"t": "uri"}, body=root.encode("ascii"))
     sep = "" if args.dest.endswith((":", "/")) else "/"
     summary = {"archive": f"{args.dest}{sep}Archives/{stamp}", "cap": root, "files-uploaded": job.uploaded,
-               "files-reused": job.reused, "directories": job.directories, "skipped": job.skipped,
+               "files-reused": job.reused, "directories": job.directories,
+               "directories-reused": job.directories_reused, "checked": job.checked, "skipped": job.skipped,
                "seconds": round(time.time() - started, 3)}
     if args.json:
         ctx.out_json(summary)
     else:
-        ctx.out(f"{job.uploaded} files uploaded, {job.reused} unchanged, {job.directories} directories, "
-                f"{len(job.skipped)} skipped: {summary['archive']}")
+        ctx.out(f"{job.uploaded} files uploaded, {job.reused} unchanged, {job.directories} directories "
+                f"({job.directories_reused} reused), {len(job.skipped)} skipped: {summary['archive']}")
     return 1 if job.skipped else 0

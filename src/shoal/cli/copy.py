@@ -16,7 +16,8 @@ one POST $DIRCAP?t=set_children per directory; new grid directories are made
 bottom-up with POST /uri?t=mkdir-with-children, so a whole tree costs one
 mutable write per directory. Immutable grid files are linked by cap, never
 copied; mutable ones are copied into new immutable files. Downloads stream to
-a temporary file renamed into place.
+a temporary file renamed into place; with --caps-only a grid file copied to a
+local file is written as its read cap instead (Tahoe's option, for comparing trees).
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ def register(groups: argparse._SubParsersAction) -> None:
     p.add_argument("paths", nargs="+", metavar="FROM.. TO")
     p.add_argument("-r", "--recursive", action="store_true", help="copy directories and everything under them")
     p.add_argument("-v", "--verbose", action="store_true", help="name each file as it is copied")
+    p.add_argument("--caps-only", action="store_true",
+                   help="when copying grid files to local files, write each file's read cap instead of its "
+                        "contents (as tahoe cp: for debugging and comparing trees)")
 
 
 # --- sources -------------------------------------------------------------------------
@@ -144,6 +148,7 @@ class Copier:
     files: int = 0
     dirs: int = 0
     refused: list[str] = attrs.field(factory=list)
+    caps_only: bool = False
 
     def refuse(self, label: str, problem: str) -> None:
         """A grid name that cannot be a local path component: said now, failed at the end."""
@@ -172,6 +177,10 @@ class Copier:
         if isinstance(src, LocalFile):
             shutil.copyfile(src.path, dest)
             self.progress(os.path.getsize(dest))
+            return
+        if self.caps_only:  # Tahoe's TahoeFileSource.open(caps_only): the read cap, no newline
+            with open(dest, "wb") as f:
+                f.write(str(src.info.get("ro_uri") or src.cap).encode("ascii"))
             return
         self.client.request("GET", cap_url(src.cap)).save(dest, self.progress)
 
@@ -343,7 +352,8 @@ def cmd_cp(ctx: Context, args: argparse.Namespace) -> int:
     size = None if not single else first.size if isinstance(first, RemoteFile) else (
         os.path.getsize(first.path) if isinstance(first, LocalFile) else None)
     with Transfer("cp", size) as progress:
-        cp = Copier(ctx.client, progress, ctx.err if args.verbose else (lambda _: None), ctx.err)
+        cp = Copier(ctx.client, progress, ctx.err if args.verbose else (lambda _: None), ctx.err,
+                    caps_only=args.caps_only)
         # only a single file may go to a file name; anything else goes into a directory
         dir_target, place = open_target(ctx, dest, make_dir=not (single and isinstance(first, LocalFile | RemoteFile)))
         if dir_target is None:

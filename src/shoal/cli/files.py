@@ -11,6 +11,7 @@ a temporary file renamed into place only once complete (Response.save).
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 import sys
 from typing import BinaryIO
@@ -21,6 +22,7 @@ from shoal.cli.copy import local_name_problem
 from shoal.cli.errors import UsageError
 from shoal.cli.progress import Transfer
 from shoal.cli.webclient import WebClient, cap_url
+from shoal.crypto import rsa
 
 MUTABLE_CAP_PREFIXES = ("URI:SSK:", "URI:MDMF:")
 FORMATS = ("CHK", "SDMF", "MDMF")
@@ -40,6 +42,9 @@ def register(groups: argparse._SubParsersAction) -> None:
     p.add_argument("remote", nargs="?", metavar="REMOTE_FILE", help="where to link it: alias:path or a mutable write cap")
     p.add_argument("-m", "--mutable", action="store_true", help="create a mutable file (the node's default format)")
     p.add_argument("--format", type=str.upper, choices=FORMATS, help="CHK (immutable, default), SDMF or MDMF")
+    p.add_argument("--private-key-path", metavar="PEM_FILE",
+                   help="mutable files only: sign the new file with this PEM-encoded 2048-bit RSA private key "
+                        "(as tahoe put; it fixes the file's cap, so guard it as the cap and never use it twice)")
 
     g = command(groups, "get", "download a file from the grid (to LOCAL_FILE or stdout)", """\
   shoal get tahoe:photo.jpg photo.jpg # to a local file
@@ -72,12 +77,32 @@ def upload(client: WebClient, path: str, source: BinaryIO, size: int | None, lab
         return resp.text()
 
 
+def load_private_key(path: str) -> str:
+    """The private-key= value for a PEM key file (Tahoe's tahoe_put.load_private_key: urlsafe
+    base64 of the PKCS#8 DER); UsageError naming the file if it is not a 2048-bit RSA key."""
+    try:
+        with open(os.path.expanduser(path), "rb") as f:
+            pem = f.read(64 * 1024)
+        key = rsa.private_key_from_der(pem)
+    except OSError as e:
+        raise UsageError(f"--private-key-path {path}: {e.strerror}") from None
+    except rsa.BadKeyError as e:
+        raise UsageError(f"--private-key-path {path}: {str(e).split(':')[0]}") from None
+    return base64.urlsafe_b64encode(rsa.private_key_to_der(key)).decode("ascii")
+
+
 def cmd_put(ctx: Context, args: argparse.Namespace) -> int:
     query = {}
     if args.format:
         query["format"] = args.format
     elif args.mutable:
         query["mutable"] = "true"
+    if args.private_key_path is not None:
+        if not (args.mutable or args.format in ("SDMF", "MDMF")):
+            raise UsageError("--private-key-path is for mutable files only: add --mutable or --format=SDMF|MDMF")
+        if args.remote is not None and args.remote.startswith(MUTABLE_CAP_PREFIXES):
+            raise UsageError("--private-key-path makes a new file: it cannot go with an existing file's cap")
+        query["private-key"] = load_private_key(args.private_key_path)
     path = put_target(ctx, args.remote)
     if args.local == "-":
         if sys.stdin.isatty():

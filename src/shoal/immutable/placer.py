@@ -27,6 +27,7 @@ from shoal.grid.storage_client import BucketReader, BucketWriter, ServerFull, St
 from shoal.immutable.encoder import ImmutableEncoder, ueb_length
 from shoal.immutable.params import FileShape
 from shoal.immutable.push import error_text, gather
+from shoal.placement import unhappy
 from shoal.placement.happiness import Plan, Planner, ServerAnswer
 from shoal.placement.policy import PlacementPolicy
 
@@ -270,17 +271,18 @@ class SharePlacement:
     # -- reporting --
 
     def failure_message(self, happiness: int, lost: bool = False) -> str:
+        """Tahoe 1.20's sentence (shoal.placement.unhappy), then shoal's account of each server."""
         k, n = self.shape.k, self.shape.n
         planner = self.planner
         with_shares = [s for s, a in planner.answers.items() if a.already or a.allocated]
-        what = "kept" if lost else "placed or found"
         names = {sid: s.label for sid, s in self.servers.items()}
+        sentence = unhappy.failure_message(len(with_shares), k, self.happy, happiness)
+        head = (f"{sentence}: shares were lost while writing" if lost
+                else f"server selection failed for upload {b2a(self.si)}: {sentence}")
         return (
-            f"upload of storage index {b2a(self.si)} failed: shares could be {what} on "
-            f"{len(with_shares)} server(s), giving servers-of-happiness {happiness}, but {k}-of-{n} "
-            f"with shares.happy={self.happy} needs shares on at least {self.happy} servers such "
-            f"that any {k} of them can recover the file. Asked {len(self.order)} server(s): "
-            f"{planner.describe(names)}"
+            f"{head} ({k}-of-{n} with shares.happy={self.happy}: servers-of-happiness {happiness} "
+            f"from {len(with_shares)} server(s); asked {len(self.order)} server(s): "
+            f"{planner.describe(names)})"
         )
 
     def reports(self) -> list[ServerReport]:

@@ -178,6 +178,8 @@ class NodeConfig:
         if value.lower() in ("", "none", "disabled"):
             return []
         endpoints = [part.strip() for part in value.split(",") if part.strip()]
+        # a bare port ("0", "3456:interface=127.0.0.1") means tcp:..., as Tahoe 1.20 reads web.port
+        endpoints = [f"tcp:{e}" if e[:1].isdigit() else e for e in endpoints]
         for endpoint in endpoints:
             check_endpoint(endpoint, self._where(section, key))
         return endpoints

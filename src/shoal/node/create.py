@@ -1,6 +1,9 @@
 """`shoal create-node` / `create-client`: write a node directory as `tahoe create-node` does.
 
 Same flags, same tahoe.cfg keys; secrets and keys are made at first start.
+--helper writes [helper]enabled = true; --join (a magic-wormhole invite) is
+refused with a one-line error, and the global --wormhole-server and
+--wormhole-invite-appid are accepted and unused, as Tahoe uses them only for --join.
 --hostname H picks a free TCP port now and writes tub.port = tcp:PORT and
 tub.location = tcp:H:PORT; --port and --location are written as given.
 """
@@ -42,7 +45,10 @@ def add_common_flags(p: argparse.ArgumentParser, client_only: bool) -> None:
     p.add_argument("--shares-happy", type=int, default=7)
     p.add_argument("--shares-total", type=int, default=10)
     p.add_argument("--basedir", "-C", default=None)
+    p.add_argument("--join", default=None, metavar="INVITE-CODE",
+                   help="join a grid with a magic-wormhole invite code (not supported by shoal)")
     if not client_only:
+        p.add_argument("--helper", action="store_true", help="enable the upload helper ([helper]enabled)")
         p.add_argument("--listen", default="tcp", help="'tcp' or 'none'")
         p.add_argument("--hostname", default=None)
         p.add_argument("--port", default=None, help="Foolscap listening endpoint (with --location)")
@@ -80,6 +86,9 @@ def create_node(args: argparse.Namespace, client_only: bool = False) -> int:
     basedir = os.path.abspath(os.path.expanduser(basedir))
     if os.path.exists(basedir) and os.listdir(basedir):
         raise CreateError(f"the base directory {basedir} is not empty; use a different or empty one")
+    if args.join is not None:
+        raise CreateError("--join: magic-wormhole invites are not supported; give --introducer FURL "
+                          "and the shares-* options instead")
     if not (1 <= args.shares_needed <= args.shares_total <= 256) or not (
         1 <= args.shares_happy <= args.shares_total
     ):
@@ -126,7 +135,7 @@ def create_node(args: argparse.Namespace, client_only: bool = False) -> int:
         "",
         "[helper]",
         "# Shall this node run a helper service that clients can use?",
-        "enabled = false",
+        f"enabled = {'true' if getattr(args, 'helper', False) else 'false'}",
         "",
     ]
     # `tahoe run` recognises a node directory by this file's name: keep it,
@@ -142,6 +151,8 @@ def create_node(args: argparse.Namespace, client_only: bool = False) -> int:
     if not args.introducer:
         print(f" Please add introducers to {os.path.join(basedir, 'private', 'introducers.yaml')}!")
         print(" The node cannot connect to a grid without it.")
+    if not args.nickname:
+        print(f" Please set [node]nickname= in {os.path.join(basedir, 'tahoe.cfg')}")
     return 0
 
 

@@ -4,6 +4,14 @@ Writes a pid file (running.process: "PID START-TIME"), refuses to start if
 another live process holds it, stops cleanly on SIGTERM/SIGINT, and stops
 when its stdin closes unless --allow-stdin-close (so a parent that dies
 takes its nodes with it). Config problems are one line on stderr, exit 1.
+
+Stdout says what Tahoe 1.20's `tahoe run` says where scripts look for it
+(scripts/tahoe_run.py, node.py): first ``running node in 'DIR'``, and once the
+node is up a twistd-style log line ending ``client running`` (any node with a
+client, storage or not) or ``introducer running``; tests and Tahoe's own
+integration harness wait for that text. shoal prints it only once the web port
+listens and node.url is written (Tahoe prints it a little before), after one
+line of its own naming the node, its FURL files and its web URL.
 """
 
 import logging
@@ -19,6 +27,7 @@ from twisted.python import log
 from shoal.errors import Fault, ShoalError
 from shoal.node.config import ConfigError, load_config
 from shoal.node.memory import limit_malloc_arenas
+from shoal.node.eliot_log import EliotLogging, FileDestinationSpec
 
 reactor: Any = _reactor  # the global reactor, untyped as Twisted's own code uses it
 
@@ -78,7 +87,13 @@ def _one_line(error: ShoalError) -> ShoalError:
     return ConfigError(text) if isinstance(error, ConfigError) else RunError(text)
 
 
-def run_node(basedir: str, allow_stdin_close: bool) -> int:
+def readiness_line(node_type: str, now: float | None = None) -> str:
+    """The line Tahoe's twistd logger prints once a node is up: ``<time> [-] client running``."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S+0000", time.gmtime(time.time() if now is None else now))
+    return f"{stamp} [-] {node_type} running"
+
+
+def run_node(basedir: str, allow_stdin_close: bool, eliot: list[FileDestinationSpec] | None = None) -> int:
     from shoal.node.introducer_node import INTRODUCER_TAC, IntroducerNode
     from shoal.node.logs import LOG_FILE, start_logging
     from shoal.node.node import Node
@@ -89,10 +104,17 @@ def run_node(basedir: str, allow_stdin_close: bool) -> int:
     config = load_config(basedir)
     pidfile = claim_pidfile(basedir)
     failure: list[BaseException] = []
+    eliot_service: EliotLogging | None = None
     try:
         start_logging(config)  # logs/shoal.log, JSON lines, censored ([logging])
         logger = logging.getLogger("shoal.node.run")
         logger.info("starting in %s: %s", basedir, ", ".join(f"{name} {v}" for name, v in versions()))
+        if eliot:
+            try:
+                eliot_service = EliotLogging(eliot, reactor)
+            except OSError as e:
+                raise RunError(f"--eliot-destination: cannot open {e.filename or 'the log'}: {e.strerror}") from None
+            eliot_service.startService()
         kind = IntroducerNode if os.path.exists(os.path.join(basedir, INTRODUCER_TAC)) else Node
         try:
             node = kind(config)
@@ -103,6 +125,7 @@ def run_node(basedir: str, allow_stdin_close: bool) -> int:
         except Exception as e:  # a bug, or a problem no check names yet: still one line
             log.err(None, "building the node failed")
             raise RunError(f"{basedir}: cannot start: {_text(e)} (the traceback is in {LOG_FILE})") from None
+        print(f"running node in {basedir!r}", flush=True)  # Tahoe's first line; a bad config prints nothing
         if not allow_stdin_close:
             stdio.StandardIO(_StdinWatcher())
         reactor.addSystemEventTrigger("before", "shutdown", node.stopService)
@@ -119,6 +142,9 @@ def run_node(basedir: str, allow_stdin_close: bool) -> int:
                 parts.append(f"web {node.web_url}")
             print("; ".join(parts), flush=True)
             logger.info("%s", "; ".join(parts))
+            node_type = "introducer" if kind is IntroducerNode else "client"
+            log.msg(f"{node_type} running")
+            print(readiness_line(node_type), flush=True)
 
         def fail(f: Any) -> None:
             failure.append(f.value)
@@ -127,6 +153,8 @@ def run_node(basedir: str, allow_stdin_close: bool) -> int:
         reactor.callWhenRunning(lambda: defer.ensureDeferred(start()).addErrback(fail))
         reactor.run()  # SIGTERM/SIGINT stop it cleanly
     finally:
+        if eliot_service is not None and eliot_service.running:
+            eliot_service.stopService()  # its writer thread drains the queue, then ends
         try:
             os.unlink(pidfile)
         except FileNotFoundError:

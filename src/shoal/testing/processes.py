@@ -2,10 +2,11 @@
 
 Nodes run as `python -m shoal.main run DIR` with a pipe on stdin (closing
 it stops them, so nodes never outlive the test run), readiness is the line
-the node prints once listening, and every process is stopped by its pid.
+the node prints once listening (Tahoe's ``client running``), and every process is stopped by its pid.
 """
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -147,17 +148,43 @@ def start_node(nodedir: str, timeout: float = 60, *extra: str) -> NodeProcess:
         stderr=subprocess.PIPE,
     )
     node = NodeProcess(nodedir, proc)
-    deadline = time.monotonic() + timeout
-    assert proc.stdout is not None
-    line = proc.stdout.readline()  # blocks until the node is listening, or exits
-    if proc.poll() is not None or b"running" not in line:
-        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    try:
+        wait_for_readiness(proc, timeout)
+    except NodeProcessError as e:
         node.stop()
-        raise NodeProcessError(f"node {nodedir} did not start: {line!r} {err}")
-    if time.monotonic() > deadline:
-        node.stop()
-        raise NodeProcessError(f"node {nodedir} took longer than {timeout}s to start")
+        raise NodeProcessError(f"node {nodedir} did not start: {e}") from None
     return node
+
+
+READY_SUFFIXES = (b"client running", b"introducer running")
+
+
+def wait_for_readiness(proc: subprocess.Popen, timeout: float) -> list[bytes]:
+    """Read the node's stdout until its readiness line (Tahoe's ``... client running`` /
+    ``... introducer running``, the last line `run` prints); the lines read, or
+    NodeProcessError if it exits or takes longer than `timeout`."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()  # read unbuffered: a buffered reader could hold a line select() can't see
+    deadline = time.monotonic() + timeout
+    pending = b""
+    lines: list[bytes] = []
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise NodeProcessError(f"took longer than {timeout}s to start: {lines!r}")
+        readable, _, _ = select.select([fd], [], [], remaining)
+        if not readable:
+            continue
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            proc.wait(10)
+            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            raise NodeProcessError(f"exited ({proc.returncode}) before it was running: {lines!r} {err}")
+        *complete, pending = (pending + chunk).split(b"\n")
+        for line in complete:
+            lines.append(line)
+            if line.rstrip().endswith(READY_SUFFIXES):
+                return lines
 
 
 def set_config(nodedir: str, section: str, key: str, value: str) -> None:

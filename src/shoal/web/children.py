@@ -1,6 +1,7 @@
 """Writing one child of a directory through the web API: a PUT body or a form's
 file as a new file (201) or a replacement (200; replace=false: 409), a cap linked
-with t=uri, an unlink. Shared by shoal.web.directories and shoal.web.files."""
+with t=uri, an unlink. Shared by shoal.web.directories and shoal.web.files. The
+answer is the child's cap, typed text/html as Tahoe 1.20's is."""
 
 import email.parser
 import email.policy
@@ -11,7 +12,14 @@ from twisted.web import http
 from twisted.web.server import Request
 
 from shoal.dirnode.contents import check_new_name
-from shoal.web.common import NotAvailable, WebError, format_arg, replace_arg
+from shoal.web.common import (
+    NotAvailable,
+    WebError,
+    cap_answer,
+    format_arg,
+    private_key_arg,
+    replace_arg,
+)
 from shoal.web.services import WebServices
 from shoal.web.upload import body_file, create_mutable, read_body, upload_body, upload_file
 
@@ -56,10 +64,11 @@ async def put_child_file(services: WebServices, request: Request, parent: Any, n
     if fmt == "CHK":
         cap = await upload_body(services, request)
     else:
-        cap = (await create_mutable(services, await read_body(request), fmt or "SDMF")).cap.to_string()
+        key = await private_key_arg(request)
+        cap = (await create_mutable(services, await read_body(request), fmt or "SDMF", key)).cap.to_string()
     await parent.set_child(name, cap, overwrite=replace)
     request.setResponseCode(http.OK if existed else http.CREATED)
-    return str(cap)
+    return cap_answer(request, str(cap))
 
 
 async def put_child_cap(services: WebServices, request: Request, parent: Any, name: str) -> str:
@@ -75,7 +84,7 @@ async def put_child_cap(services: WebServices, request: Request, parent: Any, na
     if not cap:
         raise WebError("PUT t=uri needs a cap in the body")
     await parent.set_child(name, cap, overwrite=replace)
-    return cap
+    return cap_answer(request, cap)
 
 
 async def upload_form_child(services: WebServices, request: Request, parent: Any, name: str) -> str:
@@ -87,9 +96,10 @@ async def upload_form_child(services: WebServices, request: Request, parent: Any
     if fmt == "CHK":
         cap = str((await upload_file(services, io.BytesIO(data), len(data))).cap)
     else:
-        cap = (await create_mutable(services, data, fmt or "SDMF")).cap.to_string()
+        key = await private_key_arg(request)
+        cap = (await create_mutable(services, data, fmt or "SDMF", key)).cap.to_string()
     await parent.set_child(name, cap, overwrite=replace)
-    return cap
+    return cap_answer(request, cap)
 
 
 async def unlink_child(services: WebServices, parent: Any, name: str) -> str:

@@ -19,6 +19,8 @@ a bug           500, logged; the text names the class only
 anything else   500, logged; the same text (internals never leak)
 """
 
+import base64
+import binascii
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal, Protocol
 
@@ -27,7 +29,9 @@ from twisted.python import log
 from twisted.web import http
 from twisted.web.server import NOT_DONE_YET, Request
 
+from shoal import cpu
 from shoal.caps import BadCapError
+from shoal.crypto import rsa
 from shoal.dirnode.errors import CorruptDirectoryError, ExistingChildError, NoSuchChildError
 from shoal.errors import (
     CallerError,
@@ -297,6 +301,36 @@ def format_arg(request: Request, default: str | None = "CHK") -> str | None:
     if fmt not in ("CHK", "SDMF", "MDMF"):
         raise WebError(f"Unknown format: {value}, I know CHK, SDMF, MDMF")
     return fmt
+
+
+MAX_PRIVATE_KEY_ARG = 4096  # urlsafe base64 of a 2048-bit PKCS#8 DER key is ~1,620 characters
+
+
+async def private_key_arg(request: Request) -> rsa.PrivateKey | None:
+    """``private-key=``: the RSA signing key a new mutable file or directory is to use
+    (Tahoe 1.20 web/common.py get_keypair: urlsafe base64 of the PKCS#8 DER, a 2048-bit
+    key); None when absent. A bad one is 400, and no error text repeats it."""
+    value = arg(request, "private-key")
+    if value is None:
+        return None
+    if len(value) > MAX_PRIVATE_KEY_ARG:
+        raise WebError(f"private-key= is too long (at most {MAX_PRIVATE_KEY_ARG} characters)")
+    try:
+        der = base64.urlsafe_b64decode(value.strip().encode("ascii"))
+    except (ValueError, binascii.Error):
+        raise WebError("private-key= is not urlsafe base64") from None
+    try:
+        return await cpu.run(rsa.private_key_from_der, der)
+    except rsa.BadKeyError as e:
+        text = str(e).split(":")[0]  # the reason, never the key
+        raise WebError(f"private-key= is not a 2048-bit RSA private key in PKCS#8 DER ({text})") from None
+
+
+def cap_answer(request: Request, cap: str) -> str:
+    """A cap as the whole answer, typed text/html as Tahoe 1.20 types it (twisted.web's
+    default: PUT /uri, PUT and POST /uri?t=mkdir... answer it so)."""
+    request.setHeader(b"content-type", b"text/html")
+    return cap
 
 
 def text_plain(request: Request, text: str) -> bytes:

@@ -267,9 +267,10 @@ async def _when_done(request: Request, result: str | bytes) -> str | bytes:
 
 
 async def make_directory(services: WebServices, request: Request, t: str, *, parent: Any = None,
-                         name: str | None = None) -> Any:
+                         name: str | None = None, private_key: Any = None) -> Any:
     """A new directory for t=mkdir/mkdir-with-children/mkdir-immutable, linked at
-    parent/name when a parent is given."""
+    parent/name when a parent is given; a mutable one unlinked is signed with
+    `private_key` when given."""
     maker = nodemaker(services)
     fmt = format_arg(request, None)
     if fmt == "CHK":
@@ -291,7 +292,7 @@ async def make_directory(services: WebServices, request: Request, t: str, *, par
             overwrite = replace_arg(request) if t == "mkdir" else False
             node = await parent.create_subdirectory(name, kids or None, overwrite=overwrite, format=fmt or "SDMF")
         else:
-            node = await maker.create_directory(kids or None, format=fmt or "SDMF")
+            node = await maker.create_directory(kids or None, format=fmt or "SDMF", private_key=private_key)
     except BaseException as e:
         op.finish(e)
         raise
@@ -300,9 +301,9 @@ async def make_directory(services: WebServices, request: Request, t: str, *, par
     return node
 
 
-async def mkdir_unlinked(services: WebServices, request: Request, t: str) -> str:
+async def mkdir_unlinked(services: WebServices, request: Request, t: str, private_key: Any = None) -> str:
     """PUT /uri?t=mkdir, POST /uri?t=mkdir|mkdir-with-children|mkdir-immutable."""
-    node = await make_directory(services, request, t)
+    node = await make_directory(services, request, t, private_key=private_key)
     return str(node.cap.to_string())
 
 

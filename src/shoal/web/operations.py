@@ -5,7 +5,8 @@ once with a redirect (302) to /operations/HANDLE (plus `output=` if given),
 and the operation runs on. GET /operations/HANDLE (t=status, the default)
 shows its state: `output=json` gives {"finished": bool, ...the operation's
 result fields...}, otherwise an HTML page that reloads itself while the
-operation runs. `retain-for=SECONDS` sets how long the handle lives,
+operation runs; a deep-stats operation answers its JSON whatever output=
+says (text/plain), as Tahoe's does. `retain-for=SECONDS` sets how long the handle lives,
 `release-after-complete=true` drops it once read after completion, and
 POST ?t=cancel stops the operation and drops the handle. Unknown handles
 answer 404 "unknown/expired handle". Handles live 4 days if never collected
@@ -204,6 +205,11 @@ class _HandlePage(resource.Resource):
     def _render(self, request: Request, monitor: Monitor) -> bytes:
         output = (arg(request, "output") or "html").lower()
         data = monitor.as_json()
+        if monitor.kind == "start-deep-stats":
+            # Tahoe 1.20 (web/directory.py DeepStatsResults): "JSON only", whatever output= says,
+            # typed text/plain: the stats so far and "finished"
+            request.setHeader(b"content-type", b"text/plain")
+            return json.dumps(data, indent=1).encode("utf-8")
         if output == "json":
             request.setHeader(b"content-type", b"application/json; charset=utf-8")
             return (json.dumps(data, indent=1) + "\n").encode("utf-8")

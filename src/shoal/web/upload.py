@@ -101,13 +101,14 @@ async def upload_body(services: WebServices, request: Request) -> str:
     return str(result.cap)
 
 
-async def create_mutable(services: WebServices, contents: bytes, fmt: str) -> Any:
-    """A new mutable file (SDMF or MDMF) holding `contents`; its node."""
+async def create_mutable(services: WebServices, contents: bytes, fmt: str, private_key: Any = None) -> Any:
+    """A new mutable file (SDMF or MDMF) holding `contents` (signed with `private_key`,
+    a fresh one if None); its node."""
     if services.mutable is None:
         raise NotAvailable("mutable files are not available on this node")
     op = services.history.start("publish", len(contents))
     try:
-        node = await services.mutable.create(contents, format=fmt)
+        node = await services.mutable.create(contents, format=fmt, private_key=private_key)
     except BaseException as e:
         op.finish(e)
         raise

@@ -29,7 +29,9 @@ from shoal.web.common import (
     WebError,
     arg,
     bool_arg,
+    cap_answer,
     format_arg,
+    private_key_arg,
     render_sync,
     run_async,
     t_arg,
@@ -136,11 +138,12 @@ class URIRoot(resource.Resource):
         if t == "":
             fmt = format_arg(request, "CHK")
             if fmt == "CHK":
-                return await upload_body(self.services, request)
-            node = await create_mutable(self.services, await read_body(request), fmt or "SDMF")
-            return str(node.cap.to_string())
-        if t == "mkdir":
-            return await mkdir_unlinked(self.services, request, "mkdir")
+                return cap_answer(request, await upload_body(self.services, request))
+            key = await private_key_arg(request)
+            node = await create_mutable(self.services, await read_body(request), fmt or "SDMF", key)
+            return cap_answer(request, str(node.cap.to_string()))
+        if t == "mkdir":  # Tahoe takes no private-key= here
+            return cap_answer(request, await mkdir_unlinked(self.services, request, "mkdir"))
         raise WebError(ONLY)
 
     def render_POST(self, request: Request) -> Any:
@@ -151,12 +154,13 @@ class URIRoot(resource.Resource):
         if t in ("", "upload"):
             return await self._post_upload(request)
         if t in ("mkdir", "mkdir-with-children", "mkdir-immutable"):
-            cap = await mkdir_unlinked(self.services, request, t)
+            key = await private_key_arg(request) if t != "mkdir-immutable" else None
+            cap = await mkdir_unlinked(self.services, request, t, key)
             if bool_arg(request, "redirect_to_result"):
                 request.setResponseCode(http.SEE_OTHER)
                 request.setHeader(b"location", ("/uri/" + quote(cap, safe="")).encode("ascii"))
                 return b""
-            return cap
+            return cap_answer(request, cap)
         raise WebError(ONLY)
 
     async def _post_upload(self, request: Request) -> bytes | str:
@@ -170,7 +174,7 @@ class URIRoot(resource.Resource):
             result = await upload_file(self.services, io.BytesIO(data), len(data))
             cap = str(result.cap)
         else:
-            node = await create_mutable(self.services, data, fmt or "SDMF")
+            node = await create_mutable(self.services, data, fmt or "SDMF")  # Tahoe takes no private-key= here
             cap = str(node.cap.to_string())
         when_done = arg(request, "when_done")
         if when_done:
@@ -180,13 +184,25 @@ class URIRoot(resource.Resource):
             request.setResponseCode(http.SEE_OTHER)
             request.setHeader(b"location", ("/uri/" + quote(cap, safe="")).encode("ascii"))
             return b""
-        e = html.escape
-        link = "/uri/" + quote(cap, safe="")
-        request.setHeader(b"content-type", b"text/html; charset=utf-8")
-        return page("Upload results", (
-            f"<h1>Upload done!</h1><p>File cap: <code id='uri'>{e(cap)}</code></p>"
-            f"<p><a href='{e(link)}'>Download it</a> &middot; <a href='{e(link)}?t=info'>More info</a></p>"
-        ))
+        if fmt != "CHK":
+            return cap_answer(request, cap)  # Tahoe 1.20 (web/unlinked.py): a mutable upload answers its cap
+        return upload_results_page(request, cap, len(data))
+
+
+def upload_results_page(request: Request, cap: str, size: int) -> str:
+    """The page Tahoe 1.20 answers an immutable POST /uri?t=upload with (upload-results.xhtml):
+    title "File Uploaded", "Uploading File... done!", the cap in ``URI: <tt><span>``, a
+    download link and the size, so a script scraping Tahoe's page finds the cap the same way."""
+    e = html.escape
+    link = "/uri/" + quote(cap, safe="")
+    request.setHeader(b"content-type", b"text/html; charset=utf-8")
+    return page("File Uploaded", (
+        "<h1>Uploading File... done!</h1><h2>Upload Results:</h2><ul>"
+        f"<li>URI: <tt><span id='uri'>{e(cap)}</span></tt></li>"
+        f"<li>Download link: <a href='{e(link)}'>{e('/uri/' + cap)}</a></li>"
+        f"<li>File Size: {size} bytes</li>"
+        f"<li><a href='{e(link)}?t=info'>More info</a></li></ul>"
+    ))
 
 
 class NamedRoot(resource.Resource):

@@ -8,7 +8,7 @@ import pytest
 from shoal.main import main
 
 GRID_COMMANDS = ["put", "get", "ls", "mkdir", "cp", "mv", "ln", "unlink", "create-alias", "add-alias",
-                 "list-aliases", "check", "deep-check", "manifest", "stats", "status", "backup"]
+                 "list-aliases", "check", "deep-check", "manifest", "stats", "status", "backup", "webopen"]
 DIR = "URI:DIR2:nqox2gd77r2dix4bg64axnee5a:2yoxr6of6amzb7xrosilm33lflkoxvipe6a2atuzi5goph2ydwgq"
 
 
