@@ -7,6 +7,7 @@ setup(
     description="Erasure-coded, end-to-end-encrypted distributed storage grid (Tahoe-LAFS 1.20 compatible)",
     package_dir={"": "src"},
     packages=find_packages("src"),
+    package_data={"shoal.web": ["templates/*.html", "static/*"]},
     python_requires=">=3.11",
     install_requires=[
         "attrs>=23.1",
@@ -22,6 +23,7 @@ setup(
         "pyyaml>=6.0",
         "prometheus-client>=0.17",
         "rich>=13.0",
+        "jinja2>=3.1,<4",
     ],
     extras_require={
         "test": [

@@ -21,11 +21,9 @@ nothing      PUT: upload a file there (201; format=SDMF|MDMF for a mutable one);
              directory; POST t=upload: upload the form's file; else 404 No such child.
 """
 
-import html
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import quote
 
 from twisted.web import http, resource
 from twisted.web.server import Request
@@ -62,8 +60,8 @@ from shoal.web.common import (
     t_arg,
 )
 from shoal.web.deep import DEEP_OPERATIONS, STREAMS, check_object, start_deep, stream
+from shoal.web.dirpage import directory_html, info_html, rename_form_html
 from shoal.web.files import FileResource, file_resource, filenode_info
-from shoal.web.page import page, size_text
 from shoal.web.services import WebServices
 from shoal.web.upload import read_body
 
@@ -341,44 +339,32 @@ class DirectoryOps:
             return self.node.cap.to_string()
         if t == "readonly-uri":
             return self.node.readonly_cap.to_string()
-        if t in ("", "info"):
+        if t in ("", "info", "rename-form"):
             request.setHeader(b"content-type", b"text/html; charset=utf-8")
-            return await self.listing(t == "info")
+        if t == "":
+            return await self.listing(request)
+        if t == "info":
+            return self.info(request)
+        if t == "rename-form":
+            node = self.node
+            return rename_form_html(request, node.storage_index, node.is_readonly(), arg(request, "name") or "")
         raise WebError(f"GET directory: bad t={t}")
 
-    async def listing(self, info: bool) -> str:
-        e = html.escape
+    async def listing(self, request: Request) -> str:
         node = self.node
-        here = "/uri/" + quote(node.cap.to_string(), safe="")
         children = await node.list_nodes()
-        rows = []
-        for name, (child, entry) in children.items():
-            kind, props = child_json(child, entry)
-            link = here + "/" + quote(name, safe="")
-            what = {"dirnode": "directory", "filenode": "file", "unknown": "unknown"}[kind]
-            if kind == "filenode" and props.get("mutable"):
-                what = f"mutable file ({props['format']})"
-            size = size_text(props.get("size")) if "size" in props else ""
-            unlink = "" if node.is_readonly() else (
-                f"<form method=POST action='{e(here)}?t=unlink&amp;name={e(quote(name, safe=''))}"
-                f"&amp;when_done=.'><input type=submit value=unlink></form>")
-            rows.append(f"<tr><td><a href='{e(link)}{'/' if kind == 'dirnode' else ''}'>{e(name)}</a></td>"
-                        f"<td>{e(what)}</td><td class=num>{e(size)}</td>"
-                        f"<td><a href='{e(link)}?t=info'>info</a> &middot; "
-                        f"<a href='{e(link)}?t=json'>json</a></td><td>{unlink}</td></tr>")
-        table = ("<table><tr><th>Name</th><th>Type</th><th class=num>Size</th><th>More</th><th></th></tr>"
-                 + "".join(rows) + "</table>") if rows else "<p class=muted>This directory is empty.</p>"
-        kind = ("mutable" if node.is_mutable() else "immutable") + (" read-only" if node.is_readonly() else "")
-        caps = f"<p class=muted>{e(kind)} directory &middot; <a href='{e(here)}?t=json'>JSON</a></p>"
-        if info:
-            caps += (f"<p>Read-only cap: <code>{e(node.readonly_cap.to_string())}</code></p>"
-                     f"<p>Verify cap: <code>{e(str(node.verifier_cap.to_string()))}</code></p>")
-        forms = "" if node.is_readonly() else (
-            f"<h2>Add</h2><form method=POST action='{e(here)}?t=upload&amp;when_done=.' "
-            "enctype='multipart/form-data'><input type=file name=file> <input type=submit value=Upload></form>"
-            f"<form method=POST action='{e(here)}?t=mkdir&amp;when_done=.'>"
-            "<input name=name placeholder='new directory'> <input type=submit value=Create></form>")
-        return page(self.name or "Directory", f"<h1>{e(self.name or 'Directory')}</h1>{caps}{table}{forms}")
+        rows = [(name, *child_json(child, entry)) for name, (child, entry) in children.items()]
+        return directory_html(request, self.name or "Directory", node.is_mutable(), node.is_readonly(), rows)
+
+    def info(self, request: Request) -> str:
+        node = self.node
+        kind = ("mutable" if node.is_mutable() else "immutable") + " directory" + (
+            " (read-only)" if node.is_readonly() else "")
+        caps = [] if node.is_readonly() else [("Read-write cap", node.cap.to_string())]
+        caps.append(("Read-only cap", node.readonly_cap.to_string()))
+        if node.verifier_cap is not None:
+            caps.append(("Verify cap", node.verifier_cap.to_string()))
+        return info_html(request, self.name or "this directory", kind, None, node.storage_index, caps, True)
 
     async def put(self, request: Request) -> str:
         t = t_arg(request)

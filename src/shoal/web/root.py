@@ -1,6 +1,6 @@
 """The client node's web root: `/` (welcome), `/uri` and `/cap` (files and
-directories), `/named/`, `/file/`, `/operations/`, `/status/`, `/statistics`,
-`/private/`. Anything else is 404."""
+directories), `/named/`, `/file/`, `/operations/`, `/status/`, `/storage`, `/statistics`,
+`/private/`, `/static/`. Anything else is 404."""
 
 from twisted.web import resource
 from twisted.web.server import Request
@@ -8,8 +8,10 @@ from twisted.web.server import Request
 from shoal.web.common import WebError
 from shoal.web.private import PrivateRoot
 from shoal.web.services import WebServices
+from shoal.web.static import StaticFiles
 from shoal.web.statistics import StatisticsPage
 from shoal.web.status import StatusPage
+from shoal.web.storagepage import StoragePage
 from shoal.web.uri import ErrorResource, NamedRoot, URIRoot
 from shoal.web.welcome import WelcomePage, WelcomeSource
 
@@ -23,6 +25,8 @@ class Root(resource.Resource):
             b"status": StatusPage(services.history, services.checker_status),
             b"statistics": StatisticsPage(services.stats),
             b"operations": services.operations,
+            b"static": StaticFiles(),
+            b"storage": StoragePage(services.storage),
         }
         if services.auth_token is not None:
             children[b"private"] = PrivateRoot(services.auth_token)
