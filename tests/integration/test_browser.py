@@ -6,6 +6,7 @@ this module's own on the shared real grid; screenshots of each page in tests/out
 
 import json
 import os
+import urllib.error
 import urllib.request
 from urllib.parse import quote
 
@@ -85,7 +86,24 @@ def test_work_in_a_directory_page(client, browser, tmp_path):
     browser.click(browser.find("#upload-submit"))
     wait_for_rows(browser, {"hello report.bin"})
     assert children(client, dircap)["hello report.bin"][1]["size"] == len(data)
+    assert browser.text(browser.find("#upload-text")) == "Uploaded 1 file."
+    progress_events = browser.run("return document.getElementById('upload-form').dataset.progressEvents;")
+    assert int(progress_events) >= 1  # the page showed the upload's progress
     shot(browser, "directory-uploaded")
+
+    # several files at once
+    several = {f"part {i}.txt": os.urandom(1000 + i) for i in range(3)}
+    for name, body in several.items():
+        (tmp_path / name).write_bytes(body)
+    browser.type(browser.find("#upload-file"), "\n".join(str(tmp_path / n) for n in several), clear=False)
+    browser.click(browser.find("#upload-submit"))
+    wait_for_rows(browser, {"hello report.bin", *several})
+    assert browser.text(browser.find("#upload-text")) == "Uploaded 3 files."
+    listed = children(client, dircap)
+    assert all(listed[n][1]["size"] == len(b) for n, b in several.items())
+    for name in several:
+        browser.click(button_in_row(browser, name, "input.unlink"))
+        wait_for_rows(browser, {"hello report.bin"}, gone={name})
 
     # make a directory
     browser.type(browser.find("#mkdir-name"), "photos")
@@ -128,3 +146,33 @@ def test_work_in_a_directory_page(client, browser, tmp_path):
     browser.get(page + "no-such-file")
     assert "404 - Not Found" in browser.source and "No such child: no-such-file" in browser.source
     shot(browser, "error-404")
+
+
+def multipart(files: list[tuple[str, bytes]]) -> tuple[bytes, str]:
+    boundary = "shoal-test-boundary-7f3a"
+    parts = [f'--{boundary}\r\ncontent-disposition: form-data; name="file"; filename="{name}"\r\n'
+             f"content-type: application/octet-stream\r\n\r\n".encode() + body + b"\r\n" for name, body in files]
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def test_a_form_with_several_files_uploads_each(client):
+    """What the page's form posts without JavaScript: every file, under its own name."""
+    with urllib.request.urlopen(urllib.request.Request(client + "uri?t=mkdir", data=b"", method="POST"),
+                                timeout=60) as r:
+        dircap = r.read().decode().strip()
+    files = [("one.txt", b"first file"), ("two.bin", os.urandom(5000)), ("three", b"")]
+    body, ctype = multipart(files)
+    url = client + "uri/" + quote(dircap, safe="") + "/?t=upload"
+    with urllib.request.urlopen(urllib.request.Request(url, data=body, method="POST",
+                                                       headers={"content-type": ctype}), timeout=60) as r:
+        caps = r.read().decode().split("\n")
+    listed = children(client, dircap)
+    assert set(listed) == {name for name, _ in files}
+    assert [listed[name][1]["ro_uri"] for name, _ in files] == caps
+    assert [listed[name][1]["size"] for name, _ in files] == [len(b) for _, b in files]
+    body, ctype = multipart([("same", b"a"), ("same", b"b")])
+    request = urllib.request.Request(url, data=body, method="POST", headers={"content-type": ctype})
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(request, timeout=60)
+    assert e.value.code == 400 and b"same filename" in e.value.read()
+    assert set(children(client, dircap)) == {name for name, _ in files}

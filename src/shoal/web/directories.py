@@ -44,7 +44,7 @@ from shoal.encoding import bounded_json
 from shoal.mutable.filenode import MutableFileNode
 from shoal.web.children import (
     check_replace,
-    form_file,
+    form_files,
     put_child_cap,
     put_child_file,
     unlink_child,
@@ -404,7 +404,10 @@ class DirectoryOps:
         return str(node.cap.to_string())
 
     async def _upload(self, request: Request) -> str:
-        filename, _ = form_file(request)
+        files = form_files(request)
+        if len(files) > 1 and not arg(request, "name"):
+            return await self._upload_several(request, files)
+        filename, _ = files[0]
         name = (arg(request, "name") or filename or "").strip()
         if not name:
             raise WebError("upload requires a name")
@@ -419,6 +422,20 @@ class DirectoryOps:
             file = FileResource(self.services, child, name=name, parent=self.node)
             return str(await file._post(request))
         return await upload_form_child(self.services, request, self.node, name)
+
+    async def _upload_several(self, request: Request, files: list[tuple[str | None, bytes]]) -> str:
+        """A form with several files (<input type=file multiple>): each under its own
+        filename, every name checked before any upload; the caps, one a line."""
+        names = [(filename or "").strip() for filename, _ in files]
+        for name in names:
+            if not name or "/" in name:
+                raise WebError("each uploaded file needs a filename without a slash")
+            check_new_name(name)
+        if len(set(names)) != len(names):
+            raise WebError("two uploaded files have the same filename")
+        caps = [await upload_form_child(self.services, request, self.node, name, data)
+                for name, (_, data) in zip(names, files, strict=True)]
+        return "\n".join(caps)
 
     async def _uri(self, request: Request) -> str:
         cap = arg(request, "uri")

@@ -1,6 +1,8 @@
 // The directory page's uploader: sends each chosen file as its own POST t=upload
 // (multipart, field "file", name= the file's name), showing the bytes sent so far,
-// then reloads the listing. Without JavaScript the form posts the first file itself.
+// then reloads the listing and says what it uploaded (kept over the reload in
+// sessionStorage, with the number of progress events seen). Without JavaScript the
+// form posts all the files itself.
 (function () {
   "use strict";
   var form = document.getElementById("upload-form");
@@ -10,6 +12,8 @@
   var bar = document.getElementById("upload-bar");
   var text = document.getElementById("upload-text");
   var here = form.getAttribute("data-here");
+  var KEY = "shoal-upload:" + here;
+  var events = 0;
 
   function show(message, fraction) {
     box.className = "on";
@@ -19,8 +23,11 @@
 
   function send(files, index) {
     if (index >= files.length) {
-      show("Uploaded " + files.length + " file" + (files.length === 1 ? "" : "s") + ".", 1);
-      form.setAttribute("data-done", String(files.length));
+      var message = "Uploaded " + files.length + " file" + (files.length === 1 ? "" : "s") + ".";
+      show(message, 1);
+      try {
+        window.sessionStorage.setItem(KEY, JSON.stringify({message: message, events: events}));
+      } catch (e) { /* storage refused: the listing still shows the files */ }
       window.location.reload();
       return;
     }
@@ -31,6 +38,7 @@
     var xhr = new XMLHttpRequest();
     xhr.open("POST", here + "?t=upload&name=" + encodeURIComponent(file.name));
     xhr.upload.onprogress = function (e) {
+      events += 1;
       if (e.lengthComputable) {
         show("Uploading " + label + ": " + Math.floor(100 * e.loaded / e.total) + "%", e.loaded / e.total);
       }
@@ -51,6 +59,16 @@
     show("Uploading " + label + ": 0%", 0);
     xhr.send(data);
   }
+
+  try {
+    var last = window.sessionStorage.getItem(KEY);
+    if (last) {
+      window.sessionStorage.removeItem(KEY);
+      last = JSON.parse(last);
+      show(last.message, 1);
+      form.setAttribute("data-progress-events", String(last.events));
+    }
+  } catch (e) { /* nothing to say */ }
 
   form.addEventListener("submit", function (event) {
     if (!input.files || input.files.length === 0) { return; }
