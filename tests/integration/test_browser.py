@@ -8,7 +8,7 @@ import json
 import os
 import urllib.error
 import urllib.request
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import pytest
 
@@ -70,11 +70,13 @@ def button_in_row(browser: Browser, name: str, css: str) -> str:
 
 
 def test_work_in_a_directory_page(client, browser, tmp_path):
-    req = urllib.request.Request(client + "uri?t=mkdir", data=b"", method="POST")
-    with urllib.request.urlopen(req, timeout=60) as r:
-        dircap = r.read().decode().strip()
+    # the welcome page's form makes a directory and opens it
+    browser.get(client)
+    shot(browser, "welcome-tools")
+    browser.click(browser.find("#create-directory"))
+    wait_until(lambda: "/uri/URI%3ADIR2%3A" in browser.url or None, timeout=60, what="the new directory's page")
+    dircap = unquote(browser.url.split("/uri/", 1)[1].rstrip("/"))
     page = client + "uri/" + quote(dircap, safe="") + "/"
-    browser.get(page)
     assert "This directory is empty." in browser.source
     shot(browser, "directory-empty")
 

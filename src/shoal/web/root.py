@@ -20,7 +20,7 @@ class Root(resource.Resource):
     def __init__(self, welcome: WelcomeSource, services: WebServices) -> None:
         super().__init__()
         self.services = services
-        self._welcome = WelcomePage(welcome, services.history)
+        self._welcome = WelcomePage(welcome, services.history, tools=services.nodemaker is not None)
         children: dict[bytes, resource.Resource] = {
             b"status": StatusPage(services.history, services.checker_status),
             b"statistics": StatisticsPage(services.stats),

@@ -71,7 +71,8 @@ def introducer_view(i: Mapping[str, Any]) -> dict[str, Any]:
             "summary": str(i.get("summary", "")), "last_received_data": i.get("last_received_data")}
 
 
-def welcome_html(source: WelcomeSource, history: History | None = None) -> str:
+def welcome_html(source: WelcomeSource, history: History | None = None, tools: bool = False) -> str:
+    """The page; `tools`: show the forms that open a cap, create a directory and upload a file."""
     intros = source.introducer_statuses()
     servers = source.server_statuses()
     connected = [s for s in servers if s.get("connected")]
@@ -92,14 +93,15 @@ def welcome_html(source: WelcomeSource, history: History | None = None) -> str:
     return render("welcome.html", title=source.nickname or "Welcome", nickname=source.nickname,
                   nodeid=source.nodeid, version=source.version, cards=cards,
                   servers=[server_view(s) for s in servers], introducers=[introducer_view(i) for i in intros],
-                  ops=ops, storage=source.storage_stats is not None)
+                  ops=ops, storage=source.storage_stats is not None, tools=tools)
 
 
 class WelcomePage(resource.Resource):
-    def __init__(self, source: WelcomeSource, history: History | None = None) -> None:
+    def __init__(self, source: WelcomeSource, history: History | None = None, tools: bool = False) -> None:
         super().__init__()
         self._source = source
         self._history = history
+        self._tools = tools
 
     def getChild(self, path: bytes, request: Request) -> resource.Resource:
         if path == b"":
@@ -117,4 +119,4 @@ class WelcomePage(resource.Resource):
         if t not in ("", "html"):
             raise WebError("bad t= value for the welcome page")
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
-        return welcome_html(self._source, self._history)
+        return welcome_html(self._source, self._history, self._tools)

@@ -101,6 +101,9 @@ def test_welcome_page_lists_servers_with_missing_fields():
     page = welcome_html(source, History())
     assert "<script>" not in page and "v0-a" in page and "0 of 1 connected" in page
     assert "No uploads or downloads yet." in page
+    assert "create-directory" not in page
+    tools = welcome_html(source, None, tools=True)
+    assert 'action="/uri?t=mkdir&amp;redirect_to_result=true"' in tools and 'action="/uri"' in tools
 
 
 @given(st.text(min_size=1, max_size=40).filter(lambda s: "\x00" not in s))
