@@ -8,7 +8,7 @@ by name (/uri/$DIRCAP/docs/) keeps its place."""
 
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from twisted.web.server import Request
 
@@ -28,6 +28,17 @@ def parent_of(here: str) -> str | None:
     """The directory above `here` when `here` is a path below a cap (else None)."""
     parts = here.rstrip("/").split("/")  # "", "uri", CAP, names...
     return "/".join(parts[:-1]) + "/" if len(parts) > 3 else None
+
+
+def crumbs_of(here: str) -> list[tuple[str, str]]:
+    """(name, link) of each directory on the way from the cap to `here`: ("top", /uri/CAP/), ..."""
+    parts = here.rstrip("/").split("/")  # "", "uri", CAP, names...
+    if len(parts) < 3:
+        return []
+    out = [("top", "/".join(parts[:3]) + "/")]
+    for depth in range(3, len(parts)):
+        out.append((unquote(parts[depth]), "/".join(parts[:depth + 1]) + "/"))
+    return out
 
 
 def type_text(kind: str, props: dict[str, Any], mutable: bool, readonly: bool) -> str:
@@ -69,6 +80,7 @@ def directory_html(request: Request, title: str, mutable: bool, readonly: bool,
     kind = ("mutable" if mutable else "immutable") + (" read-only" if readonly else "")
     rows = [child_view(here, name, k, props) for name, k, props in sorted(children)]
     return render("directory.html", title=title, heading=title, here=here, parent=parent_of(here),
+                  crumbs=crumbs_of(here),
                   kind=kind, children=rows, writable=mutable and not readonly)
 
 

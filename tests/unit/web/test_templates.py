@@ -14,6 +14,7 @@ from twisted.web.test.requesthelper import DummyRequest
 from shoal.web.common import WebError, error_body, render_sync
 from shoal.web.dirpage import (
     child_view,
+    crumbs_of,
     directory_html,
     here_of,
     parent_of,
@@ -120,6 +121,8 @@ def test_child_links_name_the_child(name):
 def test_paths_and_types():
     assert here_of(dir_request(b"/uri/CAP")) == "/uri/CAP/"
     assert parent_of("/uri/CAP/") is None and parent_of("/uri/CAP/a/b/") == "/uri/CAP/a/"
+    assert crumbs_of("/uri/CAP/") == [("top", "/uri/CAP/")]
+    assert crumbs_of("/uri/CAP/a%20b/c/") == [("top", "/uri/CAP/"), ("a b", "/uri/CAP/a%20b/"), ("c", "/uri/CAP/a%20b/c/")]
     assert type_text("filenode", {"mutable": True, "format": "MDMF", "rw_uri": "x"}, True, False) == "MDMF"
     assert type_text("filenode", {"mutable": True, "format": "SDMF"}, True, True) == "SSK-RO"
     assert type_text("dirnode", {}, False, True) == "DIR-IMM"
