@@ -70,9 +70,21 @@ def button_in_row(browser: Browser, name: str, css: str) -> str:
 
 
 def test_work_in_a_directory_page(client, browser, tmp_path):
-    # the welcome page's form makes a directory and opens it
+    # the welcome page's forms: upload an unlinked file (landing on its info page) ...
     browser.get(client)
     shot(browser, "welcome-tools")
+    unlinked = tmp_path / "unlinked.txt"
+    unlinked.write_bytes(b"an unlinked file, uploaded from the welcome page\n" * 100)
+    browser.type(browser.find("#upload-unlinked-file"), str(unlinked), clear=False)
+    browser.click(browser.find("#upload-unlinked-submit"))
+    wait_until(lambda: "t=info" in browser.url or None, timeout=60, what="the uploaded file's info page")
+    cap = browser.text(browser.find("code.cap"))
+    assert cap.startswith("URI:CHK:")
+    with urllib.request.urlopen(client + "uri/" + quote(cap, safe=""), timeout=60) as r:
+        assert r.read() == unlinked.read_bytes()
+
+    # ... and make a directory, opening it
+    browser.get(client)
     browser.click(browser.find("#create-directory"))
     wait_until(lambda: "/uri/URI%3ADIR2%3A" in browser.url or None, timeout=60, what="the new directory's page")
     dircap = unquote(browser.url.split("/uri/", 1)[1].rstrip("/"))
