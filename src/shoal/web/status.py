@@ -71,6 +71,8 @@ def find_operation(history: History, name: bytes) -> OperationStatus | None:
     if not number.isascii() or not number.isdigit():
         return None
     wanted = digits.clamped(number)
+    if str(wanted) != number:  # one name per page: no leading zeros
+        return None
     op = next((o for o in [*history.active(), *history.recent()] if o.id == wanted), None)
     if op is None or (dash and LINK_PREFIX.get(op.kind, op.kind) != prefix):
         return None

@@ -89,7 +89,7 @@ def test_one_operation_page(kind, prefix, heading, size_label):
     assert "Results</h2>" in operation_html(op) and "File Size: 5000 bytes" in operation_html(op)
 
 
-@pytest.mark.parametrize("name", [b"up-", b"up-x", b"-1", b"up-1" * 20, b"\xff-1", b"up-\xd9\xa1"])
+@pytest.mark.parametrize("name", [b"up-", b"up-x", b"up-01", b"01", b"-1", b"up-1" * 20, b"\xff-1", b"up-\xd9\xa1"])
 def test_bad_operation_names_find_nothing(name):
     history = History()
     history.start("upload", 1)
@@ -167,3 +167,13 @@ def test_errors_are_html_for_browsers_and_text_otherwise():
         raise WebError("bad t=nope", 400)
 
     assert re.search(rb"<h1>400 - Bad Request</h1>", render_sync(browser, fail))
+
+
+@given(st.binary(max_size=60) | st.sampled_from([b"up-1", b"down-2", b"publish-3", b"2", b"up-2", b"retrieve-3"]))
+def test_a_status_name_finds_only_its_own_operation(name):
+    history = History()
+    ops = [history.start(kind, 10) for kind in ("upload", "download", "mkdir")]
+    op = find_operation(history, name)
+    assert op is None or name in (op.link.encode(), str(op.id).encode())
+    if name in (o.link.encode() for o in ops):
+        assert op is not None
