@@ -152,3 +152,13 @@ def test_storage_page_renders(small_grid):
     assert set(data) == {"stats", "bucket-counter", "lease-checker", "lease-checker-progress"}
     assert data["stats"]["storage_server.reserved_space"] == 1_000_000 and "storage_server.disk_avail" in data["stats"]
     assert "Reserved space: - 976.6 KiB (1000000)" in text and "pages-storage" in text
+
+
+def test_statistics_page_renders(grid):
+    text = text_of(render(grid.client_url + "statistics", "statistics"))
+    assert "Node statistics" in text and "OpenMetrics" in text and "counters" in text
+
+
+def test_missing_page_is_an_html_404_for_a_browser(grid):
+    text = text_of(render(grid.client_url + "no-such-page", "error-page"))
+    assert "404 - Not Found" in text and "no such page" in text
