@@ -4,11 +4,12 @@
 missing intermediate directories (except t=unlink/delete/rename/check), and
 a file in the way of one is 409. What the path ends at:
 
-a directory  GET: HTML listing, t=json (["dirnode", {"children": {name: [kind,
+a directory  GET: HTML listing (shoal.web.dirpage), t=json (["dirnode", {"children": {name: [kind,
              {...,"metadata"}]}, "rw_uri", "ro_uri", "verify_uri", "mutable"}]),
-             t=info, t=uri, t=readonly-uri. PUT t=mkdir: its cap; PUT t=uri: relink
+             t=info, t=rename-form (name=), t=uri, t=readonly-uri. PUT t=mkdir: its cap; PUT t=uri: relink
              it to the cap in the body. POST t=mkdir|mkdir-with-children|
-             mkdir-immutable [name=], t=upload [name=] (multipart "file"), t=uri
+             mkdir-immutable [name=], t=upload [name=] (multipart "file"; several
+             "file" parts without name= are each linked under their filename), t=uri
              (name=, uri=), t=unlink|delete (name=), t=rename (from_name=, to_name=),
              t=relink (from_name=, to_name=, to_dir=), t=set-children|set_children
              (JSON body), t=start-manifest|start-deep-size|start-deep-stats
