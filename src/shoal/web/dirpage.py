@@ -13,7 +13,8 @@ from urllib.parse import quote, unquote
 from twisted.web.server import Request
 
 from shoal.encoding.base32 import b2a
-from shoal.web.templating import render
+from shoal.web.page import size_text
+from shoal.web.templating import render, when_text
 
 MAX_PATH = 8192  # characters of a request path echoed back into links
 
@@ -62,21 +63,32 @@ def child_view(here: str, name: str, kind: str, props: dict[str, Any]) -> dict[s
         tahoe = {}
     modified = tahoe.get("linkmotime", metadata.get("mtime"))
     is_dir = kind == "dirnode"
+    size = props.get("size") if kind == "filenode" else None
+    when = modified if isinstance(modified, int | float) else None
     return {
         "name": name,
         "type": type_text(kind, props, bool(props.get("mutable")), "rw_uri" not in props),
         "href": link + ("/" if is_dir else ""),
         "href_info": link + ("/" if is_dir else "") + "?t=info",
         "download": link + "?save=true" if kind == "filenode" else None,
-        "size": props.get("size") if kind == "filenode" else None,
-        "modified": modified if isinstance(modified, int | float) else None,
+        "unlink": f"{here}?t=unlink&name={quote(name, safe='')}&when_done={quote(here, safe='')}",
+        "size": size,
+        "size_text": "" if size is None else size_text(size),
+        "modified": when,
+        "modified_text": "" if when is None else when_text(when),
     }
 
 
 def directory_html(request: Request, title: str, mutable: bool, readonly: bool,
                    children: Iterable[tuple[str, str, dict[str, Any]]]) -> str:
     """The listing of (name, kind, props) children (props as in the directory's t=json)."""
-    here = here_of(request)
+    return directory_page(here_of(request), title, mutable, readonly, children)
+
+
+def directory_page(here: str, title: str, mutable: bool, readonly: bool,
+                   children: Iterable[tuple[str, str, dict[str, Any]]]) -> str:
+    """directory_html for the directory at path `here`: pure, so a big listing can be
+    rendered off the reactor thread."""
     kind = ("mutable" if mutable else "immutable") + (" read-only" if readonly else "")
     rows = [child_view(here, name, k, props) for name, k, props in sorted(children)]
     return render("directory.html", title=title, heading=title, here=here, parent=parent_of(here),

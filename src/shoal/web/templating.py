@@ -21,7 +21,7 @@ def _pct(fraction: float | None) -> str:
     return "?" if fraction is None else f"{100.0 * fraction:.1f}%"
 
 
-def _when(t: float | None) -> str:
+def when_text(t: float | None) -> str:
     """Tahoe's render_time: local time as 12:34:56 03-Dec-2026."""
     return "" if t is None else time.strftime("%H:%M:%S %d-%b-%Y", time.localtime(t))
 
@@ -38,7 +38,7 @@ ENV = jinja2.Environment(
     lstrip_blocks=True,
     keep_trailing_newline=True,
 )
-ENV.filters.update(size=size_text, ago=ago_text, pct=_pct, when=_when, urlpart=_urlpart)
+ENV.filters.update(size=size_text, ago=ago_text, pct=_pct, when=when_text, urlpart=_urlpart)
 # the navigation bar of a client node's pages, and no reload; a page may pass its own
 ENV.globals.update(nav=NAV, refresh=None)
 

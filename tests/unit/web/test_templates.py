@@ -16,6 +16,7 @@ from shoal.web.dirpage import (
     child_view,
     crumbs_of,
     directory_html,
+    directory_page,
     here_of,
     parent_of,
     rename_form_html,
@@ -177,3 +178,11 @@ def test_a_status_name_finds_only_its_own_operation(name):
     assert op is None or name in (op.link.encode(), str(op.id).encode())
     if name in (o.link.encode() for o in ops):
         assert op is not None
+
+
+def test_a_big_directory_lists_every_child_once():
+    rows = [(f"f{i:04d} &<>", "filenode", {"size": i, "mutable": False, "metadata": {"tahoe": {"linkmotime": 1e9}}})
+            for i in range(1000)]
+    page = directory_page("/uri/CAP/", "big", True, False, rows)
+    assert len(re.findall(r'<tr data-name="f\d{4} &amp;&lt;&gt;">', page)) == 1000
+    assert page.count('action="/uri/CAP/?t=unlink&amp;name=f0999%20%26%3C%3E&amp;when_done=%2Furi%2FCAP%2F"') == 1
