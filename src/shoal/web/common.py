@@ -17,6 +17,11 @@ grid's fault    503; UnrecoverableError 410 (NotEnoughSharesError with Tahoe's
 a server's      502 (one storage server failed and nothing routed around it)
 a bug           500, logged; the text names the class only
 anything else   500, logged; the same text (internals never leak)
+
+The text goes out as one line of text/plain, or, to a browser (Accept names
+text/html), as the templated HTML error page. Tahoe 1.20 sends its HTML
+ErrorPage for every failure found while walking a path whatever the client
+accepts; shoal keeps plain text for scripts and the CLIs, which send */*.
 """
 
 from collections.abc import Awaitable, Callable
