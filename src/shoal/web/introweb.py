@@ -16,7 +16,7 @@ from twisted.web import http, resource
 from twisted.web.server import Request
 
 from shoal.web.common import WebError, render_sync, t_arg
-from shoal.web.static import StaticFiles
+from shoal.web.staticfiles import StaticFiles
 from shoal.web.templating import render
 from shoal.web.uri import ErrorResource
 

@@ -8,7 +8,7 @@ from twisted.web.server import Request
 from shoal.web.common import WebError
 from shoal.web.private import PrivateRoot
 from shoal.web.services import WebServices
-from shoal.web.static import StaticFiles
+from shoal.web.staticfiles import StaticFiles
 from shoal.web.statistics import StatisticsPage
 from shoal.web.status import StatusPage
 from shoal.web.storagepage import StoragePage

@@ -23,7 +23,7 @@ from shoal.web.dirpage import (
     type_text,
 )
 from shoal.web.history import History
-from shoal.web.static import FILES, static_bytes
+from shoal.web.staticfiles import FILES, static_bytes
 from shoal.web.status import find_operation, operation_html, status_html
 from shoal.web.templating import render
 from shoal.web.welcome import WelcomeSource, welcome_html
