@@ -18,12 +18,12 @@ setup(
         "zope.interface>=6.0",
         "cbor2>=5.4",
         "h11>=0.14",
+        "jinja2>=3.1,<4",  # the web pages' templates
         "pycddl>=0.6.1",
         "cryptography>=41",
         "pyyaml>=6.0",
         "prometheus-client>=0.17",
         "rich>=13.0",
-        "jinja2>=3.1,<4",
     ],
     extras_require={
         "test": [

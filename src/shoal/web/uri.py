@@ -14,6 +14,7 @@ POST /uri?t=mkdir, t=mkdir-with-children, t=mkdir-immutable   new directories
 /file/$CAP/NAME           the same, deprecated, GET and HEAD only
 """
 
+import html
 import io
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -35,8 +36,8 @@ from shoal.web.common import (
 )
 from shoal.web.directories import DirectoryResource, mkdir_unlinked, nodemaker
 from shoal.web.files import FileResource, file_resource
+from shoal.web.page import page
 from shoal.web.services import WebServices
-from shoal.web.templating import render
 from shoal.web.upload import create_mutable, read_body, upload_body, upload_file
 
 ONLY = "/uri accepts only PUT, PUT?t=mkdir, POST?t=upload, and POST?t=mkdir"
@@ -179,9 +180,13 @@ class URIRoot(resource.Resource):
             request.setResponseCode(http.SEE_OTHER)
             request.setHeader(b"location", ("/uri/" + quote(cap, safe="")).encode("ascii"))
             return b""
+        e = html.escape
         link = "/uri/" + quote(cap, safe="")
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
-        return render("upload_results.html", title="Upload results", cap=cap, link=link)
+        return page("Upload results", (
+            f"<h1>Upload done!</h1><p>File cap: <code id='uri'>{e(cap)}</code></p>"
+            f"<p><a href='{e(link)}'>Download it</a> &middot; <a href='{e(link)}?t=info'>More info</a></p>"
+        ))
 
 
 class NamedRoot(resource.Resource):

@@ -23,6 +23,7 @@ from shoal.web.dirpage import (
     type_text,
 )
 from shoal.web.history import History
+from shoal.web.page import page
 from shoal.web.staticfiles import FILES, static_bytes
 from shoal.web.status import find_operation, operation_html, status_html
 from shoal.web.templating import render
@@ -45,9 +46,15 @@ def test_values_are_escaped():
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&#34;" in page
 
 
+def test_page_frames_an_escaped_body():
+    framed = page("T <1>", "<h1>built elsewhere</h1>", refresh=3)
+    assert "<h1>built elsewhere</h1>" in framed and "<title>T &lt;1&gt; - shoal</title>" in framed
+    assert '<meta http-equiv="refresh" content="3">' in framed and "/static/shoal.css" in framed
+
+
 def test_a_name_the_code_did_not_pass_is_an_error():
     with pytest.raises(jinja2.UndefinedError):
-        render("upload_results.html", title="x", cap="URI:LIT:")  # no `link`
+        render("rename_form.html", title="x", si="aaaaaa", readonly=False, here="/uri/CAP/")  # no `name`
 
 
 def test_status_page_has_tahoes_wording_and_links():
