@@ -68,11 +68,13 @@ peer: $(PEER_STAMP)
 unit: $(STAMP) $(PEER_STAMP)
 	SHOAL_REQUIRE_PEER=1 $(PY) -b -m pytest -q
 
-# Debian's chromium renders the node's web pages in tests/integration/test_pages.py.
+# Debian's chromium renders the node's web pages in tests/integration/test_pages.py, and
+# chromium-driver lets tests/integration/test_browser.py work in them over WebDriver.
 chromium:
-	@test -x /usr/bin/chromium || { \
+	@{ test -x /usr/bin/chromium && test -x /usr/bin/chromedriver; } || { \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get install -y chromium || { $$SUDO apt-get update && $$SUDO apt-get install -y chromium; }; }
+	  $$SUDO apt-get install -y chromium chromium-driver || \
+	  { $$SUDO apt-get update && $$SUDO apt-get install -y chromium chromium-driver; }; }
 
 test: lint chromium unit
 

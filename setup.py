@@ -7,6 +7,7 @@ setup(
     description="Erasure-coded, end-to-end-encrypted distributed storage grid (Tahoe-LAFS 1.20 compatible)",
     package_dir={"": "src"},
     packages=find_packages("src"),
+    package_data={"shoal.web": ["templates/*.html", "static/*"]},
     python_requires=">=3.11",
     install_requires=[
         "attrs>=23.1",
@@ -17,6 +18,7 @@ setup(
         "zope.interface>=6.0",
         "cbor2>=5.4",
         "h11>=0.14",
+        "jinja2>=3.1,<4",  # the web pages' templates
         "pycddl>=0.6.1",
         "cryptography>=41",
         "pyyaml>=6.0",

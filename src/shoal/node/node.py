@@ -60,6 +60,7 @@ from shoal.web.root import Root
 from shoal.web.services import WebServices
 from shoal.web.spool import ShoalSite, http_channel
 from shoal.web.statistics import NodeStats
+from shoal.web.storagepage import StorageSource
 from shoal.web.welcome import WelcomeSource
 
 HOUSEKEEPING_INTERVAL = 1.0  # seconds between crawler slices
@@ -109,6 +110,15 @@ def expiration_policy(config: NodeConfig) -> ExpirationPolicy:
         cutoff_date=cutoff,
         sharetypes=frozenset(sharetypes),  # type: ignore[arg-type]  # attrs converter typing
     )
+
+
+def write_node_url(config: NodeConfig, port: Any) -> str:
+    """The URL of a listening web port, written to NODEDIR/node.url as Tahoe does; returned."""
+    host = port.getHost()
+    address = "127.0.0.1" if host.host in ("0.0.0.0", "::") else host.host
+    url = f"http://{address}:{host.port}/"
+    write_atomically(config.node_path("node.url"), (url + "\n").encode("ascii"), 0o644)
+    return url
 
 
 def introducer_furls(config: NodeConfig) -> dict[str, str]:
@@ -364,16 +374,28 @@ class Node(service.MultiService):
             ]),
             checker_status=self.checker_job.status if self.checker_job is not None else None,
             auth_token=api_auth_token(self.config),
+            storage=self._storage_source(source.nodeid),
         )
         self._web_endpoint = serverFromString(reactor, webport)
         self._web_site = ShoalSite(Root(source, self.web_services), key_hasher=self.files.key_hasher)
 
+    def _storage_source(self, nodeid: str) -> StorageSource | None:
+        """What /storage shows of this node's storage server (None: it runs none)."""
+        server = self.storage
+        if server is None:
+            return None
+        policy = server.crawler.policy
+        return StorageSource(
+            nickname=self.nickname, nodeid=nodeid, stats=server.stats, bucket_counter=server.bucket_counts,
+            lease_checker=server.crawler.status,
+            policy={"enabled": policy.enabled, "mode": policy.mode, "cutoff_date": policy.cutoff_date,
+                    "override_lease_duration": policy.override_lease_duration,
+                    "sharetypes": sorted(policy.sharetypes)},
+        )
+
     def _web_listening(self, port: Any) -> None:
         self._web_port = port
-        host = port.getHost()
-        address = "127.0.0.1" if host.host in ("0.0.0.0", "::") else host.host
-        self.web_url = f"http://{address}:{host.port}/"
-        write_atomically(self.config.node_path("node.url"), (self.web_url + "\n").encode("ascii"), 0o644)
+        self.web_url = write_node_url(self.config, port)
 
     def _init_storage(self) -> None:
         cfg = self.config

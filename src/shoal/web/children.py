@@ -26,12 +26,13 @@ from shoal.web.upload import body_file, create_mutable, read_body, upload_body, 
 MAX_CAP_BODY = 64 * 1024  # bytes of a cap in a PUT t=uri body
 
 
-def form_file(request: Request) -> tuple[str | None, bytes]:
-    """(filename, contents) of the multipart field "file" (twisted keeps only the contents)."""
+def form_files(request: Request) -> list[tuple[str | None, bytes]]:
+    """(filename, contents) of every multipart field "file", in order (twisted keeps
+    only the contents; the filenames come from the parts' content-disposition)."""
     values = (request.args or {}).get(b"file")
     if not values:
         raise WebError("POST t=upload needs a form field named 'file'")
-    filename = None
+    filenames: list[str | None] = []
     ctype = request.getHeader(b"content-type") or b""
     content = request.content
     if ctype.lower().startswith(b"multipart/form-data") and content is not None:
@@ -40,9 +41,14 @@ def form_file(request: Request) -> tuple[str | None, bytes]:
         message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(raw)
         for part in message.iter_parts() if message.is_multipart() else []:
             if part.get_param("name", header="content-disposition") == "file":
-                filename = part.get_filename()
-                break
-    return filename, values[0]
+                filenames.append(part.get_filename())
+    filenames += [None] * (len(values) - len(filenames))
+    return list(zip(filenames, values, strict=False))
+
+
+def form_file(request: Request) -> tuple[str | None, bytes]:
+    """(filename, contents) of the (first) multipart field "file"."""
+    return form_files(request)[0]
 
 
 def check_replace(request: Request, existed: bool) -> bool | str:
@@ -87,11 +93,13 @@ async def put_child_cap(services: WebServices, request: Request, parent: Any, na
     return cap_answer(request, cap)
 
 
-async def upload_form_child(services: WebServices, request: Request, parent: Any, name: str) -> str:
-    """POST t=upload: the form's file as `name` in `parent`."""
+async def upload_form_child(services: WebServices, request: Request, parent: Any, name: str,
+                            data: bytes | None = None) -> str:
+    """POST t=upload: the form's file (or `data`, one of its files) as `name` in `parent`."""
     check_new_name(name)
     replace = replace_arg(request)
-    _, data = form_file(request)
+    if data is None:
+        _, data = form_file(request)
     fmt = format_arg(request, "CHK")
     if fmt == "CHK":
         cap = str((await upload_file(services, io.BytesIO(data), len(data))).cap)

@@ -17,6 +17,11 @@ grid's fault    503; UnrecoverableError 410 (NotEnoughSharesError with Tahoe's
 a server's      502 (one storage server failed and nothing routed around it)
 a bug           500, logged; the text names the class only
 anything else   500, logged; the same text (internals never leak)
+
+The text goes out as one line of text/plain, or, to a browser (Accept names
+text/html), as the templated HTML error page. Tahoe 1.20 sends its HTML
+ErrorPage for every failure found while walking a path whatever the client
+accepts; shoal keeps plain text for scripts and the CLIs, which send */*.
 """
 
 import base64
@@ -48,6 +53,7 @@ from shoal.errors import (
     UnrecoverableError,
     UnsupportedError,
 )
+from shoal.web.templating import render
 
 NOT_IMPLEMENTED = http.NOT_IMPLEMENTED
 INSUFFICIENT_STORAGE = 507
@@ -166,6 +172,25 @@ def is_bug(exc: BaseException) -> bool:
     return not isinstance(exc, ShoalError) or exc.fault is Fault.BUG
 
 
+def wants_html(request: Request) -> bool:
+    """Whether the client is a browser: its Accept header names text/html (curl, the
+    CLIs and scripts send */* or nothing, and get the error as one line of text)."""
+    accept = request.getHeader(b"accept") or b""
+    return b"text/html" in accept.lower()
+
+
+def error_body(request: Request, text: str, code: int) -> bytes:
+    """The body of an error answer, its content type set: an HTML page for a browser,
+    else the text and a newline as text/plain."""
+    if wants_html(request):
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        reason = http.RESPONSES.get(code, b"Error").decode("ascii", "replace")
+        return render("error.html", title=f"{code} - {reason}", code=code, reason=reason,
+                      text=text).encode("utf-8")
+    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+    return (text + "\n").encode("utf-8")
+
+
 def send_error(request: Request, exc: BaseException) -> None:
     """Answer with the error's status and text (or cut a response already started)."""
     text, code = humanize(exc)
@@ -175,10 +200,9 @@ def send_error(request: Request, exc: BaseException) -> None:
         request.loseConnection()  # too late for a status: cut the response short
         return
     request.setResponseCode(code)
-    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
     request.responseHeaders.removeHeader(b"content-disposition")
     request.responseHeaders.removeHeader(b"content-range")
-    body = (text + "\n").encode("utf-8")
+    body = error_body(request, text, code)
     request.setHeader(b"content-length", b"%d" % len(body))
     if request.method != b"HEAD":
         request.write(body)
@@ -231,8 +255,7 @@ def render_sync(request: Request, handler: Callable[[], Body]) -> bytes:
         if is_bug(e):
             log.err(e, "web request failed")
         request.setResponseCode(code)
-        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-        return (text + "\n").encode("utf-8")
+        return error_body(request, text, code)
     if isinstance(body, str):
         if not request.responseHeaders.hasHeader(b"content-type"):
             request.setHeader(b"content-type", b"text/plain; charset=utf-8")

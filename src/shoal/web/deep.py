@@ -15,7 +15,6 @@ the deep stats under "size" (as Tahoe's renderer does; output=text gives the byt
 total); deep-stats is the stats dictionary itself.
 """
 
-import html
 import json
 from typing import Any
 
@@ -24,8 +23,8 @@ from twisted.web.server import Request
 from shoal.checker import literal_check_and_repair_json, literal_check_json
 from shoal.checker.deep import DeepCheck, DeepObject, deep_check, deep_size, walk
 from shoal.web.common import NotAvailable, WebError, arg, bool_arg
-from shoal.web.page import page
 from shoal.web.services import WebServices
+from shoal.web.templating import render
 
 DEEP_OPERATIONS = ("start-manifest", "start-deep-size", "start-deep-stats", "start-deep-check")
 STREAMS = ("stream-manifest", "stream-deep-check")
@@ -55,16 +54,15 @@ async def check_object(services: WebServices, request: Request, cap: Any) -> byt
     if (arg(request, "output") or "").lower() == "json":
         request.setHeader(b"content-type", b"application/json; charset=utf-8")
         return json.dumps(data, indent=1) + "\n"
-    e = html.escape
     summary = data.get("summary") or data.get("results", {}).get("summary") or ""
     healthy = data.get("results", {}).get("healthy")
     if repair:
         post = data.get("post-repair-results", {}).get("results", {})
         healthy = post.get("healthy", healthy)
     verdict = "Healthy" if healthy else ("Not Healthy!" if healthy is not None else "Checked")
-    rows = json.dumps(data, indent=1)
     request.setHeader(b"content-type", b"text/html; charset=utf-8")
-    return page("Check results", f"<h1>{e(verdict)}</h1><p>{e(str(summary))}</p><pre>{e(rows)}</pre>")
+    return render("table.html", title="Check results", heading=verdict, lead=str(summary), links=[],
+                  columns=(), rows=[], numeric=False, pre=json.dumps(data, indent=1), cancel=False)
 
 
 def start_deep(services: WebServices, request: Request, node: Any, t: str) -> bytes:

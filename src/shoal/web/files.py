@@ -34,7 +34,6 @@ pause/resume) holds the downloader back when the client reads slowly, so memory
 stays a few segments per download.
 """
 
-import html
 import json
 import mimetypes
 import re
@@ -58,7 +57,7 @@ from shoal.web.common import (
     t_arg,
 )
 from shoal.web.deep import check_object
-from shoal.web.page import page, size_text
+from shoal.web.dirpage import info_html
 from shoal.web.services import WebServices
 from shoal.web.upload import read_body
 
@@ -167,7 +166,7 @@ class FileResource(resource.Resource):
             return json.dumps(await self.json(), indent=1) + "\n"
         if t == "info":
             request.setHeader(b"content-type", b"text/html; charset=utf-8")
-            return await self._info()
+            return await self._info(request)
         if t == "uri":
             return str(node.cap.to_string())
         if t == "readonly-uri":
@@ -188,27 +187,12 @@ class FileResource(resource.Resource):
             data["metadata"] = self.metadata
         return ["filenode", data]
 
-    async def _info(self) -> str:
-        e = html.escape
+    async def _info(self, request: Request) -> str:
         _, data = await self.json()
         kind = f"{'mutable' if data['mutable'] else 'immutable'} file ({data['format']})"
-        si = self.node.storage_index
-        rows = [
-            ("Object type", e(kind)),
-            ("Size", f"{e(size_text(data.get('size')))} ({data.get('size')} bytes)"),
-            ("Storage index", f"<code>{e(b2a(si)) if si else 'none (a literal file: the data is in the cap)'}</code>"),
-        ]
-        for label, key in (("Read-write cap", "rw_uri"), ("Read-only cap", "ro_uri"), ("Verify cap", "verify_uri")):
-            if key in data:
-                rows.append((label, f"<code>{e(data[key])}</code>"))
-        table = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
-        link = "/uri/" + e(data["ro_uri"])
-        title = self.name or "file"
-        body = (
-            f"<h1>About {e(title)}</h1><table>{table}</table>"
-            f"<p><a href='{link}'>Download</a> &middot; <a href='{link}?t=json'>JSON</a></p>"
-        )
-        return page(f"About {title}", body)
+        caps = [(label, data[key]) for label, key in (
+            ("Read-write cap", "rw_uri"), ("Read-only cap", "ro_uri"), ("Verify cap", "verify_uri")) if key in data]
+        return info_html(request, self.name or "file", kind, data.get("size"), self.node.storage_index, caps, False)
 
     async def _download(self, request: Request, head: bool = False) -> bytes | None:
         filename = arg(request, "filename", self.name) or "unknown"

@@ -22,6 +22,10 @@ from shoal.encoding.base32 import b2a
 
 RECENT = 50  # finished operations kept
 
+# Tahoe's /status/<prefix>-N page names; a directory's creation is a mutable publish
+LINK_PREFIX = {"upload": "up", "download": "down", "publish": "publish", "mkdir": "publish",
+               "retrieve": "retrieve", "mapupdate": "mapupdate"}
+
 
 @attrs.define
 class OperationStatus:
@@ -69,6 +73,19 @@ class OperationStatus:
         self.phase = "finished" if error is None else "failed"
         if self.on_finish is not None:
             self.on_finish(self)
+
+    @property
+    def link(self) -> str:
+        """Its page under /status/, named as Tahoe names them: up-N, down-N, publish-N, ..."""
+        return f"{LINK_PREFIX.get(self.kind, self.kind)}-{self.id}"
+
+    def view(self) -> dict[str, Any]:
+        """What the HTML pages show of it (every key present, for the templates)."""
+        return {"kind": self.kind, "id": self.id, "link": self.link, "size": self.size,
+                "progress": self.progress(), "status": self.status, "phase": self.phase,
+                "started": self.started, "finished": self.finished, "active": self.active,
+                "took": self.timings.get("total"), "timings": dict(self.timings), "servers": list(self.servers),
+                "si": b2a(self.storage_index) if self.storage_index else None}
 
     def as_json(self) -> dict[str, Any]:
         item: dict[str, Any] = {

@@ -14,7 +14,6 @@ after completion and 1 day after the first read of a finished result, as in
 Tahoe.
 """
 
-import html
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -27,7 +26,7 @@ from twisted.web import http, resource
 from twisted.web.server import Request
 
 from shoal.web.common import WebError, arg, bool_arg, humanize, render_sync, t_arg
-from shoal.web.page import page
+from shoal.web.templating import render
 
 DAY = 24 * 3600
 UNCOLLECTED_LIFETIME = 4 * DAY
@@ -216,17 +215,10 @@ class _HandlePage(resource.Resource):
         if output == "text":
             request.setHeader(b"content-type", b"text/plain; charset=utf-8")
             return "".join(f"{k}: {v}\n" for k, v in data.items()).encode("utf-8")
-        e = html.escape
         state = "finished" if monitor.is_finished else "still running"
-        rows = "".join(
-            f"<tr><td>{e(str(k))}</td><td><code>{e(json.dumps(v)[:2000])}</code></td></tr>"
-            for k, v in data.items()
-        )
-        body = (
-            f"<h1>Operation {e(monitor.handle)}</h1><p>{e(monitor.kind)}: <b>{state}</b>"
-            f" (<a href='?output=json'>JSON</a>)</p><table>{rows}</table>"
-        )
-        if not monitor.is_finished:
-            body += ('<form method="POST" action="?t=cancel"><input type="submit" value="Cancel"></form>')
+        rows = [(str(k), json.dumps(v)[:2000]) for k, v in data.items()]
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
-        return page(f"Operation {monitor.handle}", body, refresh=None if monitor.is_finished else 10).encode()
+        return render("table.html", title=f"Operation {monitor.handle}", heading=f"Operation {monitor.handle}",
+                      lead=f"{monitor.kind}: {state}", links=[("JSON", "?output=json")], columns=(), rows=rows,
+                      numeric=False, pre=None, cancel=not monitor.is_finished,
+                      refresh=None if monitor.is_finished else 10).encode("utf-8")

@@ -1,6 +1,6 @@
 """The client node's web root: `/` (welcome), `/uri` and `/cap` (files and
-directories), `/named/`, `/file/`, `/operations/`, `/status/`, `/statistics`,
-`/private/`. Anything else is 404."""
+directories), `/named/`, `/file/`, `/operations/`, `/status/`, `/storage`, `/statistics`,
+`/private/`, `/static/`. Anything else is 404."""
 
 from twisted.web import resource
 from twisted.web.server import Request
@@ -9,8 +9,10 @@ from shoal.web.common import WebError
 from shoal.web.helper_status import HelperStatusPage
 from shoal.web.private import PrivateRoot
 from shoal.web.services import WebServices
+from shoal.web.staticfiles import StaticFiles
 from shoal.web.statistics import StatisticsPage
 from shoal.web.status import StatusPage
+from shoal.web.storagepage import StoragePage
 from shoal.web.uri import ErrorResource, NamedRoot, URIRoot
 from shoal.web.welcome import WelcomePage, WelcomeSource
 
@@ -19,11 +21,13 @@ class Root(resource.Resource):
     def __init__(self, welcome: WelcomeSource, services: WebServices) -> None:
         super().__init__()
         self.services = services
-        self._welcome = WelcomePage(welcome, services.history)
+        self._welcome = WelcomePage(welcome, services.history, tools=services.nodemaker is not None)
         children: dict[bytes, resource.Resource] = {
             b"status": StatusPage(services.history, services.checker_status),
             b"statistics": StatisticsPage(services.stats),
             b"operations": services.operations,
+            b"static": StaticFiles(),
+            b"storage": StoragePage(services.storage),
         }
         if services.auth_token is not None:
             children[b"private"] = PrivateRoot(services.auth_token)

@@ -23,3 +23,4 @@ class WebServices:
     nodemaker: Any = None  # shoal.dirnode.NodeMaker, once wired
     checker: Any = None  # shoal.checker.FileChecker, once wired
     checker_status: Any = None  # the checker job's status() when [checker] is enabled
+    storage: Any = None  # shoal.web.storagepage.StorageSource when this node runs a storage server

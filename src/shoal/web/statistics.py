@@ -8,7 +8,6 @@ underscores and untyped, exactly the series names Tahoe writes; the HTML
 page lists them for people.
 """
 
-import html
 import json
 import re
 import time
@@ -23,7 +22,7 @@ from twisted.web import resource
 from twisted.web.server import Request
 
 from shoal.web.common import WebError, render_sync, t_arg
-from shoal.web.page import page
+from shoal.web.templating import render
 
 StatsSource = Callable[[], Mapping[str, int | float | None]]
 
@@ -95,15 +94,8 @@ class StatisticsPage(resource.Resource):
         if t not in ("", "html"):
             raise WebError(f"bad t={t} for /statistics (json, openmetrics or none)")
         data = self._stats.get_stats()
-        e = html.escape
-        rows = "".join(
-            f"<tr><td>{e(group)}</td><td><code>{e(name)}</code></td><td class=num>{e(str(value))}</td></tr>"
-            for group in ("counters", "stats") for name, value in data[group].items()
-        )
-        body = (
-            "<h1>Node statistics</h1><p>Also as <a href='?t=json'>JSON</a> and "
-            "<a href='?t=openmetrics'>OpenMetrics</a>.</p>"
-            f"<table><tr><th>Kind</th><th>Name</th><th>Value</th></tr>{rows}</table>"
-        )
+        rows = [(group, name, str(value)) for group in ("counters", "stats") for name, value in data[group].items()]
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
-        return page("Statistics", body)
+        return render("table.html", title="Statistics", heading="Node statistics", lead=None,
+                      links=[("JSON", "?t=json"), ("OpenMetrics", "?t=openmetrics")],
+                      columns=("Kind", "Name", "Value"), rows=rows, numeric=True, pre=None, cancel=False)

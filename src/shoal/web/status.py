@@ -1,14 +1,17 @@
-"""`/status/`: what the client node is doing and did lately (see shoal.web.history).
+"""`/status/`: what the client node is doing and did lately (see shoal.web.history),
+with Tahoe-LAFS 1.20's page names and wording (its web/status.py and *-status.xhtml).
 
-HTML for people (active and recent operations with progress, sizes, timings,
-servers used; reloads itself while something runs) and `?t=json`:
-{"active": [...], "recent": [...]}, the items in Tahoe-LAFS 1.20's shape
-plus shoal's fields. `/status/N` is one operation (`?t=json` too).
+`/status/` (HTML: "Recent and Active Operations", and `?t=json`:
+{"active": [...], "recent": [...]}, the items in Tahoe's shape plus shoal's fields;
+"checker-job" when the node's [checker] job runs). One operation is
+`/status/up-N` ("File Upload Status"), `/status/down-N` ("File Download Status"),
+`/status/publish-N` ("Mutable File Publish Status"), `/status/retrieve-N`
+("Mutable File Retrieve Status") or `/status/mapupdate-N` ("Mutable File
+Servermap Update Status"), each with `?t=json` too; shoal's older `/status/N`
+still answers.
 """
 
-import html
 import json
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,9 +20,63 @@ from twisted.web.server import Request
 
 from shoal.encoding import digits
 from shoal.web.common import WebError, render_sync, t_arg
-from shoal.web.history import History, OperationStatus
-from shoal.web.page import ago_text, page, progress_bar, size_text
-from shoal.web.welcome import operations_table
+from shoal.web.history import LINK_PREFIX, History, OperationStatus
+from shoal.web.page import size_text
+from shoal.web.templating import render
+
+HEADINGS = {
+    "up": ("File Upload Status", "Upload Results"),
+    "down": ("File Download Status", "Download Results"),
+    "publish": ("Mutable File Publish Status", "Publish Results"),
+    "retrieve": ("Mutable File Retrieve Status", "Retrieve Results"),
+    "mapupdate": ("Mutable File Servermap Update Status", "Servermap Update Results"),
+}
+MAX_NAME = 40  # bytes of a /status/ child name worth parsing
+
+
+def list_view(op: OperationStatus) -> dict[str, Any]:
+    """A row of Tahoe's status table: its Type, Total Size and Progress texts, and shoal's timings."""
+    view = op.view()
+    data = op.as_json()
+    view["type"] = op.kind
+    view["total_size"] = "(unknown)" if op.size is None else size_text(op.size)
+    if op.kind == "upload":
+        view["progress_text"] = "hash: {:.1f}%, ciphertext: {:.1f}%, encode: {:.1f}%".format(
+            *(100.0 * data[k] for k in ("progress-hash", "progress-ciphertext", "progress-encode-push")))
+    else:
+        view["progress_text"] = f"{100.0 * op.progress():.1f}%"
+    view["timings"] = ", ".join(f"{k} {v:.2f}s" for k, v in op.timings.items())
+    return view
+
+
+def status_html(history: History, checker: dict[str, Any] | None) -> str:
+    active = history.active()
+    return render("status.html", title="Recent and Active Operations", refresh=5 if active else None,
+                  active=[list_view(op) for op in active], recent=[list_view(op) for op in history.recent()],
+                  checker=checker)
+
+
+def operation_html(op: OperationStatus) -> str:
+    page = LINK_PREFIX.get(op.kind, "publish")
+    heading, results = HEADINGS.get(page, HEADINGS["publish"])
+    return render("op_status.html", title=heading, refresh=5 if op.active else None, heading=heading,
+                  results_heading=results, page=page, op=op.view(), progress=op.as_json())
+
+
+def find_operation(history: History, name: bytes) -> OperationStatus | None:
+    """The operation a /status/ child names: up-N, down-N, ... (its kind must match), or N."""
+    if len(name) > MAX_NAME:
+        return None
+    prefix, dash, number = name.decode("ascii", "replace").rpartition("-")
+    if not number.isascii() or not number.isdigit():
+        return None
+    wanted = digits.clamped(number)
+    if str(wanted) != number:  # one name per page: no leading zeros
+        return None
+    op = next((o for o in [*history.active(), *history.recent()] if o.id == wanted), None)
+    if op is None or (dash and LINK_PREFIX.get(op.kind, op.kind) != prefix):
+        return None
+    return op
 
 
 class StatusPage(resource.Resource):
@@ -40,66 +97,17 @@ class StatusPage(resource.Resource):
 
     def _render(self, request: Request) -> str:
         t = t_arg(request)
+        checker = self._checker_status() if self._checker_status is not None else None
         if t == "json":
             request.setHeader(b"content-type", b"application/json; charset=utf-8")
             data = self._history.as_json()
-            if self._checker_status is not None:
-                data["checker-job"] = self._checker_status()
+            if checker is not None:
+                data["checker-job"] = checker
             return json.dumps(data, indent=1) + "\n"
         if t not in ("", "html"):
             raise WebError(f"bad t={t} for /status (json or none)")
-        active = self._history.active()
-        body = (
-            "<h1>Recent and active operations</h1>"
-            "<p class=muted>Also as <a href='?t=json'>JSON</a>.</p>"
-            f"<h2>Active ({len(active)})</h2>{operations_table(active, 'Nothing running right now.')}"
-            f"<h2>Recent</h2>{_detail_table(self._history.recent())}"
-            + _checker_section(self._checker_status)
-        )
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
-        return page("Status", body, refresh=5 if active else None)
-
-
-def _checker_section(status: Callable[[], dict[str, Any]] | None) -> str:
-    """The node's checker job ([checker] in tahoe.cfg): this round's progress, the last report."""
-    if status is None:
-        return "<h2>Checker job</h2><p class=muted>Not enabled ([checker] enabled = true in tahoe.cfg).</p>"
-    st = status()
-    e = html.escape
-    now = "running" if st["round-in-progress"] else "idle"
-    text = (f"<h2>Checker job</h2><p>Round {st['round']}: {now}, root {st['root-index'] + 1} of {st['roots']}, "
-            f"{st['objects-done-in-root']} objects done in this root.</p>")
-    report = st.get("last-report")
-    if report:
-        rows = "".join(f"<tr><td>{e(str(k))}</td><td class=num>{e(str(v))}</td></tr>"
-                       for k, v in report.items() if k not in ("started", "finished", "round"))
-        finished = ago_text(float(report["finished"]))
-        text += f"<p>Last round ({report['round']}) finished {e(finished)}.</p><table>{rows}</table>"
-    else:
-        text += "<p class=muted>No round has finished yet.</p>"
-    return text
-
-
-def _detail_table(ops: list[OperationStatus]) -> str:
-    if not ops:
-        return "<p class=muted>Nothing finished yet.</p>"
-    e = html.escape
-    now = time.time()
-    rows = []
-    for op in ops:
-        timings = ", ".join(f"{k} {v:.2f}s" for k, v in op.timings.items())
-        si = json.dumps(op.as_json()["storage-index-string"]).strip('"')
-        rows.append(
-            f"<tr><td><a href='/status/{op.id}'>{e(op.kind)} #{op.id}</a></td>"
-            f"<td class=num>{e(size_text(op.size))}</td><td>{progress_bar(op.progress())}</td>"
-            f"<td>{e(op.status)}</td><td>{e(ago_text(op.started, now))}</td><td>{e(timings)}</td>"
-            f"<td>{e(', '.join(op.servers))}</td><td><code>{e(si[:12])}</code></td></tr>"
-        )
-    return (
-        "<table><tr><th>Operation</th><th class=num>Size</th><th>Progress</th><th>Status</th>"
-        "<th>Started</th><th>Timings</th><th>Servers used</th><th>Storage index</th></tr>"
-        + "".join(rows) + "</table>"
-    )
+        return status_html(self._history, checker)
 
 
 class _OnePage(resource.Resource):
@@ -114,17 +122,11 @@ class _OnePage(resource.Resource):
         return render_sync(request, lambda: self._render(request))
 
     def _render(self, request: Request) -> str:
-        op = None
-        if self._name.isdigit():  # ASCII digits (bytes)
-            wanted = digits.clamped(self._name.decode("ascii"))
-            op = next((o for o in [*self._history.active(), *self._history.recent()] if o.id == wanted), None)
+        op = find_operation(self._history, self._name)
         if op is None:
             raise WebError("no such operation (it may have been forgotten)", http.NOT_FOUND)
-        data = op.as_json()
         if t_arg(request) == "json":
             request.setHeader(b"content-type", b"application/json; charset=utf-8")
-            return json.dumps(data, indent=1) + "\n"
-        e = html.escape
-        rows = "".join(f"<tr><th>{e(k)}</th><td><code>{e(json.dumps(v))}</code></td></tr>" for k, v in data.items())
+            return json.dumps(op.as_json(), indent=1) + "\n"
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
-        return page(f"{op.kind} #{op.id}", f"<h1>{e(op.kind)} #{op.id}</h1><table>{rows}</table>")
+        return operation_html(op)

@@ -16,9 +16,7 @@ way), the introducers, the storage servers (connection, available space,
 last contact) and the recent operations with their progress.
 """
 
-import html
 import json
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -26,8 +24,9 @@ from twisted.web import resource
 from twisted.web.server import Request
 
 from shoal.web.common import WebError, render_sync, t_arg
-from shoal.web.history import History, OperationStatus
-from shoal.web.page import ago_text, page, progress_bar, size_text
+from shoal.web.history import History
+from shoal.web.page import size_text
+from shoal.web.templating import render
 
 # Tahoe's JSON carries exactly these keys per server; shoal adds "protocol".
 SERVER_KEYS = ("nodeid", "connection_status", "available_space", "nickname", "version", "last_received_data")
@@ -66,34 +65,21 @@ def welcome_json(source: WelcomeSource) -> dict[str, Any]:
     }
 
 
-def _status_class(connected: Any) -> str:
-    return "ok" if connected else "bad"
+def server_view(s: Mapping[str, Any]) -> dict[str, Any]:
+    """One server row of the page, every key present."""
+    return {"nickname": s.get("nickname") or "", "nodeid": str(s.get("nodeid", "")),
+            "connected": bool(s.get("connected")), "connection_status": str(s.get("connection_status", "")),
+            "protocol": s.get("protocol") or "", "available_space": s.get("available_space"),
+            "last_received_data": s.get("last_received_data"), "version": s.get("version") or ""}
 
 
-def operations_table(ops: Sequence[OperationStatus], empty: str = "No uploads or downloads yet.") -> str:
-    e = html.escape
-    if not ops:
-        return f"<p class=muted>{html.escape(empty)}</p>"
-    rows = []
-    now = time.time()
-    for op in ops:
-        took = op.timings.get("total")
-        rows.append(
-            f"<tr><td>{e(op.kind)}</td><td class=num>{e(size_text(op.size))}</td>"
-            f"<td>{progress_bar(op.progress())}</td><td>{e(op.status)}</td>"
-            f"<td>{e(ago_text(op.started, now))}</td>"
-            f"<td class=num>{'' if took is None else f'{took:.2f}s'}</td>"
-            f"<td>{e(', '.join(op.servers[:6]))}{' ...' if len(op.servers) > 6 else ''}</td></tr>"
-        )
-    return (
-        "<table><tr><th>Operation</th><th class=num>Size</th><th>Progress</th><th>Status</th>"
-        "<th>Started</th><th class=num>Took</th><th>Servers</th></tr>" + "".join(rows) + "</table>"
-    )
+def introducer_view(i: Mapping[str, Any]) -> dict[str, Any]:
+    return {"furl": str(i.get("furl", "")), "connected": bool(i.get("connected")),
+            "summary": str(i.get("summary", "")), "last_received_data": i.get("last_received_data")}
 
 
-def welcome_html(source: WelcomeSource, history: History | None = None) -> str:
-    e = html.escape
-    now = time.time()
+def welcome_html(source: WelcomeSource, history: History | None = None, tools: bool = False) -> str:
+    """The page; `tools`: show the forms that open a cap, create a directory and upload a file."""
     intros = source.introducer_statuses()
     servers = source.server_statuses()
     connected = [s for s in servers if s.get("connected")]
@@ -113,44 +99,20 @@ def welcome_html(source: WelcomeSource, history: History | None = None) -> str:
         cards.append(("This node's helper", f"{helper['active_uploads']} active uploads"))
     if history is not None:
         cards.append(("Operations under way", str(len(history.active()))))
-    card_html = "".join(f"<div class=card><div class=muted>{e(k)}</div><div class=v>{e(v)}</div></div>"
-                        for k, v in cards)
-    server_rows = "".join(
-        f"<tr><td>{e(str(s.get('nickname') or ''))}</td><td><code>{e(str(s['nodeid']))}</code></td>"
-        f"<td class={_status_class(s.get('connected'))}>{e(str(s['connection_status']))}</td>"
-        f"<td>{e(str(s.get('protocol') or ''))}</td>"
-        f"<td class=num>{e(size_text(s.get('available_space')))}</td>"
-        f"<td>{e(ago_text(s.get('last_received_data'), now))}</td>"
-        f"<td>{e(str(s.get('version') or ''))}</td></tr>"
-        for s in servers
-    ) or "<tr><td colspan=7 class=muted>No storage servers known yet.</td></tr>"
-    intro_rows = "".join(
-        f"<tr><td><code>{e(str(i.get('furl', ''))[:60])}</code></td>"
-        f"<td class={_status_class(i.get('connected'))}>{e(str(i['summary']))}</td>"
-        f"<td>{e(ago_text(i.get('last_received_data'), now))}</td></tr>"
-        for i in intros
-    ) or "<tr><td colspan=3 class=muted>No introducers configured.</td></tr>"
-    ops = operations_table([*history.active(), *history.recent()][:RECENT_SHOWN]) if history is not None else ""
-    body = f"""<h1>{e(source.nickname or 'shoal node')}</h1>
-<p class=muted>Node ID <code>{e(source.nodeid)}</code> &middot; {e(source.version)}
-&middot; JSON: <a href="?t=json">?t=json</a></p>
-<div class=cards>{card_html}</div>
-<h2>Storage servers</h2>
-<table><tr><th>Nickname</th><th>Node ID</th><th>Connection</th><th>Protocol</th><th class=num>Available space</th>
-<th>Last contact</th><th>Version</th></tr>{server_rows}</table>
-<h2>Introducers</h2>
-<table><tr><th>Introducer</th><th>Status</th><th>Last received</th></tr>{intro_rows}</table>
-<h2>Recent operations</h2>
-{ops}
-<p class=muted>More on the <a href="/status/">status page</a>.</p>"""
-    return page(source.nickname or "Welcome", body)
+    ops = ([op.view() for op in [*history.active(), *history.recent()][:RECENT_SHOWN]]
+           if history is not None else None)
+    return render("welcome.html", title=source.nickname or "Welcome", nickname=source.nickname,
+                  nodeid=source.nodeid, version=source.version, cards=cards,
+                  servers=[server_view(s) for s in servers], introducers=[introducer_view(i) for i in intros],
+                  ops=ops, storage=source.storage_stats is not None, tools=tools)
 
 
 class WelcomePage(resource.Resource):
-    def __init__(self, source: WelcomeSource, history: History | None = None) -> None:
+    def __init__(self, source: WelcomeSource, history: History | None = None, tools: bool = False) -> None:
         super().__init__()
         self._source = source
         self._history = history
+        self._tools = tools
 
     def getChild(self, path: bytes, request: Request) -> resource.Resource:
         if path == b"":
@@ -168,4 +130,4 @@ class WelcomePage(resource.Resource):
         if t not in ("", "html"):
             raise WebError("bad t= value for the welcome page")
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
-        return welcome_html(self._source, self._history)
+        return welcome_html(self._source, self._history, self._tools)
