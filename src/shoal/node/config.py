@@ -36,6 +36,7 @@ _VALID: dict[str, frozenset[str]] = {
         "helper.furl", "introducer.furl", "key_generator.furl", "mutable.format",
         "peers.preferred", "shares.happy", "shares.needed", "shares.total",
         "shares._max_immutable_segment_size_for_testing", "storage.plugins", "force_foolscap",
+        "storage.timeout",
     }),
     "storage": frozenset({
         "debug_discard", "enabled", "anonymous", "expire.cutoff_date", "expire.enabled",
