@@ -66,13 +66,15 @@ def probe(make_netgrid):
 
 def test_delay_applies_per_host_and_changes_on_a_live_connection(probe):
     grid, p = probe
-    assert p.rtt() < 0.1
+    # lower bounds are the links'; upper bounds (the best of three) allow for a loaded machine
+    assert min(p.rtt() for _ in range(3)) < 0.05
     grid.set_link("a", delay=0.02)
     grid.set_link("b", delay=0.03)  # round trip 2 * (20 + 30) ms
     times = [p.rtt() for _ in range(3)]
-    assert all(0.1 <= t < 0.3 for t in times), times  # the upper bound allows for a loaded machine
+    assert min(times) >= 0.1 and min(times) < 0.15, times
     grid.set_round_trip(0.02)
-    assert 0.02 <= p.rtt() < 0.1
+    times = [p.rtt() for _ in range(3)]
+    assert min(times) >= 0.02 and min(times) < 0.07, times
 
 
 def test_bandwidth_limit_on_the_uplink(probe):
@@ -93,7 +95,7 @@ def test_partition_holds_traffic_until_heal(probe):
     p.send()
     assert not p.answered_within(QUIET)
     grid.heal()
-    assert p.answer() >= QUIET
+    assert p.answer() >= 0.8 * QUIET  # the probe starts its clock when it reads the request
     grid.partition(["a", "b"])  # both on the same side: not separated
     p.send()
     assert p.answered_within(QUIET)
@@ -106,7 +108,7 @@ def test_cut_link_goes_silent_and_comes_back(probe):
     p.send()
     assert not p.answered_within(QUIET)
     grid.restore("b")
-    assert p.answer() >= QUIET
+    assert p.answer() >= 0.8 * QUIET  # the probe starts its clock when it reads the request
 
 
 def test_close_removes_everything_and_stale_runs_are_cleaned(make_netgrid):

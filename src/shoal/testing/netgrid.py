@@ -50,6 +50,7 @@ from shoal.testing.relay import Relay
 
 TUB_PORT = 4000  # every node's Foolscap/HTTPS port, inside its own namespace
 WEB_PORT = 8000  # every client's web API port, inside its own namespace
+HUB_MAC = "02:00:0a:4d:00:01"  # locally administered
 _grid_numbers = itertools.count()
 
 __all__ = ["NetGrid", "NetGridError", "Link", "unavailable", "cleanup_stale", "shares_args"]
@@ -165,6 +166,7 @@ class NetGrid:
         self.hub = namespace(self.pid, self.number, HUB)
         self.hosts: dict[str, Host] = {}
         self.processes: list[NodeProcess] = []
+        self.nodes: dict[str, NodeProcess] = {}  # host -> the shoal node running there
         self.introducer_furl: str | None = None
         self._web: dict[str, str] = {}
         self._closed = False
@@ -173,7 +175,9 @@ class NetGrid:
         try:
             _ip("netns", "add", self.hub)
             _ip("-n", self.hub, "link", "set", "lo", "up")
-            _ip("-n", self.hub, "link", "add", "br0", "type", "bridge")
+            # a fixed MAC: otherwise the bridge takes its lowest port's, and a host added later can
+            # change it under the hosts' ARP caches (seconds of silence until they re-resolve)
+            _ip("-n", self.hub, "link", "add", "br0", "address", HUB_MAC, "type", "bridge")
             _ip("-n", self.hub, "addr", "add", f"{HUB_IP}/{SUBNET.prefixlen}", "dev", "br0")
             _ip("-n", self.hub, "link", "set", "br0", "up")
             self.relay = Relay(self.hub, seed)
@@ -270,7 +274,15 @@ class NetGrid:
     def start_node(self, name: str, nodedir: str, timeout: float = 60) -> NodeProcess:
         node = start_node(nodedir, timeout, prefix=self.exec_prefix(name))
         self.processes.append(node)
+        self.nodes[name] = node
         return node
+
+    def restart(self, name: str, timeout: float = 60) -> NodeProcess:
+        """Stop the host's node (by pid) and start it again from the same directory."""
+        old = self.nodes[name]
+        old.stop()
+        self.processes.remove(old)
+        return self.start_node(name, old.nodedir, timeout)
 
     def popen(self, name: str, argv: Sequence[str], **kwargs: object) -> subprocess.Popen:
         """Any command inside the host's namespace (the caller stops it by pid)."""
