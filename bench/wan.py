@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
@@ -45,8 +46,11 @@ UPLINK_MBIT = 10
 
 def request(url: str, method: str = "GET", data: bytes | None = None, timeout: float = 600) -> bytes:
     req = urllib.request.Request(url, data=data, method=method)
-    with urllib.request.urlopen(req, timeout=timeout) as r:
-        return r.read()
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.read()
+    except urllib.error.HTTPError as e:
+        raise RuntimeError(f"{method} {url} answered {e.code}: {e.read()[:2000].decode(errors='replace')}") from None
 
 
 def put(base: str, data: bytes, path: str = "uri") -> str:

@@ -66,6 +66,39 @@ def test_storage_host_cut_mid_upload(net):
     assert check(url, cap)["results"]["count-shares-good"] >= 3
 
 
+def test_cut_that_leaves_too_few_servers_fails_the_upload_clearly(net):
+    """c1 (happy 3) is partitioned with only s1..s3; cutting one of them mid-upload leaves two
+    servers, too few for happiness: the upload fails with UploadUnhappinessError and no
+    server keeps a finished share of it."""
+    slow_storage_links(net)
+    net.partition(["c1", "s1", "s2", "s3"])
+    url = net.web_url("c1")
+    data = bytes(range(256)) * (4 * MB // 256) + b"unhappy-after-cut"
+    before = {p for paths in share_files(net).values() for p in paths}
+    result: dict = {}
+
+    def upload() -> None:
+        try:
+            result["cap"] = put(url, data)
+        except urllib.error.HTTPError as e:
+            result["error"] = (e.code, e.read().decode(errors="replace"))
+
+    uploader = threading.Thread(target=upload)
+    uploader.start()
+    receiving = wait_until(lambda: share_files(net, ["s1", "s2", "s3"], incoming=True), 60,
+                           "a server on c1's side to receive a share")
+    net.cut(sorted(receiving)[0])
+    uploader.join(120)
+    assert "error" in result, result
+    code, text = result["error"]
+    assert code >= 500 and "UploadUnhappinessError" in text, result
+    assert "Traceback" not in text
+    net.heal()
+    net.restore(sorted(receiving)[0])
+    after = {p for paths in share_files(net).values() for p in paths}
+    assert after == before, sorted(after - before)  # no finished share of the failed upload anywhere
+
+
 def test_host_cut_mid_download_switches_shares(net):
     url = net.web_url("c1")
     data = bytes(range(256)) * (6 * MB // 256) + b"cut-mid-download"
