@@ -41,6 +41,7 @@ import random
 import statistics
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from shoal.placement.permute import permuted_servers
 
@@ -204,22 +205,32 @@ def loss_probability(k: int, n: int, lam: float, mu: float, years: float = 1.0) 
     return min(1.0, total + max(0.0, 1.0 - cdf) * absorbed)  # beyond the last step: at least a_last
 
 
-def repair_time(k: int, stored_per_server: float, budget: float, checker_interval: float) -> float:
-    """Seconds from a server failing to its files being whole again (mean)."""
-    return checker_interval / 2 + (k + 1) * stored_per_server / budget
+def repair_traffic(k: int, lam: float, servers: int, stored_per_server: float) -> float:
+    """Mean repair traffic (bytes/s) the grid must sustain: every failed server's data, k + 1 times."""
+    return lam * servers * (k + 1) * stored_per_server / YEAR
+
+
+def repair_time(k: int, stored_per_server: float, budget: float, checker_interval: float,
+                traffic: float = 0.0) -> float:
+    """Seconds from a server failing to its files being whole again (mean): detection, then the
+    rebuild, stretched by 1 / (1 - rho) for the queue of other failures' rebuilds (rho =
+    traffic / budget; an M/M/1 approximation); infinite when the budget cannot keep up."""
+    if budget <= traffic:
+        return math.inf
+    return checker_interval / 2 + (k + 1) * stored_per_server / budget / (1 - traffic / budget)
 
 
 def budget_for(target: float, k: int, n: int, lam: float, stored_per_server: float,
-               checker_interval: float) -> float | None:
+               checker_interval: float, traffic: float) -> float | None:
     """The smallest grid-wide repair budget (bytes/s) that keeps P(loss per year) <= target, or None."""
     floor = loss_probability(k, n, lam, YEAR / (checker_interval / 2))  # infinitely fast rebuild
     if floor > target:
         return None
-    lo, hi = 1e3, 1e13
-    for _ in range(60):
-        mid = math.sqrt(lo * hi)
-        t = repair_time(k, stored_per_server, mid, checker_interval)
-        if loss_probability(k, n, lam, YEAR / t) <= target:
+    lo, hi = traffic, max(traffic, 1e3) * 1e6
+    for _ in range(80):
+        mid = (lo + hi) / 2
+        t = repair_time(k, stored_per_server, mid, checker_interval, traffic)
+        if t < math.inf and loss_probability(k, n, lam, YEAR / t) <= target:
             hi = mid
         else:
             lo = mid
@@ -294,18 +305,38 @@ def main() -> None:
     ap.add_argument("--budget-mbs", type=float, default=1000, help="grid-wide repair budget, MB/s")
     ap.add_argument("--target", type=float, default=1e-9, help="P(file lost per year) to hold")
     ap.add_argument("--charts", action="store_true", help="write PNG charts into docs/durability/")
+    ap.add_argument("--parts", default="1234", help="which parts to run (1: ring, 2: fill, 3: loss, 4: check)")
     args = ap.parse_args()
     t0 = time.monotonic()
     lam = -math.log(1 - args.afr)  # rate whose one-year failure probability is the AFR
     interval = args.checker_days * 86400
     mean_cap = sum(c * f for c, f in CAPACITY_MIX)
 
+    skew: dict = {}
+    table: list = []
+    if "1" in args.parts:
+        part_ring(args)
+    if "2" in args.parts:
+        skew = part_fill(args)
+    if "3" in args.parts:
+        table = part_loss(args, lam, interval, mean_cap)
+    if "4" in args.parts:
+        part_check()
+    print(f"\n({time.monotonic() - t0:.0f} s)")
+    if args.charts:
+        charts(skew, table, lam, args)
+
+
+def part_ring(args: argparse.Namespace) -> None:
     print(f"1. shoal's permuted ring: {args.ring_files} files, 3-of-10, on {args.servers // 10} "
           f"and {args.servers} servers")
     for servers in (args.servers // 10, args.servers):
         ev = ring_evenness(servers, args.ring_files if servers == args.servers else args.ring_files * 5, 10)
         print(f"   {servers:>6} servers: " + ", ".join(f"{k} {v:.3f}" for k, v in ev.items()))
 
+
+
+def part_fill(args: argparse.Namespace) -> dict:
     print(f"\n2. fill skew: {args.files:,} files x 10 shares on {args.servers:,} servers "
           f"(capacities {', '.join(f'{c // TB} TB x {f:.0%}' for c, f in CAPACITY_MIX)})")
     skew = {}
@@ -314,42 +345,52 @@ def main() -> None:
         skew[name] = fill(args.servers, args.files, 10, weighted)
         for mark, snap in skew[name].items():
             print(f"   {name:<18} at {mark:>4.0%}: " + ", ".join(f"{k} {v:.2f}" for k, v in snap.items()))
+    return skew
 
+
+def part_loss(args: argparse.Namespace, lam: float, interval: float, mean_cap: float) -> list:
     stored = 0.5 * mean_cap  # bytes per server at 50% overall fill
     budget = args.budget_mbs * 1e6
     print(f"\n3. durability: AFR {args.afr:.0%} (lam {lam:.4f}/year), checker every {args.checker_days:g} days, "
           f"{stored / TB:.1f} TB per server, repair budget {args.budget_mbs:g} MB/s grid-wide")
     table = []
     for k, n in CODES:
-        t = repair_time(k, stored, budget, interval)
-        p = loss_probability(k, n, lam, YEAR / t)
-        need = budget_for(args.target, k, n, lam, stored, interval)
-        traffic = lam * args.servers * (k + 1) * stored / YEAR  # mean repair traffic, bytes/s
+        traffic = repair_traffic(k, lam, args.servers, stored)
+        t = repair_time(k, stored, budget, interval, traffic)
+        p = loss_probability(k, n, lam, YEAR / t if t < math.inf else 0.0)
+        need = budget_for(args.target, k, n, lam, stored, interval, traffic)
         table.append((k, n, t, p, need, traffic))
-        need_text = (("   <0.001 MB/s" if need <= 1e3 * 1.01 else f"{need / 1e6:9.3g} MB/s") if need
+        need_text = (f"{need / 1e6:9.4g} MB/s ({need / traffic:.2f}x the mean)" if need
                      else "unreachable: the checker interval alone is too slow")
-        print(f"   {k:>2}-of-{n:<2} expansion {n / k:4.1f}x  repair {t / 86400:5.1f} d  P(loss)/yr {p:9.2e}  "
+        print(f"   {k:>2}-of-{n:<2} expansion {n / k:4.1f}x  repair {t / 86400:6.1f} d  P(loss)/yr {p:9.2e}  "
               f"files lost/yr {p * args.files:9.2e}  budget for {args.target:g}: {need_text}  "
               f"mean repair traffic {traffic / 1e6:7.1f} MB/s")
+    return table
 
+
+def part_check() -> None:
     print("\n4. the model against a Monte Carlo run with the real ring (200 servers, 3,000 files, "
           "AFR 60%, repair mean 30 days, 5 years)")
     mc_lam, mc_mu = -math.log(1 - 0.6), 365.25 / 30
     for k, n in ((1, 2), (2, 3), (2, 4)):
         observed, expected = monte_carlo(200, 3_000, k, n, mc_lam, mc_mu, 5.0)
         print(f"   {k}-of-{n}: lost {observed} files, the chain expects {expected:.1f}")
-    print(f"\n({time.monotonic() - t0:.0f} s)")
-    if args.charts:
-        charts(skew, table, lam, stored, interval, args)
 
 
-def charts(skew: dict, table: list, lam: float, stored: float, interval: float, args: argparse.Namespace) -> None:
+def charts(skew: dict, table: list, lam: float, args: argparse.Namespace) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     os.makedirs(DOCS, exist_ok=True)
+    if skew:
+        fill_chart(plt, skew, args)
+    loss_chart(plt, lam, args)
+    print(f"charts written to {os.path.normpath(DOCS)}")
+
+
+def fill_chart(plt: Any, skew: dict, args: argparse.Namespace) -> None:
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, style in (("permuted ring", "-"), ("capacity-weighted", "--")):
         marks = sorted(skew[name])
@@ -363,6 +404,8 @@ def charts(skew: dict, table: list, lam: float, stored: float, interval: float, 
     fig.tight_layout()
     fig.savefig(os.path.join(DOCS, "fill.png"), dpi=110)
 
+
+def loss_chart(plt: Any, lam: float, args: argparse.Namespace) -> None:
     fig, ax = plt.subplots(figsize=(7, 4))
     days = [0.5, 1, 2, 4, 7, 14, 30, 60]
     for k, n in CODES:
@@ -375,7 +418,6 @@ def charts(skew: dict, table: list, lam: float, stored: float, interval: float, 
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(os.path.join(DOCS, "loss.png"), dpi=110)
-    print(f"charts written to {os.path.normpath(DOCS)}")
 
 
 if __name__ == "__main__":

@@ -170,6 +170,8 @@ def main() -> None:
     if not TAHOE.exists():
         sys.exit("wan.py: Tahoe 1.20 is not installed in .venv-peer (make peer)")
     k, happy, n = (int(x) for x in args.shares.split(","))
+    if happy > args.storage:
+        sys.exit(f"wan.py: happiness {happy} needs at least {happy} storage hosts (--storage {args.storage})")
     rtts = [int(x) / 1000 for x in args.rtts.split(",")]
     if 0 not in rtts:
         rtts.insert(0, 0.0)
