@@ -59,6 +59,7 @@ CASES = {
     "reserved_space": (config(("storage", "reserved_space", "lots")), "tahoe.cfg: [storage]reserved_space"),
     "max_space": (config(("storage", "max_space", "-5")), "tahoe.cfg: [storage]max_space"),
     "shares.needed": (config(("client", "shares.needed", "three")), "tahoe.cfg: [client]shares.needed"),
+    "storage.timeout": (config(("client", "storage.timeout", "0")), "tahoe.cfg: [client]storage.timeout"),
     "garbage node.pem": (write_private("node.pem", b"garbage\n"), "private/node.pem"),
     "truncated node.pem": (
         write_private("node.pem", b"-----BEGIN CERTIFICATE-----\nMIIB\n"), "private/node.pem"),

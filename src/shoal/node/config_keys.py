@@ -78,7 +78,13 @@ _ENTRIES: tuple[Key, ...] = (
     Key("client", "introducer.furl", "FURL", "",
         "The introducer to use, named 'default' (deprecated: prefer private/introducers.yaml, "
         "which may name several). Must not conflict with a 'default' entry there."),
-    Key("client", "helper.furl", "FURL", "", _IGNORED + " shoal uploads without a helper.", used=False),
+    Key("client", "helper.furl", "FURL", "",
+        "Send immutable uploads through this upload helper while it is connected (a direct upload, "
+        "with a log line, while it is not)."),
+    Key("client", "storage.timeout", "integer", "",
+        "Seconds a query or a read of one storage server may take before the client gives up on that "
+        "server (unset: 30; a write or close gets twice as long); 1 to 3600.",
+        "shoal's own: Tahoe refuses the key."),
     Key("client", "key_generator.furl", "FURL", "", _IGNORED, used=False),
     Key("client", "mutable.format", "text", "", _IGNORED + " Clients choose per request (format=MDMF).",
         "Tahoe makes new mutable files and directories MDMF when this says MDMF, else SDMF.", used=False),
@@ -123,7 +129,9 @@ _ENTRIES: tuple[Key, ...] = (
     Key("storage", "plugins", "list", "", _IGNORED, used=False),
     Key("storage", "grid_management", "boolean", "false", _IGNORED, used=False),
     # --- [helper], [sftpd] ------------------------------------------------------------------
-    Key("helper", "enabled", "boolean", "false", _IGNORED + " shoal runs no upload helper.", used=False),
+    Key("helper", "enabled", "boolean", "false",
+        "Run an upload helper in this node (its FURL in private/helper.furl, mode 0600); needs "
+        "tub.port and tub.location."),
     Key("sftpd", "enabled", "boolean", "false", _IGNORED + " shoal has no SFTP frontend.", used=False),
     Key("sftpd", "port", "endpoint", "", _IGNORED, used=False),
     Key("sftpd", "host_pubkey_file", "path", "", _IGNORED, used=False),

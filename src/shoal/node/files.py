@@ -7,6 +7,7 @@ from typing import Any
 from shoal.caps import CHKCap, LiteralCap
 from shoal.crypto.hashes import convergence_hasher
 from shoal.grid.storage_broker import StorageBroker
+from shoal.grid.storage_client import Deadlines
 from shoal.immutable.download import download
 from shoal.immutable.params import (
     DEFAULT_MAX_SEGMENT_SIZE,
@@ -31,6 +32,22 @@ def encoding_params(config: NodeConfig) -> EncodingParams:
         )
     except ParameterError as e:
         raise ConfigError(f"{config.path}: [client]shares.*: {e}") from None
+
+
+MAX_STORAGE_TIMEOUT = 3600
+
+
+def storage_deadlines(config: NodeConfig) -> Deadlines:
+    """[client] storage.timeout: seconds a query or a read of one storage server may take
+    before the client gives up on that server (default 30; a write or close gets twice as
+    long). Lower it on grids where a silent server should be dropped sooner."""
+    default = Deadlines()
+    if not (config.get("client", "storage.timeout") or "").strip():
+        return default
+    seconds = config.get_int("client", "storage.timeout", 0)
+    if not 1 <= seconds <= MAX_STORAGE_TIMEOUT:
+        raise ConfigError(f"{config.path}: [client]storage.timeout: {seconds} is not 1..{MAX_STORAGE_TIMEOUT} seconds")
+    return Deadlines(query=seconds, read=seconds, write=2 * seconds, advise=min(default.advise, seconds))
 
 
 class ClientFiles:

@@ -40,7 +40,7 @@ from shoal.mutable import MutableClient
 from shoal.mutable.keypool import KeyPool
 from shoal.node import helped_files
 from shoal.node.config import ConfigError, NodeConfig, parse_size
-from shoal.node.files import ClientFiles, encoding_params
+from shoal.node.files import ClientFiles, encoding_params, storage_deadlines
 from shoal.node.identity import (
     NodeIdentity,
     load_identity,
@@ -231,7 +231,8 @@ class Node(service.MultiService):
         sequencer = FileSequencer(cfg.node_path("announcement-seqnum"))
         # HTTPS to servers announcing NURLs, as Tahoe 1.20 does unless [client]force_foolscap
         self.broker = StorageBroker(
-            storage_connector(self.tub, force_foolscap=cfg.get_bool("client", "force_foolscap", False))
+            storage_connector(self.tub, force_foolscap=cfg.get_bool("client", "force_foolscap", False)),
+            deadlines=storage_deadlines(cfg),
         )
         self.introducer_clients: list[IntroducerClient] = []
         for petname, furl in sorted(introducers.items()):

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
@@ -139,10 +139,14 @@ def start_all(starters: Iterable[Callable[[], T]]) -> list[T]:
     return [f.result() for f in futures]
 
 
-def start_node(nodedir: str, timeout: float = 60, *extra: str) -> NodeProcess:
-    """Run a node and wait for its readiness line; NodeProcessError with its stderr if it dies."""
+def start_node(nodedir: str, timeout: float = 60, *extra: str, prefix: Sequence[str] = ()) -> NodeProcess:
+    """Run a node and wait for its readiness line; NodeProcessError with its stderr if it dies.
+
+    `prefix` goes before the command: a wrapper that execs it (`ip netns exec NS`), so the
+    pid is still the node's.
+    """
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shoal.main", "run", *extra, nodedir],
+        [*prefix, sys.executable, "-m", "shoal.main", "run", *extra, nodedir],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
