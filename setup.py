@@ -34,7 +34,6 @@ setup(
             "ruff>=0.4",
             "mypy>=1.8",
             "import-linter>=2.0",
-            "matplotlib>=3.7,<4",  # bench/durability.py --charts
         ],
     },
     entry_points={"console_scripts": ["shoal = shoal.main:main"]},

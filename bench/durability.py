@@ -1,7 +1,7 @@
 """Placement and durability of a grid at scale: a simulation, no network.
 
 Four parts, each printed (and charted into docs/durability/ with --charts,
-which needs matplotlib):
+which needs matplotlib, not among shoal's dependencies: pip install matplotlib):
 
 1. The real ring. shoal's own permuted ring (shoal.placement.permute) places
    files on SERVERS servers: each file's shares go to the first n servers of
