@@ -26,8 +26,8 @@ from twisted.python import log
 
 from shoal.errors import Fault, ShoalError
 from shoal.node.config import ConfigError, load_config
-from shoal.node.memory import limit_malloc_arenas
 from shoal.node.eliot_log import EliotLogging, FileDestinationSpec
+from shoal.node.memory import limit_malloc_arenas
 
 reactor: Any = _reactor  # the global reactor, untyped as Twisted's own code uses it
 
