@@ -17,7 +17,7 @@ from shoal.testing.grid import Grid, shares_args, wait_for_servers
 from shoal.testing.processes import start_node, stop_all
 from shoal.testing.tcp_relay import Limiter, add_relayed_storage
 from shoal.testing.wait import wait_until
-from tests.integration.test_helper import get, put
+from tests.integration.test_helper_processes import get, put
 
 MiB = 1024 * 1024
 SIZE = 24 * MiB
