@@ -139,3 +139,45 @@ def test_a_failed_stream_batch_leaves_no_entries_in_the_shards(grid, maker, tmp_
             assert listing["keep"].ro_cap == TOMBSTONE_CAP or listing["keep"].rw_cap == TOMBSTONE_CAP
     assert run(grid, b.listing, "kim") == [] and run(grid, b.listing, "kim", deleted=True) == ["keep"]
     grid.call(b.close)
+
+
+def test_a_rebuild_holds_a_few_shards_at_a_time(grid, maker, tmp_path, monkeypatch):
+    """Reading a fanned-out namespace back stores each shard's rows as they arrive, at
+    most LOAD_PARALLEL shard listings at once: memory follows the shard size, not the
+    namespace's."""
+    monkeypatch.setattr(backend_module, "FLAT_LIMIT", 0)
+    monkeypatch.setattr(backend_module, "LOAD_PARALLEL", 2)
+    b = new_backend(maker, tmp_path, "big")
+    ids = [f"r{i}" for i in range(600)]
+    run(grid, b.store_many, "ned", [(i, 1) for i in ids], io.BytesIO(b"x" * len(ids)))
+    grid.call(b.close)
+    again = new_backend(maker, tmp_path, "big2", root_cap=open(tmp_path / "big.rootcap").read().strip())
+    batches, listing_now, listing_max = [], [0], [0]
+    real_list = type(maker.node_for(open(tmp_path / "big.rootcap").read().strip())).list
+
+    async def counting_list(self):
+        listing_now[0] += 1
+        listing_max[0] = max(listing_max[0], listing_now[0])
+        try:
+            return await real_list(self)
+        finally:
+            listing_now[0] -= 1
+
+    monkeypatch.setattr(type(maker.node_for(open(tmp_path / "big.rootcap").read().strip())), "list", counting_list)
+
+    async def go():
+        index = await again._ready()
+        real_put_many = index.put_many
+
+        def put_many(rows):
+            rows = list(rows)
+            batches.append(len(rows))
+            real_put_many(rows)
+
+        index.put_many = put_many
+        return await again.listing("ned")
+
+    assert sorted(run(grid, go)) == sorted(ids)
+    assert max(batches) <= 20 and sum(batches) == len(ids)  # about 600/256 rows per shard, never all 600
+    assert listing_max[0] <= 2
+    grid.call(again.close)
