@@ -236,13 +236,15 @@ def test_cp_caps_only_trees_are_identical(peer, clidir, tmp_path):
     assert all(v.startswith(b"URI:") for v in trees["shoal"].values())
 
 
-def test_put_private_key_path_same_cap(peer, clidir, tmp_path):
-    for which in ("tahoe", "shoal"):
-        clidir.use(which)
-        key = rsa.generate_private_key()
-        pem = tmp_path / f"{which}.pem"
-        pem.write_bytes(key.key.export_key(format="PEM", pkcs=8))
-        (tmp_path / "x").write_bytes(b"keyed by " + which.encode())
-        cap = cli(peer, which, clidir.path, "put", "--mutable", "--private-key-path", str(pem),
-                  str(tmp_path / "x")).strip()
-        assert cap == mutable_caps_from_private_key(key, False)[0].to_string(), which
+@pytest.mark.parametrize("which,gateway", [("tahoe", "tahoe"), ("shoal", "shoal"), ("tahoe", "shoal"),
+                                           ("shoal", "tahoe")])
+def test_put_private_key_path_same_cap(peer, clidir, tmp_path, which, gateway):
+    """Either CLI through either gateway: the cap is the one the key fixes (so shoal's web API
+    reads Tahoe's CLI's private-key= encoding, and Tahoe's reads shoal's)."""
+    clidir.use(gateway)
+    key = rsa.generate_private_key()
+    pem = tmp_path / "key.pem"
+    pem.write_bytes(key.key.export_key(format="PEM", pkcs=8))
+    (tmp_path / "x").write_bytes(f"keyed by {which} via {gateway}".encode())
+    cap = cli(peer, which, clidir.path, "put", "--mutable", "--private-key-path", str(pem), str(tmp_path / "x")).strip()
+    assert cap == mutable_caps_from_private_key(key, False)[0].to_string()

@@ -25,8 +25,8 @@ from twisted.internet.protocol import Protocol
 from twisted.python import log
 
 from shoal.errors import Fault, ShoalError
+from shoal.node import eliot_log
 from shoal.node.config import ConfigError, load_config
-from shoal.node.eliot_log import EliotLogging, FileDestinationSpec
 from shoal.node.memory import limit_malloc_arenas
 
 reactor: Any = _reactor  # the global reactor, untyped as Twisted's own code uses it
@@ -93,7 +93,7 @@ def readiness_line(node_type: str, now: float | None = None) -> str:
     return f"{stamp} [-] {node_type} running"
 
 
-def run_node(basedir: str, allow_stdin_close: bool, eliot: list[FileDestinationSpec] | None = None) -> int:
+def run_node(basedir: str, allow_stdin_close: bool, eliot: list[eliot_log.FileDestinationSpec] | None = None) -> int:
     from shoal.node.introducer_node import INTRODUCER_TAC, IntroducerNode
     from shoal.node.logs import LOG_FILE, start_logging
     from shoal.node.node import Node
@@ -104,14 +104,14 @@ def run_node(basedir: str, allow_stdin_close: bool, eliot: list[FileDestinationS
     config = load_config(basedir)
     pidfile = claim_pidfile(basedir)
     failure: list[BaseException] = []
-    eliot_service: EliotLogging | None = None
+    eliot_service: eliot_log.EliotLogging | None = None
     try:
         start_logging(config)  # logs/shoal.log, JSON lines, censored ([logging])
         logger = logging.getLogger("shoal.node.run")
         logger.info("starting in %s: %s", basedir, ", ".join(f"{name} {v}" for name, v in versions()))
         if eliot:
             try:
-                eliot_service = EliotLogging(eliot, reactor)
+                eliot_service = eliot_log.EliotLogging(eliot, reactor)
             except OSError as e:
                 raise RunError(f"--eliot-destination: cannot open {e.filename or 'the log'}: {e.strerror}") from None
             eliot_service.startService()
