@@ -6,8 +6,8 @@ host's namespace (`ip netns exec`), listen on the host's own address and
 announce the hub's relay address for it (relay.py adds delay and loss and
 enforces partitions); `tc tbf` on each end of a veth limits bandwidth; a
 cut takes the host's veth down. The test process reaches a client's web
-API through a forward on 127.0.0.1, so the usual helpers (web_json,
-wait_for_servers, the CLI) work unchanged.
+API (on the host's own 127.0.0.1) through a forward on its 127.0.0.1, so
+the usual helpers (web_json, wait_for_servers, the CLI) work unchanged.
 
 Everything is named PREFIX<pid>-<grid><host> and removed by close() (also
 at interpreter exit); a new grid first removes what runs of processes that
@@ -262,13 +262,16 @@ class NetGrid:
         return ("--port", f"tcp:{TUB_PORT}:interface={h.ip}", "--location", f"tcp:{h.relay}:{TUB_PORT}")
 
     def web_args(self, name: str) -> tuple[str, ...]:
-        return ("--webport", f"tcp:{WEB_PORT}:interface={self.host(name).ip}")
+        """create-client flags (shoal's and Tahoe's): the web API on the host's own loopback."""
+        self.host(name)
+        return ("--webport", f"tcp:{WEB_PORT}:interface=127.0.0.1")
 
     def web_url(self, name: str) -> str:
-        """A URL in the test's namespace for the web API of the client on this host."""
+        """A URL in the test's namespace for the web API of the client on this host (the user's
+        program sits beside the client: this path crosses none of the host's links)."""
         if name not in self._web:
             assert self.relay is not None
-            self._web[name] = f"http://127.0.0.1:{self.relay.forward_local(self.host(name).index, WEB_PORT)}/"
+            self._web[name] = f"http://127.0.0.1:{self.relay.forward_local(self.host(name).ns, WEB_PORT)}/"
         return self._web[name]
 
     def start_node(self, name: str, nodedir: str, timeout: float = 60) -> NodeProcess:

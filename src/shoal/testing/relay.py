@@ -9,9 +9,11 @@ partition separates the two ends, both directions stop moving (a black
 hole: nothing is refused or reset), and they resume on heal. Link settings
 and partitions may change at any time from any thread.
 
-Forwards from 127.0.0.1 in the test's own namespace (for a client's web
-API) use listening sockets made by the calling thread, so they live in its
-namespace, and carry no delay.
+Forwards from 127.0.0.1 in the test's own namespace to 127.0.0.1 in a
+host's (for a client's web API: the user's program runs beside the client,
+so this path crosses no link) use a listening socket made by the calling
+thread and upstream sockets made by a thread that entered the host's
+namespace; sockets stay in the namespace they were made in.
 """
 
 import asyncio
@@ -21,7 +23,7 @@ import random
 import socket
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from shoal.testing.netlinks import Link, Partition, chunk_delay, host_of_node_ip, node_ip
@@ -52,7 +54,8 @@ class Relay:
         self._rng = random.Random(seed)
         self._changed: asyncio.Event | None = None
         self._servers: list[asyncio.AbstractServer] = []
-        self._connections: set[asyncio.Task[None]] = set()
+        self._connections: set[asyncio.Future[None]] = set()
+        self._ns_threads: dict[str, ThreadPoolExecutor] = {}
         self.loop = asyncio.new_event_loop()
         started: Future[None] = Future()
         self._thread = threading.Thread(target=self._run, args=(hub_namespace, started),
@@ -104,17 +107,41 @@ class Relay:
 
         self._call(start)
 
-    def forward_local(self, host: int, port: int) -> int:
-        """A 127.0.0.1 port in the caller's namespace forwarding, without delay, to host's node_ip:port."""
+    def forward_local(self, namespace: str, port: int) -> int:
+        """A 127.0.0.1 port in the caller's namespace forwarding, without delay or link, to
+        127.0.0.1:port inside `namespace`."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
         sock.listen(64)
         local_port = sock.getsockname()[1]
+        if namespace not in self._ns_threads:
+            self._ns_threads[namespace] = ThreadPoolExecutor(1, initializer=enter_netns, initargs=(namespace,))
+        pool = self._ns_threads[namespace]
+
+        def connect() -> socket.socket:
+            return socket.create_connection(("127.0.0.1", port), timeout=10)
+
+        async def accepted(down_r: asyncio.StreamReader, down_w: asyncio.StreamWriter) -> None:
+            up_w = None
+            try:
+                up = await asyncio.get_running_loop().run_in_executor(pool, connect)
+                up.settimeout(None)
+                up_r, up_w = await asyncio.open_connection(sock=up)
+                await asyncio.gather(self._pipe(down_r, up_w, None, None), self._pipe(up_r, down_w, None, None))
+            except OSError:
+                pass
+            finally:
+                for w in (down_w, up_w):
+                    if w is not None:
+                        w.close()
+
+        def track(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            task = asyncio.ensure_future(accepted(r, w))
+            self._connections.add(task)
+            task.add_done_callback(self._connections.discard)
 
         async def start() -> None:
-            server = await asyncio.start_server(
-                lambda r, w: self._accepted(r, w, host, port, direct=True), sock=sock)
-            self._servers.append(server)
+            self._servers.append(await asyncio.start_server(track, sock=sock))
 
         self._call(start)
         return local_port
@@ -135,26 +162,26 @@ class Relay:
                 self._thread.join(10)
         if not self._thread.is_alive():
             self.loop.close()
+        for pool in self._ns_threads.values():
+            pool.shutdown(wait=False)
 
     # -- connections (loop thread) ---------------------------------------------------
 
-    def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: int, port: int,
-                  direct: bool = False) -> None:
+    def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: int, port: int) -> None:
         peer = writer.get_extra_info("peername")
-        source = None if direct or not peer else host_of_node_ip(peer[0])
-        task = asyncio.ensure_future(self._connection(reader, writer, source, host, port, direct))
+        source = host_of_node_ip(peer[0]) if peer else None
+        task = asyncio.ensure_future(self._connection(reader, writer, source, host, port))
         self._connections.add(task)
         task.add_done_callback(self._connections.discard)
 
     async def _connection(self, down_r: asyncio.StreamReader, down_w: asyncio.StreamWriter,
-                          source: int | None, host: int, port: int, direct: bool) -> None:
+                          source: int | None, host: int, port: int) -> None:
         up_w = None
         try:
             await self._until_allowed(source, host)
             up_r, up_w = await asyncio.open_connection(node_ip(host), port)
-            a, b = (None, None) if direct else (source, host)  # no link settings apply to a local forward
-            pipes = [asyncio.ensure_future(self._pipe(down_r, up_w, a, b)),
-                     asyncio.ensure_future(self._pipe(up_r, down_w, b, a))]
+            pipes = [asyncio.ensure_future(self._pipe(down_r, up_w, source, host)),
+                     asyncio.ensure_future(self._pipe(up_r, down_w, host, source))]
             try:
                 done, pending = await asyncio.wait(pipes, return_when=asyncio.FIRST_EXCEPTION)
                 for p in pending:
