@@ -55,7 +55,7 @@ def make_netgrid(tmp_path_factory):
         g.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def wan(tmp_path_factory):
     _skip_unless_available()
     grid = NetGrid(str(tmp_path_factory.mktemp("wan")))
