@@ -195,8 +195,9 @@ def add_children(
     """
     changes: dict[str, bytes | None] = {}
     current: dict[str, tuple[Child, dict[str, Any]] | None] = {}
+    names = {raw_name: check_new_name(raw_name) for raw_name in additions}  # every name, before any edit
     for raw_name, (child, new_metadata) in additions.items():
-        name = check_new_name(raw_name)
+        name = names[raw_name]
         old = current[name] if name in current else contents.child(name)
         old_metadata = None
         if old is not None:

@@ -265,3 +265,12 @@ def test_metadata_json_too_deep_for_python_is_a_corrupt_entry_not_a_recursion_er
     assert list(contents(new).entries()) == ["ok"]
     wide = raw_entry(b"w", b'{"n": ' + b"7" * 4000 + b', "d": ' + b"[" * 300 + b"]" * 300 + b"}")
     assert contents(wide).entries()["w"].metadata["n"] == int("7" * 4000)  # what Tahoe reads, shoal reads
+
+
+def test_every_name_of_an_edit_is_checked_before_any_child_is():
+    """A bad name later in the batch is the error, not an existing child earlier in it
+    (hypothesis found {'a': existing, '': ...} answering ExistingChildError)."""
+    child = resolve_child(FILE, None)
+    existing = add_children(contents(b""), {"a": (child, None)}, overwrite=True, now=1.0)
+    with pytest.raises(ChildNameError, match="bad child name"):
+        add_children(contents(existing), {"a": (child, None), "": (child, None)}, overwrite=False, now=2.0)
