@@ -22,6 +22,7 @@ setup(
         "pyyaml>=6.0",
         "prometheus-client>=0.17",
         "rich>=13.0",
+        "paramiko>=3.4,<6",
     ],
     extras_require={
         "test": [

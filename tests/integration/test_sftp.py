@@ -1,0 +1,230 @@
+"""The SFTP frontend ([sftpd], Tahoe-LAFS 1.20's configuration) of a real client node
+process on the shared grid, driven by real clients: OpenSSH's ``sftp`` in batch mode
+and paramiko's SFTPClient."""
+
+import os
+import shutil
+import socket
+import stat
+import subprocess
+
+import paramiko
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from shoal.testing.grid import shares_args, wait_for_servers
+from shoal.testing.processes import NodeProcessError, create, set_config, start_node
+from shoal.testing.wait import wait_until
+from tests.conftest import SHARED_SHARES
+from tests.integration.test_web import request
+
+SFTP = shutil.which("sftp")
+
+
+def _keypair(path: str, comment: str) -> str:
+    """Write an unencrypted OpenSSH ed25519 private key at `path` (0600) and
+    `path`.pub; returns the public line."""
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                serialization.NoEncryption())
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(private)
+    line = public.decode("ascii") + " " + comment
+    with open(path + ".pub", "w", encoding="ascii") as f:
+        f.write(line + "\n")
+    return line
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class SFTPNode:
+    def __init__(self, node, port: int, keys: dict[str, str], rootcap: str) -> None:
+        self.node, self.port, self.keys, self.rootcap = node, port, keys, rootcap
+
+    def client(self, user: str = "alice", key: str | None = None) -> paramiko.SFTPClient:
+        transport = paramiko.Transport(("127.0.0.1", self.port))
+        transport.connect(pkey=paramiko.Ed25519Key.from_private_key_file(key or self.keys[user]), username=user)
+        return paramiko.SFTPClient.from_transport(transport)
+
+
+def _make_sftp_node(nodedir: str, furl: str, port: int, accounts: str) -> None:
+    """A client node directory with [sftpd] as Tahoe 1.20's docs configure it."""
+    create("create-client", "--webport", "tcp:0:interface=127.0.0.1", "--nickname", "sftp-client",
+           "--introducer", furl, *shares_args(*SHARED_SHARES), nodedir)
+    _keypair(os.path.join(nodedir, "private", "ssh_host_ed25519_key"), "host")
+    for key, value in (("enabled", "true"), ("port", f"tcp:{port}:interface=127.0.0.1"),
+                       ("host_pubkey_file", "private/ssh_host_ed25519_key.pub"),
+                       ("host_privkey_file", "private/ssh_host_ed25519_key"),
+                       ("accounts.file", "private/accounts")):
+        set_config(nodedir, "sftpd", key, value)
+    fd = os.open(os.path.join(nodedir, "private", "accounts"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(accounts)
+
+
+@pytest.fixture(scope="module")
+def sftp_node(shared_grid, tmp_path_factory) -> SFTPNode:
+    tmp = tmp_path_factory.mktemp("sftp-keys")
+    r = request(shared_grid.client_url, "POST", "/uri?t=mkdir")
+    assert r.status == 200
+    rootcap = r.text
+    r = request(shared_grid.client_url, "POST", "/uri?t=mkdir")
+    bobcap = r.text
+    keys = {}
+    lines = ["# test accounts"]
+    for user, cap in (("alice", rootcap), ("bob", bobcap)):
+        keys[user] = str(tmp / f"{user}_key")
+        lines.append(f"{user} {_keypair(keys[user], user + '@test')} {cap}")
+    port = _free_port()
+    nodedir = os.path.join(shared_grid.base, "sftp-client")
+    _make_sftp_node(nodedir, shared_grid.introducer_furl, port, "\n".join(lines) + "\n")
+    node = start_node(nodedir)
+    shared_grid.clients.append(node)  # stopped with the grid
+    wait_for_servers(node.web_url, len(shared_grid.storage))
+    wait_until(lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() or True, 30,
+               "the SFTP port listening", ignore=(OSError,))
+    return SFTPNode(node, port, keys, rootcap)
+
+
+def test_paramiko_put_ls_get_rename_mkdir_rm(sftp_node):
+    c = sftp_node.client()
+    data = os.urandom(300_000)  # several segments: range reads cross segment boundaries
+    with c.open("/big.bin", "wb") as f:
+        f.write(data)
+    with c.open("small.txt", "wb") as f:
+        f.write(b"hello sftp")
+    c.mkdir("docs")
+    listing = {a.filename: a for a in c.listdir_attr("/")}
+    assert set(listing) == {"big.bin", "small.txt", "docs"}
+    assert listing["big.bin"].st_size == 300_000 and stat.S_ISREG(listing["big.bin"].st_mode)
+    assert stat.S_ISDIR(listing["docs"].st_mode)
+    assert listing["small.txt"].st_mtime > 0
+    with c.open("/big.bin", "rb") as f:
+        assert f.read() == data
+        f.seek(131_000)
+        assert f.read(5000) == data[131_000:136_000]
+    assert c.stat("small.txt").st_size == 10
+    c.rename("/big.bin", "/docs/moved.bin")
+    assert c.listdir("/docs") == ["moved.bin"]
+    with c.open("/docs/moved.bin", "rb") as f:
+        assert f.read() == data
+    with pytest.raises(IOError):
+        c.rmdir("/docs")  # not empty
+    c.remove("/docs/moved.bin")
+    c.rmdir("/docs")
+    assert sorted(c.listdir("/")) == ["small.txt"]
+    with pytest.raises(FileNotFoundError):
+        c.stat("/docs")
+    # overwrite, and an existing name refused by a plain rename
+    with c.open("small.txt", "wb") as f:
+        f.write(b"second")
+    with c.open("other.txt", "wb") as f:
+        f.write(b"other")
+    with pytest.raises(IOError):
+        c.rename("other.txt", "small.txt")
+    c.posix_rename("other.txt", "small.txt")
+    with c.open("small.txt", "rb") as f:
+        assert f.read() == b"other"
+    c.remove("small.txt")
+    c.close()
+
+
+def test_paths_stay_under_the_root(sftp_node):
+    c = sftp_node.client("bob")
+    assert c.normalize("../../..") == "/"
+    assert c.normalize("/a/../b/./c") == "/b/c"
+    with c.open("/../../top.txt", "wb") as f:
+        f.write(b"bob's")
+    assert c.listdir("/") == ["top.txt"]
+    # bob's root is not alice's: alice does not see it
+    a = sftp_node.client("alice")
+    assert "top.txt" not in a.listdir("/")
+    for bad in ("/a\x01b", "/" + "x" * 300):
+        with pytest.raises(IOError):
+            c.open(bad, "wb").close()
+    with pytest.raises(IOError):
+        c.symlink("top.txt", "link")
+    c.close()
+    a.close()
+
+
+def test_password_and_wrong_key_refused(sftp_node, tmp_path):
+    transport = paramiko.Transport(("127.0.0.1", sftp_node.port))
+    transport.start_client(timeout=10)
+    with pytest.raises(paramiko.AuthenticationException):
+        transport.auth_password("alice", "anything")
+    transport.close()
+    stranger = str(tmp_path / "stranger")
+    _keypair(stranger, "stranger")
+    with pytest.raises(paramiko.AuthenticationException):
+        sftp_node.client("alice", key=stranger)
+    with pytest.raises(paramiko.AuthenticationException):
+        sftp_node.client("alice", key=sftp_node.keys["bob"])  # bob's key is not alice's
+
+
+def test_sessions_at_once(sftp_node):
+    clients = [sftp_node.client() for _ in range(3)]
+    for i, c in enumerate(clients):
+        with c.open(f"s{i}.txt", "wb") as f:
+            f.write(b"session %d" % i)
+    for c in clients:
+        assert {f"s{i}.txt" for i in range(3)} <= set(c.listdir("/"))
+    for i, c in enumerate(clients):
+        with c.open(f"s{(i + 1) % 3}.txt", "rb") as f:
+            assert f.read() == b"session %d" % ((i + 1) % 3)
+    for i, c in enumerate(clients):
+        c.remove(f"s{i}.txt")
+        c.close()
+
+
+@pytest.mark.skipif(SFTP is None, reason="OpenSSH's sftp client is not installed (make sftp-client)")
+def test_openssh_sftp_batch(sftp_node, tmp_path):
+    local = tmp_path / "up.bin"
+    data = os.urandom(200_000)
+    local.write_bytes(data)
+    (tmp_path / "empty.txt").write_bytes(b"")
+    batch = "\n".join([
+        "mkdir /ossh",
+        f"put {local} /ossh/up.bin",
+        f"put {tmp_path / 'empty.txt'} /ossh/empty.txt",
+        "ls -l /ossh",
+        "rename /ossh/up.bin /ossh/renamed.bin",
+        f"get /ossh/renamed.bin {tmp_path / 'down.bin'}",
+        "rm /ossh/empty.txt",
+        "ls /ossh",
+        "",
+    ])
+    r = subprocess.run(
+        [SFTP, "-b", "-", "-P", str(sftp_node.port), "-o", "StrictHostKeyChecking=no",
+         "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-i", sftp_node.keys["alice"],
+         "alice@127.0.0.1"],
+        input=batch.encode(), capture_output=True, timeout=120,
+    )
+    out = r.stdout.decode()
+    assert r.returncode == 0, (out, r.stderr.decode())
+    assert (tmp_path / "down.bin").read_bytes() == data
+    ls_l = out.split("sftp> ls -l /ossh")[1].split("sftp>")[0]
+    assert "up.bin" in ls_l and "200000" in ls_l and "empty.txt" in ls_l
+    assert out.rstrip().endswith("renamed.bin")
+    c = sftp_node.client()
+    assert c.listdir("/ossh") == ["renamed.bin"]
+    c.remove("/ossh/renamed.bin")
+    c.rmdir("/ossh")
+    c.close()
+
+
+def test_password_line_refused_at_start(shared_grid, tmp_path):
+    nodedir = str(tmp_path / "pw-client")
+    _make_sftp_node(nodedir, shared_grid.introducer_furl, _free_port(), "carol secret URI:DIR2:aaaa:bbbb\n")
+    with pytest.raises(NodeProcessError) as info:
+        start_node(nodedir, 30).stop()
+    text = str(info.value)
+    assert "Password-based authentication is not supported" in text and "accounts.file" in text
+    assert "secret" not in text and "URI:DIR2" not in text
