@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 PEER_VENV ?= .venv-peer
 PEER_STAMP := $(PEER_VENV)/.installed-stamp
 
-.PHONY: test lint unit run codec-demo bench peer clean chromium
+.PHONY: test lint unit run codec-demo bench peer clean chromium sftp-client
 
 $(STAMP): setup.py pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,7 +38,13 @@ chromium:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get install -y chromium || { $$SUDO apt-get update && $$SUDO apt-get install -y chromium; }; }
 
-test: lint chromium unit
+# Debian's openssh-client (sftp) drives the SFTP frontend in tests/integration/test_sftp.py.
+sftp-client:
+	@test -x /usr/bin/sftp || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get install -y openssh-client || { $$SUDO apt-get update && $$SUDO apt-get install -y openssh-client; }; }
+
+test: lint chromium sftp-client unit
 
 # A real local grid (introducer, 5 storage nodes, a client) until Ctrl-C.
 run: $(STAMP)

@@ -184,8 +184,8 @@ def test_sessions_at_once(sftp_node):
         c.close()
 
 
-@pytest.mark.skipif(SFTP is None, reason="OpenSSH's sftp client is not installed (make sftp-client)")
 def test_openssh_sftp_batch(sftp_node, tmp_path):
+    assert SFTP is not None, "OpenSSH's sftp client is not installed: make sftp-client"
     local = tmp_path / "up.bin"
     data = os.urandom(200_000)
     local.write_bytes(data)
