@@ -32,9 +32,28 @@ class SFTPConfigError(CallerError):
     """A bad [sftpd] setting (the message names the key, never a secret)."""
 
 
+def _split_endpoint(text: str) -> list[str]:
+    """Split at ``:``, a backslash escaping the next character (Twisted's rule)."""
+    parts, current, escaped = [], [], False
+    for c in text:
+        if escaped:
+            current.append(c)
+            escaped = False
+        elif c == "\\":
+            escaped = True
+        elif c == ":":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(c)
+    parts.append("".join(current))
+    return parts
+
+
 def parse_port(text: str) -> tuple[str, int]:
-    """(interface, port) of a ``tcp:PORT[:interface=ADDR]`` endpoint string."""
-    parts = text.strip().split(":")
+    """(interface, port) of a ``tcp:PORT[:interface=ADDR]`` endpoint string (an IPv6
+    address escapes its colons: ``interface=\\:\\:1``)."""
+    parts = _split_endpoint(text.strip())
     if len(parts) < 2 or parts[0] != "tcp":
         raise SFTPConfigError("[sftpd]port: a tcp endpoint, like tcp:8022:interface=127.0.0.1")
     port_text, interface = parts[1], "0.0.0.0"
