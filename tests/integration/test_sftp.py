@@ -2,11 +2,14 @@
 process on the shared grid, driven by real clients: OpenSSH's ``sftp`` in batch mode
 and paramiko's SFTPClient."""
 
+import json
 import os
 import shutil
 import socket
 import stat
 import subprocess
+import time
+from urllib.parse import quote
 
 import paramiko
 import pytest
@@ -228,3 +231,30 @@ def test_password_line_refused_at_start(shared_grid, tmp_path):
     text = str(info.value)
     assert "Password-based authentication is not supported" in text and "accounts.file" in text
     assert "secret" not in text and "URI:DIR2" not in text
+
+
+def test_openssh_ls_l_of_a_thousand_entries(sftp_node, shared_grid):
+    url = shared_grid.client_url
+    lit = request(url, "PUT", "/uri", b"tiny").text
+    r = request(url, "POST", "/uri?t=mkdir")
+    big_dir = r.text
+    children = {f"f{i:04d}.txt": ["filenode", {"ro_uri": lit, "metadata": {}}] for i in range(1000)}
+    r = request(url, "POST", "/uri/" + quote(big_dir, safe="") + "?t=set_children", json.dumps(children).encode())
+    assert r.status == 200, r.text
+    r = request(url, "PUT", "/uri/" + quote(sftp_node.rootcap, safe="") + "/thousand?t=uri", big_dir.encode())
+    assert r.status in (200, 201), r.text
+    assert SFTP is not None, "OpenSSH's sftp client is not installed: make sftp-client"
+    started = time.monotonic()
+    r = subprocess.run(
+        [SFTP, "-b", "-", "-P", str(sftp_node.port), "-o", "StrictHostKeyChecking=no",
+         "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-i", sftp_node.keys["alice"],
+         "alice@127.0.0.1"],
+        input=b"ls -l /thousand\n", capture_output=True, timeout=120,
+    )
+    elapsed = time.monotonic() - started
+    assert r.returncode == 0, r.stderr.decode()
+    rows = [line for line in r.stdout.decode().splitlines() if line.startswith("-r")]
+    assert len(rows) == 1000, r.stdout.decode()[-500:]
+    assert all(row.split()[4] == "4" for row in rows)  # the size column
+    assert rows[0].endswith("f0000.txt") and rows[-1].endswith("f0999.txt")
+    print(f"ls -l of 1000 entries: {elapsed:.2f}s")
