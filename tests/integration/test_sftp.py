@@ -13,38 +13,15 @@ from urllib.parse import quote
 
 import paramiko
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from shoal.testing.grid import shares_args, wait_for_servers
-from shoal.testing.processes import NodeProcessError, create, set_config, start_node
+from shoal.testing.processes import NodeProcessError, start_node
+from shoal.testing.sftp import free_port, make_sftp_node, write_keypair
 from shoal.testing.wait import wait_until
 from tests.conftest import SHARED_SHARES
 from tests.integration.test_web import request
 
 SFTP = shutil.which("sftp")
-
-
-def _keypair(path: str, comment: str) -> str:
-    """Write an unencrypted OpenSSH ed25519 private key at `path` (0600) and
-    `path`.pub; returns the public line."""
-    key = Ed25519PrivateKey.generate()
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-                                serialization.NoEncryption())
-    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(private)
-    line = public.decode("ascii") + " " + comment
-    with open(path + ".pub", "w", encoding="ascii") as f:
-        f.write(line + "\n")
-    return line
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class SFTPNode:
@@ -55,21 +32,6 @@ class SFTPNode:
         transport = paramiko.Transport(("127.0.0.1", self.port))
         transport.connect(pkey=paramiko.Ed25519Key.from_private_key_file(key or self.keys[user]), username=user)
         return paramiko.SFTPClient.from_transport(transport)
-
-
-def _make_sftp_node(nodedir: str, furl: str, port: int, accounts: str) -> None:
-    """A client node directory with [sftpd] as Tahoe 1.20's docs configure it."""
-    create("create-client", "--webport", "tcp:0:interface=127.0.0.1", "--nickname", "sftp-client",
-           "--introducer", furl, *shares_args(*SHARED_SHARES), nodedir)
-    _keypair(os.path.join(nodedir, "private", "ssh_host_ed25519_key"), "host")
-    for key, value in (("enabled", "true"), ("port", f"tcp:{port}:interface=127.0.0.1"),
-                       ("host_pubkey_file", "private/ssh_host_ed25519_key.pub"),
-                       ("host_privkey_file", "private/ssh_host_ed25519_key"),
-                       ("accounts.file", "private/accounts")):
-        set_config(nodedir, "sftpd", key, value)
-    fd = os.open(os.path.join(nodedir, "private", "accounts"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(accounts)
 
 
 @pytest.fixture(scope="module")
@@ -84,10 +46,10 @@ def sftp_node(shared_grid, tmp_path_factory) -> SFTPNode:
     lines = ["# test accounts"]
     for user, cap in (("alice", rootcap), ("bob", bobcap)):
         keys[user] = str(tmp / f"{user}_key")
-        lines.append(f"{user} {_keypair(keys[user], user + '@test')} {cap}")
-    port = _free_port()
+        lines.append(f"{user} {write_keypair(keys[user], user + '@test')} {cap}")
+    port = free_port()
     nodedir = os.path.join(shared_grid.base, "sftp-client")
-    _make_sftp_node(nodedir, shared_grid.introducer_furl, port, "\n".join(lines) + "\n")
+    make_sftp_node(nodedir, shared_grid.introducer_furl, port, "\n".join(lines) + "\n", *shares_args(*SHARED_SHARES))
     node = start_node(nodedir)
     shared_grid.clients.append(node)  # stopped with the grid
     wait_for_servers(node.web_url, len(shared_grid.storage))
@@ -165,7 +127,7 @@ def test_password_and_wrong_key_refused(sftp_node, tmp_path):
         transport.auth_password("alice", "anything")
     transport.close()
     stranger = str(tmp_path / "stranger")
-    _keypair(stranger, "stranger")
+    write_keypair(stranger, "stranger")
     with pytest.raises(paramiko.AuthenticationException):
         sftp_node.client("alice", key=stranger)
     with pytest.raises(paramiko.AuthenticationException):
@@ -225,7 +187,7 @@ def test_openssh_sftp_batch(sftp_node, tmp_path):
 
 def test_password_line_refused_at_start(shared_grid, tmp_path):
     nodedir = str(tmp_path / "pw-client")
-    _make_sftp_node(nodedir, shared_grid.introducer_furl, _free_port(), "carol secret URI:DIR2:aaaa:bbbb\n")
+    make_sftp_node(nodedir, shared_grid.introducer_furl, free_port(), "carol secret URI:DIR2:aaaa:bbbb\n")
     with pytest.raises(NodeProcessError) as info:
         start_node(nodedir, 30).stop()
     text = str(info.value)
