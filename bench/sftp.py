@@ -63,6 +63,12 @@ def main() -> None:
                 for _ in range(args.mib):
                     f.write(os.urandom(1 << 20))
             want = digest(local)
+            # OpenSSH gets other bytes: the same file again would find its shares already placed
+            local2 = os.path.join(base, "big2.bin")
+            with open(local2, "wb") as f:
+                for _ in range(args.mib):
+                    f.write(os.urandom(1 << 20))
+            want2 = digest(local2)
             size = args.mib << 20
             figures: dict[str, float] = {}
 
@@ -84,13 +90,13 @@ def main() -> None:
                 cmd = [sftp, "-b", "-", "-P", str(port), "-o", "StrictHostKeyChecking=no",
                        "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-i", key, "bench@127.0.0.1"]
                 t = time.monotonic()
-                subprocess.run(cmd, input=f"put {local} /o.bin\n".encode(), check=True, capture_output=True)
+                subprocess.run(cmd, input=f"put {local2} /o.bin\n".encode(), check=True, capture_output=True)
                 figures["openssh_put_s"] = time.monotonic() - t
                 back = os.path.join(base, "o.back")
                 t = time.monotonic()
                 subprocess.run(cmd, input=f"get /o.bin {back}\n".encode(), check=True, capture_output=True)
                 figures["openssh_get_s"] = time.monotonic() - t
-                assert digest(back) == want, "OpenSSH: the bytes read back differ"
+                assert digest(back) == want2, "OpenSSH: the bytes read back differ"
             for name in list(figures):
                 figures[name.replace("_s", "_MiB_per_s")] = round(size / (1 << 20) / figures[name], 2)
                 figures[name] = round(figures[name], 2)

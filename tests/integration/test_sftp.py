@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 import paramiko
 import pytest
+from paramiko.sftp import CMD_CLOSE
 
 from shoal.testing.grid import shares_args, wait_for_servers
 from shoal.testing.processes import NodeProcessError, start_node
@@ -220,3 +221,46 @@ def test_openssh_ls_l_of_a_thousand_entries(sftp_node, shared_grid):
     assert all(row.split()[4] == "4" for row in rows)  # the size column
     assert rows[0].endswith("f0000.txt") and rows[-1].endswith("f0999.txt")
     print(f"ls -l of 1000 entries: {elapsed:.2f}s")
+
+
+def test_mutable_file_and_no_write_link(sftp_node, shared_grid):
+    url = shared_grid.client_url
+    mutable = request(url, "PUT", "/uri?format=MDMF", b"version one").text
+    lit = request(url, "PUT", "/uri", b"frozen").text
+    children = {"mut.txt": ["filenode", {"rw_uri": mutable, "metadata": {}}],
+                "frozen.txt": ["filenode", {"ro_uri": lit, "metadata": {"no-write": True}}]}
+    r = request(url, "POST", "/uri/" + quote(sftp_node.rootcap, safe="") + "?t=set_children",
+                json.dumps(children).encode())
+    assert r.status == 200, r.text
+    c = sftp_node.client()
+    assert c.stat("/mut.txt").st_size == 11  # a mutable file's size is asked of the grid
+    with c.open("/mut.txt", "wb") as f:
+        f.write(b"version two, longer")
+    # as Tahoe: writing an existing mutable file publishes a new version of that file
+    assert request(url, "GET", "/uri/" + quote(mutable, safe="")).body == b"version two, longer"
+    with c.open("/mut.txt", "rb") as f:
+        assert f.read() == b"version two, longer"
+    attrs = {a.filename: a for a in c.listdir_attr("/")}
+    assert attrs["frozen.txt"].st_mode & 0o222 == 0 and attrs["mut.txt"].st_mode & 0o777 == 0o666
+    with pytest.raises(PermissionError):
+        c.open("/frozen.txt", "wb").close()
+    with c.open("/frozen.txt", "rb") as f:
+        assert f.read() == b"frozen"
+    c.remove("/frozen.txt")  # no-write does not prevent unlinking (Tahoe's docs)
+    c.remove("/mut.txt")
+    c.close()
+
+
+def test_a_failed_upload_on_close_reaches_the_client(sftp_node):
+    c = sftp_node.client()
+    c.mkdir("/gone")
+    f = c.open("/gone/x.bin", "wb")
+    f.write(b"nowhere to go")
+    f.flush()
+    c.rmdir("/gone")  # empty: x.bin is linked only when its handle closes
+    # paramiko's SFTPFile.close() swallows errors; the CLOSE request itself answers them
+    with pytest.raises(FileNotFoundError):
+        c._request(CMD_CLOSE, f.handle)
+    f._closed = True
+    assert "gone" not in c.listdir("/")
+    c.close()

@@ -23,6 +23,9 @@ from shoal.dirnode import (
 )
 from shoal.dirnode.children import Entry
 from shoal.errors import CallerError, NotFoundError, NotWritableError
+from shoal.mutable.filenode import MutableFileNode
+
+MAX_MUTABLE_SIZE = 16 * 1024 * 1024  # a mutable file is published from memory
 
 
 class SFTPFSError(CallerError):
@@ -61,10 +64,11 @@ def entry_attrs(entry: Entry) -> Attrs:
     """Attributes from a listing alone (no network): a mutable file's size is 0 here."""
     cap = entry.cap
     mtime = _mtime(entry.metadata)
+    no_write = bool(entry.metadata.get("no-write", False))
     if entry.is_directory:
-        return Attrs(True, 0, mtime, entry.rw_cap is None)
+        return Attrs(True, 0, mtime, no_write or entry.rw_cap is None)
     size = cap.size if isinstance(cap, (CHKCap, LiteralCap)) else 0
-    return Attrs(False, size, mtime, isinstance(cap, (CHKCap, LiteralCap)) or entry.rw_cap is None)
+    return Attrs(False, size, mtime, no_write or (entry.rw_cap is None and not isinstance(cap, (CHKCap, LiteralCap))))
 
 
 def _where(names: Sequence[str]) -> str:
@@ -160,7 +164,16 @@ class AccountFS:
             existing = None
         if existing is not None and existing.is_directory:
             raise Failure(f"{_where(names)}: is a directory")
+        if existing is not None and existing.metadata.get("no-write", False):
+            raise PermissionDenied(f"{_where(names)}: the link is no-write")
         source.seek(0)
+        node = self._maker.node_for_entry(existing) if existing is not None else None
+        if isinstance(node, MutableFileNode) and not node.is_readonly():
+            # as Tahoe: writing an existing mutable file publishes a new version of it
+            if size > MAX_MUTABLE_SIZE:
+                raise Failure(f"{_where(names)}: a mutable file here is at most {MAX_MUTABLE_SIZE} bytes")
+            await node.overwrite(source.read(size))
+            return
         result = await self._files.upload(source, size)
         try:
             await parent.set_child(names[-1], result.cap, overwrite=True)
@@ -201,6 +214,9 @@ class AccountFS:
     async def rename(self, old: Sequence[str], new: Sequence[str], *, overwrite: bool) -> None:
         if not old or not new:
             raise PermissionDenied("/: the root cannot be renamed")
+        if tuple(old) == tuple(new):
+            await self.entry(old)
+            return
         if tuple(new[:len(old)]) == tuple(old) and len(new) > len(old):
             raise Failure(f"{_where(new)}: cannot move a directory into itself")
         source = await self._writable(old[:-1])

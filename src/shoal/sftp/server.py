@@ -15,6 +15,7 @@ from typing import Any, BinaryIO, TypeVar, cast
 
 import paramiko
 from paramiko.sftp import (
+    CMD_CLOSE,
     SFTP_EOF,
     SFTP_FAILURE,
     SFTP_NO_SUCH_FILE,
@@ -72,13 +73,32 @@ def _attributes(name: str, a: Attrs) -> paramiko.SFTPAttributes:
     out.st_size = a.size
     out.st_uid = 0
     out.st_gid = 0
-    if a.is_dir:
-        out.st_mode = 0o40555 if a.readonly else 0o40755
-    else:
-        out.st_mode = 0o100444 if a.readonly else 0o100644
+    # Tahoe 1.20's modes (sshfs as a non-root user needs them world-writable):
+    # 0777 directories, 0666 files, the w bits cleared for a read-only link
+    perms = 0o555 if a.is_dir else 0o444
+    if not a.readonly:
+        perms |= 0o222
+    out.st_mode = (0o40000 if a.is_dir else 0o100000) | perms
     out.st_mtime = a.mtime
     out.st_atime = a.mtime
     return out
+
+
+class SFTPSubsystem(paramiko.SFTPServer):
+    """paramiko's SFTP server, except that closing a file answers what the handle's
+    close() says: paramiko answers OK whatever it returns, and a file written over
+    SFTP is uploaded on close, so an upload that failed must reach the client."""
+
+    def _process(self, t: int, request_number: int, msg: paramiko.Message) -> None:
+        if t == CMD_CLOSE:
+            position = msg.packet.tell()
+            handle = msg.get_binary()
+            if handle in self.file_table:
+                code = self.file_table.pop(handle).close()
+                self._send_status(request_number, code if isinstance(code, int) else SFTP_OK)
+                return
+            msg.packet.seek(position)
+        super()._process(t, request_number, msg)
 
 
 class ReadHandle(paramiko.SFTPHandle):
@@ -337,6 +357,8 @@ class SFTPInterface(paramiko.SFTPServerInterface):
             return None
         if a.is_dir:
             raise Failure("is a directory")
+        if a.readonly:
+            raise PermissionDenied("a no-write link")
         return await self.s.fs.file_node(names)
 
     def _copy_into(self, node: Any, spool: BinaryIO) -> None:

@@ -21,7 +21,7 @@ from shoal.dirnode import NodeMaker
 from shoal.errors import CallerError
 from shoal.sftp.accounts import Account, AccountsError, load_accounts
 from shoal.sftp.filesystem import AccountFS
-from shoal.sftp.server import Bridge, Session, SFTPInterface, SSHServer
+from shoal.sftp.server import Bridge, Session, SFTPInterface, SFTPSubsystem, SSHServer
 
 _log = Logger()
 MAX_CONNECTIONS = 32
@@ -164,7 +164,7 @@ class SFTPService(service.Service):
             transport.auth_timeout = AUTH_TIMEOUT
             transport.banner_timeout = AUTH_TIMEOUT
             transport.add_server_key(self._host_key)
-            transport.set_subsystem_handler("sftp", paramiko.SFTPServer, SFTPInterface)
+            transport.set_subsystem_handler("sftp", SFTPSubsystem, SFTPInterface)
             with self._lock:
                 self._transports.add(transport)
             transport.start_server(server=SSHServer(self._accounts, self._make_session))
