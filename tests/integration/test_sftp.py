@@ -264,3 +264,17 @@ def test_a_failed_upload_on_close_reaches_the_client(sftp_node):
     f._closed = True
     assert "gone" not in c.listdir("/")
     c.close()
+
+
+def test_a_file_left_open_when_the_session_ends_is_abandoned(sftp_node):
+    c = sftp_node.client()
+    f = c.open("/abandoned.bin", "wb")
+    f.write(b"half written")
+    f.flush()
+    spool = os.path.join(sftp_node.node.nodedir, "private", "sftp-spool")
+    assert any(n.startswith("sftp-") for n in os.listdir(spool))
+    c.get_channel().get_transport().close()  # the connection drops with the file open
+    wait_until(lambda: not any(n.startswith("sftp-") for n in os.listdir(spool)), 30, "the spool file removed")
+    c2 = sftp_node.client()
+    assert "abandoned.bin" not in c2.listdir("/")
+    c2.close()

@@ -40,6 +40,7 @@ MAX_READ = 256 * 1024  # bytes answered to one read request
 READ_AHEAD = 1024 * 1024  # bytes fetched from the grid per miss
 MAX_FILE_SIZE = 1 << 40  # a write past this offset is refused
 MAX_LIST = 100_000
+MAX_OPEN_WRITES = 64  # files open for writing at once in one session
 
 
 class Bridge:
@@ -99,6 +100,14 @@ class SFTPSubsystem(paramiko.SFTPServer):
                 return
             msg.packet.seek(position)
         super()._process(t, request_number, msg)
+
+    def finish_subsystem(self) -> None:
+        # as Tahoe: a file still open for writing when its session ends is abandoned,
+        # not uploaded (paramiko would close, and so upload, every handle left open)
+        for handle in list(self.file_table.values()):
+            if isinstance(handle, WriteHandle):
+                handle.abandon()
+        super().finish_subsystem()
 
 
 class ReadHandle(paramiko.SFTPHandle):
@@ -201,7 +210,15 @@ class WriteHandle(paramiko.SFTPHandle):
             self._discard()
         return SFTP_OK
 
+    def abandon(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._discard()
+
     def _discard(self) -> None:
+        self._session.writers.release()
         self._spool.close()
         try:
             os.unlink(self._spool_path)
@@ -217,6 +234,7 @@ class Session:
         self.fs = fs
         self.bridge = bridge
         self.spool_dir = spool_dir
+        self.writers = threading.BoundedSemaphore(MAX_OPEN_WRITES)
 
 
 class SSHServer(paramiko.ServerInterface):
@@ -333,8 +351,14 @@ class SFTPInterface(paramiko.SFTPServerInterface):
             return SFTP_FAILURE
         if existing is None and not flags & os.O_CREAT:
             return SFTP_NO_SUCH_FILE
-        os.makedirs(session.spool_dir, mode=0o700, exist_ok=True)
-        fd, spool_path = tempfile.mkstemp(prefix="sftp-", dir=session.spool_dir)
+        if not session.writers.acquire(blocking=False):
+            return SFTP_FAILURE
+        try:
+            os.makedirs(session.spool_dir, mode=0o700, exist_ok=True)
+            fd, spool_path = tempfile.mkstemp(prefix="sftp-", dir=session.spool_dir)
+        except OSError:
+            session.writers.release()
+            return SFTP_FAILURE
         spool = os.fdopen(fd, "w+b")
         if existing is not None and not flags & os.O_TRUNC:
             try:
@@ -342,6 +366,7 @@ class SFTPInterface(paramiko.SFTPServerInterface):
             except Exception as e:
                 spool.close()
                 os.unlink(spool_path)
+                session.writers.release()
                 return _code(e, session.user, "open")
         return WriteHandle(session, names, spool, spool_path, append=bool(flags & os.O_APPEND))
 

@@ -112,6 +112,7 @@ class SFTPService(service.Service):
 
     def startService(self) -> None:
         super().startService()
+        self._clean_spool()
         family = socket.AF_INET6 if ":" in self._address[0] else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -122,6 +123,19 @@ class SFTPService(service.Service):
         self._thread = threading.Thread(target=self._accept_loop, name="sftp-accept", daemon=True)
         self._thread.start()
         _log.info("SFTP server listening on {host}:{port}", host=self._address[0], port=self.port)
+
+    def _clean_spool(self) -> None:
+        """Files left by writes that a stopped node never uploaded."""
+        try:
+            names = os.listdir(self._spool_dir)
+        except OSError:
+            return
+        for name in names:
+            if name.startswith("sftp-"):
+                try:
+                    os.unlink(os.path.join(self._spool_dir, name))
+                except OSError:
+                    pass
 
     def stopService(self) -> Any:
         sock, self._sock = self._sock, None
