@@ -2,6 +2,7 @@
 process on the shared grid, driven by real clients: OpenSSH's ``sftp`` in batch mode
 and paramiko's SFTPClient."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -278,3 +279,37 @@ def test_a_file_left_open_when_the_session_ends_is_abandoned(sftp_node):
     c2 = sftp_node.client()
     assert "abandoned.bin" not in c2.listdir("/")
     c2.close()
+
+
+def _sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def test_openssh_100_mib_both_ways(sftp_node, tmp_path):
+    assert SFTP is not None, "OpenSSH's sftp client is not installed: make sftp-client"
+    local = tmp_path / "hundred.bin"
+    with open(local, "wb") as f:
+        for _ in range(100):
+            f.write(os.urandom(1 << 20))
+    cmd = [SFTP, "-b", "-", "-P", str(sftp_node.port), "-o", "StrictHostKeyChecking=no",
+           "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-i", sftp_node.keys["alice"],
+           "alice@127.0.0.1"]
+    t = time.monotonic()
+    r = subprocess.run(cmd, input=f"put {local} /hundred.bin\n".encode(), capture_output=True, timeout=300)
+    put_s = time.monotonic() - t
+    assert r.returncode == 0, r.stderr.decode()
+    c = sftp_node.client()
+    assert c.stat("/hundred.bin").st_size == 100 << 20
+    back = tmp_path / "back.bin"
+    t = time.monotonic()
+    r = subprocess.run(cmd, input=f"get /hundred.bin {back}\n".encode(), capture_output=True, timeout=300)
+    get_s = time.monotonic() - t
+    assert r.returncode == 0, r.stderr.decode()
+    assert _sha256(back) == _sha256(local)
+    print(f"100 MiB over OpenSSH sftp: put {put_s:.1f}s, get {get_s:.1f}s")
+    c.remove("/hundred.bin")
+    c.close()
