@@ -313,3 +313,43 @@ def test_openssh_100_mib_both_ways(sftp_node, tmp_path):
     print(f"100 MiB over OpenSSH sftp: put {put_s:.1f}s, get {get_s:.1f}s")
     c.remove("/hundred.bin")
     c.close()
+
+
+def test_a_file_being_written_seen_from_another_session(sftp_node):
+    writer, reader = sftp_node.client(), sftp_node.client("alice")
+    f = writer.open("/shared.bin", "wb")
+    f.write(b"x" * 1000)
+    f.flush()
+    # as Tahoe's heisenfiles: another session's stat answers the size written so far
+    assert reader.stat("/shared.bin").st_size == 1000
+    f.write(b"y" * 500)
+    f.flush()
+    assert reader.stat("/shared.bin").st_size == 1500
+    f.close()
+    with reader.open("/shared.bin", "rb") as g:
+        assert g.read() == b"x" * 1000 + b"y" * 500
+    assert reader.stat("/shared.bin").st_size == 1500
+    reader.remove("/shared.bin")
+    with pytest.raises(FileNotFoundError):
+        reader.stat("/shared.bin")
+    writer.close()
+    reader.close()
+
+
+def test_append_and_write_in_place(sftp_node):
+    c = sftp_node.client("bob")
+    with c.open("/edit.txt", "wb") as f:
+        f.write(b"hello")
+    with c.open("/edit.txt", "r+") as f:  # no truncation: the old bytes are kept
+        f.seek(1)
+        f.write(b"EY")
+    with c.open("/edit.txt", "a") as f:
+        f.write(b" world")
+    with c.open("/edit.txt", "rb") as f:
+        assert f.read() == b"hEYlo world"
+    with pytest.raises(IOError):
+        c.open("/edit.txt", "x")  # O_EXCL on an existing file
+    with pytest.raises(FileNotFoundError):
+        c.open("/missing.txt", "r+")
+    c.remove("/edit.txt")
+    c.close()

@@ -23,6 +23,7 @@ from shoal.dirnode import (
 )
 from shoal.dirnode.children import Entry
 from shoal.errors import CallerError, NotFoundError, NotWritableError
+from shoal.formats.dirnode import normalize_name
 from shoal.mutable.filenode import MutableFileNode
 
 MAX_MUTABLE_SIZE = 16 * 1024 * 1024  # a mutable file is published from memory
@@ -102,6 +103,12 @@ class AccountFS:
                 raise NoSuchFile(f"{_where(names[:depth + 1])}: not a directory")
             node = child
         return node
+
+    async def direntry(self, names: Sequence[str]) -> str:
+        """Which link `names` is, the same for every account that reaches it (Tahoe's
+        direntry: the parent's cap and the name); kept in memory, never shown."""
+        parent = await self.directory(names[:-1])
+        return parent.cap.to_string() + "/" + normalize_name(names[-1])
 
     async def entry(self, names: Sequence[str]) -> Entry:
         parent = await self.directory(names[:-1])

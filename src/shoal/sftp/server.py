@@ -40,6 +40,7 @@ MAX_READ = 256 * 1024  # bytes answered to one read request
 READ_AHEAD = 1024 * 1024  # bytes fetched from the grid per miss
 MAX_FILE_SIZE = 1 << 40  # a write past this offset is refused
 MAX_LIST = 100_000
+COMMIT_WAIT = 600.0  # seconds a reader waits for another session's upload to land
 MAX_OPEN_WRITES = 64  # files open for writing at once in one session
 
 
@@ -66,6 +67,14 @@ def _code(e: BaseException, user: str, what: str) -> int:
         return SFTP_FAILURE
     _log.failure("sftp {user}: {what}: unexpected {kind}", user=user, what=what, kind=type(e).__name__)
     return SFTP_FAILURE
+
+
+def _write_all(f: BinaryIO, data: bytes) -> None:
+    """Write every byte (an unbuffered file may take fewer at a time)."""
+    view = memoryview(data)
+    while view:
+        written = f.write(view)
+        view = view[written if written is not None else len(view):]
 
 
 def _attributes(name: str, a: Attrs) -> paramiko.SFTPAttributes:
@@ -161,6 +170,15 @@ class WriteHandle(paramiko.SFTPHandle):
         self._append = append
         self._lock = threading.Lock()
         self._closed = False
+        self.key: str | None = None
+        self.uploading = False
+        self.committed = threading.Event()
+
+    def written_size(self) -> int:
+        with self._lock:
+            if self._closed:
+                return -1
+            return self._size()
 
     def _size(self) -> int:
         return os.fstat(self._spool.fileno()).st_size
@@ -180,7 +198,7 @@ class WriteHandle(paramiko.SFTPHandle):
             if offset < 0 or offset + len(data) > MAX_FILE_SIZE:
                 return SFTP_FAILURE
             self._spool.seek(offset)
-            self._spool.write(data)
+            _write_all(self._spool, data)
         return SFTP_OK
 
     def stat(self) -> paramiko.SFTPAttributes:
@@ -200,6 +218,7 @@ class WriteHandle(paramiko.SFTPHandle):
             if self._closed:
                 return SFTP_OK
             self._closed = True
+            self.uploading = True
         try:
             self._spool.flush()
             size = self._size()
@@ -218,6 +237,9 @@ class WriteHandle(paramiko.SFTPHandle):
         self._discard()
 
     def _discard(self) -> None:
+        self.committed.set()
+        if self.key is not None:
+            self._session.open_files.remove(self.key, self)
         self._session.writers.release()
         self._spool.close()
         try:
@@ -226,14 +248,48 @@ class WriteHandle(paramiko.SFTPHandle):
             pass
 
 
+class OpenFiles:
+    """Files open for writing in every session, by direntry (shared by all sessions).
+
+    As Tahoe's heisenfiles: a stat of a link being written answers the written size
+    so far, and a read or stat of a link whose upload is under way waits for it, so
+    what one session closed another reads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._files: dict[str, list[WriteHandle]] = {}
+
+    def __bool__(self) -> bool:
+        with self._lock:
+            return bool(self._files)
+
+    def add(self, key: str, handle: "WriteHandle") -> None:
+        with self._lock:
+            self._files.setdefault(key, []).append(handle)
+
+    def remove(self, key: str, handle: "WriteHandle") -> None:
+        with self._lock:
+            handles = [h for h in self._files.get(key, []) if h is not handle]
+            if handles:
+                self._files[key] = handles
+            else:
+                self._files.pop(key, None)
+
+    def get(self, key: str) -> list["WriteHandle"]:
+        with self._lock:
+            return list(self._files.get(key, []))
+
+
 class Session:
     """What one authenticated connection's SFTP subsystem works with."""
 
-    def __init__(self, user: str, fs: AccountFS, bridge: Bridge, spool_dir: str) -> None:
+    def __init__(self, user: str, fs: AccountFS, bridge: Bridge, spool_dir: str,
+                 open_files: OpenFiles | None = None) -> None:
         self.user = user
         self.fs = fs
         self.bridge = bridge
         self.spool_dir = spool_dir
+        self.open_files = open_files if open_files is not None else OpenFiles()
         self.writers = threading.BoundedSemaphore(MAX_OPEN_WRITES)
 
 
@@ -311,6 +367,11 @@ class SFTPInterface(paramiko.SFTPServerInterface):
             names = split_path(path)
         except BadPathError as e:
             return _code(e, self.s.user, "stat")
+        writing = self._others(names)
+        for h in writing:
+            size = h.written_size()
+            if size >= 0:
+                return _attributes(names[-1], Attrs(False, size, 0, False))
         a = self._run("stat", self.s.fs.stat, names)
         if isinstance(a, int):
             return a
@@ -323,7 +384,8 @@ class SFTPInterface(paramiko.SFTPServerInterface):
             names = split_path(path)
         except BadPathError as e:
             return _code(e, self.s.user, "open")
-        if not flags & (os.O_WRONLY | os.O_RDWR):
+        if not flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND):  # write flags, as Tahoe
+            self._others(names)  # a read after another session's close sees what it wrote
             node = self._run("open", self.s.fs.file_node, names)
             if isinstance(node, int):
                 return node
@@ -359,7 +421,7 @@ class SFTPInterface(paramiko.SFTPServerInterface):
         except OSError:
             session.writers.release()
             return SFTP_FAILURE
-        spool = os.fdopen(fd, "w+b")
+        spool = os.fdopen(fd, "w+b", buffering=0)  # unbuffered: fstat is the size written
         if existing is not None and not flags & os.O_TRUNC:
             try:
                 self._copy_into(existing, spool)
@@ -368,7 +430,29 @@ class SFTPInterface(paramiko.SFTPServerInterface):
                 os.unlink(spool_path)
                 session.writers.release()
                 return _code(e, session.user, "open")
-        return WriteHandle(session, names, spool, spool_path, append=bool(flags & os.O_APPEND))
+        handle = WriteHandle(session, names, spool, spool_path, append=bool(flags & os.O_APPEND))
+        key = self._run("open", session.fs.direntry, names)
+        if isinstance(key, int):
+            handle.abandon()
+            return key
+        handle.key = key
+        session.open_files.add(key, handle)
+        return handle
+
+    def _others(self, names: tuple[str, ...]) -> list[WriteHandle]:
+        """Files open for writing at `names` (any session), after waiting for any
+        upload of one under way (bounded by COMMIT_WAIT)."""
+        if not names or not self.s.open_files:
+            return []
+        try:
+            key = self.s.bridge.call(self.s.fs.direntry, names)
+        except Exception:
+            return []
+        handles = self.s.open_files.get(key)
+        for h in handles:
+            if h.uploading:
+                h.committed.wait(COMMIT_WAIT)
+        return [h for h in self.s.open_files.get(key) if not h.uploading]
 
     async def _check_parent(self, names: tuple[str, ...]) -> None:
         parent = await self.s.fs.directory(names[:-1])
@@ -392,7 +476,7 @@ class SFTPInterface(paramiko.SFTPServerInterface):
             chunk = self.s.bridge.call(self.s.fs.read, node, offset, READ_AHEAD)
             if not chunk:
                 return
-            spool.write(chunk)
+            _write_all(spool, chunk)
             offset += len(chunk)
             if offset > MAX_FILE_SIZE:
                 raise Failure("file too large")

@@ -21,7 +21,7 @@ from shoal.dirnode import NodeMaker
 from shoal.errors import CallerError
 from shoal.sftp.accounts import Account, AccountsError, load_accounts
 from shoal.sftp.filesystem import AccountFS
-from shoal.sftp.server import Bridge, Session, SFTPInterface, SFTPSubsystem, SSHServer
+from shoal.sftp.server import Bridge, OpenFiles, Session, SFTPInterface, SFTPSubsystem, SSHServer
 
 _log = Logger()
 MAX_CONNECTIONS = 32
@@ -103,6 +103,7 @@ class SFTPService(service.Service):
         self._files = files
         self._spool_dir = spool_dir
         self._bridge = Bridge(reactor)
+        self._open_files = OpenFiles()
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
@@ -169,7 +170,7 @@ class SFTPService(service.Service):
 
     def _make_session(self, account: Account) -> Session:
         return Session(account.user, AccountFS(self._nodemaker, self._files, account.rootcap),
-                       self._bridge, self._spool_dir)
+                       self._bridge, self._spool_dir, self._open_files)
 
     def _serve(self, conn: socket.socket) -> None:
         transport: paramiko.Transport | None = None
