@@ -65,7 +65,8 @@ def _code(e: BaseException, user: str, what: str) -> int:
     if isinstance(e, (Failure, ShoalError, DirnodeError)):
         _log.info("sftp {user}: {what} failed: {kind}", user=user, what=what, kind=type(e).__name__)
         return SFTP_FAILURE
-    _log.failure("sftp {user}: {what}: unexpected {kind}", user=user, what=what, kind=type(e).__name__)
+    # no traceback or message: either could hold a cap
+    _log.error("sftp {user}: {what}: unexpected {kind}", user=user, what=what, kind=type(e).__name__)
     return SFTP_FAILURE
 
 
