@@ -353,3 +353,17 @@ def test_append_and_write_in_place(sftp_node):
         c.open("/missing.txt", "r+")
     c.remove("/edit.txt")
     c.close()
+
+
+def test_no_cap_in_the_log(sftp_node):
+    # last in this module: after every session above (password tries, failed uploads)
+    c = sftp_node.client()
+    with pytest.raises(IOError):
+        c.rmdir("/no-such-dir")
+    c.close()
+    path = os.path.join(sftp_node.node.nodedir, "shoal.log")
+    text = wait_until(lambda: (t := open(path, encoding="utf-8", errors="replace").read()) and
+                      "password login refused for alice" in t and t, 10, "the SFTP lines in shoal.log")
+    assert f"SFTP server listening on 127.0.0.1:{sftp_node.port}" in text
+    secret = sftp_node.rootcap.split(":")[2]
+    assert sftp_node.rootcap not in text and secret not in text
