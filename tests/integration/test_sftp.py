@@ -32,7 +32,7 @@ class SFTPNode:
 
     def client(self, user: str = "alice", key: str | None = None) -> paramiko.SFTPClient:
         transport = paramiko.Transport(("127.0.0.1", self.port))
-        transport.connect(pkey=paramiko.Ed25519Key.from_private_key_file(key or self.keys[user]), username=user)
+        transport.connect(pkey=paramiko.PKey.from_path(key or self.keys[user]), username=user)
         return paramiko.SFTPClient.from_transport(transport)
 
 
@@ -49,6 +49,11 @@ def sftp_node(shared_grid, tmp_path_factory) -> SFTPNode:
     for user, cap in (("alice", rootcap), ("bob", bobcap)):
         keys[user] = str(tmp / f"{user}_key")
         lines.append(f"{user} {write_keypair(keys[user], user + '@test')} {cap}")
+    # carol: an RSA key, as the example in Tahoe's FTP-and-SFTP.rst
+    rsa = paramiko.RSAKey.generate(2048)
+    keys["carol"] = str(tmp / "carol_key")
+    rsa.write_private_key_file(keys["carol"])
+    lines.append(f"carol ssh-rsa {rsa.get_base64()} carol@test {bobcap}")
     port = free_port()
     nodedir = os.path.join(shared_grid.base, "sftp-client")
     make_sftp_node(nodedir, shared_grid.introducer_furl, port, "\n".join(lines) + "\n", *shares_args(*SHARED_SHARES))
@@ -353,6 +358,25 @@ def test_append_and_write_in_place(sftp_node):
         c.open("/missing.txt", "r+")
     c.remove("/edit.txt")
     c.close()
+
+
+def test_rsa_key_login_with_both_clients(sftp_node):
+    c = sftp_node.client("carol")  # carol's root is bob's directory
+    with c.open("/carol.txt", "wb") as f:
+        f.write(b"from carol")
+    c.close()
+    assert SFTP is not None, "OpenSSH's sftp client is not installed: make sftp-client"
+    r = subprocess.run(
+        [SFTP, "-b", "-", "-P", str(sftp_node.port), "-o", "StrictHostKeyChecking=no",
+         "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-i", sftp_node.keys["carol"],
+         "carol@127.0.0.1"],
+        input=b"ls /\nrm /carol.txt\n", capture_output=True, timeout=60,
+    )
+    assert r.returncode == 0, r.stderr.decode()
+    assert "carol.txt" in r.stdout.decode()
+    b = sftp_node.client("bob")
+    assert "carol.txt" not in b.listdir("/")
+    b.close()
 
 
 def test_no_cap_in_the_log(sftp_node):
