@@ -391,3 +391,15 @@ def test_no_cap_in_the_log(sftp_node):
     assert f"SFTP server listening on 127.0.0.1:{sftp_node.port}" in text
     secret = sftp_node.rootcap.split(":")[2]
     assert sftp_node.rootcap not in text and secret not in text
+
+
+def test_removing_a_file_being_written_abandons_it(sftp_node):
+    writer, other = sftp_node.client(), sftp_node.client()
+    f = writer.open("/doomed.txt", "wb")
+    f.write(b"never linked")
+    f.flush()
+    other.remove("/doomed.txt")  # only open, not yet linked: the remove still succeeds
+    f.close()
+    assert "doomed.txt" not in other.listdir("/")
+    writer.close()
+    other.close()

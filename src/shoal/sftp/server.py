@@ -188,12 +188,16 @@ class WriteHandle(paramiko.SFTPHandle):
         with self._lock:
             if offset < 0 or length < 0:
                 return SFTP_FAILURE
+            if self._closed:
+                return SFTP_EOF
             self._spool.seek(offset)
             data = self._spool.read(min(length, MAX_READ))
         return data if data else SFTP_EOF
 
     def write(self, offset: int, data: bytes) -> int:
         with self._lock:
+            if self._closed:
+                return SFTP_OK  # abandoned (removed by another session): dropped, as Tahoe
             if self._append:
                 offset = self._size()
             if offset < 0 or offset + len(data) > MAX_FILE_SIZE:
@@ -203,15 +207,15 @@ class WriteHandle(paramiko.SFTPHandle):
         return SFTP_OK
 
     def stat(self) -> paramiko.SFTPAttributes:
-        self._spool.flush()
-        return _attributes("", Attrs(False, self._size(), 0, False))
+        return _attributes("", Attrs(False, max(0, self.written_size()), 0, False))
 
     def chattr(self, attr: paramiko.SFTPAttributes) -> int:
         if attr.st_size is not None:
             with self._lock:
                 if not 0 <= attr.st_size <= MAX_FILE_SIZE:
                     return SFTP_FAILURE
-                self._spool.truncate(attr.st_size)
+                if not self._closed:
+                    self._spool.truncate(attr.st_size)
         return SFTP_OK
 
     def close(self) -> int | None:  # type: ignore[override]
@@ -235,7 +239,7 @@ class WriteHandle(paramiko.SFTPHandle):
             if self._closed:
                 return
             self._closed = True
-        self._discard()
+            self._discard()  # under the lock: no write is using the spool
 
     def _discard(self) -> None:
         self.committed.set()
@@ -491,7 +495,17 @@ class SFTPInterface(paramiko.SFTPServerInterface):
         return result if isinstance(result, int) else SFTP_OK
 
     def remove(self, path: str) -> int:
-        return self._names_op("remove", self.s.fs.remove, path)
+        # as Tahoe: removing a file open for writing (any session) abandons it, so it
+        # is not linked later; removing only such a file (not yet linked) succeeds
+        try:
+            names = split_path(path)
+        except BadPathError as e:
+            return _code(e, self.s.user, "remove")
+        writing = self._others(names)
+        for h in writing:
+            h.abandon()
+        code = self._names_op("remove", self.s.fs.remove, path)
+        return SFTP_OK if writing and code == SFTP_NO_SUCH_FILE else code
 
     def rmdir(self, path: str) -> int:
         return self._names_op("rmdir", self.s.fs.rmdir, path)
