@@ -11,7 +11,7 @@ LOCK_FLAGS ?=
 PEER_VENV ?= .venv-peer
 PEER_STAMP := $(PEER_VENV)/.installed-stamp
 
-.PHONY: test lint unit run codec-demo bench peer clean chromium lock install-check config-doc
+.PHONY: test lint unit run codec-demo bench peer clean chromium lock install-check config-doc sftp-client
 
 # The pinned set, then shoal itself without resolving anything; `pip check` fails when
 # setup.py names a dependency the lock lacks (run `make lock`).
@@ -76,7 +76,13 @@ chromium:
 	  $$SUDO apt-get install -y chromium chromium-driver || \
 	  { $$SUDO apt-get update && $$SUDO apt-get install -y chromium chromium-driver; }; }
 
-test: lint chromium unit
+# Debian's openssh-client (sftp) drives the SFTP frontend in tests/integration/test_sftp.py.
+sftp-client:
+	@test -x /usr/bin/sftp || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get install -y openssh-client || { $$SUDO apt-get update && $$SUDO apt-get install -y openssh-client; }; }
+
+test: lint chromium sftp-client unit
 
 # A real local grid (introducer, 5 storage nodes, a client) until Ctrl-C.
 run: $(STAMP)

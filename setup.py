@@ -25,6 +25,7 @@ setup(
         "prometheus-client>=0.17",
         "rich>=13.0",
         "eliot>=1.14,<2",
+        "paramiko>=3.4,<6",
     ],
     extras_require={
         "test": [

@@ -132,11 +132,18 @@ _ENTRIES: tuple[Key, ...] = (
     Key("helper", "enabled", "boolean", "false",
         "Run an upload helper in this node (its FURL in private/helper.furl, mode 0600); needs "
         "tub.port and tub.location."),
-    Key("sftpd", "enabled", "boolean", "false", _IGNORED + " shoal has no SFTP frontend.", used=False),
-    Key("sftpd", "port", "endpoint", "", _IGNORED, used=False),
-    Key("sftpd", "host_pubkey_file", "path", "", _IGNORED, used=False),
-    Key("sftpd", "host_privkey_file", "path", "", _IGNORED, used=False),
-    Key("sftpd", "accounts.file", "path", "", _IGNORED, used=False),
+    Key("sftpd", "enabled", "boolean", "false",
+        "Serve SFTP (docs/sftp.md): each account of accounts.file sees its root directory."),
+    Key("sftpd", "port", "endpoint", "",
+        "Where SFTP listens, as tcp:PORT[:interface=ADDR] (required when enabled; other endpoint "
+        "types are a config error)."),
+    Key("sftpd", "host_pubkey_file", "path", "",
+        "The SSH host public key (optional; checked against the private key). Relative to the node "
+        "directory."),
+    Key("sftpd", "host_privkey_file", "path", "",
+        "The unencrypted SSH host private key (required when enabled). Relative to the node directory."),
+    Key("sftpd", "accounts.file", "path", "",
+        "Tahoe's accounts file: one 'USER KEYTYPE KEY ROOTCAP' line per account (required when enabled). Password lines are refused, as Tahoe 1.20 refuses them."),
     # --- [checker] (shoal's own; shoal.checker.job checks its values) -----------------------
     Key("checker", "enabled", "boolean", "false",
         "Run the checker job: rounds over `roots` checking, verifying, repairing and renewing leases.",

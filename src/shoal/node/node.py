@@ -50,6 +50,7 @@ from shoal.node.identity import (
 )
 from shoal.protocol.announcement import storage_announcement
 from shoal.protocol.nurl import nurls_for_location, spki_hash
+from shoal.sftp.service import SFTPConfigError, make_sftp_service
 from shoal.storage.expiration import ExpirationPolicy
 from shoal.storage.foolscap_adapter import FoolscapStorageServer
 from shoal.storage.housekeeping import Housekeeping
@@ -221,6 +222,7 @@ class Node(service.MultiService):
         self._init_helper()
         self._init_client()
         self._init_blobs()
+        self._init_sftp()
         self.web_url: str | None = None
         self._init_web()
 
@@ -332,6 +334,17 @@ class Node(service.MultiService):
         except BlobError as e:
             raise ConfigError(f"{self.config.path}: {e}") from None
         self.blobs.setServiceParent(self)
+
+    def _init_sftp(self) -> None:
+        """The SFTP frontend, when [sftpd]enabled (Tahoe 1.20's keys)."""
+        if not self.config.get_bool("sftpd", "enabled", False):
+            return
+        try:
+            sftp = make_sftp_service(self.config.section("sftpd"), self.config.basedir, self.nodemaker,
+                                     self.files, reactor)
+        except SFTPConfigError as e:
+            raise ConfigError(f"{self.config.path}: {e}") from None
+        sftp.setServiceParent(self)
 
     def _client_stats(self) -> dict[str, int | float | None]:
         stats: dict[str, int | float | None] = {"mutable.keys_ready": self.key_pool.ready()}
