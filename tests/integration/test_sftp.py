@@ -16,6 +16,7 @@ import paramiko
 import pytest
 from paramiko.sftp import CMD_CLOSE
 
+from shoal.node.logs import LOG_FILE
 from shoal.testing.grid import shares_args, wait_for_servers
 from shoal.testing.processes import NodeProcessError, start_node
 from shoal.testing.sftp import free_port, make_sftp_node, write_keypair
@@ -385,7 +386,7 @@ def test_no_cap_in_the_log(sftp_node):
     with pytest.raises(IOError):
         c.rmdir("/no-such-dir")
     c.close()
-    path = os.path.join(sftp_node.node.nodedir, "shoal.log")
+    path = os.path.join(sftp_node.node.nodedir, LOG_FILE)
     text = wait_until(lambda: (t := open(path, encoding="utf-8", errors="replace").read()) and
                       "password login refused for alice" in t and t, 10, "the SFTP lines in shoal.log")
     assert f"SFTP server listening on 127.0.0.1:{sftp_node.port}" in text

@@ -142,6 +142,8 @@ _ENTRIES: tuple[Key, ...] = (
         "directory."),
     Key("sftpd", "host_privkey_file", "path", "",
         "The unencrypted SSH host private key (required when enabled). Relative to the node directory."),
+    Key("sftpd", "accounts.url", "URL", "",
+        "Tahoe's account server: not supported, a config error when set (use accounts.file)."),
     Key("sftpd", "accounts.file", "path", "",
         "Tahoe's accounts file: one 'USER KEYTYPE KEY ROOTCAP' line per account (required when enabled). Password lines are refused, as Tahoe 1.20 refuses them."),
     # --- [checker] (shoal's own; shoal.checker.job checks its values) -----------------------

@@ -340,8 +340,15 @@ class Node(service.MultiService):
         if not self.config.get_bool("sftpd", "enabled", False):
             return
         try:
-            sftp = make_sftp_service(self.config.section("sftpd"), self.config.basedir, self.nodemaker,
-                                     self.files, reactor)
+            read = {
+                "port": self.config.get("sftpd", "port"),
+                "host_privkey_file": self.config.get("sftpd", "host_privkey_file"),
+                "host_pubkey_file": self.config.get("sftpd", "host_pubkey_file"),
+                "accounts.file": self.config.get("sftpd", "accounts.file"),
+                "accounts.url": self.config.get("sftpd", "accounts.url"),
+            }
+            settings = {key: value for key, value in read.items() if value is not None}
+            sftp = make_sftp_service(settings, self.config.basedir, self.nodemaker, self.files, reactor)
         except SFTPConfigError as e:
             raise ConfigError(f"{self.config.path}: {e}") from None
         sftp.setServiceParent(self)
