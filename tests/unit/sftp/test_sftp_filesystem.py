@@ -2,19 +2,13 @@
 (LocalGrid): the rules the SFTP operations keep, without a client."""
 
 import io
-import types
 
 import pytest
 from twisted.internet import defer
 
-from shoal.dirnode import NodeMaker
-from shoal.immutable.params import EncodingParams
-from shoal.mutable import MutableClient
-from shoal.mutable.keypool import KeyPool
-from shoal.node.files import ClientFiles
 from shoal.sftp.filesystem import AccountFS, Failure, NoSuchFile, PermissionDenied
 from shoal.testing.local_grid import LocalGrid
-from tests.unit.mutable.vector_keys import fresh_key
+from tests.local_maker import node_maker
 
 K, HAPPY, N = 2, 3, 3
 
@@ -28,10 +22,7 @@ def grid():
 
 @pytest.fixture(scope="module")
 def maker(grid):
-    identity = types.SimpleNamespace(convergence_secret=b"C" * 32, lease_secret=b"L" * 32)
-    files = ClientFiles(grid.broker, EncodingParams(K, HAPPY, N), identity)
-    return NodeMaker(files, MutableClient(grid.broker, lease_secret=b"L" * 32, k=K, n=N,
-                                          key_pool=KeyPool(0, fresh_key)))
+    return node_maker(grid, K, HAPPY, N)
 
 
 def run(grid, fn, *args, **kw):
