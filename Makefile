@@ -65,8 +65,13 @@ $(PEER_STAMP): $(PEER_LOCK)
 
 peer: $(PEER_STAMP)
 
+# Two pytest-xdist workers (one's waits overlap the other's CPU); each module runs on one
+# worker so its module-scoped grid starts once (tests/conftest.py groups them).
+# `make unit PYTEST_PARALLEL=` runs in one process.
+PYTEST_PARALLEL ?= -n 2 --dist loadgroup
+
 unit: $(STAMP) $(PEER_STAMP)
-	SHOAL_REQUIRE_PEER=1 $(PY) -b -m pytest -q
+	SHOAL_REQUIRE_PEER=1 $(PY) -b -m pytest -q $(PYTEST_PARALLEL)
 
 # Debian's chromium renders the node's web pages in tests/integration/test_pages.py, and
 # chromium-driver lets tests/integration/test_browser.py work in them over WebDriver.

@@ -31,6 +31,7 @@ setup(
         "test": [
             "pytest>=7.4",
             "pytest-timeout>=2.2",
+            "pytest-xdist>=3.5,<4",
             "hypothesis>=6.90",
             "ruff>=0.4",
             "mypy>=1.8",

@@ -15,6 +15,30 @@ settings.register_profile("shoal", deadline=None, suppress_health_check=[HealthC
 settings.load_profile("shoal")
 
 
+# --- parallel runs (pytest-xdist, `make test` runs -n 2 --dist loadgroup) ----------
+# Every test without its own xdist_group runs on the worker of its module, so a
+# module-scoped grid starts once; the netgrid package shares one package-scoped grid
+# (`wan`), so all of it is one group. Session-scoped grids start once per worker
+# that needs them.
+
+PACKAGE_GROUPS = ("tests/netgrid/",)
+
+
+def xdist_group_of(nodeid: str) -> str:
+    module = nodeid.split("::", 1)[0]
+    for package in PACKAGE_GROUPS:
+        if module.startswith(package):
+            return package.rstrip("/")
+    return module
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the marks (it runs in the workers too)
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(xdist_group_of(item.nodeid)))
+
+
 def vector_plaintext(seed: str, size: int) -> bytes:
     """concat(sha256(b"shoal-vector:" + seed + b":" + str(i))) cut to size bytes."""
     out = bytearray()
