@@ -13,10 +13,11 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from twisted.internet import threads
 from twisted.web import resource
 from twisted.web.server import Request
 
-from shoal.web.common import WebError, render_sync, t_arg
+from shoal.web.common import WebError, run_async, t_arg
 from shoal.web.page import page, size_text
 
 
@@ -32,12 +33,13 @@ class HelperStatusPage(resource.Resource):
         self._stats = stats
         self._uploads = uploads
 
-    def render_GET(self, request: Request) -> bytes:
-        return render_sync(request, lambda: self._render(request))
+    def render_GET(self, request: Request) -> Any:
+        return run_async(request, lambda: self._render(request))
 
-    def _render(self, request: Request) -> str:
+    async def _render(self, request: Request) -> str:
         t = t_arg(request)
-        stats = dict(self._stats()) if self._stats is not None else {}
+        # the counters include a scan of the helper's incoming and encoding directories: off the reactor
+        stats = dict(await threads.deferToThread(self._stats)) if self._stats is not None else {}
         if t == "json":
             request.setHeader(b"content-type", b"text/plain")  # as Tahoe sends it
             return json.dumps(stats, indent=1) + "\n"
