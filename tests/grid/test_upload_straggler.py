@@ -51,6 +51,7 @@ def test_a_server_on_a_slow_uplink_is_given_up_when_the_rest_are_happy():
         assert slow_id not in result.sharemap.values()
         (report,) = [r for r in result.servers if r.server_id == slow_id]
         assert "given up: its writes lagged" in report.answer and report.allocated == frozenset()
+        assert report.dropped == frozenset(range(5)) - set(result.sharemap)  # the one share it was given
         cap = CHKCap.from_string(result.cap)
         assert holders(grid, cap.storage_index) == {0, 1, 2, 3}
 
