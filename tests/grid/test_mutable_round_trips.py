@@ -1,7 +1,10 @@
 """Round trips and storage requests per mutable-file and directory operation, on
 real storage servers in process (LocalGrid), counted by RoundTripCounter with
 Tahoe's HTTP storage model (a slot_readv naming no shares costs a listing
-first). The bounds are what shoal does now: an operation that needs more
+first). A client remembers where it saw a file's shares (ShareHints), so its
+next read asks those servers for those shares without listing. Before hints
+(HTTP model): read 2 round trips, overwrite/modify 3, directory list 2, add
+child 3. The bounds are what shoal does now: an operation that needs more
 fails here."""
 
 import types
@@ -11,7 +14,7 @@ from twisted.internet import defer
 
 from shoal.dirnode import NodeMaker
 from shoal.immutable.params import EncodingParams
-from shoal.mutable import MutableClient
+from shoal.mutable import MODE_READ, MODE_WRITE, MutableClient
 from shoal.node.files import ClientFiles
 from shoal.testing.local_grid import LocalGrid
 from shoal.testing.round_trips import RoundTripCounter
@@ -52,8 +55,9 @@ def test_counter_counts_parallel_calls_as_one_round(grid, counter):
     maker = make_maker(grid)
     node, rounds, requests = counted(grid, counter, maker.create_directory, None, private_key=fresh_key())
     assert (rounds, requests) == (1, N)  # one test-and-write per server, all at once
-    fresh = maker.node_for(node.cap)
+    fresh = make_maker(grid).node_for(node.cap)  # a client with no hints
     assert counted(grid, counter, fresh.list)[1:] == (2, N)  # listing, then the reads
+    assert counted(grid, counter, fresh.list)[1:] == (1, N)  # the hinted shares at once
 
 
 @pytest.mark.parametrize("fmt", ["SDMF", "MDMF"])
@@ -63,11 +67,15 @@ def test_mutable_file_operations(grid, counter, fmt):
     assert rounds <= 1 and requests <= N
     data, rounds, requests = counted(grid, counter, node.download_best_version)
     assert data == b"a" * 1000
-    assert rounds <= 2 and requests <= N
+    assert rounds <= 1 and requests <= N  # the hinted shares, read whole at once
     _, rounds, requests = counted(grid, counter, node.overwrite, b"b" * 1000)
-    assert rounds <= 3 and requests <= 2 * N
+    assert rounds <= 2 and requests <= 3 * N  # hinted reads + listings, then the writes
     _, rounds, requests = counted(grid, counter, node.modify, lambda old: old + b"c")
-    assert rounds <= 3 and requests <= 2 * N
+    assert rounds <= 2 and requests <= 3 * N
+    other = make_maker(grid).mutable.node_for(node.cap)  # a client that never saw the file
+    data, rounds, requests = counted(grid, counter, other.download_best_version)
+    assert data == b"b" * 1000 + b"c"
+    assert rounds <= 2 and requests <= N
     assert grid.call(lambda: defer.ensureDeferred(node.download_best_version())) == b"b" * 1000 + b"c"
 
 
@@ -79,7 +87,28 @@ def test_directory_operations(grid, counter, fmt):
     assert rounds <= 1 and requests <= N
     for i in range(3):
         _, rounds, requests = counted(grid, counter, node.set_child, f"c{i}", LIT)
-        assert rounds <= 3 and requests <= 2 * N
+        assert rounds <= 2 and requests <= 3 * N
     listing, rounds, requests = counted(grid, counter, node.list)
     assert sorted(listing) == ["c0", "c1", "c2"]
-    assert rounds <= 2 and requests <= N
+    assert rounds <= 1 and requests <= N
+
+
+def test_wrong_hints_still_find_the_shares(grid):
+    """Hints pointing at the wrong shares cost a round trip, never a share: a read
+    falls back to the full search, a write's map lists every server."""
+    client = make_maker(grid).mutable
+    node = grid.call(lambda: defer.ensureDeferred(client.create(b"data", private_key=fresh_key())))
+    si = node.storage_index
+    ids = [s.server_id for s in grid.servers]
+    client.share_hints.put(si, {ids[0]: frozenset({200})})
+    smap = grid.call(lambda: defer.ensureDeferred(node.servermap(MODE_READ)))
+    assert smap.is_recoverable()
+    assert grid.call(lambda: defer.ensureDeferred(node.download_best_version())) == b"data"
+    # a write map with hints naming one share per server still finds all N (the listing)
+    client.share_hints.put(si, {ids[0]: frozenset({0})})
+    smap = grid.call(lambda: defer.ensureDeferred(node.servermap(MODE_WRITE)))
+    assert len(smap.shares) == N
+    assert client.share_hints.get(si) == {sid: frozenset({sh}) for sid, sh in smap.shares}
+    grid.call(lambda: defer.ensureDeferred(node.overwrite(b"new")))
+    assert grid.call(lambda: defer.ensureDeferred(make_maker(grid).mutable.node_for(node.cap)
+                                                  .download_best_version())) == b"new"

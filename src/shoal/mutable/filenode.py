@@ -109,10 +109,16 @@ class MutableFileNode:
     # -- reading --
 
     async def servermap(self, mode: str = MODE_READ) -> ServerMap:
-        return await update_servermap(
+        return await self._map(mode, self._writekey)
+
+    async def _map(self, mode: str, writekey: bytes | None) -> ServerMap:
+        hints = self._client.share_hints
+        smap = await update_servermap(
             self._client.broker, self.storage_index, self.fingerprint, mode=mode,
-            batch=self._client.n, writekey=self._writekey,
+            batch=self._client.n, writekey=writekey, hints=hints.get(self.storage_index),
         )
+        hints.from_map(self.storage_index, smap)
+        return smap
 
     def _need_readkey(self) -> bytes:
         if self._readkey is None:
@@ -193,10 +199,7 @@ class MutableFileNode:
         return self._keys
 
     async def _write_map(self) -> ServerMap:
-        return await update_servermap(
-            self._client.broker, self.storage_index, self.fingerprint, mode=MODE_WRITE,
-            batch=self._client.n, writekey=None if self._keys is not None else self._writekey,
-        )
+        return await self._map(MODE_WRITE, None if self._keys is not None else self._writekey)
 
     async def _publish(self, contents: bytes, smap: ServerMap) -> SignedPrefix:
         keys = self._write_keys(smap)
@@ -207,7 +210,8 @@ class MutableFileNode:
             k=k, n=n, keys=keys, max_segment_size=self._client.mdmf_segment_size,
         )
         await Publisher(
-            self._client.broker, self.storage_index, smap, keys, self._client.lease_secret
+            self._client.broker, self.storage_index, smap, keys, self._client.lease_secret,
+            hints=self._client.share_hints,
         ).publish(encoded)
         return encoded.prefix
 
@@ -363,7 +367,7 @@ class MutableFileNode:
         wanted = {(i.server.server_id, sh) for sh, infos in smap.shares_of(best).items() for i in infos}
         await Publisher(
             self._client.broker, self.storage_index, smap, keys, self._client.lease_secret,
-            only_shares=wanted,
+            only_shares=wanted, hints=self._client.share_hints,
         ).publish(encoded)
         return True
 

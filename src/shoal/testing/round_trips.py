@@ -9,7 +9,7 @@ client code of one operation this is the number of network waits it makes.
 
 `listing_rounds=2` models Tahoe's HTTP storage API, where a slot_readv that
 names no shares costs two requests in sequence (list the shares, then read
-them); over Foolscap (the default model) it is one.
+them; with no reads, just the list); over Foolscap (the default) it is one.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class RoundTripCounter:
     def _call(self, name: str, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         self.calls[name] += 1
         rnd = self._done + 1
-        if name == "slot_readv" and len(args) > 1 and not args[1]:
+        if name == "slot_readv" and len(args) > 2 and not args[1] and args[2]:
             rnd += self.listing_rounds - 1  # the share list comes first (HTTP)
         self.rounds = max(self.rounds, rnd)
 
