@@ -112,3 +112,71 @@ def test_wrong_hints_still_find_the_shares(grid):
     grid.call(lambda: defer.ensureDeferred(node.overwrite(b"new")))
     assert grid.call(lambda: defer.ensureDeferred(make_maker(grid).mutable.node_for(node.cap)
                                                   .download_best_version())) == b"new"
+
+
+@pytest.mark.parametrize("fmt", ["SDMF", "MDMF"])
+def test_a_share_bigger_than_the_first_read(grid, counter, fmt):
+    """A version whose shares outgrow INITIAL_READ: the first read of a new client
+    needs a second round; the client then asks for whole shares (up to
+    MAX_HINTED_READ), so its next reads, and a writer's, take one."""
+    client = make_maker(grid).mutable
+    data = bytes(range(256)) * 80  # 20 KiB: about 7 KiB a share at k=3
+    node = grid.call(lambda: defer.ensureDeferred(client.create(data, format=fmt, private_key=fresh_key())))
+    got, rounds, _ = counted(grid, counter, node.download_best_version)
+    assert got == data and rounds <= 1  # the creator knows the share size from its publish
+    other = make_maker(grid).mutable.node_for(node.cap)
+    got, rounds, _ = counted(grid, counter, other.download_best_version)
+    assert got == data and rounds <= 3  # listing, the first 4 KiB, the rest
+    got, rounds, requests = counted(grid, counter, other.download_best_version)
+    assert got == data and rounds <= 1 and requests <= N
+    _, rounds, _ = counted(grid, counter, other.overwrite, data[::-1])
+    assert rounds <= 2
+    assert counted(grid, counter, node.download_best_version)[0] == data[::-1]
+
+
+def test_size_then_bytes_in_one_map(grid, counter):
+    """What the web's GET needs (size for Content-Length, tag, then the bytes) from
+    one server map: one round trip for a small file, none more for its bytes."""
+    client = make_maker(grid).mutable
+    node = grid.call(lambda: defer.ensureDeferred(client.create(b"hello" * 100, private_key=fresh_key())))
+    version, rounds, requests = counted(grid, counter, node.best_readable_version)
+    assert (version.size, rounds, requests) == (500, 1, N)
+    assert version.tag.startswith('"1-')
+    parts: list[bytes] = []
+    _, rounds, requests = counted(grid, counter, version.read, parts.append, 100, 10)
+    assert b"".join(parts) == (b"hello" * 100)[100:110]
+    assert (rounds, requests) == (0, 0)
+
+
+@pytest.mark.parametrize("fmt", ["SDMF", "MDMF"])
+def test_a_modify_after_a_read_writes_from_its_map(grid, counter, fmt):
+    """The web links a child by looking the name up (a read), then adding it: the
+    add writes from the read's map (one round trip: the test-and-set writes)."""
+    maker = make_maker(grid)
+    node = grid.call(lambda: defer.ensureDeferred(maker.create_directory(None, format=fmt, private_key=fresh_key())))
+    fresh = make_maker(grid).node_for(node.cap)  # no keys, no hints
+    assert counted(grid, counter, fresh.list)[1] == 2
+    _, rounds, requests = counted(grid, counter, fresh.set_child, "a", LIT)
+    assert (rounds, requests) == (1, N)
+    assert counted(grid, counter, fresh.list)[1] == 1
+    _, rounds, _ = counted(grid, counter, fresh.set_child, "b", LIT)
+    assert rounds == 1
+    _, rounds, _ = counted(grid, counter, fresh.set_child, "c", LIT)  # no read before: a write map
+    assert rounds == 2
+    assert sorted(grid.call(lambda: defer.ensureDeferred(make_maker(grid).node_for(node.cap).list()))) == [
+        "a", "b", "c"]
+
+
+def test_a_modify_from_a_stale_read_retries_and_loses_nothing(grid):
+    """Another writer changes the file between our read and our modify: the
+    test-and-set write from the read's map fails, modify retries on a fresh map,
+    and both changes are there."""
+    maker = make_maker(grid)
+    node = grid.call(lambda: defer.ensureDeferred(maker.create_directory(None, private_key=fresh_key())))
+    ours = make_maker(grid).node_for(node.cap)
+    grid.call(lambda: defer.ensureDeferred(ours.list()))
+    theirs = make_maker(grid).node_for(node.cap)
+    grid.call(lambda: defer.ensureDeferred(theirs.set_child("theirs", LIT)))
+    grid.call(lambda: defer.ensureDeferred(ours.set_child("ours", LIT)))
+    assert sorted(grid.call(lambda: defer.ensureDeferred(make_maker(grid).node_for(node.cap).list()))) == [
+        "ours", "theirs"]
