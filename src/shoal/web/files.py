@@ -45,7 +45,7 @@ from twisted.web.server import Request
 from shoal.dirnode import FileNode, VerifierNode
 from shoal.encoding import digits
 from shoal.encoding.base32 import b2a
-from shoal.mutable.filenode import MutableFileNode, version_tag
+from shoal.mutable.filenode import MutableFileNode, MutableVersion, version_tag
 from shoal.streaming import ConsumerWriter
 from shoal.web.children import put_child_cap, put_child_file, unlink_child
 from shoal.web.common import (
@@ -196,7 +196,10 @@ class FileResource(resource.Resource):
 
     async def _download(self, request: Request, head: bool = False) -> bytes | None:
         filename = arg(request, "filename", self.name) or "unknown"
-        size = await self.node.get_current_size()
+        node = self.node
+        # a mutable file is mapped once: its size, then its bytes, from one version
+        version = await node.best_readable_version() if isinstance(node, MutableFileNode) else None
+        size = version.size if version is not None else await node.get_current_size()
         request.setHeader(b"content-type", content_type_for(filename).encode("ascii", "replace"))
         if bool_arg(request, "save"):
             quoted = filename.replace("\\", "\\\\").replace('"', '\\"')
@@ -214,15 +217,16 @@ class FileResource(resource.Resource):
         request.setHeader(b"content-length", b"%d" % length)
         if head or length == 0:
             return b""
-        await self._stream(request, first, length)
+        await self._stream(request, first, length, version)
         return None
 
-    async def _stream(self, request: Request, first: int, length: int) -> None:
+    async def _stream(self, request: Request, first: int, length: int, version: MutableVersion | None = None) -> None:
         node = self.node
         if isinstance(node, MutableFileNode):
+            version = version if version is not None else await node.best_readable_version()
+            request.setHeader(b"etag", version.tag.encode("ascii"))
             with ConsumerWriter(request) as writer:
-                await self._fetch(node, writer, first, length,
-                                  on_version=lambda v: request.setHeader(b"etag", version_tag(v).encode("ascii")))
+                await self._fetch(node, writer, first, length, version=version)
             return
         await self._stream_immutable(request, first, length)
 
@@ -235,7 +239,7 @@ class FileResource(resource.Resource):
             await self._fetch(node, writer, first, length)
 
     async def _fetch(self, node: FileNode | VerifierNode, writer: ConsumerWriter, first: int, length: int,
-                     on_version: Any = None) -> None:
+                     version: MutableVersion | None = None) -> None:
         """Read from the grid, as an operation of the node's history and statistics."""
         services = self.services
         mutable = node.is_mutable()
@@ -243,8 +247,8 @@ class FileResource(resource.Resource):
         op.phase = "fetching"
         op.progress_of = lambda: writer.written
         try:
-            if on_version is not None and isinstance(node, MutableFileNode):
-                await node.read(writer.write, first, length, on_version=on_version)
+            if version is not None:
+                await version.read(writer.write, first, length)
                 result = None
             else:
                 result = await node.read(writer.write, first, length)
