@@ -235,6 +235,21 @@ class LocalStorageClient:
 
         return self._query("get_buckets", get)
 
+    def read_unlisted(
+        self, storage_index: bytes, shnum: int, offset: int, length: int
+    ) -> "defer.Deferred[tuple[BucketReader, bytes] | None]":
+        """As over HTTP: one read by share number without listing first; None for no such share."""
+
+        def read() -> tuple[BucketReader, bytes] | None:
+            reader = self._link.server.get_buckets(storage_index).get(shnum)
+            if reader is None:
+                return None
+            data = reader.read(offset, length)
+            lie = self._link.reader_filter
+            return LocalBucketReader(self._link, reader), lie(offset, data) if lie is not None else data
+
+        return self._link.call(self._link.deadlines.read, "read", read)
+
     def add_lease(self, storage_index: bytes, renew_secret: bytes, cancel_secret: bytes) -> "defer.Deferred[None]":
         return self._query("add_lease", self._link.server.add_lease, storage_index, renew_secret, cancel_secret)
 
