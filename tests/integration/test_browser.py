@@ -158,7 +158,7 @@ def test_work_in_a_directory_page(client, browser, tmp_path):
 
     # a missing child is Tahoe's 404, as an HTML page for the browser
     browser.get(page + "no-such-file")
-    assert "404 - Not Found" in browser.source and "No such child: no-such-file" in browser.source
+    assert "404 - Error" in browser.source and "No such child: no-such-file" in browser.source  # Tahoe's ErrorPage
     shot(browser, "error-404")
 
 

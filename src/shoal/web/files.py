@@ -49,6 +49,7 @@ from shoal.mutable.filenode import MutableFileNode, MutableVersion, version_tag
 from shoal.streaming import ConsumerWriter
 from shoal.web.children import put_child_cap, put_child_file, unlink_child
 from shoal.web.common import (
+    WalkError,
     WebError,
     arg,
     bool_arg,
@@ -132,9 +133,15 @@ class FileResource(resource.Resource):
         self.metadata = metadata
         self.rest = rest or []
 
-    def _check_path(self) -> None:
+    def _check_path(self, request: Request) -> None:
+        # as Tahoe's FileNodeHandler.getChild: an ErrorPage with its own title
         if self.rest and any(self.rest):
-            raise WebError(f"Files have no children named {self.rest[0]!r}")
+            name = self.rest[0]
+            if request.method in (b"PUT", b"POST") and t_arg(request) not in ("delete", "rename", "rename-form",
+                                                                             "check"):
+                raise WalkError.page(http.CONFLICT, f"Cannot create directory {name!r}, because its parent is "
+                                     "a file, not a directory")
+            raise WalkError.page(http.BAD_REQUEST, f"Files have no children named {name!r}")
 
     # -- GET / HEAD --
 
@@ -145,14 +152,14 @@ class FileResource(resource.Resource):
         return run_async(request, lambda: self._head(request))
 
     async def _head(self, request: Request) -> bytes | None:
-        self._check_path()
+        self._check_path(request)
         t = t_arg(request)
         if t:
             raise WebError(f"HEAD file: bad t={t}")
         return await self._download(request, head=True)
 
     async def _get(self, request: Request) -> bytes | str | None:
-        self._check_path()
+        self._check_path(request)
         t = t_arg(request)
         node = self.node
         if not node.is_mutable() and t in ("", "json", "uri", "readonly-uri"):
@@ -280,7 +287,7 @@ class FileResource(resource.Resource):
         return node
 
     async def _put(self, request: Request) -> bytes | str | None:
-        self._check_path()
+        self._check_path(request)
         t = t_arg(request)
         if t == "uri" and self.parent is not None:
             return await put_child_cap(self.services, request, self.parent, self.name or "")
@@ -318,7 +325,7 @@ class FileResource(resource.Resource):
         return run_async(request, lambda: self._post(request))
 
     async def _post(self, request: Request) -> bytes | str | None:
-        self._check_path()
+        self._check_path(request)
         t = t_arg(request)
         if t == "upload" and self.node.is_mutable():
             node = self._mutable("POST")
@@ -352,14 +359,14 @@ class VerifierResource(FileResource):
         super().__init__(services, node, **kwargs)
 
     async def _head(self, request: Request) -> bytes | None:
-        self._check_path()
+        self._check_path(request)
         t = t_arg(request)
         if t:
             raise WebError(f"HEAD file: bad t={t}")
         raise WebError(VERIFY_CAP_UNREADABLE)
 
     async def _get(self, request: Request) -> bytes | str | None:
-        self._check_path()
+        self._check_path(request)
         raise WebError(VERIFY_CAP_UNREADABLE)
 
 

@@ -26,6 +26,7 @@ from shoal.caps import UnknownCap, parse_cap
 from shoal.dirnode import DirectoryNode, ImmutableFileNode, Node, UnknownNode, VerifierNode
 from shoal.mutable.filenode import MutableFileNode
 from shoal.web.common import (
+    WalkError,
     WebError,
     arg,
     bool_arg,
@@ -77,8 +78,8 @@ def resource_for_cap(services: WebServices, name: bytes, request: Request) -> re
         text = name.decode("utf-8")
         rest = _segments(request)
         request.postpath = []
-        if any(s == "" for s in rest[:-1]):
-            raise WebError("The webapi does not allow empty pathname components, i.e. a double slash")
+        if any(s == "" for s in rest[:-1]):  # Tahoe: in getChild, an ErrorPage
+            raise WalkError(WebError("The webapi does not allow empty pathname components, i.e. a double slash"))
         if not text.strip():
             raise WebError("empty cap")
         return node_resource(services, nodemaker(services).node_for(parse_cap(text)), text, rest)
@@ -108,7 +109,8 @@ class URIRoot(resource.Resource):
     def getChild(self, path: bytes, request: Request) -> resource.Resource:
         if path == b"":
             if request.postpath:
-                return ErrorResource(WebError("The webapi does not allow empty pathname components, i.e. a double slash"))
+                return ErrorResource(WalkError(WebError(
+                    "The webapi does not allow empty pathname components, i.e. a double slash")))
             return self
         return resource_for_cap(self.services, path, request)
 
