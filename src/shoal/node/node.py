@@ -150,7 +150,7 @@ def _tub_port_and_location(config: NodeConfig) -> tuple[list[str], str | None]:
         raise ConfigError(f"{config.path}: [node]tub.port is missing (or 'disabled')")
     if not location:
         raise ConfigError(f"{config.path}: [node]tub.location is missing (or 'disabled')")
-    return config.get_endpoints("node", "tub.port"), location
+    return config.get_endpoints("node", "tub.port"), config.tub_location()
 
 
 def _make_tub(config: NodeConfig, https: HttpsBesideFoolscap | None = None) -> Any:
