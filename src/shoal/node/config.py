@@ -29,6 +29,7 @@ from shoal.node.config_keys import (
     lookup,
     sections,
 )
+from shoal.protocol.body_rate import DEFAULT_MIN_RATE, BodyRatePolicy
 from shoal.protocol.hints import AUTO, HintError, parse_furl_hints, parse_location
 
 __all__ = ["KEYS", "ConfigError", "Key", "NodeConfig", "UnregisteredKeyError", "load_config"]
@@ -262,6 +263,13 @@ def check_hints(cfg: NodeConfig) -> None:
             parse_furl_hints(furl)
         except HintError as e:
             raise ConfigError(f"{cfg.path}: [{section}]{key}: {e}") from None
+
+
+def body_rate(cfg: NodeConfig, min_rate: int | None, window: int) -> BodyRatePolicy:
+    """The minimum request-body rate of a port from its two keys (rate None: the default)."""
+    if window < 1:
+        raise ConfigError(f"{cfg.path}: a body_rate_window must be at least 1 second, not {window}")
+    return BodyRatePolicy(min_rate=DEFAULT_MIN_RATE if min_rate is None else min_rate, window=window)
 
 
 def load_config(basedir: str) -> NodeConfig:
