@@ -39,7 +39,7 @@ from shoal.introducer.files import (
 from shoal.mutable import MutableClient
 from shoal.mutable.keypool import KeyPool
 from shoal.node import helped_files
-from shoal.node.config import ConfigError, NodeConfig, parse_size
+from shoal.node.config import ConfigError, NodeConfig, body_rate, parse_size
 from shoal.node.files import ClientFiles, encoding_params, storage_deadlines
 from shoal.node.identity import (
     NodeIdentity,
@@ -49,6 +49,7 @@ from shoal.node.identity import (
     write_node_id_files,
 )
 from shoal.protocol.announcement import storage_announcement
+from shoal.protocol.body_rate import DEFAULT_WINDOW
 from shoal.protocol.nurl import nurls_for_location, spki_hash
 from shoal.sftp.service import SFTPConfigError, make_sftp_service
 from shoal.storage.expiration import ExpirationPolicy
@@ -150,7 +151,7 @@ def _tub_port_and_location(config: NodeConfig) -> tuple[list[str], str | None]:
         raise ConfigError(f"{config.path}: [node]tub.port is missing (or 'disabled')")
     if not location:
         raise ConfigError(f"{config.path}: [node]tub.location is missing (or 'disabled')")
-    return config.get_endpoints("node", "tub.port"), location
+    return config.get_endpoints("node", "tub.port"), config.tub_location()
 
 
 def _make_tub(config: NodeConfig, https: HttpsBesideFoolscap | None = None) -> Any:
@@ -333,6 +334,9 @@ class Node(service.MultiService):
                                            channel=http_channel)  # 414 for a too-long URL, as the web port
         except BlobError as e:
             raise ConfigError(f"{self.config.path}: {e}") from None
+        self.blobs.site.body_rate = body_rate(  # type: ignore[attr-defined]  # read by ShoalChannel
+            self.config, self.config.get_size("blobs", "min_body_rate"),
+            self.config.get_int("blobs", "body_rate_window", DEFAULT_WINDOW))
         self.blobs.setServiceParent(self)
 
     def _init_sftp(self) -> None:
@@ -399,6 +403,8 @@ class Node(service.MultiService):
         )
         self._web_endpoint = serverFromString(reactor, webport)
         self._web_site = ShoalSite(Root(source, self.web_services), key_hasher=self.files.key_hasher)
+        self._web_site.body_rate = body_rate(self.config, self.config.get_size("node", "web.min_body_rate"),
+                                             self.config.get_int("node", "web.body_rate_window", DEFAULT_WINDOW))
 
     def _storage_source(self, nodeid: str) -> StorageSource | None:
         """What /storage shows of this node's storage server (None: it runs none)."""

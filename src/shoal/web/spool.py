@@ -25,6 +25,7 @@ code path serves both. See bench/web.py for the figures.
 
 import socket
 import tempfile
+import time
 from collections.abc import Callable
 from typing import Any, BinaryIO, Protocol
 from urllib.parse import parse_qs, urlsplit
@@ -34,6 +35,7 @@ from twisted.python import log
 from twisted.web import http, server
 
 from shoal import cpu
+from shoal.protocol.body_rate import BodyRateMeter, BodyRatePolicy
 from shoal.web import access_log
 
 BATCH = 4 * 1024 * 1024  # bytes per pool job (disk append + hash)
@@ -218,6 +220,7 @@ class StreamingRequest(server.Request):
 IDLE_TIMEOUT = 60  # seconds without a byte from the client while no request is being handled
 HEADER_TIMEOUT = 30  # seconds from a request's first line to its last header
 STALL_TIMEOUT = 120  # seconds a response may wait for a client that reads none of it
+DEFAULT_BODY_RATE = BodyRatePolicy()
 
 
 class ShoalChannel(http.HTTPChannel):
@@ -231,11 +234,16 @@ class ShoalChannel(http.HTTPChannel):
     minute kept a connection forever); a response whose client reads nothing
     for STALL_TIMEOUT (the transport has paused us: its buffer is full) is
     aborted, so a vanished or half-open client releases its producer; TCP
-    keepalive finds peers that vanished while a long request is handled.
+    keepalive finds peers that vanished while a long request is handled; a
+    request body must keep its Site's `body_rate` (protocol.body_rate: so many
+    bytes a second in every window, windows in which our spool paused the
+    sender excused) or the connection is closed.
     """
 
     _header_timer: Any = None
     _stall_timer: Any = None
+    _rate_timer: Any = None
+    _rate_meter: BodyRateMeter | None = None
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -248,7 +256,42 @@ class ShoalChannel(http.HTTPChannel):
 
     def allHeadersReceived(self) -> None:
         self._cancel("_header_timer")
+        policy: BodyRatePolicy = getattr(getattr(self, "site", None), "body_rate", DEFAULT_BODY_RATE)
+        if policy.enabled:
+            self._rate_meter = BodyRateMeter(policy, self._now())
+            self._rate_timer = self.callLater(policy.check_every, self._check_rate)
         super().allHeadersReceived()
+
+    def rawDataReceived(self, data: bytes) -> None:
+        if self._rate_meter is not None:
+            self._rate_meter.received(len(data))
+        super().rawDataReceived(data)
+
+    def allContentReceived(self) -> None:
+        self._stop_rate()
+        super().allContentReceived()
+
+    def _now(self) -> float:
+        clock = getattr(self.callLater, "__self__", None)
+        return clock.seconds() if clock is not None and hasattr(clock, "seconds") else time.monotonic()
+
+    def _check_rate(self) -> None:
+        meter = self._rate_meter
+        self._rate_timer = None
+        if meter is None:
+            return
+        request = self.requests[-1] if self.requests else None
+        content = getattr(request, "content", None)
+        if isinstance(content, BodySpool) and content._paused:
+            meter.excuse(self._now())  # our own back-pressure, not the client's slowness
+        elif (why := meter.check(self._now())) is not None:
+            self._give_up(why)
+            return
+        self._rate_timer = self.callLater(meter.policy.check_every, self._check_rate)
+
+    def _stop_rate(self) -> None:
+        self._rate_meter = None
+        self._cancel("_rate_timer")
 
     def pauseProducing(self) -> None:
         if self._stall_timer is None:
@@ -262,6 +305,7 @@ class ShoalChannel(http.HTTPChannel):
     def connectionLost(self, reason: Any = None) -> None:
         self._cancel("_header_timer")
         self._cancel("_stall_timer")
+        self._stop_rate()
         super().connectionLost(reason)
 
     def _cancel(self, name: str) -> None:
@@ -272,6 +316,7 @@ class ShoalChannel(http.HTTPChannel):
 
     def _give_up(self, why: str) -> None:
         self._header_timer = self._stall_timer = None
+        self._stop_rate()
         transport: Any = self.transport
         if transport is None:
             return
@@ -313,6 +358,8 @@ class ShoalSite(server.Site):
 
     requestFactory = StreamingRequest
     protocol = http_channel
+
+    body_rate: BodyRatePolicy = DEFAULT_BODY_RATE  # read by ShoalChannel; the node sets it from tahoe.cfg
 
     def __init__(self, resource: Any, key_hasher: KeyHasherFactory | None = None, **kw: Any) -> None:
         kw.setdefault("logFormatter", access_log.log_formatter)  # no cap in the log
