@@ -220,7 +220,7 @@ class GridBlobsBackend:
     def _dirnode(self, cap: str) -> DirectoryNode:
         node = self._maker.node_for(cap)
         if not isinstance(node, DirectoryNode):
-            raise BlobStoreError(f"the blob directory {cap[:40]}... is not a directory")
+            raise BlobStoreError("an entry of the blob directories is not a directory")  # no cap: it is secret
         return node
 
     async def _link(self, batcher: DirectoryBatcher, entries: Mapping[str, ChildSpec]) -> None:
