@@ -25,6 +25,34 @@ Targets (issue #19), printed beside the figures: 1000 x 10 KB one request each
 at least 10x faster than Soledad's 72.5 s (<= 7.25 s), through /stream at
 least 20x (<= 3.6 s).
 
+Each upload and download phase also prints the CPU seconds the client node and
+the storage nodes (summed) used in it: on this shared 2-core machine wall times
+swing with the other sessions' load, CPU seconds much less.
+
+Where the time goes (issue #19; py-spy on the client node, 50 Hz, the whole run
+of --small 1000 --scale '', and the CPU lines of the same bench):
+
+* The client node mostly waits: its reactor thread was busy in about half its
+  samples, its I/O threads blocked in TLS reads from the storage nodes. Of the
+  reactor's busy samples: immutable upload 27% (placement and allocate 9%,
+  pushing shares 12%), directory edits 15% (DirectoryNode.set_children: the
+  mutable modify's servermap query, retrieve, parse of the entries 5%,
+  publish), twisted.web receiving the blob requests 11%, downloads 8%, the
+  SQLite index under 1%, the blob service's own code (auth, tags, spooling)
+  about 2%.
+* CPU per 1,000 x 10 KB (client + storage nodes): one request each, upload
+  26.5 + 41.2 = 68 s, download 6.3 + 7.2 = 13.5 s; /stream upload 8.8 + 16.4 =
+  25 s, download 6.7 + 7.9 = 14.6 s. A PUT costs 2.7x a /stream upload: the
+  difference, ~43 ms of CPU per blob, is the namespace directory's publishes
+  (with 3 connections at most 3 edits share one). Both workloads are CPU-bound
+  here: 7.25 s for 1,000 PUTs would need at most 14.5 ms of CPU per blob on
+  2 cores, 3.6 s through /stream at most 7.2 ms; the immutable upload alone
+  (the /stream figure) is 25 ms.
+* Sharding a namespace from its first entry (FLAT_LIMIT 0 or 128) made the
+  1,000 PUTs cost 101 CPU-seconds instead of 68: ~250 shard directories made
+  (an RSA key, 42 ms of CPU, and two publishes each) and no batching, as the
+  3 connections' edits go to different shards (see shoal.apps.blobs.store).
+
 The Blockstack driver's put/get rates have their own section below
 (`driver_rates`), filled in by the driver's engineer.
 """

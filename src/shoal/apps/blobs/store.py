@@ -22,6 +22,16 @@ a shard of about 400 entries, never the namespace. Shard names start with
 namespace directory; when the grid is read, a shard's entry for an id
 overrides the flat one (nothing is written flat once a namespace has shards).
 
+FLAT_LIMIT was re-measured with OpenSSL keys (42 ms of CPU per RSA-2048 key;
+bench/blobs.py --scale, 5 storage nodes, the two settings run side by side,
+median of 9 PUTs of 10 KB): flat, a PUT took 135 ms at 100 entries, 165 ms at
+1,000, 302 ms at 4,000 and 461 ms at 8,000; sharded, 65 ms at 4,000 and
+36 ms at 8,000 but 426 ms at 1,000 against 209 ms flat (there most PUTs
+still make a shard: a key and two publishes). And 1,000 PUTs of 10 KB into
+a new namespace cost 68 CPU-seconds flat against 101 sharded from the start
+(FLAT_LIMIT 0 or 128): ~250 shards made, and no two edits share a publish.
+The crossing lies between 1,000 and 4,000 entries, so the limit stays 1,024.
+
 A live entry's ``blob`` metadata holds ``size``, ``tag``, ``flags`` and
 ``created`` (seconds since the epoch); a deleted blob's entry is a tombstone:
 the empty literal cap ``URI:LIT:`` with ``{"blob": {"deleted": T, "created":
