@@ -220,6 +220,38 @@ def test_backup_history_is_shared_both_ways(peer, clidir, tmp_path):
     assert f"Latest {third['cap']}" in listing  # every part reused: the same tree as shoal's
 
 
+def test_backup_skips_symlinks_and_special_files_as_tahoe_does(peer, clidir, tmp_path):
+    """A symlink and a FIFO are skipped with Tahoe's warnings; both CLIs print the same report
+    line and exit 2, the code a script reads as "done, with skips"."""
+    src = tmp_path / "skips"
+    src.mkdir()
+    (src / "a.txt").write_bytes(os.urandom(2000))
+    (src / "link").symlink_to(src / "a.txt")
+    os.mkfifo(src / "pipe")
+    seen = {}
+    for which in ("tahoe", "shoal"):
+        clidir.use(which)
+        if which == "tahoe":
+            cli(peer, "tahoe", clidir.path, "create-alias", "skips")
+        command = [str(peer / "tahoe")] if which == "tahoe" else SHOAL
+        r = subprocess.run([*command, "-d", str(clidir.path), "backup", str(src), f"skips:{which}"],
+                           capture_output=True, timeout=300)
+        seen[which] = r
+    for which, r in seen.items():
+        assert r.returncode == 2, (which, r.stdout, r.stderr)
+        err = r.stderr.decode()
+        assert f"WARNING: cannot backup symlink '{src / 'link'}'" in err, (which, err)
+        assert f"WARNING: cannot backup special '{src / 'pipe'}'" in err, (which, err)
+    report = {which: next(line for line in r.stdout.decode().splitlines() if "files uploaded" in line)
+              for which, r in seen.items()}
+    assert report["tahoe"] == (
+        " 1 files uploaded (0 reused), 2 files skipped, 1 directories created (0 reused), 0 directories skipped")
+    # the same backupdb: shoal's run reuses what Tahoe's uploaded
+    assert report["shoal"] == (
+        " 0 files uploaded (1 reused), 2 files skipped, 0 directories created (1 reused), 0 directories skipped")
+    assert all("backup done, elapsed time: " in r.stdout.decode() for r in seen.values())
+
+
 def test_cp_caps_only_trees_are_identical(peer, clidir, tmp_path):
     clidir.use("tahoe")
     cli(peer, "tahoe", clidir.path, "create-alias", "capsonly")

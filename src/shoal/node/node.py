@@ -10,7 +10,7 @@ writers, the lease crawler, the scrubber: storage.housekeeping).
 
 import base64
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from foolscap.api import Tub
@@ -20,7 +20,6 @@ from twisted.internet.endpoints import serverFromString
 from twisted.python import log
 
 from shoal import __version__
-from shoal.apps.blobs import BlobError, BlobService, make_blob_service
 from shoal.checker import FileChecker
 from shoal.checker.job import CheckerConfigError, CheckerJob, CheckerSettings
 from shoal.dirnode import NodeMaker
@@ -51,7 +50,6 @@ from shoal.node.identity import (
 from shoal.protocol.announcement import storage_announcement
 from shoal.protocol.body_rate import DEFAULT_WINDOW
 from shoal.protocol.nurl import nurls_for_location, spki_hash
-from shoal.sftp.service import SFTPConfigError, make_sftp_service
 from shoal.storage.expiration import ExpirationPolicy
 from shoal.storage.foolscap_adapter import FoolscapStorageServer
 from shoal.storage.housekeeping import Housekeeping
@@ -64,6 +62,9 @@ from shoal.web.spool import ShoalSite, http_channel
 from shoal.web.statistics import NodeStats
 from shoal.web.storagepage import StorageSource
 from shoal.web.welcome import WelcomeSource
+
+if TYPE_CHECKING:  # the blob service and SFTP are imported only by a node that runs them (memory)
+    from shoal.apps.blobs import BlobService
 
 HOUSEKEEPING_INTERVAL = 1.0  # seconds between crawler slices
 CRAWLER_SLICE = 0.1  # seconds of work per slice (keeps the reactor responsive)
@@ -327,6 +328,7 @@ class Node(service.MultiService):
         self.blobs: BlobService | None = None
         if not self.config.get_bool("blobs", "enabled", False):
             return
+        from shoal.apps.blobs import BlobError, make_blob_service
         self.config.get_endpoints("blobs", "port")  # a bad one is an error naming the key
         try:
             self.blobs = make_blob_service(self.config.section("blobs"), self.config.basedir, self.files,
@@ -343,6 +345,8 @@ class Node(service.MultiService):
         """The SFTP frontend, when [sftpd]enabled (Tahoe 1.20's keys)."""
         if not self.config.get_bool("sftpd", "enabled", False):
             return
+        from shoal.sftp.service import SFTPConfigError, make_sftp_service
+
         try:
             read = {
                 "port": self.config.get("sftpd", "port"),
