@@ -170,7 +170,7 @@ class StragglerWatch(Generic[B]):
             suspect = self._suspects.get(writer)
             if suspect is None or suspect[1] != lag.write:
                 suspect = self._suspects[writer] = (now, lag.write)
-            if now - suspect[0] >= self.rule.confirm:
+            if now >= suspect[0] + self.rule.confirm:  # the very sum next_check names (floats)
                 stragglers[writer] = lag
             else:
                 next_check = min(next_check, suspect[0] + self.rule.confirm)

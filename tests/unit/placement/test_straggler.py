@@ -3,7 +3,7 @@
 import heapq
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from shoal.placement.straggler import LagRule, StragglerWatch
@@ -32,7 +32,7 @@ def simulate(rule, latencies, writes=1, gap=0.1, remove=True):
         nonlocal timer
         verdict = watch.check(now)
         for w, lag in verdict.stragglers.items():
-            assert lag.lag >= rule.floor
+            assert lag.lag >= rule.floor - 1e-9  # now - m, where now >= m + threshold was the test
             found.setdefault(w, now)
             if remove:
                 watch.remove(w)
@@ -74,6 +74,7 @@ def test_writers_within_the_floor_of_each_other_are_never_stragglers(lats, write
     st.floats(min_value=0.0, max_value=60.0),
     st.integers(1, 3),
 )
+@example(fast=[1.5509986318650257], extra=0.0, writes=1)  # the confirming look lands on a float sum exactly
 def test_one_slow_writer_is_found_in_bounded_time(fast, extra, writes):
     worst = max(fast)
     bound = worst + RULE.threshold(worst) + RULE.confirm  # after the first write was sent
