@@ -14,7 +14,6 @@ POST /uri?t=mkdir, t=mkdir-with-children, t=mkdir-immutable   new directories
 /file/$CAP/NAME           the same, deprecated, GET and HEAD only
 """
 
-import html
 import io
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -39,8 +38,8 @@ from shoal.web.common import (
 )
 from shoal.web.directories import DirectoryResource, mkdir_unlinked, nodemaker
 from shoal.web.files import FileResource, file_resource
-from shoal.web.page import page
 from shoal.web.services import WebServices
+from shoal.web.templating import render
 from shoal.web.upload import create_mutable, read_body, upload_body, upload_file
 
 ONLY = "/uri accepts only PUT, PUT?t=mkdir, POST?t=upload, and POST?t=mkdir"
@@ -195,16 +194,9 @@ def upload_results_page(request: Request, cap: str, size: int) -> str:
     """The page Tahoe 1.20 answers an immutable POST /uri?t=upload with (upload-results.xhtml):
     title "File Uploaded", "Uploading File... done!", the cap in ``URI: <tt><span>``, a
     download link and the size, so a script scraping Tahoe's page finds the cap the same way."""
-    e = html.escape
-    link = "/uri/" + quote(cap, safe="")
     request.setHeader(b"content-type", b"text/html; charset=utf-8")
-    return page("File Uploaded", (
-        "<h1>Uploading File... done!</h1><h2>Upload Results:</h2><ul>"
-        f"<li>URI: <tt><span id='uri'>{e(cap)}</span></tt></li>"
-        f"<li>Download link: <a href='{e(link)}'>{e('/uri/' + cap)}</a></li>"
-        f"<li>File Size: {size} bytes</li>"
-        f"<li><a href='{e(link)}?t=info'>More info</a></li></ul>"
-    ))
+    return render("upload_results.html", title="File Uploaded", cap=cap, link="/uri/" + quote(cap, safe=""),
+                  size=size)
 
 
 class NamedRoot(resource.Resource):
