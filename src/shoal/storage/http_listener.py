@@ -42,9 +42,10 @@ class HttpsBesideFoolscap:
         self.https_factory: Any = None  # a StdlibTLSFactory in front of the Site
         self.connections = {"foolscap": 0, "https": 0, "refused": 0}
 
-    def serve(self, site: Any, certificate: Any) -> None:
-        """Serve ``site`` over TLS with ``certificate`` (a twisted PrivateCertificate: the Tub's)."""
-        self.https_factory = StdlibTLSFactory(server_context(certificate.dumpPEM()), site, self.clock)
+    def serve(self, site: Any, certificate: Any, scratch: str | None = None) -> None:
+        """Serve ``site`` over TLS with ``certificate`` (a twisted PrivateCertificate: the Tub's);
+        ``scratch`` is where its key may be written for the moment it is loaded (the node's private/)."""
+        self.https_factory = StdlibTLSFactory(server_context(certificate.dumpPEM(), scratch), site, self.clock)
 
     def negotiation_class(self) -> Any:
         """A stand-in for Foolscap's Negotiation class, for a Listener's ``negotiationClass``."""

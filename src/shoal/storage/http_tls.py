@@ -36,18 +36,20 @@ HANDSHAKE_TIMEOUT = 30.0  # seconds from the first byte to a finished handshake
 READ_BUFFER = 256 * 1024  # plaintext handed to the wrapped protocol per call, at most
 
 
-def server_context(certificate_pem: bytes) -> ssl.SSLContext:
+def server_context(certificate_pem: bytes, scratch: str | None = None) -> ssl.SSLContext:
     """A TLS 1.2+ server context for ``certificate_pem`` (the private key and certificate, PEM).
 
-    The stdlib loads keys from files only: the PEM is written to a private
-    temporary directory (0700, file 0600) for the moment it is loaded.
+    The stdlib loads keys from files only: the PEM is written to a temporary
+    directory (0700, file 0600) inside ``scratch`` (a node passes its
+    private/ directory, where its key already lives) for the moment it is
+    loaded, then removed.
     """
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.verify_mode = ssl.CERT_NONE  # clients are authorized by the swissnum, not by certificates
     ctx.options |= ssl.OP_NO_RENEGOTIATION | ssl.OP_NO_COMPRESSION
     ctx.num_tickets = 0  # shoal's and Tahoe's clients do not resume sessions
-    where = tempfile.mkdtemp(prefix="shoal-tls-")
+    where = tempfile.mkdtemp(prefix="tls-load-", dir=scratch)
     try:
         path = os.path.join(where, "node.pem")
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

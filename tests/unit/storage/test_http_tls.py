@@ -203,3 +203,20 @@ def test_an_http_storage_request_over_the_tls_layer(tmp_path):
                 b"Authorization: Tahoe-LAFS d3Jvbmc=\r\n\r\n")
     assert client.read_all().startswith(b"HTTP/1.1 401 ")  # keep-alive: a second request on the same TLS
     client.server.connectionLost(None)
+
+
+def test_the_key_is_loaded_through_the_given_private_directory_and_not_left_there(tmp_path, monkeypatch):
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    seen = []
+    real = ssl.SSLContext.load_cert_chain
+
+    def load(self, path, *args, **kwargs):
+        seen.append((os.path.dirname(os.path.dirname(path)), os.stat(path).st_mode & 0o777,
+                     os.stat(os.path.dirname(path)).st_mode & 0o777))
+        return real(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(ssl.SSLContext, "load_cert_chain", load)
+    server_context(PEM, str(private))
+    assert seen == [(str(private), 0o600, 0o700)]
+    assert os.listdir(private) == []
