@@ -18,7 +18,7 @@ from paramiko.sftp import CMD_CLOSE
 
 from shoal.node.logs import LOG_FILE
 from shoal.testing.grid import shares_args, wait_for_servers
-from shoal.testing.processes import NodeProcessError, start_node
+from shoal.testing.processes import NodeProcessError, memory_kib, start_node
 from shoal.testing.sftp import free_port, make_sftp_node, write_keypair
 from shoal.testing.wait import wait_until
 from tests.conftest import SHARED_SHARES
@@ -287,15 +287,6 @@ def test_a_file_left_open_when_the_session_ends_is_abandoned(sftp_node):
     c2.close()
 
 
-def _peak_rss(pid: int) -> int:
-    """The process's peak resident set size so far, in bytes (Linux's VmHWM)."""
-    with open(f"/proc/{pid}/status", encoding="ascii") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmHWM in /proc/PID/status")
-
-
 def _sha256(path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -313,7 +304,7 @@ def test_openssh_100_mib_both_ways(sftp_node, tmp_path):
     cmd = [SFTP, "-b", "-", "-P", str(sftp_node.port), "-o", "StrictHostKeyChecking=no",
            "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-i", sftp_node.keys["alice"],
            "alice@127.0.0.1"]
-    peak_before = _peak_rss(sftp_node.node.pid)
+    peak_before = memory_kib(sftp_node.node.pid, "VmHWM") * 1024
     t = time.monotonic()
     r = subprocess.run(cmd, input=f"put {local} /hundred.bin\n".encode(), capture_output=True, timeout=300)
     put_s = time.monotonic() - t
@@ -327,7 +318,7 @@ def test_openssh_100_mib_both_ways(sftp_node, tmp_path):
     assert r.returncode == 0, r.stderr.decode()
     assert _sha256(back) == _sha256(local)
     # streamed both ways: the node never held the file (its peak RSS grew well under 100 MiB)
-    growth = _peak_rss(sftp_node.node.pid) - peak_before
+    growth = memory_kib(sftp_node.node.pid, "VmHWM") * 1024 - peak_before
     assert growth < 48 << 20, f"the node's peak RSS grew by {growth >> 20} MiB"
     print(f"100 MiB over OpenSSH sftp: put {put_s:.1f}s, get {get_s:.1f}s, peak RSS growth {growth >> 20} MiB")
     c.remove("/hundred.bin")
