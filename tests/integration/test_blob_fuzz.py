@@ -15,12 +15,10 @@ of growth is far above that and far below what an unbounded buffer (a body read
 whole, a JSON parse without a depth limit, a manifest believed) costs.
 """
 
-import http.client
 import json
 import os
-import socket
 import time
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -29,6 +27,7 @@ from hypothesis import strategies as st
 from shoal.apps.blobs import token_header, upload_body
 from shoal.testing.processes import memory_kib, stop_all
 from tests.integration.test_blobs import TOKENS, start_blob_client
+from tests.integration.test_web_fuzz import send, send_raw
 
 HEALTH_SECONDS = 10.0
 RSS_GROWTH_MIB = 64
@@ -128,18 +127,6 @@ def requests(draw):
     return method, path, headers, body
 
 
-def send(url: str, method: str, path: str, headers: dict, body: bytes | None,
-         timeout: float = 60) -> tuple[int, bytes]:
-    parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
-    try:
-        conn.request(method, path, body=body, headers=headers)
-        r = conn.getresponse()
-        return r.status, r.read()
-    finally:
-        conn.close()
-
-
 def check(status: int, body: bytes, what: str) -> None:
     assert b"Traceback" not in body and b'File "' not in body, f"{what} leaked a traceback"
     if status >= 500 and status != 501:  # 501: a method the service does not implement, an honest answer
@@ -209,17 +196,8 @@ def test_raw_requests_with_lying_lengths(blobs, raw):
     """Each is answered with an HTTP error or a closed connection, within the health bound, and the
     node keeps serving."""
     _node, url = blobs
-    parts = urlsplit(url)
     start = time.monotonic()
-    with socket.create_connection((parts.hostname, parts.port), timeout=HEALTH_SECONDS + 5) as s:
-        s.sendall(raw)
-        s.shutdown(socket.SHUT_WR)
-        answer = b""
-        try:
-            while chunk := s.recv(65536):
-                answer += chunk
-        except OSError:
-            pass
+    answer = send_raw(url, raw, timeout=HEALTH_SECONDS + 5)
     assert time.monotonic() - start < HEALTH_SECONDS + 5
     if answer:
         assert answer.startswith(b"HTTP/1."), answer[:100]

@@ -98,15 +98,32 @@ def grid(shared_grid):
     return shared_grid
 
 
-def send(url: str, method: str, path: str, headers: dict, body: bytes | None) -> tuple[int, bytes]:
+def send(url: str, method: str, path: str, headers: dict, body: bytes | None,
+         timeout: float = 60) -> tuple[int, bytes]:
+    """(status, body) of one request on a fresh connection."""
     parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
     try:
         conn.request(method, path, body=body, headers=headers)
         r = conn.getresponse()
         return r.status, r.read()
     finally:
         conn.close()
+
+
+def send_raw(url: str, raw: bytes, timeout: float = 10) -> bytes:
+    """Whatever the server answers to `raw` bytes (the write side shut after them)."""
+    parts = urlsplit(url)
+    answer = b""
+    with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as s:
+        s.sendall(raw)
+        s.shutdown(socket.SHUT_WR)
+        try:
+            while chunk := s.recv(65536):
+                answer += chunk
+        except OSError:
+            pass
+    return answer
 
 
 def check(status: int, body: bytes, what: str) -> None:
@@ -151,21 +168,12 @@ def test_fuzz_web_api(grid):
 
 def test_raw_http_garbage(grid):
     """Malformed HTTP gets an HTTP error or a closed connection, and the node lives on."""
-    parts = urlsplit(grid.client_url)
     for raw in [b"GET\r\n\r\n", b"\x00\x01\x02\r\n\r\n", b"GET /uri HTTP/9.9\r\n\r\n",
                 b"PUT /uri HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
                 b"PUT /uri HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
                 b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\n\r\n",
                 b"PUT /uri HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nshort"]:
-        with socket.create_connection((parts.hostname, parts.port), timeout=10) as s:
-            s.sendall(raw)
-            s.shutdown(socket.SHUT_WR)
-            answer = b""
-            try:
-                while chunk := s.recv(65536):
-                    answer += chunk
-            except OSError:
-                pass
+        answer = send_raw(grid.client_url, raw)
         if answer:
             assert answer.startswith(b"HTTP/1."), answer[:100]
             status = int(answer.split(b" ", 2)[1])
