@@ -1,11 +1,13 @@
 """The minimum request-body rate on a real client node's web port and blob port
 (`[node]web.min_body_rate`, `[blobs]min_body_rate`, issue #15): a body trickled one
 byte at a time is cut after its first window while the node keeps serving others,
-and an upload at a realistic 64 KiB/s is not cut. The windows are 2 s here so the
+and an upload at a realistic 64 KiB/s is not cut; the same on a storage node's
+HTTPS port (`[storage]min_body_rate`). The windows are 2 s here so the
 test is quick; the defaults (1 KiB/s over 30 s) are in docs/security.md."""
 
 import os
 import socket
+import ssl
 import threading
 import time
 import urllib.parse
@@ -18,6 +20,7 @@ from shoal.testing.grid import shares_args
 from shoal.testing.slow_body import trickle
 from shoal.testing.wait import wait_until
 from tests.integration.test_blobs import TOKENS
+from tests.integration.test_http_storage_node import https_request, tub_port
 
 WINDOW = 2
 RATE = "16KiB"
@@ -93,3 +96,50 @@ def test_an_upload_at_64_kib_per_second_is_not_cut(node, port):
         cap = r.answer.partition(b"\r\n\r\n")[2].decode()
         with urllib.request.urlopen(web_url + "uri/" + urllib.parse.quote(cap), timeout=30) as got:
             assert got.read() == body
+
+
+@pytest.fixture(scope="module")
+def storage_port(shared_grid):
+    """A storage node of the shared grid whose HTTPS port keeps a body rate of RATE per WINDOW s."""
+    node = shared_grid.add_storage("slowbody-storage", config={("storage", "min_body_rate"): RATE,
+                                                               ("storage", "body_rate_window"): str(WINDOW)})
+    yield tub_port(node.nodedir)
+    node.stop()
+    shared_grid.storage.remove(node)
+
+
+def tls_connector(port: int):
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+
+    def connect() -> socket.socket:
+        return context.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=30))
+
+    return connect
+
+
+def test_the_storage_port_cuts_a_trickled_body_and_serves_others(storage_port):
+    """A PATCH body trickled one byte at a time over TLS is cut after its first window; the
+    storage node answers another HTTPS request meanwhile; a body at 64 KiB/s is not cut."""
+    head = (b"PATCH /storage/v1/immutable/aaaaaaaaaaaaaaaaaaaaaaaaaa/0 HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Range: bytes 0-99999/*\r\nContent-Length: 100000\r\n\r\n")
+    result: list = []
+    slow = threading.Thread(target=lambda: result.append(
+        trickle(tls_connector(storage_port), head, b"x" * 100_000, rate=2)))
+    slow.start()
+    try:
+        start = time.monotonic()
+        _, status, _, _ = https_request(storage_port, b"GET", b"/storage/v1/version")
+        assert status == 401 and time.monotonic() - start < 5  # answered (no swissnum given) at once
+    finally:
+        slow.join(60)
+    [r] = result
+    assert r.cut and r.sent < 100, r  # two bytes a second: cut once the first window ended
+    assert WINDOW <= r.seconds < WINDOW + 10, r
+    body = os.urandom(320 * 1024)  # 5 s at 64 KiB/s: the refusal (no such upload) comes after the body
+    head = (b"PATCH /storage/v1/immutable/aaaaaaaaaaaaaaaaaaaaaaaaaa/0 HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Range: bytes 0-%d/*\r\nContent-Length: %d\r\n\r\n" % (len(body) - 1, len(body)))
+    fast = trickle(tls_connector(storage_port), head, body, rate=64 * 1024, chunk=4096)
+    assert not fast.cut and fast.sent == len(body), fast
+    assert int(fast.answer.split(b" ", 2)[1]) == 401, fast.answer[:200]

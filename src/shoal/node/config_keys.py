@@ -130,6 +130,11 @@ _ENTRIES: tuple[Key, ...] = (
     Key("storage", "scrub.interval", "duration", "7 days",
         "How often the scrubber may start a pass that checks every share against its hashes.",
         "shoal's own (Tahoe has no scrubber): Tahoe refuses the key."),
+    Key("storage", "min_body_rate", "size", "1KiB",
+        "Bytes per second a request body on the storage HTTPS port must deliver in every body_rate_window "
+        "(shoal's own key); 0 turns it off."),
+    Key("storage", "body_rate_window", "integer", "30",
+        "Seconds of each window in which [storage]min_body_rate is checked (shoal's own key)."),
     Key("storage", "debug_discard", "boolean", "false", _IGNORED + " (Tahoe's testing switch.)", used=False),
     Key("storage", "anonymous", "boolean", "true", _IGNORED, used=False),
     Key("storage", "plugins", "list", "", _IGNORED, used=False),

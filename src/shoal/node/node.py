@@ -458,7 +458,10 @@ class Node(service.MultiService):
         """The HTTP storage protocol on the Tub's port; its NURLs use the FURL's swissnum and the Tub's key."""
         swissnum = furl.rsplit("/", 1)[1]
         self.http_storage = HttpStorageServer(storage, swissnum.encode("ascii"))
-        https.serve(self.http_storage.site(), self.tub.myCertificate,
+        site = self.http_storage.site()
+        site.body_rate = body_rate(self.config, self.config.get_size("storage", "min_body_rate"),
+                                   self.config.get_int("storage", "body_rate_window", DEFAULT_WINDOW))
+        https.serve(site, self.tub.myCertificate,
                     scratch=os.path.dirname(self.config.private_path("node.pem")))
         pin = spki_hash(self.tub.myCertificate.original.to_cryptography())
         self.storage_nurls = [nurl.to_text() for nurl in nurls_for_location(self.tub.locationHints, pin, swissnum)]

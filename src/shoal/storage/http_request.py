@@ -20,7 +20,10 @@ import io
 from collections.abc import Callable
 from typing import Any
 
-from twisted.web import server
+from twisted.web import http, server
+
+from shoal.protocol.body_rate import BodyRatePolicy
+from shoal.streaming import BodyRateChannel
 
 BodyLimit = Callable[[bytes, bytes], int]
 SinkOpener = Callable[["CappedRequest", int | None], Any]
@@ -111,10 +114,29 @@ class CappedRequest(server.Request):
         self.content = _Discard()  # type: ignore[assignment]
 
 
+class StorageChannel(BodyRateChannel):
+    """The storage port's HTTP channel: each request body must keep the Site's ``body_rate``
+    (shoal.streaming.BodyRateChannel); a window in which an upload chunk's sink held the
+    connection paused (an overlapping chunk waiting its turn) is excused."""
+
+    def body_paused(self) -> bool:
+        request = self.requests[-1] if self.requests else None
+        sink = getattr(request, "sink", None)
+        return bool(sink is not None and sink.held)
+
+
+def storage_channel(factory: Any = None) -> Any:
+    """Site.protocol: Twisted's HTTP/1.1-or-2 wrapper around a StorageChannel."""
+    return http._GenericHTTPChannelProtocol(StorageChannel())
+
+
 class CappedSite(server.Site):
-    """A Site whose requests are capped by ``body_limit(method, path)``."""
+    """A Site whose requests are capped by ``body_limit(method, path)``, and whose request bodies
+    must keep ``body_rate`` (the node sets it from [storage]min_body_rate and body_rate_window)."""
 
     requestFactory = CappedRequest
+    protocol = storage_channel
+    body_rate: BodyRatePolicy = BodyRatePolicy()
 
     def __init__(self, resource: Any, body_limit: BodyLimit, *, open_sink: SinkOpener | None = None,
                  sink_closed: Callable[[Any], None] | None = None, **kwargs: Any) -> None:

@@ -6,6 +6,7 @@ reports whether the server closed the connection before the body was done.
 that wraps it. Used by tests/integration/test_slow_body.py."""
 
 import socket
+import ssl
 import time
 from collections.abc import Callable
 
@@ -48,7 +49,10 @@ def trickle(connect: Callable[[], socket.socket], head: bytes, body: bytes, rate
 
 
 def _closed(sock: socket.socket) -> bool:
-    """Whether the peer closed: a readable socket that gives b"" or an error."""
+    """Whether the peer closed: a readable socket that gives b"" or an error. A TLS socket
+    cannot peek; for it a cut shows as the next send failing."""
+    if isinstance(sock, ssl.SSLSocket):
+        return False
     sock.setblocking(False)
     try:
         return sock.recv(1, socket.MSG_PEEK) == b""

@@ -25,7 +25,6 @@ code path serves both. See bench/web.py for the figures.
 
 import socket
 import tempfile
-import time
 from collections.abc import Callable
 from typing import Any, BinaryIO, Protocol
 from urllib.parse import parse_qs, urlsplit
@@ -35,7 +34,8 @@ from twisted.python import log
 from twisted.web import http, server
 
 from shoal import cpu
-from shoal.protocol.body_rate import BodyRateMeter, BodyRatePolicy
+from shoal.protocol.body_rate import BodyRatePolicy
+from shoal.streaming import BodyRateChannel
 from shoal.web import access_log
 
 BATCH = 4 * 1024 * 1024  # bytes per pool job (disk append + hash)
@@ -223,7 +223,7 @@ STALL_TIMEOUT = 120  # seconds a response may wait for a client that reads none 
 DEFAULT_BODY_RATE = BodyRatePolicy()
 
 
-class ShoalChannel(http.HTTPChannel):
+class ShoalChannel(BodyRateChannel):
     """HTTPChannel answering 414 to a request line longer than it reads (16 KiB)
     where Twisted closes the connection without a word; a header line too long
     is 431.
@@ -242,8 +242,7 @@ class ShoalChannel(http.HTTPChannel):
 
     _header_timer: Any = None
     _stall_timer: Any = None
-    _rate_timer: Any = None
-    _rate_meter: BodyRateMeter | None = None
+    default_body_rate = DEFAULT_BODY_RATE
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -256,42 +255,15 @@ class ShoalChannel(http.HTTPChannel):
 
     def allHeadersReceived(self) -> None:
         self._cancel("_header_timer")
-        policy: BodyRatePolicy = getattr(getattr(self, "site", None), "body_rate", DEFAULT_BODY_RATE)
-        if policy.enabled:
-            self._rate_meter = BodyRateMeter(policy, self._now())
-            self._rate_timer = self.callLater(policy.check_every, self._check_rate)
         super().allHeadersReceived()
 
-    def rawDataReceived(self, data: bytes) -> None:
-        if self._rate_meter is not None:
-            self._rate_meter.received(len(data))
-        super().rawDataReceived(data)
-
-    def allContentReceived(self) -> None:
-        self._stop_rate()
-        super().allContentReceived()
-
-    def _now(self) -> float:
-        clock = getattr(self.callLater, "__self__", None)
-        return clock.seconds() if clock is not None and hasattr(clock, "seconds") else time.monotonic()
-
-    def _check_rate(self) -> None:
-        meter = self._rate_meter
-        self._rate_timer = None
-        if meter is None:
-            return
+    def body_paused(self) -> bool:
         request = self.requests[-1] if self.requests else None
         content = getattr(request, "content", None)
-        if isinstance(content, BodySpool) and content._paused:
-            meter.excuse(self._now())  # our own back-pressure, not the client's slowness
-        elif (why := meter.check(self._now())) is not None:
-            self._give_up(why)
-            return
-        self._rate_timer = self.callLater(meter.policy.check_every, self._check_rate)
+        return isinstance(content, BodySpool) and content._paused
 
-    def _stop_rate(self) -> None:
-        self._rate_meter = None
-        self._cancel("_rate_timer")
+    def body_too_slow(self, why: str) -> None:
+        self._give_up(why)
 
     def pauseProducing(self) -> None:
         if self._stall_timer is None:
@@ -305,7 +277,6 @@ class ShoalChannel(http.HTTPChannel):
     def connectionLost(self, reason: Any = None) -> None:
         self._cancel("_header_timer")
         self._cancel("_stall_timer")
-        self._stop_rate()
         super().connectionLost(reason)
 
     def _cancel(self, name: str) -> None:
