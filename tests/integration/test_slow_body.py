@@ -17,6 +17,7 @@ import pytest
 
 from shoal.apps.blobs import token_header
 from shoal.testing.grid import shares_args
+from shoal.testing.processes import create_storage_node, set_config, start_node
 from shoal.testing.slow_body import trickle
 from shoal.testing.wait import wait_until
 from tests.integration.test_blobs import TOKENS
@@ -99,13 +100,16 @@ def test_an_upload_at_64_kib_per_second_is_not_cut(node, port):
 
 
 @pytest.fixture(scope="module")
-def storage_port(shared_grid):
-    """A storage node of the shared grid whose HTTPS port keeps a body rate of RATE per WINDOW s."""
-    node = shared_grid.add_storage("slowbody-storage", config={("storage", "min_body_rate"): RATE,
-                                                               ("storage", "body_rate_window"): str(WINDOW)})
-    yield tub_port(node.nodedir)
+def storage_port(tmp_path_factory):
+    """A storage node of its own (no grid: nothing else may see it) whose HTTPS port keeps a
+    body rate of RATE per WINDOW s."""
+    nodedir = str(tmp_path_factory.mktemp("slowbody") / "storage")
+    create_storage_node(nodedir, "--nickname", "slowbody-storage")
+    set_config(nodedir, "storage", "min_body_rate", RATE)
+    set_config(nodedir, "storage", "body_rate_window", str(WINDOW))
+    node = start_node(nodedir)
+    yield tub_port(nodedir)
     node.stop()
-    shared_grid.storage.remove(node)
 
 
 def tls_connector(port: int):
