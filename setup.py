@@ -25,7 +25,7 @@ setup(
         "prometheus-client>=0.17",
         "rich>=13.0",
         "eliot>=1.14,<2",
-        "paramiko>=3.4,<6",
+        "bcrypt>=3.2.1",  # twisted.conch (the SFTP frontend) with OpenSSH keys
     ],
     extras_require={
         "test": [
@@ -36,6 +36,7 @@ setup(
             "ruff>=0.4",
             "mypy>=1.8",
             "import-linter>=2.0",
+            "paramiko>=3.4,<6",  # an SFTP client for the SFTP tests
         ],
     },
     entry_points={"console_scripts": ["shoal = shoal.main:main"]},

@@ -25,6 +25,34 @@ Targets (issue #19), printed beside the figures: 1000 x 10 KB one request each
 at least 10x faster than Soledad's 72.5 s (<= 7.25 s), through /stream at
 least 20x (<= 3.6 s).
 
+Each upload and download phase also prints the CPU seconds the client node and
+the storage nodes (summed) used in it: on this shared 2-core machine wall times
+swing with the other sessions' load, CPU seconds much less.
+
+Where the time goes (issue #19; py-spy on the client node, 50 Hz, the whole run
+of --small 1000 --scale '', and the CPU lines of the same bench):
+
+* The client node mostly waits: its reactor thread was busy in about half its
+  samples, its I/O threads blocked in TLS reads from the storage nodes. Of the
+  reactor's busy samples: immutable upload 27% (placement and allocate 9%,
+  pushing shares 12%), directory edits 15% (DirectoryNode.set_children: the
+  mutable modify's servermap query, retrieve, parse of the entries 5%,
+  publish), twisted.web receiving the blob requests 11%, downloads 8%, the
+  SQLite index under 1%, the blob service's own code (auth, tags, spooling)
+  about 2%.
+* CPU per 1,000 x 10 KB (client + storage nodes): one request each, upload
+  26.5 + 41.2 = 68 s, download 6.3 + 7.2 = 13.5 s; /stream upload 8.8 + 16.4 =
+  25 s, download 6.7 + 7.9 = 14.6 s. A PUT costs 2.7x a /stream upload: the
+  difference, ~43 ms of CPU per blob, is the namespace directory's publishes
+  (with 3 connections at most 3 edits share one). Both workloads are CPU-bound
+  here: 7.25 s for 1,000 PUTs would need at most 14.5 ms of CPU per blob on
+  2 cores, 3.6 s through /stream at most 7.2 ms; the immutable upload alone
+  (the /stream figure) is 25 ms.
+* Sharding a namespace from its first entry (FLAT_LIMIT 0 or 128) made the
+  1,000 PUTs cost 101 CPU-seconds instead of 68: ~250 shard directories made
+  (an RSA key, 42 ms of CPU, and two publishes each) and no batching, as the
+  3 connections' edits go to different shards (see shoal.apps.blobs.store).
+
 The Blockstack driver's put/get rates have their own section below
 (`driver_rates`), filled in by the driver's engineer.
 """
@@ -50,6 +78,32 @@ SOLEDAD = {"1 x 10 MB": 2.20, "1000 x 10 KB": 72.5}  # seconds, blobs with persi
 SPEEDUP_TARGETS = {"per request": 10, "/stream": 20}  # x faster than Soledad's 72.5 s (issue #19)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds of the client node and of all storage nodes between two calls."""
+
+    def __init__(self, client_pid: int, storage_pids: list[int]) -> None:
+        self.client_pid, self.storage_pids = client_pid, storage_pids
+        self.mark()
+
+    def _now(self) -> tuple[float, float]:
+        return cpu_seconds(self.client_pid), sum(cpu_seconds(p) for p in self.storage_pids)
+
+    def mark(self) -> None:
+        self._start = self._now()
+
+    def since(self) -> str:
+        (client0, storage0), (client, storage) = self._start, self._now()
+        self._start = (client, storage)
+        return f"cpu: client {client - client0:.1f} s, storage nodes {storage - storage0:.1f} s"
+
+
 def timed(fn: Callable[[], object]) -> float:
     t = time.perf_counter()
     fn()
@@ -61,7 +115,8 @@ def check(status: int, body: bytes, what: str) -> None:
         raise SystemExit(f"{what}: HTTP {status}: {body[:200]!r}")
 
 
-def per_request(url: str, user: str, blobs: dict[str, bytes], connections: int) -> tuple[float, float]:
+def per_request(url: str, user: str, blobs: dict[str, bytes], connections: int,
+                cpu: "CpuMeter | None" = None) -> tuple[float, float]:
     ids = list(blobs)
     shards = [ids[i::connections] for i in range(connections)]
 
@@ -81,11 +136,16 @@ def per_request(url: str, user: str, blobs: dict[str, bytes], connections: int) 
 
     with ThreadPoolExecutor(connections) as pool:
         up = timed(lambda: list(pool.map(put, shards)))
+        if cpu is not None:
+            print(f"  upload {cpu.since()}", flush=True)
         down = timed(lambda: list(pool.map(get, shards)))
+        if cpu is not None:
+            print(f"  download {cpu.since()}", flush=True)
     return up, down
 
 
-def streamed(url: str, user: str, blobs: dict[str, bytes], batch: int) -> tuple[float, float]:
+def streamed(url: str, user: str, blobs: dict[str, bytes], batch: int,
+             cpu: "CpuMeter | None" = None) -> tuple[float, float]:
     client = BlobHTTP(url, user, persistent=True)
     ids = list(blobs)
     batches = [ids[i:i + batch] for i in range(0, len(ids), batch)]
@@ -102,7 +162,13 @@ def streamed(url: str, user: str, blobs: dict[str, bytes], batch: int) -> tuple[
             if [f.data for f in parse_download_stream(body)] != [blobs[i] for i in b]:
                 raise SystemExit("stream download: wrong bytes")
 
-    return timed(up), timed(down)
+    up_s = timed(up)
+    if cpu is not None:
+        print(f"  upload {cpu.since()}", flush=True)
+    down_s = timed(down)
+    if cpu is not None:
+        print(f"  download {cpu.since()}", flush=True)
+    return up_s, down_s
 
 
 def put_latency_at_scale(url: str, user: str, sizes: list[int], puts: int,
@@ -181,6 +247,7 @@ def main() -> None:
             status, _, body = BlobHTTP(url, user).blob("PUT", "warm-up", body=b"w")  # (and their RSA keys)
             check(status, body, "warm-up PUT")
         small_name = f"{args.small} x 10 KB"
+        cpu = CpuMeter(client.pid, [s.pid for s in grid.storage])
         print(f"grid: {args.storage_nodes} storage nodes, {k}-of-{n} happy {happy}; blob service {url}", flush=True)
         # fresh random bytes for every run: identical bytes would be deduplicated by
         # convergent encryption (the second upload finds its shares already there)
@@ -189,13 +256,13 @@ def main() -> None:
                                         (small_name, args.small, 10 * 1000, "bob"))[:2 * workloads]:
             blobs = {f"blob{i:05d}": os.urandom(size) for i in range(count)}
             conns = min(args.connections, count)
-            up, down = per_request(url, user, blobs, conns)
+            up, down = per_request(url, user, blobs, conns, cpu)
             rows.append((name, f"per request ({conns} conn)", up, down))
             print(rows[-1], flush=True)
         for name, count, size, user in (("1 x 10 MB", 1, 10 * 1000 * 1000, "streamer"),
                                         (small_name, args.small, 10 * 1000, "quota"))[:2 * workloads]:
             blobs = {f"blob{i:05d}": os.urandom(size) for i in range(count)}
-            up, down = streamed(url, user, blobs, args.stream_batch)
+            up, down = streamed(url, user, blobs, args.stream_batch, cpu)
             rows.append((name, f"/stream ({min(args.stream_batch, len(blobs))} per request)", up, down))
             print(rows[-1], flush=True)
         latency = put_latency_at_scale(url, "alice", scale, args.latency_puts) if scale else []

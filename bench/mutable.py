@@ -69,6 +69,7 @@ def shoal_client(anns: dict):
     from shoal.introducer.files import StaticServer
     from shoal.mutable import MutableClient
     from shoal.testing import reactor_thread
+    from shoal.testing.round_trips import RoundTripCounter
 
     reactor_thread.ensure_running()
 
@@ -96,6 +97,13 @@ def shoal_client(anns: dict):
         "publish": lambda i: run(node.overwrite, data[:-4] + i.to_bytes(4, "big")),
         "retrieve": lambda i: run(node.download_best_version),
     }
+    # round trips and storage requests of one of each (Foolscap: a listing read is one request)
+    counter = reactor_thread.call(lambda: RoundTripCounter().install(broker))
+    for op, fn in ops.items():
+        reactor_thread.call(counter.reset)
+        fn(0)
+        print(f"shoal {op}: {counter.rounds} round trips, {counter.requests} requests ({dict(counter.calls)})")
+    reactor_thread.call(counter.uninstall)
     return ops, lambda: reactor_thread.call(broker.stopService)
 
 

@@ -15,14 +15,18 @@ through it; immutable download and mutable retrieve await what ``write`` returns
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IPushProducer
+from twisted.python import log
+from twisted.web import http
 from zope.interface import implementer
 
 from shoal.errors import CallerError
+from shoal.protocol.body_rate import BodyRateMeter, BodyRatePolicy
 
 
 class ClientGoneError(CallerError, defer.CancelledError):
@@ -86,3 +90,72 @@ class ConsumerWriter:
         if paused is not None:
             paused.errback(ClientGoneError())
             paused.addErrback(lambda _: None)  # no write was waiting on it: nothing to tell
+
+
+class BodyRateChannel(http.HTTPChannel):
+    """An HTTPChannel that holds every request body to its Site's ``body_rate``
+    (shoal.protocol.body_rate: so many bytes a second in every window, from the
+    end of the headers; the first window is the grace period), or closes the
+    connection. A window in which the server itself paused the sender
+    (``body_paused``, answered by subclasses: a spool or a share sink
+    applying back-pressure) is excused. The web and blob ports
+    (shoal.web.spool) and the storage HTTPS port (shoal.storage.http_request)
+    use it."""
+
+    _rate_timer: Any = None
+    _rate_meter: BodyRateMeter | None = None
+    default_body_rate: BodyRatePolicy | None = None  # for a Site that sets no body_rate (None: no check)
+
+    def allHeadersReceived(self) -> None:
+        policy = getattr(getattr(self, "site", None), "body_rate", self.default_body_rate)
+        if isinstance(policy, BodyRatePolicy) and policy.enabled:
+            self._rate_meter = BodyRateMeter(policy, self._rate_now())
+            self._rate_timer = self.callLater(policy.check_every, self._check_rate)
+        super().allHeadersReceived()
+
+    def rawDataReceived(self, data: bytes) -> None:
+        if self._rate_meter is not None:
+            self._rate_meter.received(len(data))
+        super().rawDataReceived(data)
+
+    def allContentReceived(self) -> None:
+        self._stop_rate()
+        super().allContentReceived()
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self._stop_rate()
+        super().connectionLost(reason)
+
+    def body_paused(self) -> bool:
+        """Whether this server has paused the body's sender right now (its own back-pressure)."""
+        return False
+
+    def body_too_slow(self, why: str) -> None:
+        """Close the connection of a body that kept below the rate."""
+        transport: Any = self.transport
+        if transport is not None:
+            log.msg(f"http: closing the connection from {getattr(transport.getPeer(), 'host', '?')}: {why}")
+            transport.abortConnection()
+
+    def _rate_now(self) -> float:
+        clock = getattr(self.callLater, "__self__", None)
+        return clock.seconds() if clock is not None and hasattr(clock, "seconds") else time.monotonic()
+
+    def _check_rate(self) -> None:
+        meter = self._rate_meter
+        self._rate_timer = None
+        if meter is None:
+            return
+        if self.body_paused():
+            meter.excuse(self._rate_now())  # our own back-pressure, not the client's slowness
+        elif (why := meter.check(self._rate_now())) is not None:
+            self._stop_rate()
+            self.body_too_slow(why)
+            return
+        self._rate_timer = self.callLater(meter.policy.check_every, self._check_rate)
+
+    def _stop_rate(self) -> None:
+        self._rate_meter = None
+        timer, self._rate_timer = self._rate_timer, None
+        if timer is not None and timer.active():
+            timer.cancel()

@@ -52,6 +52,8 @@ CASES = {
         config(("node", "web.port", "ssl:0:privateKey=missing.pem")), "tahoe.cfg: [node]web.port"),
     "tub.port not a port": (config(("node", "tub.port", "tcp:notaport")), "tahoe.cfg: [node]tub.port"),
     "tub.port second bad": (config(("node", "tub.port", "tcp:0,tcp:x")), "tahoe.cfg: [node]tub.port"),
+    "tub.location garbage": (config(("node", "tub.location", "tcp:host:notaport")), "tahoe.cfg: [node]tub.location"),
+    "tub.location empty hint": (config(("node", "tub.location", "tcp:127.0.0.1:1,")), "tahoe.cfg: [node]tub.location"),
     "helper.furl": (config(("client", "helper.furl", "http://not-a-furl")), "tahoe.cfg: [client]helper.furl"),
     "helper enabled": (config(("helper", "enabled", "maybe")), "tahoe.cfg: [helper]enabled"),
     "blobs port": (config(BLOBS_ON, ("blobs", "port", "tcp:xx")), "tahoe.cfg: [blobs]port"),

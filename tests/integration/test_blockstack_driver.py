@@ -197,6 +197,26 @@ def test_two_drivers_writing_one_id_never_share_a_version(grid, conf, tmp_path):
     assert record.data() in {f"{n}-{rounds - 1}" for n in "ab"}
 
 
+def test_new_id_linked_by_another_driver_is_written_by_compare_and_swap(grid, tmp_path):
+    """A driver puts an id it has never seen without looking it up first; when another
+    driver (sharing the directories, not the state) linked that id meanwhile, the link
+    is refused and the put lands as the next version of the other driver's file, so
+    both puts count and neither overwrites the other's version."""
+    first = ShoalDriver(grid.client_url, str(tmp_path / "n1.json"), read_pause=0.05)
+    first.open()
+    assert first.put_mutable("shared-new", "from first")
+    state = json.loads((tmp_path / "n1.json").read_text(encoding="utf-8"))
+    (tmp_path / "n2.json").write_text(json.dumps({"dircaps": state["dircaps"]}), encoding="utf-8")
+    second = ShoalDriver(grid.client_url, str(tmp_path / "n2.json"), read_pause=0.05)
+    second.open()
+    assert "shared-new" not in second.pins and "shared-new" not in second.writecaps
+    assert second.put_mutable("shared-new", "from second")
+    assert second.writecaps["shared-new"] == first.writecaps["shared-new"]  # no second file linked
+    record = first._read_record(f"/uri/{quote(first.writecaps['shared-new'], safe='')}")
+    assert record is not None and (record.version, record.data()) == (first.pins["shared-new"] + 1, "from second")
+    assert first.get_mutable(first.mutable_url("shared-new")) == "from second"
+
+
 def test_read_your_writes_with_lagging_servers(grid, tmp_path):
     """v1 everywhere; storage3 misses v2; then only storage3 answers: the driver must not
     return v1 (it gives None) and returns v2 once the up-to-date servers are back."""

@@ -93,6 +93,14 @@ def test_errors_are_the_nodes_text_on_one_line(client, tmp_path):
     r = shoal_cli(client, "get", lost, str(tmp_path / "y"))
     assert r.returncode == 1 and r.stderr.count(b"\n") == 1 and b"Traceback" not in r.stderr
     assert not (tmp_path / "y").exists()
+    # a missing child is Tahoe's HTML ErrorPage (a failure found walking the path): the CLI
+    # shows its text on one line, not its markup
+    dircap = ok(shoal_cli(client, "mkdir"))
+    r = shoal_cli(client, "get", dircap + "/no-such-child", str(tmp_path / "z"))
+    assert r.returncode == 1 and r.stderr == b"shoal: error: 404 Not Found: No such child: no-such-child\n"
+    r = shoal_cli(client, "get", dircap + "/no-such-dir/deeper", str(tmp_path / "z"))
+    assert r.returncode == 1 and r.stderr == b"shoal: error: 404 Not Found: No such child: no-such-dir\n"
+    assert not (tmp_path / "z").exists()
 
 
 def run_measured(cmd: list[str], stdout) -> tuple[int, int]:

@@ -135,3 +135,29 @@ def test_force_foolscap_announces_no_nurl_and_takes_no_tls(grid):
         assert remote.get_version()
     finally:
         remote.close()
+
+
+def _read_until_closed(sock: socket.socket) -> bytes:
+    """What the server sends before it closes ``sock`` (TimeoutError if it does not close it)."""
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except ConnectionResetError:
+        pass
+    return data
+
+
+def test_garbage_and_stalled_tls_clients_are_cut_and_do_not_block_others(grid):
+    node = grid.storage[0]
+    port = tub_port(node.nodedir)
+    swissnum = node.read_private("storage.furl").rsplit("/", 1)[1].encode()
+    stalled = socket.create_connection(("127.0.0.1", port), timeout=20)
+    stalled.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")  # a ClientHello's start, then nothing
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as garbage:
+        garbage.sendall(b"\x16\x03\x01\x00\x05" + os.urandom(4096))  # a TLS record header, then noise
+        answer = _read_until_closed(garbage)  # cut well before the 30 s handshake timeout
+        assert len(answer) < 100  # at most a TLS alert
+    # the server still answers while the stalled handshake is pending
+    assert https_get(port, b"/storage/v1/version", swissnum)[1] == 200
+    stalled.close()

@@ -18,7 +18,7 @@ from paramiko.sftp import CMD_CLOSE
 
 from shoal.node.logs import LOG_FILE
 from shoal.testing.grid import shares_args, wait_for_servers
-from shoal.testing.processes import NodeProcessError, start_node
+from shoal.testing.processes import NodeProcessError, memory_kib, start_node
 from shoal.testing.sftp import free_port, make_sftp_node, write_keypair
 from shoal.testing.wait import wait_until
 from tests.conftest import SHARED_SHARES
@@ -304,6 +304,7 @@ def test_openssh_100_mib_both_ways(sftp_node, tmp_path):
     cmd = [SFTP, "-b", "-", "-P", str(sftp_node.port), "-o", "StrictHostKeyChecking=no",
            "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-i", sftp_node.keys["alice"],
            "alice@127.0.0.1"]
+    peak_before = memory_kib(sftp_node.node.pid, "VmHWM") * 1024
     t = time.monotonic()
     r = subprocess.run(cmd, input=f"put {local} /hundred.bin\n".encode(), capture_output=True, timeout=300)
     put_s = time.monotonic() - t
@@ -316,7 +317,10 @@ def test_openssh_100_mib_both_ways(sftp_node, tmp_path):
     get_s = time.monotonic() - t
     assert r.returncode == 0, r.stderr.decode()
     assert _sha256(back) == _sha256(local)
-    print(f"100 MiB over OpenSSH sftp: put {put_s:.1f}s, get {get_s:.1f}s")
+    # streamed both ways: the node never held the file (its peak RSS grew well under 100 MiB)
+    growth = memory_kib(sftp_node.node.pid, "VmHWM") * 1024 - peak_before
+    assert growth < 48 << 20, f"the node's peak RSS grew by {growth >> 20} MiB"
+    print(f"100 MiB over OpenSSH sftp: put {put_s:.1f}s, get {get_s:.1f}s, peak RSS growth {growth >> 20} MiB")
     c.remove("/hundred.bin")
     c.close()
 
@@ -404,3 +408,59 @@ def test_removing_a_file_being_written_abandons_it(sftp_node):
     assert "doomed.txt" not in other.listdir("/")
     writer.close()
     other.close()
+
+
+def test_a_reader_during_a_write_sees_the_last_closed_version(sftp_node):
+    # Tahoe 1.20's sftpd: a file opened for writing is a "heisenfile" until its close
+    # lands; opening it for reading in another session waits for any close under way,
+    # then reads what is linked: the last closed version, or no file yet
+    writer, reader = sftp_node.client(), sftp_node.client()
+    with writer.open("/versions.txt", "wb") as f:
+        f.write(b"version one")
+    f = writer.open("/versions.txt", "wb")
+    f.write(b"version two, not closed yet")
+    f.flush()
+    with reader.open("/versions.txt", "rb") as g:
+        assert g.read() == b"version one"
+    new = writer.open("/brand-new.txt", "wb")
+    new.write(b"unborn")
+    new.flush()
+    with pytest.raises(FileNotFoundError):
+        reader.open("/brand-new.txt", "rb")
+    assert reader.stat("/brand-new.txt").st_size == 6  # its stat answers what was written so far
+    f.close()
+    new.close()
+    with reader.open("/versions.txt", "rb") as g:
+        assert g.read() == b"version two, not closed yet"
+    with reader.open("/brand-new.txt", "rb") as g:
+        assert g.read() == b"unborn"
+    reader.remove("/versions.txt")
+    reader.remove("/brand-new.txt")
+    writer.close()
+    reader.close()
+
+
+def test_bounded_connections_and_a_silent_client(sftp_node):
+    from shoal.sftp.server import MAX_CONNECTIONS
+
+    # more than MAX_CONNECTIONS idle TCP connections: the extra ones are closed at
+    # once, and a client that never logs in does not keep the others from working
+    socks = [socket.create_connection(("127.0.0.1", sftp_node.port), timeout=10) for _ in range(MAX_CONNECTIONS)]
+    try:
+        wait_until(lambda: _closed_at_once(sftp_node.port), 30, "a connection past the limit refused")
+    finally:
+        for s in socks:
+            s.close()
+    c = wait_until(lambda: sftp_node.client(), 30, "a login once the idle connections are gone",
+                   ignore=(paramiko.SSHException, OSError, EOFError))
+    assert isinstance(c.listdir("/"), list)
+    c.close()
+
+
+def _closed_at_once(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.settimeout(10)
+        try:
+            return s.recv(64) == b""  # closed without the SSH banner
+        except ConnectionResetError:
+            return True

@@ -2,7 +2,10 @@
 random methods, paths, query strings, headers, bodies and caps of every kind,
 valid and mangled. Every answer must be a well-formed HTTP response with a
 2xx, 3xx or 4xx status (501 for what the node does not implement), never a
-traceback, and the node keeps serving. Bounded to about a minute."""
+traceback; the node answers a health request (its welcome page as JSON) within
+HEALTH_SECONDS after every example, and its RSS grows by at most RSS_GROWTH_MIB
+over the fuzz (measured: a few MiB; bodies are at most 2 KB, so only an
+unbounded buffer or a leak could reach the bound). Bounded to about a minute."""
 
 import http.client
 import socket
@@ -14,9 +17,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shoal.caps import format_cap
+from shoal.testing.processes import memory_kib
 from tests.strategies import caps
 
 ALLOWED_5XX = {501}  # not implemented: an honest answer, not a failure
+HEALTH_SECONDS = 10.0
+RSS_GROWTH_MIB = 64
 
 METHODS = st.sampled_from(["GET", "GET", "GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS", "PATCH", "FROB"])
 T_VALUES = st.sampled_from([
@@ -92,15 +98,32 @@ def grid(shared_grid):
     return shared_grid
 
 
-def send(url: str, method: str, path: str, headers: dict, body: bytes | None) -> tuple[int, bytes]:
+def send(url: str, method: str, path: str, headers: dict, body: bytes | None,
+         timeout: float = 60) -> tuple[int, bytes]:
+    """(status, body) of one request on a fresh connection."""
     parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
     try:
         conn.request(method, path, body=body, headers=headers)
         r = conn.getresponse()
         return r.status, r.read()
     finally:
         conn.close()
+
+
+def send_raw(url: str, raw: bytes, timeout: float = 10) -> bytes:
+    """Whatever the server answers to `raw` bytes (the write side shut after them)."""
+    parts = urlsplit(url)
+    answer = b""
+    with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as s:
+        s.sendall(raw)
+        s.shutdown(socket.SHUT_WR)
+        try:
+            while chunk := s.recv(65536):
+                answer += chunk
+        except OSError:
+            pass
+    return answer
 
 
 def check(status: int, body: bytes, what: str) -> None:
@@ -118,6 +141,8 @@ def test_fuzz_web_api(grid):
     mutable_cap = send(url, "PUT", "/uri?format=MDMF", {}, b"mutable")[1].decode()
     deadline = time.monotonic() + 45
     seen: dict[int, int] = {}
+    assert grid.client is not None
+    before = memory_kib(grid.client.pid) / 1024
 
     @settings(max_examples=1000, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -129,30 +154,26 @@ def test_fuzz_web_api(grid):
         status, answer = send(url, method, path, headers, body)
         seen[status] = seen.get(status, 0) + 1
         check(status, answer, f"{method} {path} {headers}")
+        start = time.monotonic()
+        assert send(url, "GET", "/?t=json", {}, None)[0] == 200
+        assert time.monotonic() - start < HEALTH_SECONDS, f"the node took long to answer after {method} {path}"
 
     one()
     assert sum(seen.values()) >= 100, seen
+    grown = memory_kib(grid.client.pid) / 1024 - before
+    assert grown <= RSS_GROWTH_MIB, f"the node grew by {grown:.0f} MiB during the fuzz"
     assert send(url, "GET", "/?t=json", {}, None)[0] == 200
     assert grid.client is not None and grid.client.proc.poll() is None
 
 
 def test_raw_http_garbage(grid):
     """Malformed HTTP gets an HTTP error or a closed connection, and the node lives on."""
-    parts = urlsplit(grid.client_url)
     for raw in [b"GET\r\n\r\n", b"\x00\x01\x02\r\n\r\n", b"GET /uri HTTP/9.9\r\n\r\n",
                 b"PUT /uri HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
                 b"PUT /uri HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
                 b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\n\r\n",
                 b"PUT /uri HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nshort"]:
-        with socket.create_connection((parts.hostname, parts.port), timeout=10) as s:
-            s.sendall(raw)
-            s.shutdown(socket.SHUT_WR)
-            answer = b""
-            try:
-                while chunk := s.recv(65536):
-                    answer += chunk
-            except OSError:
-                pass
+        answer = send_raw(grid.client_url, raw)
         if answer:
             assert answer.startswith(b"HTTP/1."), answer[:100]
             status = int(answer.split(b" ", 2)[1])

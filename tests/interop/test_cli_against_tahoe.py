@@ -277,7 +277,7 @@ def test_status(node):
     both = json.loads(ok(shoal_cli(node, "status", "--json")))
     assert both["statistics"]["counters"]["uploader.files_uploaded"] >= 1
     text = ok(shoal_cli(node, "status"))
-    assert text.startswith("statistics (for the last") and "uploaded" in text
+    assert text.startswith("Statistics (for last ") and "uploaded" in text
 
 
 def test_backup_reuses_unchanged_files(node, tmp_path):

@@ -220,6 +220,38 @@ def test_backup_history_is_shared_both_ways(peer, clidir, tmp_path):
     assert f"Latest {third['cap']}" in listing  # every part reused: the same tree as shoal's
 
 
+def test_backup_skips_symlinks_and_special_files_as_tahoe_does(peer, clidir, tmp_path):
+    """A symlink and a FIFO are skipped with Tahoe's warnings; both CLIs print the same report
+    line and exit 2, the code a script reads as "done, with skips"."""
+    src = tmp_path / "skips"
+    src.mkdir()
+    (src / "a.txt").write_bytes(os.urandom(2000))
+    (src / "link").symlink_to(src / "a.txt")
+    os.mkfifo(src / "pipe")
+    seen = {}
+    for which in ("tahoe", "shoal"):
+        clidir.use(which)
+        if which == "tahoe":
+            cli(peer, "tahoe", clidir.path, "create-alias", "skips")
+        command = [str(peer / "tahoe")] if which == "tahoe" else SHOAL
+        r = subprocess.run([*command, "-d", str(clidir.path), "backup", str(src), f"skips:{which}"],
+                           capture_output=True, timeout=300)
+        seen[which] = r
+    for which, r in seen.items():
+        assert r.returncode == 2, (which, r.stdout, r.stderr)
+        err = r.stderr.decode()
+        assert f"WARNING: cannot backup symlink '{src / 'link'}'" in err, (which, err)
+        assert f"WARNING: cannot backup special '{src / 'pipe'}'" in err, (which, err)
+    report = {which: next(line for line in r.stdout.decode().splitlines() if "files uploaded" in line)
+              for which, r in seen.items()}
+    assert report["tahoe"] == (
+        " 1 files uploaded (0 reused), 2 files skipped, 1 directories created (0 reused), 0 directories skipped")
+    # the same backupdb: shoal's run reuses what Tahoe's uploaded
+    assert report["shoal"] == (
+        " 0 files uploaded (1 reused), 2 files skipped, 0 directories created (1 reused), 0 directories skipped")
+    assert all("backup done, elapsed time: " in r.stdout.decode() for r in seen.values())
+
+
 def test_cp_caps_only_trees_are_identical(peer, clidir, tmp_path):
     clidir.use("tahoe")
     cli(peer, "tahoe", clidir.path, "create-alias", "capsonly")
@@ -248,3 +280,48 @@ def test_put_private_key_path_same_cap(peer, clidir, tmp_path, which, gateway):
     (tmp_path / "x").write_bytes(f"keyed by {which} via {gateway}".encode())
     cap = cli(peer, which, clidir.path, "put", "--mutable", "--private-key-path", str(pem), str(tmp_path / "x")).strip()
     assert cap == mutable_caps_from_private_key(key, False)[0].to_string()
+
+
+# --- errors found while walking a path ------------------------------------------------------
+
+
+def _error_cases(gateways) -> dict[str, dict[str, tuple[str, str]]]:
+    """label -> (method, path) on each gateway: a directory with one file in it."""
+    cases: dict[str, dict[str, tuple[str, str]]] = {}
+    for name, url in gateways.items():
+        d = request(url, "POST", "/uri?t=mkdir").text
+        q = "/uri/" + quote(d, safe="")
+        assert request(url, "PUT", q + "/file.txt", b"a file").status in (200, 201)
+        for label, method, path in (
+            ("missing child", "GET", q + "/no-such-child"),
+            ("missing child json", "GET", q + "/no-such-child?t=json"),
+            ("missing parent", "GET", q + "/no-such-dir/child"),
+            ("delete missing", "DELETE", q + "/no-such-child"),
+            ("file's child", "GET", q + "/file.txt/child"),
+            ("double slash", "GET", q + "//file.txt"),
+            ("bad t while rendering", "GET", q + "?t=bogus"),
+        ):
+            cases.setdefault(label, {})[name] = (method, path)
+    return cases
+
+
+def test_errors_while_walking_a_path_alike(gateways):
+    """As Tahoe 1.20 (web/common.py exception_to_child): a failure found while walking
+    the path is twisted's HTML ErrorPage whatever the client accepts (curl's */*);
+    one found while rendering is one line of text/plain."""
+    seen = {}
+    for label, where in _error_cases(gateways).items():
+        answers = {name: request(gateways[name], method, path, headers={"Accept": "*/*"})
+                   for name, (method, path) in where.items()}
+        seen[label] = {name: (r.status, r.headers.get("content-type"), r.text) for name, r in answers.items()}
+    walking = ("missing child", "missing child json", "missing parent", "delete missing", "file's child",
+               "double slash")
+    for label in walking:  # status, content type and body, byte for byte
+        assert seen[label]["tahoe"] == seen[label]["shoal"], (label, seen[label])
+    code, ctype, body = seen["missing child"]["shoal"]
+    assert (code, ctype) == (404, "text/html; charset=utf-8")
+    assert "<h1>Error</h1>" in body and "<p>No such child: no-such-child</p>" in body
+    # while rendering: one line of text on both (Tahoe's has no final newline)
+    t, s_ = seen["bad t while rendering"]["tahoe"], seen["bad t while rendering"]["shoal"]
+    assert t[0] == s_[0] == 400 and t[2].strip() == s_[2].strip() == "GET directory: bad t=bogus"
+    assert t[1].replace(" ", "") == s_[1].replace(" ", "") == "text/plain;charset=utf-8"

@@ -45,7 +45,8 @@ def test_client_cut_off_from_the_introducer_keeps_its_servers(net):
 
 def test_slow_uplink_storage_node_does_not_stall_uploads(net):
     """c2 puts one share on each of the six servers (2-of-6, happy 3); one server is
-    behind a 1 Mbit/s link, the other five are fast enough to be happy without it."""
+    behind a 1 Mbit/s link, the other five are fast enough to be happy without it:
+    the upload gives that share up rather than wait the ~8 s it needs there."""
     url = net.web_url("c2")
     size = 2_000_000  # each share 1 MB: 8 s on the slow link
     start = time.monotonic()
@@ -57,9 +58,8 @@ def test_slow_uplink_storage_node_does_not_stall_uploads(net):
     cap = put(url, data)
     slow = time.monotonic() - start
     holders = share_files(net, cap=cap)
+    print(f"2 MB up: {fast:.1f} s all fast, {slow:.1f} s with s6 on 1 Mbit/s; holders {sorted(holders)}")
     assert get(url, cap) == data
-    assert len(holders) >= 3
-    if slow > fast + 3:
-        pytest.xfail(f"the uploader waits for the slowest server: {slow:.1f} s with s6 on 1 Mbit/s "
-                     f"against {fast:.1f} s with all fast (the slow share, 1 MB, needs ~8 s there); "
-                     f"share holders {sorted(holders)}")
+    assert len(holders) == 5 and "s6" not in holders  # given up: happiness 5 without it
+    # the slow share alone needs ~8 s; giving it up costs the lag floor (2 s) and a second look
+    assert slow < fast + 6, f"the uploader waited for the slow server: {slow:.1f} s against {fast:.1f} s"

@@ -16,6 +16,7 @@ private/shoal-backup-cache.json is still reused (and moved into the backupdb).
 from __future__ import annotations
 
 import argparse
+import datetime
 import fnmatch
 import json
 import os
@@ -79,17 +80,27 @@ class Backup:
     reused: int = 0
     directories: int = 0
     directories_reused: int = 0
-    checked: int = 0
-    skipped: list[str] = attrs.field(factory=list)
+    files_checked: int = 0
+    directories_checked: int = 0
+    skipped: list[str] = attrs.field(factory=list)  # files (and symlinks, special files)
+    directories_skipped: list[str] = attrs.field(factory=list)
+
+    def _skip(self, path: str, what: str, *, directory: bool) -> None:
+        """A path left out of the backup, warned about in Tahoe 1.20's words (the command then exits 2)."""
+        (self.directories_skipped if directory else self.skipped).append(path)
+        self.say(f"WARNING: {what} {quoted_path(path)}")
 
     def wanted(self, name: str) -> bool:
         return not any(fnmatch.fnmatch(name, pat) for pat in self.excluded)
 
-    def healthy(self, known: Known) -> bool:
+    def healthy(self, known: Known, *, directory: bool = False) -> bool:
         """Whether a remembered cap may be used: yes unless it is due a check and fails it."""
         if not known.should_check:
             return True
-        self.checked += 1
+        if directory:
+            self.directories_checked += 1
+        else:
+            self.files_checked += 1
         try:
             answer = self.client.request("POST", cap_url(known.cap), {"t": "check", "output": "JSON"})
             return bool(json.loads(answer.text())["results"]["healthy"])
@@ -129,17 +140,23 @@ class Backup:
             child = os.path.join(path, name)
             try:
                 st = os.stat(child)
-                if os.path.islink(child):
-                    self.say(f"skipping {child}: a symlink")  # as Tahoe, which does not follow them
+                if os.path.islink(child):  # Tahoe does not follow them: a skip
+                    self._skip(child, "cannot backup symlink", directory=False)
                 elif os.path.isdir(child):
-                    children[name] = ["dirnode", {"ro_uri": self.directory(child), "metadata": local_metadata(st)}]
+                    try:
+                        cap = self.directory(child)
+                    except PermissionError:  # cannot list it
+                        self._skip(child, "permission denied on directory", directory=True)
+                    else:
+                        children[name] = ["dirnode", {"ro_uri": cap, "metadata": local_metadata(st)}]
                 elif os.path.isfile(child):
                     children[name] = ["filenode", {"ro_uri": self.file(child, st), "metadata": local_metadata(st)}]
-            except PermissionError as e:
-                self.skipped.append(child)
-                self.say(f"skipping {child}: {e.strerror}")
+                else:  # a FIFO, socket or device
+                    self._skip(child, "cannot backup special", directory=False)
+            except PermissionError:
+                self._skip(child, "permission denied on file", directory=False)
         dirhash, known = self.db.check_directory({name: info["ro_uri"] for name, (_, info) in children.items()})
-        if known is not None and self.healthy(known):
+        if known is not None and self.healthy(known, directory=True):
             if known.should_check:
                 self.db.did_check_directory_healthy(known.cap)
             self.directories_reused += 1
@@ -148,6 +165,14 @@ class Backup:
         cap = self.client.post_text("uri", {"t": "mkdir-immutable"}, json.dumps(children).encode("utf-8")).strip()
         self.db.did_create_directory(cap, dirhash)
         return cap
+
+
+def quoted_path(path: str) -> str:
+    """A local path as Tahoe's warnings quote it: 'path', or a double-quoted escaped form when the
+    path holds a quote, a backslash or a character that is not printable."""
+    if path.isprintable() and not any(c in path for c in "'\"\\"):
+        return f"'{path}'"
+    return json.dumps(path)
 
 
 def total_size(path: str, wanted: Any) -> int:
@@ -204,11 +229,15 @@ def cmd_backup(ctx: Context, args: argparse.Namespace) -> int:
     sep = "" if args.dest.endswith((":", "/")) else "/"
     summary = {"archive": f"{args.dest}{sep}Archives/{stamp}", "cap": root, "files-uploaded": job.uploaded,
                "files-reused": job.reused, "directories": job.directories,
-               "directories-reused": job.directories_reused, "checked": job.checked, "skipped": job.skipped,
-               "seconds": round(time.time() - started, 3)}
+               "directories-reused": job.directories_reused, "checked": job.files_checked + job.directories_checked, "skipped": job.skipped,
+               "directories-skipped": job.directories_skipped, "seconds": round(time.time() - started, 3)}
     if args.json:
         ctx.out_json(summary)
-    else:
-        ctx.out(f"{job.uploaded} files uploaded, {job.reused} unchanged, {job.directories} directories "
-                f"({job.directories_reused} reused), {len(job.skipped)} skipped: {summary['archive']}")
-    return 1 if job.skipped else 0
+    else:  # Tahoe 1.20's report line, which scripts read
+        ctx.out(f" {job.uploaded} files uploaded ({job.reused} reused), {len(job.skipped)} files skipped,"
+                f" {job.directories} directories created ({job.directories_reused} reused),"
+                f" {len(job.directories_skipped)} directories skipped")
+        if args.verbose:
+            ctx.out(f" {job.files_checked} files checked, {job.directories_checked} directories checked")
+        ctx.out(f" backup done, elapsed time: {datetime.timedelta(seconds=int(time.time() - started))}")
+    return 2 if job.skipped or job.directories_skipped else 0  # as Tahoe: 2 when anything was skipped

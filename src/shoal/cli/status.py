@@ -16,6 +16,7 @@ import argparse
 from typing import Any
 
 from shoal.cli.context import Context, command
+from shoal.encoding.abbreviate import abbreviate_space, abbreviate_time
 
 
 def register(groups: argparse._SubParsersAction) -> None:
@@ -26,26 +27,8 @@ def register(groups: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help='{"status": ..., "statistics": ...} as the node gives them')
 
 
-def size(n: Any) -> str:
-    if not isinstance(n, int | float):
-        return "?"
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{int(n)} B"
-
-
-def duration(seconds: Any) -> str:
-    if not isinstance(seconds, int | float):
-        return "?"
-    s = int(seconds)
-    if s < 120:
-        return f"{s} seconds"
-    if s < 7200:
-        return f"{s // 60} minutes"
-    if s < 2 * 86400:
-        return f"{s // 3600} hours"
-    return f"{s // 86400} days"
+def _space(n: Any) -> str:
+    return abbreviate_space(n if isinstance(n, int | float) else None)
 
 
 def progress_of(op: dict[str, Any]) -> float | None:
@@ -62,7 +45,7 @@ def op_line(op: dict[str, Any]) -> str:
     p = progress_of(op)
     done = f"{p * 100:5.1f}%" if p is not None else "    ? "
     return (f"  {op.get('type', '?'):<9} {str(op.get('storage-index-string') or '-')[:26]:<26} "
-            f"{size(op.get('total-size')):>9} {done}  {op.get('status', '')}")
+            f"{_space(op.get('total-size')):>9} {done}  {op.get('status', '')}")
 
 
 def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
@@ -72,11 +55,13 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
         ctx.out_json({"status": status, "statistics": stats})
         return 0
     counters = stats.get("counters", {})
-    ctx.out(f"statistics (for the last {duration(stats.get('stats', {}).get('node.uptime'))}):")
-    ctx.out(f"  uploaded   {size(counters.get('uploader.bytes_uploaded', 0))} in "
+    uptime = stats.get("stats", {}).get("node.uptime")
+    ctx.out(f"Statistics (for last {abbreviate_time(uptime if isinstance(uptime, int | float) else None)}):")
+    ctx.out(f"    uploaded {abbreviate_space(counters.get('uploader.bytes_uploaded', 0))} in "
             f"{counters.get('uploader.files_uploaded', 0)} files")
-    ctx.out(f"  downloaded {size(counters.get('downloader.bytes_downloaded', 0))} in "
+    ctx.out(f"  downloaded {abbreviate_space(counters.get('downloader.bytes_downloaded', 0))} in "
             f"{counters.get('downloader.files_downloaded', 0)} files")
+    ctx.out("")
     shown = None if args.verbose else ("upload", "download")
     for title, key in (("active operations", "active"), ("recent operations", "recent")):
         ops = [op for op in status.get(key) or [] if shown is None or op.get("type") in shown]

@@ -12,9 +12,11 @@ node's /private/ area needs it; other pages ignore it).
 
 from __future__ import annotations
 
+import html.parser
 import http.client
 import json
 import os
+import re
 import socket
 import tempfile
 import urllib.parse
@@ -53,6 +55,52 @@ def one_line(text: str, limit: int = 2000) -> str:
     """Collapse a server's (possibly multi-line) text to one line, capped."""
     line = " ".join(text.split())
     return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+class _ErrorPageText(html.parser.HTMLParser):
+    """The title, h1 and p texts of an HTML error page."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: dict[str, list[str]] = {"title": [], "h1": [], "p": []}
+        self._in: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        if tag in self.parts and not self.parts[tag]:
+            self._in = tag
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == self._in:
+            self._in = None
+
+    def handle_data(self, data: str) -> None:
+        if self._in is not None:
+            self.parts[self._in].append(data)
+
+    def text(self, tag: str) -> str:
+        return one_line("".join(self.parts[tag]))
+
+
+def error_text(raw: bytes, content_type: str | None) -> str:
+    """The one line a node's error answer says. Text is collapsed to one line; an
+    HTML page (Tahoe 1.20's answer to a failure found while walking a path,
+    twisted's ErrorPage: <h1>Error</h1><p>TEXT</p>, or <h1>TEXT</h1><p>no details</p>)
+    gives its text, not its markup."""
+    body = raw.decode("utf-8", errors="replace")
+    if (content_type or "").split(";")[0].strip().lower() != "text/html":
+        return one_line(body)
+    page = _ErrorPageText()
+    try:
+        page.feed(body)
+        page.close()
+    except Exception:  # malformed markup: show what text there is
+        return one_line(re.sub(r"<[^>]*>", " ", body))
+    brief, detail = page.text("h1"), page.text("p")
+    if brief and detail:
+        if brief == "Error":
+            return detail
+        return brief if detail == "no details" else f"{brief}: {detail}"
+    return brief or detail or page.text("title") or one_line(re.sub(r"<[^>]*>", " ", body))
 
 
 def quote_path(path: str) -> str:
@@ -212,7 +260,7 @@ class WebClient:
         finally:
             resp.close()
             conn.close()
-        raise WebAPIError(resp.status, resp.reason, one_line(raw.decode("utf-8", errors="replace")), method, path)
+        raise WebAPIError(resp.status, resp.reason, error_text(raw, resp.getheader("content-type")), method, path)
 
     def _unreachable(self, e: BaseException) -> NodeUnreachable:
         if isinstance(e, ConnectionRefusedError):

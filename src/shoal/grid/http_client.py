@@ -182,6 +182,19 @@ class HttpStorageClient:
         return self._list(Endpoint.IMMUTABLE_LIST, storage_index, "get_buckets").addCallback(readers)
 
     @_failing_late
+    def read_unlisted(
+        self, storage_index: bytes, shnum: int, offset: int, length: int
+    ) -> "defer.Deferred[tuple[BucketReader, bytes] | None]":
+        """One ranged GET by share number, without listing first; None on 404 (no such share)."""
+        reader = HttpBucketReader(self._http, self._deadlines, storage_index, shnum)
+
+        def found(data: bytes | None) -> tuple[BucketReader, bytes] | None:
+            return None if data is None else (reader, data)
+
+        return read_share(self._http, self._deadlines.read, Endpoint.IMMUTABLE_READ, storage_index, shnum, offset,
+                          length, "read").addCallback(found)
+
+    @_failing_late
     def add_lease(self, storage_index: bytes, renew_secret: bytes, cancel_secret: bytes) -> "defer.Deferred[None]":
         path = path_for(Endpoint.LEASE, storage_index)
         check_secret(renew_secret)

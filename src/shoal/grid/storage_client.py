@@ -15,7 +15,7 @@ call (CancelledError, not a ServerError: the caller chose it).
 """
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 from twisted.internet import defer
@@ -195,6 +195,19 @@ class StorageClient(Protocol):
     def advise_corrupt_share(
         self, share_type: bytes, storage_index: bytes, shnum: int, reason: bytes
     ) -> "defer.Deferred[None]": ...
+
+
+@runtime_checkable
+class UnlistedReads(Protocol):
+    """A StorageClient that can read an immutable share without listing the server's shares
+    first (HTTP: a ranged GET by share number), so a download can guess where shares are."""
+
+    def read_unlisted(
+        self, storage_index: bytes, shnum: int, offset: int, length: int
+    ) -> "defer.Deferred[tuple[BucketReader, bytes] | None]":
+        """A reader for the share and bytes [offset, offset+length) of it (fewer at its end);
+        None when the server holds no such share."""
+        ...
 
 
 # -- helpers for implementations ---------------------------------------------------

@@ -6,7 +6,10 @@ pure validator (shoal.immutable.decoder) and the fetch planner
 4: what to open, how long to wait for a better choice, when to give up):
 
 1. Ask every connected server at once which shares it holds (see
-   share_finder). Start as soon as k distinct shares are known; when those
+   share_finder); for a small file (one segment, shares read whole) read
+   shares 0..k-1 at once from the first k servers of the permuted ring, where
+   an upload puts them, so a healthy grid answers in one round trip (a guess
+   that misses is no find, never a fault). Start as soon as k distinct shares are known; when those
    allow only a poor choice (check shares, several shares on one server) and
    the download is big enough to care, wait a few milliseconds more for the
    other answers. Later answers become spares.
@@ -56,6 +59,7 @@ from shoal.immutable.remote_share import (
     ShareProblem,
     ShareTimeout,
     ShareUnreachable,
+    whole_share_read,
 )
 from shoal.immutable.share_finder import ShareFailure, ShareFinder
 
@@ -178,9 +182,12 @@ class _Download:
             identity.k, identity.n, want=identity.k,
             grace=Grace(MIN_GRACE, MAX_GRACE, GRACE_RATE, wanted_bytes),
         )
+        self.guess = LayoutGuess.from_cap(identity.size, identity.k, identity.n)
+        one_segment = self.guess is not None and self.guess.shape.num_segments == 1
         self.finder = ShareFinder(
             broker, storage_index, self.file, report_corruption=report_corruption,
             planner=self.planner, opener=self._open,
+            guess_read=whole_share_read(self.guess) if one_segment else None,
         )
         self.started = started
         self.first_byte: float | None = None
@@ -189,7 +196,6 @@ class _Download:
         self.span = 1  # segments whose blocks one read fetches
         self.span_from = 0
         self.last_segment = 0
-        self.guess = LayoutGuess.from_cap(identity.size, identity.k, identity.n)
 
     # -- opening shares (which ones: the planner's choice) -----------------
 

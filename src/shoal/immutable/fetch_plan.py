@@ -11,6 +11,8 @@ without a reactor. Shells own the sockets, the reads and the CPU pool.
 
 Its policy, in the `want=k` mode of a download:
 
+- a share is known from its server's listing (`SharesFound`) or, for a
+  download's guessed read that found it first, from `ShareSeen`;
 - nothing is opened before k distinct share numbers are known; then k are
   opened: primary shares (0..k-1, decoding them is a join) first, then by
   how early their server answered, one share per server while that is
@@ -78,6 +80,15 @@ class SharesFound:
 
 
 @attrs.frozen
+class ShareSeen:
+    """A share read before its server listed its shares (a download's guess that hit):
+    one more share found, while that server's answer is still awaited."""
+
+    share: ShareKey
+    now: float
+
+
+@attrs.frozen
 class QueryFailed:
     """A server did not answer which shares it holds."""
 
@@ -114,7 +125,7 @@ class GraceOver:
     """The timer of a StartTimer action fired."""
 
 
-Event = FindingStarted | SharesFound | QueryFailed | ShareOpened | ShareFailed | BlocksValidated | GraceOver
+Event = FindingStarted | SharesFound | ShareSeen | QueryFailed | ShareOpened | ShareFailed | BlocksValidated | GraceOver
 
 
 # -- actions --------------------------------------------------------------------
@@ -236,12 +247,12 @@ class FetchPlanner:
             self.answered += 1
             self.now = event.now
             for shnum in sorted(set(event.shnums)):
-                key = ShareKey(event.server, shnum)
-                if 0 <= shnum < self.n and key not in self._state:
-                    self._state[key] = NEW
-                    self._rank[key] = self.answered
-            if self.enough_at is None and len(self._distinct(NEW)) >= self.k:
-                self.enough_at = event.now
+                self._found(ShareKey(event.server, shnum), self.answered)
+            self._enough(event.now)
+        elif isinstance(event, ShareSeen):
+            self.now = event.now
+            self._found(event.share, self.answered + 1)
+            self._enough(event.now)
         elif isinstance(event, QueryFailed):
             self.answered += 1
             self.now = event.now
@@ -274,6 +285,15 @@ class FetchPlanner:
         return actions + self._plan()
 
     # -- policy ---------------------------------------------------------------
+
+    def _found(self, key: ShareKey, rank: int) -> None:
+        if 0 <= key.shnum < self.n and key not in self._state:
+            self._state[key] = NEW
+            self._rank[key] = rank
+
+    def _enough(self, now: float) -> None:
+        if self.enough_at is None and len(self._distinct(NEW)) >= self.k:
+            self.enough_at = now
 
     def _distinct(self, *states: str) -> set[int]:
         return {key.shnum for key, st in self._state.items() if st in states}

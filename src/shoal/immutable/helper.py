@@ -33,10 +33,10 @@ key), exactly as in Tahoe.
 import os
 import shutil
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import Any, BinaryIO, Protocol
 
-from twisted.internet import defer
+from twisted.internet import defer, threads
 from twisted.python import log
 from twisted.python.failure import Failure
 
@@ -333,10 +333,10 @@ class UploadHelper:
         elif have:
             self.helper.count("chk_upload_helper.resumes")
             log.msg(f"helper: resuming SI {b2a(self.storage_index)[:5]} at {have} of {size} bytes")
-        free = shutil.disk_usage(os.path.dirname(self.incoming)).free
+        free = (await threads.deferToThread(shutil.disk_usage, os.path.dirname(self.incoming))).free
         if size - have > free:
             raise HelperError(f"the helper has {free} bytes of disk free, too few for a file of {size} bytes")
-        with open(self.incoming, "ab") as f:
+        with open(self.incoming, "ab") as f:  # the disk work goes to a thread: a slow disk never stalls the reactor
             while have < size:
                 want = min(self.helper.chunk_size, size - have)
                 answer = await self._call("read_encrypted", have, want)
@@ -345,9 +345,7 @@ class UploadHelper:
                 got = sum(len(s) for s in answer)
                 if got > want or got == 0:
                     raise BadUploadable(f"read_encrypted({have}, {want}) answered {got} bytes")
-                for piece in answer:
-                    f.write(piece)
-                f.flush()
+                await threads.deferToThread(_append, f, answer)
                 have += got
                 self.fetched += got
                 self.helper.count("chk_upload_helper.fetched_bytes", got)
@@ -403,6 +401,12 @@ class UploadHelper:
 def _ciphertext_hashes(stream: BinaryIO, shape: FileShape) -> "defer.Deferred[tuple[bytes, bytes]]":
     d: defer.Deferred[tuple[bytes, bytes]] = cpu.run(_crypttext_hashes, stream, 0, None, shape)
     return d
+
+
+def _append(f: BinaryIO, pieces: Sequence[bytes]) -> None:
+    for piece in pieces:
+        f.write(piece)
+    f.flush()
 
 
 def _file_size(path: str) -> int:

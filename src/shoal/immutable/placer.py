@@ -82,6 +82,7 @@ class ServerReport:
     allocated: frozenset[int]
     error: str | None
     answer: str  # one line: "allocated sh0, already had sh5" / "full: refused sh3" / "error: ..."
+    dropped: frozenset[int] = frozenset()  # shares lost while writing (failed, or given up as a straggler)
 
 
 def _max_share_size(server: GridServer) -> int | None:
@@ -297,6 +298,7 @@ class SharePlacement:
                 allocated=frozenset(a.allocated),
                 error=a.error,
                 answer=a.describe(),
+                dropped=frozenset(a.dropped),
             ))
         return out
 

@@ -23,6 +23,17 @@ tells the caller (shoal.immutable.share_upload), which decides whether the
 upload goes on. `write_all` and `close_all` are the two halves of `run`, so
 a caller can push more shares before anything is closed. Everything here
 runs on the reactor thread except the functions handed to the CPU pool.
+
+**Stragglers.** Given a `LagRule` and a `spare(server, shnum)` predicate, a
+push watches every write (shoal.placement.straggler): a share whose writes
+lag far behind the median share's (a server behind a slow uplink) is given
+up, if `spare` says happiness holds without it, so the upload does not wait
+for it: its batch and its writes in flight stop counting against the budget
+and `write_all` no longer waits for them, its writer is aborted in the
+background (not awaited: on a slow link the abort queues behind the writes)
+and `on_drop` reports it like any lost share. Only while writing: a share
+is never given up once closing has begun. The shares' contents, and so the
+cap, are the same whether or not one was given up.
 """
 
 import threading
@@ -31,11 +42,13 @@ from typing import Any, BinaryIO, TypeVar
 
 import attrs
 from twisted.internet import defer
+from twisted.internet import reactor as _global_reactor
 
 from shoal import cpu
 from shoal.errors import Fault, ShoalError
 from shoal.grid.storage_client import BucketWriter, ServerError, ServerFull
 from shoal.immutable.encoder import EncodedSegment, EncodeResult, ImmutableEncoder
+from shoal.placement.straggler import Lag, LagRule, StragglerWatch
 
 MiB = 1024 * 1024
 WRITE_SIZE = MiB  # bytes per remote write (Tahoe 1.20 batches 1 MB)
@@ -119,6 +132,8 @@ class _Bucket:
         self.batch_blocks = 0  # bytes of blocks in the batch (the budget's unit)
         self.alive = True
         self.closed = False
+        self.writes = 0  # writes sent so far (the straggler watch numbers them)
+        self.inflight: dict[int, int] = {}  # write number -> bytes of blocks it carries, until answered
 
 
 @attrs.frozen
@@ -142,6 +157,9 @@ class Pusher:
         write_size: int | None = None,
         pipeline_segments: int = PIPELINE_SEGMENTS,
         inline: bool = False,
+        stragglers: LagRule | None = None,
+        spare: Callable[[Any, int], bool] | None = None,
+        clock: Any = None,  # an IReactorTime (the global reactor by default)
     ) -> None:
         self.encoder = encoder
         self.shape = encoder.shape
@@ -172,6 +190,12 @@ class Pusher:
         self._jobs = _InFlight()  # segments in the CPU pool
         self._writes = _InFlight()  # remote writes not yet answered
         self.bytes_pushed = 0
+        self._spare = spare
+        self._watch: StragglerWatch[int] | None = (
+            StragglerWatch(stragglers, list(self.buckets)) if stragglers is not None and spare is not None else None
+        )
+        self._clock: Any = clock if clock is not None else _global_reactor
+        self._timer: Any = None  # the IDelayedCall of the next look
 
     # -- CPU step (pool threads) --
 
@@ -233,6 +257,8 @@ class Pusher:
         if not bucket.alive:
             return
         bucket.alive = False
+        if self._watch is not None:
+            self._watch.remove(bucket.shnum)
         bucket.batch = []
         self._release(bucket.batch_blocks)
         bucket.batch_blocks = 0
@@ -253,10 +279,16 @@ class Pusher:
         offset = bucket.offset
         bucket.batch, bucket.batch_len, bucket.batch_blocks = [], 0, 0
         bucket.offset += len(data)
+        number = bucket.writes
+        bucket.writes += 1
+        bucket.inflight[number] = blocks
+        if self._watch is not None:
+            self._watch.sent(bucket.shnum, number, self._clock.seconds())
         self._writes.start()
-        defer.ensureDeferred(self._write(bucket, offset, data, blocks))
+        defer.ensureDeferred(self._write(bucket, number, offset, data))
 
-    async def _write(self, bucket: _Bucket, offset: int, data: bytes, blocks: int) -> None:
+    async def _write(self, bucket: _Bucket, number: int, offset: int, data: bytes) -> None:
+        answered = False
         try:
             await bucket.writer.write(offset, data)
         except Exception as e:
@@ -264,8 +296,70 @@ class Pusher:
                        isinstance(e, ServerFull))
         else:
             self.bytes_pushed += len(data)
+            answered = True
+            if self._watch is not None:
+                self._watch.acked(bucket.shnum, number, self._clock.seconds())
         finally:
-            self._release(blocks)
+            blocks = bucket.inflight.pop(number, None)
+            if blocks is not None:  # else the share was given up: already released
+                self._release(blocks)
+                self._writes.done()
+        if answered:
+            self._look()
+
+    # -- stragglers --
+
+    def _look(self) -> None:
+        """Give up the stragglers that can be spared; arm the timer for the next look."""
+        self._timer = None
+        watch = self._watch
+        if watch is None:
+            return
+        while True:
+            verdict = watch.check(self._clock.seconds())
+            for shnum, lag in verdict.stragglers.items():
+                if self._watch is None:  # giving one up let the writes end
+                    break
+                bucket = self.buckets[shnum]
+                if bucket.alive and self._spare is not None and self._spare(bucket.server, shnum):
+                    self._give_up(bucket, lag)
+                else:
+                    watch.remove(shnum)  # not to be spared: the upload waits for it
+            if not verdict.stragglers or self._watch is None:
+                break
+        self._cancel_timer()
+        if self._watch is not None and verdict.next_check is not None:
+            delay = max(0.0, verdict.next_check - self._clock.seconds())
+            self._timer = self._clock.callLater(delay, self._look)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+    def _stop_watching(self) -> None:
+        self._watch = None
+        self._cancel_timer()
+
+    def _give_up(self, bucket: _Bucket, lag: Lag) -> None:
+        """Drop a straggler without waiting for its writes or its abort."""
+        bucket.alive = False
+        if self._watch is not None:
+            self._watch.remove(bucket.shnum)
+        d = bucket.writer.abort()  # not awaited: on a slow link it waits behind the writes
+        d.addErrback(lambda _f: None)
+        self.on_drop(
+            bucket.server, bucket.shnum,
+            f"given up: its writes lagged {lag.lag:.1f} s behind the median server's, "
+            f"which took {lag.median_time:.2f} s for write {lag.write}",
+            False,
+        )
+        released = bucket.batch_blocks + sum(bucket.inflight.values())
+        pending = len(bucket.inflight)
+        bucket.batch, bucket.batch_len, bucket.batch_blocks = [], 0, 0
+        bucket.inflight.clear()
+        self._release(released)
+        for _ in range(pending):
             self._writes.done()
 
     def _deliver(self) -> None:
@@ -317,7 +411,10 @@ class Pusher:
         """Write every share's header, blocks and trailer and wait for every
         write to be answered; close nothing (a share lost now can still make
         the upload unhappy, and then nothing must have been closed)."""
-        return await self._aborting(self._write_all())
+        try:
+            return await self._aborting(self._write_all())
+        finally:
+            self._stop_watching()
 
     async def close_all(self) -> dict[int, Any]:
         """Close every share still alive once `write_all` is done: shnum -> server key of those closed."""

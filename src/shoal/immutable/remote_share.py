@@ -116,6 +116,21 @@ def trailer_span(layout: ShareLayout, whole_trees: bool | None = None) -> tuple[
     return start, layout.uri_extension + layout.field_size + MAX_UEB_LENGTH
 
 
+def tolerates_overrun(server: Any) -> bool:
+    """The server answers a read past the end of a share with what there is (not an error)."""
+    version = server.version
+    return bool(version is not None and version.tolerates_immutable_read_overrun)
+
+
+def whole_share_read(guess: "LayoutGuess | None") -> int | None:
+    """How many bytes from 0 `RemoteShare.open` (not strict) reads first when `guess`
+    predicts a share small enough to read whole; None when it predicts a bigger one."""
+    if guess is None:
+        return None
+    _, end = trailer_span(guess.layout)
+    return end if end <= WHOLE_SHARE else None
+
+
 def _discard(d: "defer.Deferred[Any] | None") -> None:
     """Drop a read nobody will wait for (its failure must not be logged as unhandled)."""
     if d is None:
@@ -141,7 +156,10 @@ class RemoteShare:
         reader: BucketReader,
         file: FileValidator,
         storage_index: bytes,
+        prefetched: "tuple[int, defer.Deferred[bytes]] | None" = None,
     ) -> None:
+        """prefetched: (length, read) of the share's first bytes, already asked for (a download's
+        guessed first round); `open` uses it when it would read just that much first."""
         self.server = server
         self.shnum = shnum
         self.reader = reader
@@ -150,6 +168,7 @@ class RemoteShare:
         self.validator = ShareValidator(file, shnum)
         self.bytes_read = 0
         self._early: dict[int, defer.Deferred[Any]] = {}  # block reads sent before the header came
+        self._prefetched = prefetched
 
     def __repr__(self) -> str:
         return f"<RemoteShare {self.label}>"
@@ -193,13 +212,23 @@ class RemoteShare:
         return data
 
     def _tolerates_overrun(self) -> bool:
-        version = self.server.version
-        return bool(version is not None and version.tolerates_immutable_read_overrun)
+        return tolerates_overrun(self.server)
 
     def discard_early(self) -> None:
         for d in self._early.values():
             _discard(d)
         self._early.clear()
+        self._take_prefetched(None)
+
+    def _take_prefetched(self, length: int | None) -> "defer.Deferred[Any] | None":
+        """The prefetched read if it is of `length` bytes from 0 (it is then used); else drop it."""
+        prefetched, self._prefetched = self._prefetched, None
+        if prefetched is None:
+            return None
+        if prefetched[0] == length:
+            return prefetched[1]
+        prefetched[1].addErrback(lambda _: None)  # not cancelled: that would drop an HTTP connection
+        return None
 
     # -- opening ---------------------------------------------------------
 
@@ -222,7 +251,7 @@ class RemoteShare:
             gstart, gend = trailer_span(guess.layout, whole_trees)
             if gend <= WHOLE_SHARE:
                 prefix_len = gend
-        prefix_d = self._request(0, prefix_len)
+        prefix_d = self._take_prefetched(prefix_len) or self._request(0, prefix_len)
         guessed_d = None
         if guess is not None and overrun and prefix_len < gend:
             guessed_d = self._request(gstart, gend - gstart)

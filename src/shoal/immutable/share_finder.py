@@ -20,7 +20,13 @@ import attrs
 from twisted.internet import defer
 
 from shoal.encoding.base32 import b2a
-from shoal.grid.storage_client import BucketReader, ServerError, ServerUnreachable
+from shoal.grid.storage_client import (
+    BucketReader,
+    ServerError,
+    ServerRefused,
+    ServerUnreachable,
+    UnlistedReads,
+)
 from shoal.immutable.decoder import FileValidator, NotEnoughSharesError, UEBMismatchError
 from shoal.immutable.fetch_plan import (
     Action,
@@ -35,10 +41,11 @@ from shoal.immutable.fetch_plan import (
     ShareFailed,
     ShareKey,
     ShareOpened,
+    ShareSeen,
     SharesFound,
     StartTimer,
 )
-from shoal.immutable.remote_share import RemoteShare, ShareProblem, describe
+from shoal.immutable.remote_share import RemoteShare, ShareProblem, describe, tolerates_overrun
 
 ADVISORY_WAIT = 5.0  # at the end, wait this long at most for corruption reports to be delivered
 
@@ -70,7 +77,11 @@ class ShareFinder:
         report_corruption: bool,
         planner: FetchPlanner | None = None,
         opener: Opener = _nothing,
+        guess_read: int | None = None,
     ) -> None:
+        """guess_read: for a small file, the length of the read that opens a share whole;
+        then share i (i < k) is read from the i-th server of the permuted ring (where an
+        upload to a healthy grid puts it) together with the listing queries."""
         self.broker = broker
         self.storage_index = storage_index
         self.file = file
@@ -94,6 +105,9 @@ class ShareFinder:
         self._opens: list[defer.Deferred[None]] = []
         self._grace_call: Any = None
         self._finished = False
+        self.guess_read = guess_read
+        self._guesses: dict[ShareKey, defer.Deferred[Any]] = {}  # guessed reads not answered yet
+        self._guess_waiters: dict[ShareKey, defer.Deferred[bytes]] = {}  # listed while its guess is out
 
     # -- the planner -----------------------------------------------------
 
@@ -194,6 +208,9 @@ class ShareFinder:
         servers = list(self.broker.get_servers_for_psi(self.storage_index))
         self.asked = len(servers)
         self.feed(FindingStarted(len(servers), time.monotonic()))
+        if self.guess_read is not None:
+            for shnum, server in enumerate(servers[: self.k]):
+                self._guess(server, shnum, self.guess_read)
         for server in servers:
             self.names[server.server_id] = f"{server.nickname or '?'} ({server.name})"
             try:
@@ -204,14 +221,70 @@ class ShareFinder:
             self._queries.append(d)
 
     def _got_buckets(self, buckets: dict[int, BucketReader], server: Any) -> None:
+        if self._finished:
+            return
         shnums = []
         for shnum, reader in sorted(buckets.items()):
             if 0 <= shnum < self.n:
-                share = RemoteShare(server, shnum, reader, self.file, self.storage_index)
-                self.shares.append(share)
-                self.by_key[share.key] = share
                 shnums.append(shnum)
+                key = ShareKey(bytes(server.server_id), shnum)
+                if key in self.by_key:  # its guessed read found it first
+                    continue
+                prefetched = None
+                if key in self._guesses:  # its guessed read is on the way: open with it
+                    waiter: defer.Deferred[bytes] = defer.Deferred()
+                    self._guess_waiters[key] = waiter
+                    assert self.guess_read is not None
+                    prefetched = (self.guess_read, waiter)
+                self._add(RemoteShare(server, shnum, reader, self.file, self.storage_index, prefetched))
         self.feed(SharesFound(bytes(server.server_id), tuple(shnums), time.monotonic()))
+
+    def _add(self, share: RemoteShare) -> None:
+        self.shares.append(share)
+        self.by_key[share.key] = share
+
+    # -- guessed reads ---------------------------------------------------
+    #
+    # A guess is a read of share i where an upload would have put it, sent before
+    # knowing the share is there. A share the server does not hold (404), a server
+    # that does not answer or refuses is simply not a find: the listing queries
+    # decide. A guess that finds data is a share like any listed one, proven the
+    # same way before any byte of it is used.
+
+    def _guess(self, server: Any, shnum: int, length: int) -> None:
+        if not tolerates_overrun(server):
+            return  # the read would be refused past the end of the share
+        try:
+            client = server.connected_storage("read")
+        except ServerUnreachable:
+            return
+        if not isinstance(client, UnlistedReads):
+            return  # Foolscap: a share is read through the reference its listing gives
+        key = ShareKey(bytes(server.server_id), shnum)
+        d = client.read_unlisted(self.storage_index, shnum, 0, length)
+        self._guesses[key] = d
+        d.addBoth(self._guessed, server, key)
+
+    def _guessed(self, answer: Any, server: Any, key: ShareKey) -> None:
+        del self._guesses[key]
+        waiter = self._guess_waiters.pop(key, None)
+        if waiter is not None:  # listed meanwhile: its RemoteShare waits for these bytes
+            if waiter.called:
+                return
+            if answer is None:
+                waiter.errback(ServerRefused(server.name, "read", "HTTP 404: the server no longer has this share"))
+            elif isinstance(answer, tuple):
+                waiter.callback(answer[1])
+            else:
+                waiter.errback(answer)
+            return
+        if self._finished or not isinstance(answer, tuple) or key in self.by_key:
+            return  # a miss (no such share, or no answer): not a find, and no fault of anyone's
+        reader, data = answer
+        assert self.guess_read is not None
+        self._add(RemoteShare(server, key.shnum, reader, self.file, self.storage_index,
+                              (self.guess_read, defer.succeed(data))))
+        self.feed(ShareSeen(key, time.monotonic()))
 
     def _no_buckets(self, failure: Any, server: Any) -> None:
         if not failure.check(defer.CancelledError):  # finish() stopped waiting for it
@@ -270,9 +343,8 @@ class ShareFinder:
         for share in self.shares:
             share.discard_early()
         for query in self._queries:
-            if not query.called:
+            if not query.called:  # not cancelled: over HTTP that drops a kept-alive connection
                 query.addErrback(lambda _: None)
-                query.cancel()
         self.notify()
         if self._advisories:
             d: defer.Deferred[Any] = defer.DeferredList(self._advisories, consumeErrors=True)

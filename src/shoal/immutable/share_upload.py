@@ -29,6 +29,11 @@ the same for upload and repair:
   else UploadUnhappinessError. A share lost while closing is never re-placed
   (the others may be closed already).
 
+**A straggler** (given `stragglers`, a LagRule): a share whose writes lag
+far behind the others' is given up by the push when the policy can spare it
+(`PlacementPolicy.can_spare`: happiness holds without it and it would not be
+re-placed), and then counts as a share lost while pushing.
+
 Without losses the calls on the wire are those of one pass: the writes of
 the pipeline, then one close per share.
 """
@@ -47,6 +52,7 @@ from shoal.immutable.placer import ServerReport, SharePlacement
 from shoal.immutable.push import PIPELINE_SEGMENTS, Pusher, PushResult, gather
 from shoal.placement.happiness import Plan
 from shoal.placement.policy import LossDecision, PlacementPolicy
+from shoal.placement.straggler import LagRule
 
 MAX_PASSES = 3  # passes over the source: the first, and re-placements of lost shares
 
@@ -77,8 +83,10 @@ class ShareUpload:
         lease_secret: bytes,
         policy: PlacementPolicy[bytes],
         source: ShareSource,
+        stragglers: LagRule | None = None,
     ) -> None:
         self.policy = policy
+        self.stragglers = stragglers
         self.source = source
         self.encoder = source.new_encoder()  # the first pass's
         self.placement = SharePlacement(
@@ -136,6 +144,7 @@ class ShareUpload:
             pusher = Pusher(
                 encoder, self.source.stream, self.source.position, writers, self._on_lost,
                 write_size=write_size, pipeline_segments=pipeline_segments, inline=self.source.inline,
+                stragglers=self.stragglers, spare=self._can_spare,
             )
             self._pushers.append(pusher)
             result = await pusher.write_all()
@@ -168,6 +177,9 @@ class ShareUpload:
 
     def _can_replace(self) -> bool:
         return not self._closing and len(self._pushers) < MAX_PASSES and self.source.rereadable()
+
+    def _can_spare(self, sid: bytes, shnum: int) -> bool:
+        return self.policy.can_spare(self.placement.planner, sid, shnum, self._can_replace())
 
     def _on_lost(self, sid: bytes, shnum: int, why: str, full: bool = False) -> None:
         """A pusher lost a share (`full`: the server said it had no room): record it;

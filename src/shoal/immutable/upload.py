@@ -76,6 +76,7 @@ from shoal.immutable.push import PIPELINE_SEGMENTS, SourceError, error_text, gat
 from shoal.immutable.share_upload import ShareSource, ShareUpload
 from shoal.placement.happiness import Plan
 from shoal.placement.policy import PlacementPolicy
+from shoal.placement.straggler import LagRule
 
 INLINE_LIMIT = 32 * 1024  # files this small are hashed and encoded on the calling thread
 KEY_CHUNK = 1024 * 1024
@@ -286,6 +287,7 @@ async def upload(
         shares = ShareUpload(
             broker, storage_index, shape, lease_secret, PlacementPolicy.upload(params.happy),
             ShareSource(source, position, lambda: ImmutableEncoder(file_key, shape), inline=inline),
+            stragglers=LagRule(),
         )
         plan = await shares.place()
         t_place = time.monotonic()

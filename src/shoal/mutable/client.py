@@ -16,7 +16,7 @@ from shoal.mutable.errors import MutableUsageError
 from shoal.mutable.filenode import MutableCap, MutableFileNode
 from shoal.mutable.keypool import KeyPool
 from shoal.mutable.publish import Publisher
-from shoal.mutable.servermap import ServerMap
+from shoal.mutable.servermap import ServerMap, ShareHints
 
 FORMATS = {"SDMF": SDMF_VERSION, "MDMF": MDMF_VERSION}
 
@@ -35,6 +35,8 @@ class MutableClient:
         self.n = n
         self.key_pool = key_pool if key_pool is not None else KeyPool(0)
         self._locks = KeyedLocks()
+        # where this client last saw each file's shares (asked first by the next server map)
+        self.share_hints = ShareHints()
         # segment size of new MDMF versions (Tahoe's 128 KiB; tests may lower it)
         self.mdmf_segment_size = MDMF_DEFAULT_SEGMENT_SIZE
 
@@ -65,5 +67,6 @@ class MutableClient:
             max_segment_size=self.mdmf_segment_size,
         )
         async with self.lock(node.storage_index):
-            await Publisher(self.broker, node.storage_index, ServerMap(), keys, self.lease_secret).publish(encoded)
+            await Publisher(self.broker, node.storage_index, ServerMap(), keys, self.lease_secret,
+                            hints=self.share_hints).publish(encoded)
         return node

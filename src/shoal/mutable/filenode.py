@@ -60,7 +60,13 @@ from shoal.mutable.errors import (
 )
 from shoal.mutable.publish import Publisher
 from shoal.mutable.retrieve import Retriever
-from shoal.mutable.servermap import MODE_READ, MODE_WRITE, ServerMap, update_servermap
+from shoal.mutable.servermap import (
+    MODE_READ,
+    MODE_WRITE,
+    ServerMap,
+    find_private_key,
+    update_servermap,
+)
 
 if TYPE_CHECKING:
     from shoal.mutable.client import MutableClient
@@ -68,6 +74,7 @@ if TYPE_CHECKING:
 reactor: Any = _reactor
 MutableCap = SSKWriteCap | SSKReadCap | SSKVerifierCap | MDMFWriteCap | MDMFReadCap | MDMFVerifierCap
 MAX_MODIFY_ATTEMPTS = 8
+REUSE_MAP_SECONDS = 5.0  # how old a read's map a modify may write from
 
 
 def _sleep(seconds: float) -> defer.Deferred[None]:
@@ -96,6 +103,8 @@ class MutableFileNode:
             None if isinstance(cap, (SSKVerifierCap, MDMFVerifierCap)) else cap.readkey  # type: ignore[union-attr]
         )
         self._keys: WriteKeys | None = None
+        # the last read's map when it found every share of one version (a modify may write from it)
+        self._last_map: tuple[float, int, ServerMap] | None = None  # (when, publishes then, map)
 
     def __repr__(self) -> str:
         return f"<MutableFileNode {self.format} {self.verifier_cap!r}>"
@@ -109,10 +118,17 @@ class MutableFileNode:
     # -- reading --
 
     async def servermap(self, mode: str = MODE_READ) -> ServerMap:
-        return await update_servermap(
+        return await self._map(mode, self._writekey)
+
+    async def _map(self, mode: str, writekey: bytes | None) -> ServerMap:
+        hints = self._client.share_hints
+        smap = await update_servermap(
             self._client.broker, self.storage_index, self.fingerprint, mode=mode,
-            batch=self._client.n, writekey=self._writekey,
+            batch=self._client.n, writekey=writekey, hints=hints.get(self.storage_index),
+            read_size=hints.read_size(self.storage_index),
         )
+        hints.from_map(self.storage_index, smap)
+        return smap
 
     def _need_readkey(self) -> bytes:
         if self._readkey is None:
@@ -124,6 +140,8 @@ class MutableFileNode:
         best = smap.best_recoverable_version()
         if best is None:
             raise NotEnoughSharesError(_no_version(self, smap))
+        if self._writekey is not None and _complete(smap, best):
+            self._last_map = (reactor.seconds(), self._client.share_hints.publishes(self.storage_index), smap)
         return smap, best
 
     async def read(
@@ -151,6 +169,13 @@ class MutableFileNode:
                         f"{self!r} was rewritten while it was being read "
                         f"(after {retriever.written} bytes); read it again"
                     ) from None
+
+    async def best_readable_version(self) -> MutableVersion:
+        """The newest recoverable version, mapped once: its size and tag, and a
+        read that uses the same server map (the bytes the map read are reused,
+        so a small file is read in the map's one round trip)."""
+        smap, best = await self._best()
+        return MutableVersion(self, smap, best)
 
     async def download_best_version(self) -> bytes:
         parts: list[bytes] = []
@@ -193,10 +218,7 @@ class MutableFileNode:
         return self._keys
 
     async def _write_map(self) -> ServerMap:
-        return await update_servermap(
-            self._client.broker, self.storage_index, self.fingerprint, mode=MODE_WRITE,
-            batch=self._client.n, writekey=None if self._keys is not None else self._writekey,
-        )
+        return await self._map(MODE_WRITE, None if self._keys is not None else self._writekey)
 
     async def _publish(self, contents: bytes, smap: ServerMap) -> SignedPrefix:
         keys = self._write_keys(smap)
@@ -207,7 +229,8 @@ class MutableFileNode:
             k=k, n=n, keys=keys, max_segment_size=self._client.mdmf_segment_size,
         )
         await Publisher(
-            self._client.broker, self.storage_index, smap, keys, self._client.lease_secret
+            self._client.broker, self.storage_index, smap, keys, self._client.lease_secret,
+            hints=self._client.share_hints,
         ).publish(encoded)
         return encoded.prefix
 
@@ -246,7 +269,7 @@ class MutableFileNode:
         ours: tuple[int, bytes] | None = None  # (seqnum, contents) of our last raced write
         last_error: UncoordinatedWriteError | None = None
         for attempt in range(MAX_MODIFY_ATTEMPTS):
-            smap = await self._write_map()
+            smap = (await self._recent_map() if attempt == 0 else None) or await self._write_map()
             best = smap.best_recoverable_version()
             top = smap.highest_seqnum()
             if ours is not None and (best is None or best.seqnum < ours[0]):
@@ -273,6 +296,27 @@ class MutableFileNode:
             await _sleep(random.uniform(0.05, 0.3) * (attempt + 1))
         assert last_error is not None
         raise last_error
+
+    async def _recent_map(self) -> ServerMap | None:
+        """The map of a read made just before (REUSE_MAP_SECONDS), if it found all N
+        shares of one version and nothing newer, with the private key at hand, and
+        this client has not written the file since: a modify may write from it. Every share is still written with a test of the
+        checkstring that map saw, so a change since makes the write fail
+        (UncoordinatedWriteError) and modify retries on a fresh MODE_WRITE map."""
+        last, self._last_map = self._last_map, None
+        if last is None:
+            return None
+        when, publishes, smap = last
+        if reactor.seconds() - when > REUSE_MAP_SECONDS:
+            return None
+        if publishes != self._client.share_hints.publishes(self.storage_index):
+            return None  # this client wrote the file since
+        if self._keys is None:
+            assert self._writekey is not None
+            await find_private_key(smap, self.storage_index, self._writekey)
+            if smap.private_key is None:
+                return None
+        return smap
 
     async def update(self, offset: int, data: bytes) -> None:
         """Write data at offset (offset <= size; the file may grow)."""
@@ -363,9 +407,46 @@ class MutableFileNode:
         wanted = {(i.server.server_id, sh) for sh, infos in smap.shares_of(best).items() for i in infos}
         await Publisher(
             self._client.broker, self.storage_index, smap, keys, self._client.lease_secret,
-            only_shares=wanted,
+            only_shares=wanted, hints=self._client.share_hints,
         ).publish(encoded)
         return True
+
+
+class MutableVersion:
+    """One version of a mutable file, as one server map found it."""
+
+    def __init__(self, node: MutableFileNode, smap: ServerMap, version: SignedPrefix) -> None:
+        self.node = node
+        self.servermap = smap
+        self.version = version
+
+    @property
+    def size(self) -> int:
+        return self.version.data_length
+
+    @property
+    def tag(self) -> str:
+        return version_tag(self.version)
+
+    async def read(self, write: Callable[[bytes], Any], offset: int = 0, length: int | None = None) -> None:
+        """Write bytes of this version (every one checked); UncoordinatedWriteError if a
+        writer replaced it meanwhile, so that fewer than k of its shares are left."""
+        node = self.node
+        retriever = Retriever(self.servermap, self.version, node.storage_index, node._need_readkey())
+        try:
+            await retriever.read(write, offset, length)
+        except NotEnoughSharesError:
+            if not retriever.changed:
+                raise
+            raise UncoordinatedWriteError(
+                f"{node!r} was rewritten while it was being read (after {retriever.written} bytes); read it again"
+            ) from None
+
+
+def _complete(smap: ServerMap, best: SignedPrefix) -> bool:
+    """Whether the map saw all N shares of `best`, no other version and no bad share."""
+    return (len(smap.versions()) == 1 and not smap.bad_shares and not smap.server_errors
+            and len(smap.shares_of(best)) == best.n)
 
 
 def version_tag(version: SignedPrefix) -> str:

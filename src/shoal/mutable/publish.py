@@ -30,7 +30,7 @@ from shoal.grid.storage_client import ServerError, ServerFull, SlotWrite, TestVe
 from shoal.mutable import remote
 from shoal.mutable.encoder import EncodedVersion, WriteKeys
 from shoal.mutable.errors import MutableFullError, NotEnoughServersError, UncoordinatedWriteError
-from shoal.mutable.servermap import ServerMap
+from shoal.mutable.servermap import ServerMap, ShareHints
 
 _log = Logger()
 MUST_NOT_EXIST: TestVector = [(0, 1, b"eq", b"")]
@@ -46,6 +46,7 @@ class Publisher:
         lease_secret: bytes,
         *,
         only_shares: set[tuple[bytes, int]] | None = None,
+        hints: ShareHints | None = None,
     ) -> None:
         self.broker = broker
         self.si = storage_index
@@ -54,6 +55,8 @@ class Publisher:
         self.lease_secret = lease_secret
         self.only_shares = only_shares
         self.only_known = only_shares is not None
+        self.hints = hints  # told where the shares were placed (and how big they are)
+        self.share_size = 0  # bytes of a whole share (full publishes only)
         self.surprises: list[str] = []
         self.errors: list[str] = []
         self.full: list[bool] = []  # per error: whether the server said it had no room
@@ -106,6 +109,13 @@ class Publisher:
             goal[ring[j % len(ring)][2].server_id].add(shnum)
 
     async def publish(self, encoded: EncodedVersion) -> None:
+        try:
+            await self._publish(encoded)
+        finally:
+            if self.hints is not None:
+                self.hints.from_placement(self.si, self.placed, self.share_size or None)
+
+    async def _publish(self, encoded: EncodedVersion) -> None:
         prefix = encoded.prefix
         n, k = prefix.n, prefix.k
         servers = list(self.broker.get_servers_for_psi(self.si))
@@ -157,6 +167,9 @@ class Publisher:
     async def _write(self, server: Any, shnums: list[int], encoded: EncodedVersion, new_cs: bytes) -> None:
         sid = server.server_id
         vectors = {sh: SlotWrite(self._tests(sid, sh), encoded.share_writes(sh, self.keys)) for sh in shnums}
+        if not self.only_known:
+            end = max((o + len(d) for v in vectors.values() for o, d in v.writes), default=0)
+            self.share_size = max(self.share_size, end)
         secrets = remote.write_secrets(self.keys.writekey, self.lease_secret, self.si, server)
         cs_len = checkstring_size(encoded.prefix.version)
         result = await remote.test_and_write(server, self.si, secrets, vectors, [(0, cs_len)])

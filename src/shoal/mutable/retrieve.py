@@ -75,11 +75,7 @@ class _Share:
                                f"share {info.shnum} was replaced by another version while we read it")
         return list(got[1:])
 
-    async def prepare(self) -> None:
-        if self.tree is not None:
-            return
-        o = self.info.offsets
-        chain_raw, tree_raw = await self._read([o.span("share_hash_chain"), o.span("block_hash_tree")])
+    def _prove_tree(self, chain_raw: bytes, tree_raw: bytes) -> list[bytes]:
         try:
             chain = unpack_share_hash_chain(chain_raw)
             tree = unpack_hashes(tree_raw)
@@ -87,6 +83,7 @@ class _Share:
             raise ShareCheckError(str(e)) from None
         check_block_tree_root(self.prefix, self.info.shnum, chain, tree)
         self.tree = tree
+        return tree
 
     def spans(self, segnums: list[int]) -> list[tuple[int, int]]:
         p = self.prefix
@@ -96,17 +93,20 @@ class _Share:
         return [(geo.block_offset(s), geo.block_length(s)) for s in segnums]
 
     async def blocks(self, segnums: list[int]) -> dict[int, tuple[bytes, bytes]]:
-        """Checked (salt, block) of each segment."""
-        await self.prepare()
-        assert self.tree is not None
-        raw = await self._read(self.spans(segnums))
+        """Checked (salt, block) of each segment (the block hash tree, proven
+        first, comes in the same read when it is not yet in hand)."""
+        o = self.info.offsets
+        tree_spans = [] if self.tree is not None else [o.span("share_hash_chain"), o.span("block_hash_tree")]
+        raw = await self._read(tree_spans + self.spans(segnums))
+        tree = self.tree if self.tree is not None else self._prove_tree(raw[0], raw[1])
+        raw = raw[len(tree_spans):]
         out = {}
         for segnum, chunk in zip(segnums, raw, strict=True):
             if self.prefix.version == SDMF_VERSION:
                 salt, block = self.prefix.salt or b"", chunk
             else:
                 salt, block = chunk[:SALT_SIZE], chunk[SALT_SIZE:]
-            check_block(self.prefix, self.tree, segnum, salt, block)
+            check_block(self.prefix, tree, segnum, salt, block)
             out[segnum] = (salt, block)
         return out
 

@@ -15,11 +15,21 @@ MODE_REPAIR also fetch and check the encrypted private key when a writekey
 is known. The best version is the recoverable one with the highest
 (seqnum, root hash): an old version served by some servers (a rollback)
 loses to a newer one as soon as k good shares of it answer.
+
+Share hints (which shares this client last saw on which servers, see
+ShareHints) save a round trip where listing a slot's shares is a request of
+its own (Tahoe's HTTP storage API): MODE_READ and MODE_ANYTHING first ask
+only the hinted servers for the hinted shares, and fall back to the full
+search when that does not satisfy the mode; MODE_WRITE, MODE_CHECK and
+MODE_REPAIR read the hinted shares and list each server's shares in the
+same round, then read any share the list adds, so they still find every
+share. A hint only picks what to ask first: every share is checked the same.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -51,6 +61,70 @@ MODE_REPAIR = "MODE_REPAIR"  # as MODE_CHECK, and the private key
 MODES = (MODE_CHECK, MODE_ANYTHING, MODE_WRITE, MODE_READ, MODE_REPAIR)
 
 INITIAL_READ = 4096  # covers a small SDMF share whole, and an MDMF share's fields up to its data
+MAX_HINTED_READ = 32 * 1024  # the most of each share a hinted first read asks for
+Hints = Mapping[bytes, frozenset[int]]  # server id -> share numbers last seen there
+
+
+class ShareHints:
+    """Where this client last saw each file's shares (a bounded LRU by storage index)."""
+
+    def __init__(self, capacity: int = 1000) -> None:
+        self.capacity = capacity
+        self._by_si: OrderedDict[bytes, dict[bytes, frozenset[int]]] = OrderedDict()
+        self._sizes: dict[bytes, int] = {}  # storage index -> bytes of a share a read needs
+        self._publishes: dict[bytes, int] = {}  # storage index -> publishes this client made
+
+    def publishes(self, storage_index: bytes) -> int:
+        """How many times this client published the file (while it is remembered)."""
+        return self._publishes.get(storage_index, 0)
+
+    def get(self, storage_index: bytes) -> Hints | None:
+        hints = self._by_si.get(storage_index)
+        if hints is not None:
+            self._by_si.move_to_end(storage_index)
+        return hints
+
+    def read_size(self, storage_index: bytes) -> int:
+        """How much of each share the first read should ask for: the whole share
+        of the last version seen (a writer also needs the private key), within
+        INITIAL_READ..MAX_HINTED_READ."""
+        return max(INITIAL_READ, min(MAX_HINTED_READ, self._sizes.get(storage_index, 0)))
+
+    def put(self, storage_index: bytes, hints: Mapping[bytes, frozenset[int]], read_size: int | None = None) -> None:
+        if read_size is not None:
+            self._sizes[storage_index] = read_size
+        if not hints:
+            self._by_si.pop(storage_index, None)
+            self._sizes.pop(storage_index, None)
+            return
+        self._by_si[storage_index] = dict(hints)
+        self._by_si.move_to_end(storage_index)
+        while len(self._by_si) > self.capacity:
+            old, _ = self._by_si.popitem(last=False)
+            self._sizes.pop(old, None)
+            self._publishes.pop(old, None)
+
+    def from_map(self, storage_index: bytes, smap: ServerMap) -> None:
+        """Remember the shares a server map found (good ones and bad ones)."""
+        found: dict[bytes, set[int]] = defaultdict(set)
+        for sid, shnum in (*smap.shares, *smap.bad_shares):
+            found[sid].add(shnum)
+        best = smap.best_recoverable_version()
+        sizes = [i.offsets.eof for i in smap.shares.values() if i.prefix == best]
+        self.put(storage_index, {sid: frozenset(shs) for sid, shs in found.items()},
+                 max(sizes) if sizes else None)
+
+    def from_placement(
+        self, storage_index: bytes, placed: Mapping[int, set[bytes]], read_size: int | None = None
+    ) -> None:
+        """Add the shares a publish placed (and what a reader needs of each)."""
+        self._publishes[storage_index] = self._publishes.get(storage_index, 0) + 1
+        old = self._by_si.get(storage_index, {})
+        found: dict[bytes, set[int]] = defaultdict(set, {sid: set(shs) for sid, shs in old.items()})
+        for shnum, sids in placed.items():
+            for sid in sids:
+                found[sid].add(shnum)
+        self.put(storage_index, {sid: frozenset(shs) for sid, shs in found.items()}, read_size)
 
 
 @attrs.define
@@ -184,20 +258,44 @@ async def update_servermap(
     mode: str = MODE_READ,
     batch: int = 10,
     writekey: bytes | None = None,
+    hints: Hints | None = None,
+    read_size: int = INITIAL_READ,
 ) -> ServerMap:
-    """A fresh ServerMap of the file with this storage index, in `mode`."""
+    """A fresh ServerMap of the file with this storage index, in `mode` (hints:
+    the shares last seen on each server, asked first; read_size: how much of
+    each share to read at first, INITIAL_READ..MAX_HINTED_READ)."""
     if mode not in MODES:
         raise ValueError(f"unknown servermap mode {mode!r}")
     smap = ServerMap(mode)
     checker = _Checker(fingerprint)
     servers = list(broker.get_servers_for_psi(storage_index))
+    length = max(INITIAL_READ, min(MAX_HINTED_READ, read_size))
+    hinted = [(s, sorted(hints[s.server_id])) for s in servers if hints and hints.get(s.server_id)]
+    known: dict[Any, list[int]] = {}
+    first_batch = {s.server_id for s in servers[: max(1, batch)]}
+    covered = first_batch <= {s.server_id for s, _ in hinted}
+    # hinted-only first round: only when every server of the first batch held shares
+    # (else a server that was away when we last looked may hold a newer version)
+    if hinted and covered and mode in (MODE_READ, MODE_ANYTHING):
+        await defer.gatherResults(
+            [defer.ensureDeferred(_query(smap, checker, s, storage_index, shnums, length))
+             for s, shnums in hinted],
+            consumeErrors=True,
+        )
+        if _stop(smap, mode, len(smap.shares) + len(smap.bad_shares)):
+            servers = []
+        else:  # not enough where we last saw it: search as without hints
+            smap = ServerMap(mode)
+    if hinted and mode not in (MODE_READ, MODE_ANYTHING):
+        known = dict(hinted)
     pos = 0
     while pos < len(servers):
         group = servers[pos: pos + max(1, batch)]
         pos += len(group)
         before = len(smap.shares) + len(smap.bad_shares)
         await defer.gatherResults(
-            [defer.ensureDeferred(_query(smap, checker, s, storage_index)) for s in group],
+            [defer.ensureDeferred(_query_listing(smap, checker, s, storage_index, known.get(s), length))
+             for s in group],
             consumeErrors=True,
         )
         found = len(smap.shares) + len(smap.bad_shares) - before
@@ -208,14 +306,39 @@ async def update_servermap(
     return smap
 
 
-async def _query(smap: ServerMap, checker: _Checker, server: Any, storage_index: bytes) -> None:
+async def _query_listing(
+    smap: ServerMap, checker: _Checker, server: Any, storage_index: bytes, hinted: list[int] | None, length: int
+) -> None:
+    """Every share on the server: with hinted share numbers, their reads and the
+    list of the server's shares in one round (then the shares the list adds)."""
+    if not hinted:
+        await _query(smap, checker, server, storage_index, [], length)
+        return
+    listed = defer.ensureDeferred(remote.readv(server, storage_index, [], []))
+    await _query(smap, checker, server, storage_index, hinted, length)
     try:
-        answer = await remote.readv(server, storage_index, [], [(0, INITIAL_READ)])
+        listing = await listed
+    except ServerError as e:
+        smap.server_errors[server.server_id] = str(e)
+        return
+    missing = sorted(set(listing) - set(hinted))
+    smap.servers_without_shares.discard(server.server_id)
+    if missing:
+        await _query(smap, checker, server, storage_index, missing, length)
+    elif not listing:
+        smap.servers_without_shares.add(server.server_id)
+
+
+async def _query(
+    smap: ServerMap, checker: _Checker, server: Any, storage_index: bytes, shnums: list[int], length: int
+) -> None:
+    try:
+        answer = await remote.readv(server, storage_index, shnums, [(0, length)])
     except ServerError as e:
         smap.server_errors[server.server_id] = str(e)
         return
     smap.servers_queried[server.server_id] = server
-    if not answer:
+    if not answer and not shnums:
         smap.servers_without_shares.add(server.server_id)
     for shnum, reads in sorted(answer.items()):
         data = reads[0] if reads else b""

@@ -29,6 +29,8 @@ from shoal.node.config_keys import (
     lookup,
     sections,
 )
+from shoal.protocol.body_rate import DEFAULT_MIN_RATE, BodyRatePolicy
+from shoal.protocol.hints import AUTO, HintError, parse_furl_hints, parse_location
 
 __all__ = ["KEYS", "ConfigError", "Key", "NodeConfig", "UnregisteredKeyError", "load_config"]
 
@@ -184,6 +186,28 @@ class NodeConfig:
             check_endpoint(endpoint, self._where(section, key))
         return endpoints
 
+    def tub_location(self) -> str:
+        """[node]tub.location checked hint by hint, with Tahoe's AUTO replaced by this host's
+        addresses at the (fixed) tcp port of tub.port; ConfigError naming the key otherwise."""
+        text = (self.get("node", "tub.location") or "").strip()
+        where = self._where("node", "tub.location")
+        try:
+            hints = parse_location(text)
+        except HintError as e:
+            raise ConfigError(f"{where}: {e}") from None
+        if AUTO not in hints:
+            return ",".join(hints)
+        ports = self.get_endpoints("node", "tub.port")
+        m = re.fullmatch(r"tcp:(\d+)(:.*)?", ports[0]) if ports else None
+        if m is None or int(m.group(1)) == 0:
+            raise ConfigError(f"{where}: AUTO needs a fixed tcp:PORT in [node]tub.port")
+        expanded: list[str] = []
+        for hint in hints:
+            for h in ([f"tcp:{a}:{m.group(1)}" for a in local_addresses()] if hint == AUTO else [hint]):
+                if h not in expanded:
+                    expanded.append(h)
+        return ",".join(expanded)
+
     # --- paths ---------------------------------------------------------
     def private_path(self, name: str) -> str:
         return os.path.join(self.basedir, "private", name)
@@ -202,6 +226,50 @@ def check_endpoint(endpoint: str, where: str) -> None:
     except Exception as e:  # ValueError, KeyError, TypeError, OSError (a missing TLS key file)
         reason = " ".join(str(e).split()) or type(e).__name__
         raise ConfigError(f"{where}: {endpoint!r} is not a listening endpoint: {reason}") from None
+
+
+def local_addresses() -> list[str]:
+    """This host's IPv4 addresses for Tahoe's AUTO: loopback, then those its name resolves to,
+    then the source address of a route to a public host (no packet is sent)."""
+    import socket
+
+    found = ["127.0.0.1"]
+    try:
+        found += socket.gethostbyname_ex(socket.gethostname())[2]
+    except OSError:
+        pass
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("198.41.0.4", 7))  # A.ROOT-SERVERS.NET, as Foolscap's get_local_ip_for
+            found.append(s.getsockname()[0])
+    except OSError:
+        pass
+    return list(dict.fromkeys(a for a in found if not a.startswith("0.")))
+
+
+def check_hints(cfg: NodeConfig) -> None:
+    """Every connection-hint key: tub.location (unless disabled) and the FURL keys."""
+    location = (cfg.get("node", "tub.location") or "").strip()
+    if location and location != "disabled":
+        try:
+            parse_location(location)
+        except HintError as e:
+            raise ConfigError(f"{cfg.path}: [node]tub.location: {e}") from None
+    for section, key in (("client", "introducer.furl"), ("client", "helper.furl")):
+        furl = (cfg.get(section, key) or "").strip()
+        if not furl:
+            continue
+        try:
+            parse_furl_hints(furl)
+        except HintError as e:
+            raise ConfigError(f"{cfg.path}: [{section}]{key}: {e}") from None
+
+
+def body_rate(cfg: NodeConfig, min_rate: int | None, window: int) -> BodyRatePolicy:
+    """The minimum request-body rate of a port from its two keys (rate None: the default)."""
+    if window < 1:
+        raise ConfigError(f"{cfg.path}: a body_rate_window must be at least 1 second, not {window}")
+    return BodyRatePolicy(min_rate=DEFAULT_MIN_RATE if min_rate is None else min_rate, window=window)
 
 
 def load_config(basedir: str) -> NodeConfig:
@@ -232,4 +300,5 @@ def load_config(basedir: str) -> NodeConfig:
         value = cfg.get(section, key)
         if value is not None and key.endswith(".furl") and "#" in value:
             raise ConfigError(f"{path}: [{section}]{key} contains an unescaped '#'")
+    check_hints(cfg)
     return cfg

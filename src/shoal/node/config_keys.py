@@ -46,6 +46,12 @@ _ENTRIES: tuple[Key, ...] = (
         "unset or empty: no web server. The URL is written to node.url.",
         "Tahoe's default for a node without the key is also no web server; create-node writes "
         "tcp:3456:interface=127.0.0.1 in both."),
+    Key("node", "web.min_body_rate", "size", "1KiB",
+        "Bytes per second a request body on the web port must deliver in every body_rate_window "
+        "(the first window is its grace period); a slower client is disconnected. 0 turns it off.",
+        "Tahoe has no such limit (twisted.web's idle timeout, reset by every byte)."),
+    Key("node", "web.body_rate_window", "integer", "30",
+        "Seconds of each window in which web.min_body_rate is checked."),
     Key("node", "web.static", "path", "", _IGNORED + " (Tahoe serves static files from this directory.)",
         used=False),
     Key("node", "tub.port", "endpoint", "",
@@ -124,6 +130,11 @@ _ENTRIES: tuple[Key, ...] = (
     Key("storage", "scrub.interval", "duration", "7 days",
         "How often the scrubber may start a pass that checks every share against its hashes.",
         "shoal's own (Tahoe has no scrubber): Tahoe refuses the key."),
+    Key("storage", "min_body_rate", "size", "1KiB",
+        "Bytes per second a request body on the storage HTTPS port must deliver in every body_rate_window "
+        "(shoal's own key); 0 turns it off."),
+    Key("storage", "body_rate_window", "integer", "30",
+        "Seconds of each window in which [storage]min_body_rate is checked (shoal's own key)."),
     Key("storage", "debug_discard", "boolean", "false", _IGNORED + " (Tahoe's testing switch.)", used=False),
     Key("storage", "anonymous", "boolean", "true", _IGNORED, used=False),
     Key("storage", "plugins", "list", "", _IGNORED, used=False),
@@ -168,6 +179,11 @@ _ENTRIES: tuple[Key, ...] = (
         "File of user tokens (secret: kept mode 0600), relative to the node directory."),
     Key("blobs", "quota", "size", "200MiB", "Bytes each user may store."),
     Key("blobs", "max_objects", "integer", "50000", "Live blobs each user may have, over all namespaces."),
+    Key("blobs", "min_body_rate", "size", "1KiB",
+        "Bytes per second a request body on the blob port must deliver in every body_rate_window; "
+        "0 turns it off."),
+    Key("blobs", "body_rate_window", "integer", "30",
+        "Seconds of each window in which [blobs]min_body_rate is checked."),
     Key("blobs", "root_cap", "text", "",
         "Directory write cap holding every user's blobs (secret); unset: made on first start and "
         "kept in private/blobs.rootcap."),

@@ -10,7 +10,7 @@ writers, the lease crawler, the scrubber: storage.housekeeping).
 
 import base64
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from foolscap.api import Tub
@@ -20,7 +20,6 @@ from twisted.internet.endpoints import serverFromString
 from twisted.python import log
 
 from shoal import __version__
-from shoal.apps.blobs import BlobError, BlobService, make_blob_service
 from shoal.checker import FileChecker
 from shoal.checker.job import CheckerConfigError, CheckerJob, CheckerSettings
 from shoal.dirnode import NodeMaker
@@ -39,7 +38,7 @@ from shoal.introducer.files import (
 from shoal.mutable import MutableClient
 from shoal.mutable.keypool import KeyPool
 from shoal.node import helped_files
-from shoal.node.config import ConfigError, NodeConfig, parse_size
+from shoal.node.config import ConfigError, NodeConfig, body_rate, parse_size
 from shoal.node.files import ClientFiles, encoding_params, storage_deadlines
 from shoal.node.identity import (
     NodeIdentity,
@@ -49,8 +48,8 @@ from shoal.node.identity import (
     write_node_id_files,
 )
 from shoal.protocol.announcement import storage_announcement
+from shoal.protocol.body_rate import DEFAULT_WINDOW
 from shoal.protocol.nurl import nurls_for_location, spki_hash
-from shoal.sftp.service import SFTPConfigError, make_sftp_service
 from shoal.storage.expiration import ExpirationPolicy
 from shoal.storage.foolscap_adapter import FoolscapStorageServer
 from shoal.storage.housekeeping import Housekeeping
@@ -63,6 +62,9 @@ from shoal.web.spool import ShoalSite, http_channel
 from shoal.web.statistics import NodeStats
 from shoal.web.storagepage import StorageSource
 from shoal.web.welcome import WelcomeSource
+
+if TYPE_CHECKING:  # the blob service and SFTP are imported only by a node that runs them (memory)
+    from shoal.apps.blobs import BlobService
 
 HOUSEKEEPING_INTERVAL = 1.0  # seconds between crawler slices
 CRAWLER_SLICE = 0.1  # seconds of work per slice (keeps the reactor responsive)
@@ -150,7 +152,7 @@ def _tub_port_and_location(config: NodeConfig) -> tuple[list[str], str | None]:
         raise ConfigError(f"{config.path}: [node]tub.port is missing (or 'disabled')")
     if not location:
         raise ConfigError(f"{config.path}: [node]tub.location is missing (or 'disabled')")
-    return config.get_endpoints("node", "tub.port"), location
+    return config.get_endpoints("node", "tub.port"), config.tub_location()
 
 
 def _make_tub(config: NodeConfig, https: HttpsBesideFoolscap | None = None) -> Any:
@@ -326,6 +328,7 @@ class Node(service.MultiService):
         self.blobs: BlobService | None = None
         if not self.config.get_bool("blobs", "enabled", False):
             return
+        from shoal.apps.blobs import BlobError, make_blob_service
         self.config.get_endpoints("blobs", "port")  # a bad one is an error naming the key
         try:
             self.blobs = make_blob_service(self.config.section("blobs"), self.config.basedir, self.files,
@@ -333,12 +336,17 @@ class Node(service.MultiService):
                                            channel=http_channel)  # 414 for a too-long URL, as the web port
         except BlobError as e:
             raise ConfigError(f"{self.config.path}: {e}") from None
+        self.blobs.site.body_rate = body_rate(  # type: ignore[attr-defined]  # read by ShoalChannel
+            self.config, self.config.get_size("blobs", "min_body_rate"),
+            self.config.get_int("blobs", "body_rate_window", DEFAULT_WINDOW))
         self.blobs.setServiceParent(self)
 
     def _init_sftp(self) -> None:
         """The SFTP frontend, when [sftpd]enabled (Tahoe 1.20's keys)."""
         if not self.config.get_bool("sftpd", "enabled", False):
             return
+        from shoal.sftp.service import SFTPConfigError, make_sftp_service
+
         try:
             read = {
                 "port": self.config.get("sftpd", "port"),
@@ -399,6 +407,8 @@ class Node(service.MultiService):
         )
         self._web_endpoint = serverFromString(reactor, webport)
         self._web_site = ShoalSite(Root(source, self.web_services), key_hasher=self.files.key_hasher)
+        self._web_site.body_rate = body_rate(self.config, self.config.get_size("node", "web.min_body_rate"),
+                                             self.config.get_int("node", "web.body_rate_window", DEFAULT_WINDOW))
 
     def _storage_source(self, nodeid: str) -> StorageSource | None:
         """What /storage shows of this node's storage server (None: it runs none)."""
@@ -448,7 +458,11 @@ class Node(service.MultiService):
         """The HTTP storage protocol on the Tub's port; its NURLs use the FURL's swissnum and the Tub's key."""
         swissnum = furl.rsplit("/", 1)[1]
         self.http_storage = HttpStorageServer(storage, swissnum.encode("ascii"))
-        https.serve(self.http_storage.site(), self.tub.myCertificate)
+        site = self.http_storage.site()
+        site.body_rate = body_rate(self.config, self.config.get_size("storage", "min_body_rate"),
+                                   self.config.get_int("storage", "body_rate_window", DEFAULT_WINDOW))
+        https.serve(site, self.tub.myCertificate,
+                    scratch=os.path.dirname(self.config.private_path("node.pem")))
         pin = spki_hash(self.tub.myCertificate.original.to_cryptography())
         self.storage_nurls = [nurl.to_text() for nurl in nurls_for_location(self.tub.locationHints, pin, swissnum)]
 

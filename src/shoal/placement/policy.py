@@ -19,10 +19,17 @@ the same way for both, from what the planner knows once the loss is recorded
 2. else *continue* while happiness still reaches the policy's target;
 3. else *fail*.
 
+**A straggler** (a share whose writes lag far behind the others',
+shoal.placement.straggler) may be given up only when `after_loss` would say
+*continue* were it lost (`can_spare`): happiness still met without it and
+nothing to re-place, so dropping it changes where shares are, never whether
+the upload succeeds.
+
 A re-placement that would still fall short of the target is a failure at
 once: there is no point pushing more. Pure: no I/O.
 """
 
+import copy
 import enum
 from collections.abc import Collection, Hashable, Sequence
 from typing import Generic, TypeVar
@@ -75,3 +82,10 @@ class PlacementPolicy(Generic[S]):
         if best > now:
             return LossDecision.REPLACE
         return LossDecision.CONTINUE
+
+    def can_spare(self, planner: Planner[S], server: S, shnum: int, can_replace: bool) -> bool:
+        """Whether the share being written to `server` may be given up (a straggler):
+        `after_loss` would say CONTINUE were it lost. The planner is not changed."""
+        trial = copy.deepcopy(planner)
+        trial.drop(server, shnum, "straggler")
+        return self.after_loss(trial, can_replace) is LossDecision.CONTINUE

@@ -2,6 +2,6 @@
 
 accounts: the accounts file (key logins only); paths: SFTP paths to checked names
 below an account's root; filesystem: one account's grid directory tree (coroutines
-on the reactor); server: paramiko's SSH and SFTP glue (its own threads); service:
+on the reactor); server: twisted.conch's SSH server and SFTP subsystem (on the reactor); service:
 the listening socket and the ``[sftpd]`` configuration.
 """

@@ -1,7 +1,7 @@
 """One account's view of the grid: its root directory and the paths below it.
 
-Every method is a coroutine run on the reactor thread (shoal.sftp.server calls them
-with blockingCallFromThread). Paths arrive as tuples of names already checked by
+Every method is a coroutine run on the reactor thread (shoal.sftp.server, on
+twisted.conch, awaits them). Paths arrive as tuples of names already checked by
 shoal.sftp.paths, so nothing here can reach above the account's root. Errors are
 SFTPFSError subclasses whose messages hold names, never caps.
 """

@@ -1,256 +1,365 @@
-"""The SFTP server: paramiko's SSH transport and SFTP subsystem, one thread per
-connection, calling into the reactor (blockingCallFromThread) for every grid step.
+"""The SFTP server on twisted.conch, on the node's reactor (as Tahoe-LAFS 1.20's
+allmydata/frontends/sftpd.py): an SSHFactory whose portal checks public keys
+against the accounts file, one avatar per login that is conch's ISFTPServer over
+the account's tree (shoal.sftp.filesystem's coroutines, awaited directly).
 
-Nothing here blocks the reactor: a read asks the grid for one bounded range (with a
-read-ahead window), a file being written is spooled to a private temporary file and
-uploaded when its handle is closed. Errors answer SFTP status codes; logs name the
-user and the kind of error, never a cap.
+Nothing here does unbounded work on the reactor: a read asks the grid for one
+aligned block of at most BLOCK bytes (a few kept per open file, a few fetched at
+once), a file being written is written to a private spool file one packet at a
+time and uploaded from it when its handle is closed. Errors answer SFTP status
+codes with messages that name paths, never caps; logs name the user and the kind
+of error.
 """
 
+import functools
 import os
+import stat as stat_mod
 import tempfile
-import threading
-from collections.abc import Callable, Coroutine, Mapping
-from typing import Any, BinaryIO, TypeVar, cast
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine, Iterator, Mapping
+from typing import Any, BinaryIO, TypeVar
 
-import paramiko
-from paramiko.sftp import (
-    CMD_CLOSE,
-    SFTP_EOF,
-    SFTP_FAILURE,
-    SFTP_NO_SUCH_FILE,
-    SFTP_OK,
-    SFTP_OP_UNSUPPORTED,
-    SFTP_PERMISSION_DENIED,
+from twisted.conch import error as conch_error
+from twisted.conch.avatar import ConchUser
+from twisted.conch.interfaces import IConchUser, ISFTPFile, ISFTPServer
+from twisted.conch.ssh import connection, factory, keys, session, transport, userauth
+from twisted.conch.ssh.common import getNS
+from twisted.conch.ssh.filetransfer import (
+    FX_BAD_MESSAGE,
+    FX_FAILURE,
+    FX_NO_SUCH_FILE,
+    FX_OP_UNSUPPORTED,
+    FX_PERMISSION_DENIED,
+    FXF_APPEND,
+    FXF_CREAT,
+    FXF_EXCL,
+    FXF_TRUNC,
+    FXF_WRITE,
+    FileTransferServer,
+    SFTPError,
 )
+from twisted.cred import portal
+from twisted.cred.checkers import ICredentialsChecker
+from twisted.cred.credentials import ISSHPrivateKey
+from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer
-from twisted.internet.threads import blockingCallFromThread
+from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
+from twisted.python.failure import Failure as TwistedFailure
+from zope.interface import implementer
 
 from shoal.dirnode import DirnodeError
 from shoal.errors import ShoalError
 from shoal.sftp.accounts import Account
-from shoal.sftp.filesystem import AccountFS, Attrs, Failure, NoSuchFile, PermissionDenied
+from shoal.sftp.filesystem import (
+    AccountFS,
+    Attrs,
+    Failure,
+    NoSuchFile,
+    PermissionDenied,
+    SFTPFSError,
+)
 from shoal.sftp.paths import BadPathError, join_path, split_path
 
 _log = Logger()
 T = TypeVar("T")
 
 MAX_READ = 256 * 1024  # bytes answered to one read request
-READ_AHEAD = 1024 * 1024  # bytes fetched from the grid per miss
+BLOCK = 1024 * 1024  # bytes fetched from the grid per miss (aligned blocks)
+MAX_BLOCKS = 4  # blocks kept per open file
+MAX_FETCHES = 4  # grid fetches at once per open file
 MAX_FILE_SIZE = 1 << 40  # a write past this offset is refused
+MAX_WRITE = 1 << 20  # bytes in one write request
 MAX_LIST = 100_000
 COMMIT_WAIT = 600.0  # seconds a reader waits for another session's upload to land
 MAX_OPEN_WRITES = 64  # files open for writing at once in one session
+MAX_CONNECTIONS = 32
+AUTH_TIMEOUT = 30.0  # seconds from connecting to a successful login
+WRITE_FLAGS = FXF_WRITE | FXF_CREAT | FXF_TRUNC | FXF_APPEND
+# the user key signatures accepted (shoal.sftp.accounts.KEY_TYPES, RSA signed with SHA-2 or SHA-1)
+USER_SIG_ALGS = (b"ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,"
+                 b"rsa-sha2-512,rsa-sha2-256,ssh-rsa,ssh-dss")
 
 
-class Bridge:
-    """Runs coroutines on the reactor from a paramiko thread and waits for them."""
-
-    def __init__(self, reactor: Any) -> None:
-        self._reactor = reactor
-
-    def call(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any, **kwargs: Any) -> T:
-        def start() -> "defer.Deferred[Any]":
-            return defer.ensureDeferred(fn(*args, **kwargs))
-
-        return cast(T, blockingCallFromThread(self._reactor, start))
+def _ascii(text: str) -> str:
+    """conch sends status messages as ASCII: other characters escaped."""
+    return text.encode("ascii", "backslashreplace").decode("ascii")[:400]
 
 
-def _code(e: BaseException, user: str, what: str) -> int:
-    if isinstance(e, (NoSuchFile, FileNotFoundError)):
-        return SFTP_NO_SUCH_FILE
+def to_sftp_error(e: BaseException, user: str, what: str) -> BaseException:
+    """The SFTPError a client sees for `e` (messages from our own errors only: they
+    hold names, never caps; anything else is logged by kind and answered generically)."""
+    if isinstance(e, (SFTPError, EOFError)):
+        return e
+    if isinstance(e, NoSuchFile):
+        return SFTPError(FX_NO_SUCH_FILE, _ascii(str(e)))
+    if isinstance(e, FileNotFoundError):
+        return SFTPError(FX_NO_SUCH_FILE, "no such file")
     if isinstance(e, (PermissionDenied, BadPathError)):
-        return SFTP_PERMISSION_DENIED
-    if isinstance(e, (Failure, ShoalError, DirnodeError)):
+        return SFTPError(FX_PERMISSION_DENIED, _ascii(str(e)))
+    if isinstance(e, SFTPFSError):
         _log.info("sftp {user}: {what} failed: {kind}", user=user, what=what, kind=type(e).__name__)
-        return SFTP_FAILURE
+        return SFTPError(FX_FAILURE, _ascii(str(e)))
+    if isinstance(e, (ShoalError, DirnodeError)):
+        _log.info("sftp {user}: {what} failed: {kind}", user=user, what=what, kind=type(e).__name__)
+        return SFTPError(FX_FAILURE, f"{what} failed")
     # no traceback or message: either could hold a cap
     _log.error("sftp {user}: {what}: unexpected {kind}", user=user, what=what, kind=type(e).__name__)
-    return SFTP_FAILURE
+    return SFTPError(FX_FAILURE, f"{what} failed")
 
 
-def _write_all(f: BinaryIO, data: bytes) -> None:
-    """Write every byte (an unbuffered file may take fewer at a time)."""
-    view = memoryview(data)
-    while view:
-        written = f.write(view)
-        view = view[written if written is not None else len(view):]
+def _operation(what: str) -> Callable[[Callable[..., Coroutine[Any, Any, T]]], Callable[..., "defer.Deferred[T]"]]:
+    """Run a coroutine method as a Deferred whose failures are SFTP errors."""
+
+    def decorate(fn: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., "defer.Deferred[T]"]:
+        @functools.wraps(fn)
+        def run(self: Any, *args: Any, **kwargs: Any) -> "defer.Deferred[T]":
+            def translate(f: TwistedFailure) -> TwistedFailure:
+                assert f.value is not None
+                return TwistedFailure(to_sftp_error(f.value, self.user, what))
+
+            d = defer.ensureDeferred(fn(self, *args, **kwargs))
+            d.addErrback(translate)
+            return d
+
+        return run
+
+    return decorate
 
 
-def _attributes(name: str, a: Attrs) -> paramiko.SFTPAttributes:
-    out = paramiko.SFTPAttributes()
-    out.filename = name
-    out.st_size = a.size
-    out.st_uid = 0
-    out.st_gid = 0
-    # Tahoe 1.20's modes (sshfs as a non-root user needs them world-writable):
-    # 0777 directories, 0666 files, the w bits cleared for a read-only link
+def _names(path: bytes) -> tuple[str, ...]:
+    return split_path(path)
+
+
+def attributes(a: Attrs) -> dict[str, int]:
+    """conch's attribute dict. Tahoe 1.20's modes (sshfs as a non-root user needs
+    them world-writable): 0777 directories, 0666 files, the w bits cleared for a
+    read-only link."""
     perms = 0o555 if a.is_dir else 0o444
     if not a.readonly:
         perms |= 0o222
-    out.st_mode = (0o40000 if a.is_dir else 0o100000) | perms
-    out.st_mtime = a.mtime
-    out.st_atime = a.mtime
-    return out
+    return {"size": a.size, "uid": 0, "gid": 0,
+            "permissions": (stat_mod.S_IFDIR if a.is_dir else stat_mod.S_IFREG) | perms,
+            "atime": a.mtime, "mtime": a.mtime}
 
 
-class SFTPSubsystem(paramiko.SFTPServer):
-    """paramiko's SFTP server, except that closing a file answers what the handle's
-    close() says: paramiko answers OK whatever it returns, and a file written over
-    SFTP is uploaded on close, so an upload that failed must reach the client."""
-
-    def _process(self, t: int, request_number: int, msg: paramiko.Message) -> None:
-        if t == CMD_CLOSE:
-            position = msg.packet.tell()
-            handle = msg.get_binary()
-            if handle in self.file_table:
-                code = self.file_table.pop(handle).close()
-                self._send_status(request_number, code if isinstance(code, int) else SFTP_OK)
-                return
-            msg.packet.seek(position)
-        super()._process(t, request_number, msg)
-
-    def finish_subsystem(self) -> None:
-        # as Tahoe: a file still open for writing when its session ends is abandoned,
-        # not uploaded (paramiko would close, and so upload, every handle left open)
-        for handle in list(self.file_table.values()):
-            if isinstance(handle, WriteHandle):
-                handle.abandon()
-        super().finish_subsystem()
+def long_name(name: str, a: Attrs, now: float | None = None) -> bytes:
+    """The ``ls -l`` line SFTP v3 clients show (OpenSSH's sftp prints it as is)."""
+    mode = stat_mod.filemode(attributes(a)["permissions"])
+    now = time.time() if now is None else now
+    when = time.gmtime(a.mtime)
+    if abs(now - a.mtime) < 180 * 24 * 3600:
+        date = time.strftime("%b %d %H:%M", when)
+    else:
+        date = time.strftime("%b %d  %Y", when)
+    return f"{mode} 1 0 0 {a.size:>12} {date} {name}".encode()
 
 
-class ReadHandle(paramiko.SFTPHandle):
-    """An open file read from the grid in bounded ranges."""
+def _reactor() -> Any:
+    from twisted.internet import reactor
 
-    def __init__(self, session: "Session", node: Any) -> None:
-        super().__init__()
-        self._session = session
+    return reactor
+
+
+async def _value(result: Any) -> Any:
+    if isinstance(result, defer.Deferred) or hasattr(result, "__await__"):
+        return await result
+    return result
+
+
+class _Block:
+    """One aligned block of a file being read, shared by the reads that need it."""
+
+    def __init__(self) -> None:
+        self.data: bytes | None = None
+        self.failed = False
+        self._waiters: list[defer.Deferred[bytes]] = []
+
+    def wait(self) -> "defer.Deferred[bytes]":
+        if self.data is not None:
+            return defer.succeed(self.data)
+        d: defer.Deferred[bytes] = defer.Deferred()
+        self._waiters.append(d)
+        return d
+
+    def done(self, result: bytes | TwistedFailure) -> None:
+        if isinstance(result, bytes):
+            self.data = result
+        else:
+            self.failed = True
+        waiters, self._waiters = self._waiters, []
+        for d in waiters:
+            if isinstance(result, bytes):
+                d.callback(result)
+            else:
+                d.errback(result)
+
+
+@implementer(ISFTPFile)
+class ReadFile:
+    """An open file read from the grid in aligned blocks of BLOCK bytes."""
+
+    def __init__(self, session: "SFTPUser", node: Any) -> None:
+        self.user = session.user
+        self._fs = session.fs
         self._node = node
-        self._window_start = 0
-        self._window = b""
+        self._blocks: OrderedDict[int, _Block] = OrderedDict()
+        self._fetches = defer.DeferredSemaphore(MAX_FETCHES)
 
-    def read(self, offset: int, length: int) -> bytes | int:
-        if offset < 0 or length < 0:
-            return SFTP_FAILURE
+    def _block(self, index: int) -> "defer.Deferred[bytes]":
+        block = self._blocks.get(index)
+        if block is not None and not block.failed:
+            self._blocks.move_to_end(index)
+            return block.wait()
+        block = _Block()
+        self._blocks[index] = block
+        while len(self._blocks) > MAX_BLOCKS:
+            self._blocks.popitem(last=False)  # a fetch under way still answers its waiters
+        d = self._fetches.run(lambda: defer.ensureDeferred(self._fs.read(self._node, index * BLOCK, BLOCK)))
+        waiting = block.wait()
+        d.addBoth(block.done)
+        return waiting
+
+    @_operation("read")
+    async def readChunk(self, offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0 or offset > MAX_FILE_SIZE:
+            raise SFTPError(FX_BAD_MESSAGE, "bad offset or length")
         length = min(length, MAX_READ)
-        start, window = self._window_start, self._window
-        if not (start <= offset and offset + length <= start + len(window)):
-            try:
-                window = self._session.bridge.call(self._session.fs.read, self._node, offset, max(length, READ_AHEAD))
-            except Exception as e:
-                return _code(e, self._session.user, "read")
-            self._window_start, self._window = start, window = offset, window
-        data = window[offset - start:offset - start + length]
-        return data if data else SFTP_EOF
+        parts: list[bytes] = []
+        position, end = offset, offset + length
+        while position < end:
+            index = position // BLOCK
+            data = await self._block(index)
+            piece = data[position - index * BLOCK:end - index * BLOCK]
+            if not piece:
+                break
+            parts.append(piece)
+            position += len(piece)
+            if len(data) < BLOCK:
+                break  # the file's last block
+        if not parts:
+            raise EOFError()
+        return b"".join(parts)
 
-    def write(self, offset: int, data: bytes) -> int:
-        return SFTP_PERMISSION_DENIED
+    def writeChunk(self, offset: int, data: bytes) -> None:
+        raise SFTPError(FX_PERMISSION_DENIED, "the file was opened for reading")
 
-    def stat(self) -> paramiko.SFTPAttributes | int:
-        try:
-            size = self._session.bridge.call(self._node.get_current_size)
-        except Exception as e:
-            return _code(e, self._session.user, "fstat")
-        return _attributes("", Attrs(False, int(size), 0, True))
+    @_operation("fstat")
+    async def getAttrs(self) -> dict[str, int]:
+        size = await _value(self._node.get_current_size())
+        return attributes(Attrs(False, int(size), 0, True))
 
-    def chattr(self, attr: paramiko.SFTPAttributes) -> int:
-        return SFTP_OK
+    def setAttrs(self, attrs: Mapping[str, Any]) -> None:
+        return None  # as Tahoe: permissions and times are not kept
+
+    def close(self) -> None:
+        self._blocks.clear()
 
 
-class WriteHandle(paramiko.SFTPHandle):
+@implementer(ISFTPFile)
+class WriteFile:
     """A file being written: spooled to a private temporary file, uploaded on close."""
 
-    def __init__(self, session: "Session", names: tuple[str, ...], spool: BinaryIO, spool_path: str,
+    def __init__(self, session: "SFTPUser", names: tuple[str, ...], spool: BinaryIO, spool_path: str,
                  append: bool) -> None:
-        super().__init__()
-        self._spool_path = spool_path
+        self.user = session.user
         self._session = session
+        self._spool_path = spool_path
         self._names = names
         self._spool = spool
         self._append = append
-        self._lock = threading.Lock()
         self._closed = False
+        self._abandoned = False
         self.key: str | None = None
         self.uploading = False
-        self.committed = threading.Event()
+        self._committed: list[defer.Deferred[None]] = []
+        self._done = False
 
     def written_size(self) -> int:
-        with self._lock:
-            if self._closed:
-                return -1
-            return self._size()
+        if self._closed:
+            return -1
+        return self._size()
 
     def _size(self) -> int:
         return os.fstat(self._spool.fileno()).st_size
 
-    def read(self, offset: int, length: int) -> bytes | int:
-        with self._lock:
-            if offset < 0 or length < 0:
-                return SFTP_FAILURE
-            if self._closed:
-                return SFTP_EOF
-            self._spool.seek(offset)
-            data = self._spool.read(min(length, MAX_READ))
-        return data if data else SFTP_EOF
+    def readChunk(self, offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0:
+            raise SFTPError(FX_BAD_MESSAGE, "bad offset or length")
+        if self._closed:
+            raise EOFError()
+        data = os.pread(self._spool.fileno(), min(length, MAX_READ), offset)
+        if not data:
+            raise EOFError()
+        return data
 
-    def write(self, offset: int, data: bytes) -> int:
-        with self._lock:
-            if self._closed:
-                return SFTP_OK  # abandoned (removed by another session): dropped, as Tahoe
-            if self._append:
-                offset = self._size()
-            if offset < 0 or offset + len(data) > MAX_FILE_SIZE:
-                return SFTP_FAILURE
-            self._spool.seek(offset)
-            _write_all(self._spool, data)
-        return SFTP_OK
+    def writeChunk(self, offset: int, data: bytes) -> None:
+        if self._abandoned:
+            return None  # removed by another session: dropped, as Tahoe
+        if self._closed:
+            raise SFTPError(FX_FAILURE, "the file is closed")
+        if len(data) > MAX_WRITE:
+            raise SFTPError(FX_FAILURE, "a write is too large")
+        if self._append:
+            offset = self._size()
+        if offset < 0 or offset + len(data) > MAX_FILE_SIZE:
+            raise SFTPError(FX_FAILURE, "the file would be too large")
+        view = memoryview(data)
+        while view:
+            written = os.pwrite(self._spool.fileno(), view, offset)
+            view, offset = view[written:], offset + written
+        return None
 
-    def stat(self) -> paramiko.SFTPAttributes:
-        return _attributes("", Attrs(False, max(0, self.written_size()), 0, False))
+    def getAttrs(self) -> dict[str, int]:
+        return attributes(Attrs(False, max(0, self.written_size()), 0, False))
 
-    def chattr(self, attr: paramiko.SFTPAttributes) -> int:
-        if attr.st_size is not None:
-            with self._lock:
-                if not 0 <= attr.st_size <= MAX_FILE_SIZE:
-                    return SFTP_FAILURE
-                if not self._closed:
-                    self._spool.truncate(attr.st_size)
-        return SFTP_OK
+    def setAttrs(self, attrs: Mapping[str, Any]) -> None:
+        size = attrs.get("size")
+        if size is not None:
+            if not 0 <= size <= MAX_FILE_SIZE:
+                raise SFTPError(FX_FAILURE, "bad size")
+            if not self._closed:
+                self._spool.truncate(size)
+        return None
 
-    def close(self) -> int | None:  # type: ignore[override]
-        with self._lock:
-            if self._closed:
-                return SFTP_OK
-            self._closed = True
-            self.uploading = True
+    @_operation("upload")
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.uploading = True
         try:
-            self._spool.flush()
-            size = self._size()
-            self._session.bridge.call(self._session.fs.upload, self._names, self._spool, size)
-        except Exception as e:
-            return _code(e, self._session.user, "upload")
+            await self._session.fs.upload(self._names, self._spool, self._size())
         finally:
             self._discard()
-        return SFTP_OK
 
     def abandon(self) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            self._discard()  # under the lock: no write is using the spool
+        if self._closed:
+            return
+        self._closed = self._abandoned = True
+        self._discard()
+
+    def wait_committed(self) -> "defer.Deferred[None]":
+        if self._done:
+            return defer.succeed(None)
+        d: defer.Deferred[None] = defer.Deferred()
+        self._committed.append(d)
+        return d
 
     def _discard(self) -> None:
-        self.committed.set()
+        self._done = True
         if self.key is not None:
             self._session.open_files.remove(self.key, self)
-        self._session.writers.release()
+        self._session.writing.discard(self)
         self._spool.close()
         try:
             os.unlink(self._spool_path)
         except OSError:
             pass
+        waiters, self._committed = self._committed, []
+        for d in waiters:
+            d.callback(None)
 
 
 class OpenFiles:
@@ -258,272 +367,365 @@ class OpenFiles:
 
     As Tahoe's heisenfiles: a stat of a link being written answers the written size
     so far, and a read or stat of a link whose upload is under way waits for it, so
-    what one session closed another reads."""
+    what one session closed another reads; a reader opening it before that reads
+    the last version linked (or finds no file)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._files: dict[str, list[WriteHandle]] = {}
+        self._files: dict[str, list[WriteFile]] = {}
 
     def __bool__(self) -> bool:
-        with self._lock:
-            return bool(self._files)
+        return bool(self._files)
 
-    def add(self, key: str, handle: "WriteHandle") -> None:
-        with self._lock:
-            self._files.setdefault(key, []).append(handle)
+    def add(self, key: str, handle: WriteFile) -> None:
+        self._files.setdefault(key, []).append(handle)
 
-    def remove(self, key: str, handle: "WriteHandle") -> None:
-        with self._lock:
-            handles = [h for h in self._files.get(key, []) if h is not handle]
-            if handles:
-                self._files[key] = handles
-            else:
-                self._files.pop(key, None)
+    def remove(self, key: str, handle: WriteFile) -> None:
+        handles = [h for h in self._files.get(key, []) if h is not handle]
+        if handles:
+            self._files[key] = handles
+        else:
+            self._files.pop(key, None)
 
-    def get(self, key: str) -> list["WriteHandle"]:
-        with self._lock:
-            return list(self._files.get(key, []))
+    def get(self, key: str) -> list[WriteFile]:
+        return list(self._files.get(key, []))
 
 
-class Session:
-    """What one authenticated connection's SFTP subsystem works with."""
+class Directory:
+    """An open directory listing: (name, long name, attributes) for each entry."""
 
-    def __init__(self, user: str, fs: AccountFS, bridge: Bridge, spool_dir: str,
-                 open_files: OpenFiles | None = None) -> None:
+    def __init__(self, listing: list[tuple[str, Attrs]]) -> None:
+        self._listing = iter(listing[:MAX_LIST])
+        self._now = time.time()
+
+    def __iter__(self) -> Iterator[tuple[bytes, bytes, dict[str, int]]]:
+        return self
+
+    def __next__(self) -> tuple[bytes, bytes, dict[str, int]]:
+        name, a = next(self._listing)
+        return name.encode("utf-8"), long_name(name, a, self._now), attributes(a)
+
+    def close(self) -> None:
+        self._listing = iter(())
+
+
+@implementer(ISFTPServer)
+class SFTPUser(ConchUser):
+    """One login: the account's tree as conch's ISFTPServer."""
+
+    def __init__(self, user: str, fs: AccountFS, spool_dir: str, open_files: OpenFiles) -> None:
+        super().__init__()
+        self.channelLookup[b"session"] = session.SSHSession
+        self.subsystemLookup[b"sftp"] = SFTPFileTransfer
         self.user = user
         self.fs = fs
-        self.bridge = bridge
         self.spool_dir = spool_dir
-        self.open_files = open_files if open_files is not None else OpenFiles()
-        self.writers = threading.BoundedSemaphore(MAX_OPEN_WRITES)
+        self.open_files = open_files
+        self.writing: set[WriteFile] = set()
 
-
-class SSHServer(paramiko.ServerInterface):
-    """Public-key logins against the accounts file (no passwords, as Tahoe 1.20)."""
-
-    def __init__(self, accounts: Mapping[str, Account], make_session: Callable[[Account], Session]) -> None:
-        self._accounts = accounts
-        self._make_session = make_session
-        self.session: Session | None = None
-
-    def get_allowed_auths(self, username: str) -> str:
-        return "publickey"
-
-    def check_auth_password(self, username: str, password: str) -> int:
-        _log.info("sftp: password login refused for {user}", user=username[:64])
-        return paramiko.AUTH_FAILED
-
-    def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
-        account = self._accounts.get(username)
-        if account is None or not account.key_matches(key.get_name(), key.asbytes()):
-            return paramiko.AUTH_FAILED
-        if self.session is None:
-            self.session = self._make_session(account)
-        return paramiko.AUTH_SUCCESSFUL
-
-    def check_channel_request(self, kind: str, chanid: int) -> int:
-        if kind == "session":
-            return paramiko.OPEN_SUCCEEDED
-        return paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
-
-
-class SFTPInterface(paramiko.SFTPServerInterface):
-    """The SFTP operations on one account's grid directory tree."""
-
-    def __init__(self, server: SSHServer, *args: Any, **kwargs: Any) -> None:
-        super().__init__(server, *args, **kwargs)
-        self._server = server
-        self._session: Session | None = None
-
-    def session_started(self) -> None:
-        pass
-
-    @property
-    def s(self) -> Session:
-        if self._session is None:
-            self._session = self._server.session
-        assert self._session is not None, "no authenticated session"
-        return self._session
-
-    def _run(self, what: str, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any, **kwargs: Any) -> T | int:
-        try:
-            return self.s.bridge.call(fn, *args, **kwargs)
-        except Exception as e:
-            return _code(e, self.s.user, what)
-
-    def canonicalize(self, path: str) -> str:
-        try:
-            return join_path(split_path(path))
-        except BadPathError:
-            return "/"
-
-    def list_folder(self, path: str) -> list[paramiko.SFTPAttributes] | int:
-        try:
-            names = split_path(path)
-        except BadPathError as e:
-            return _code(e, self.s.user, "list")
-        listing = self._run("list", self.s.fs.listdir, names)
-        if isinstance(listing, int):
-            return listing
-        return [_attributes(name, a) for name, a in listing[:MAX_LIST]]
-
-    def stat(self, path: str) -> paramiko.SFTPAttributes | int:
-        try:
-            names = split_path(path)
-        except BadPathError as e:
-            return _code(e, self.s.user, "stat")
-        writing = self._others(names)
-        for h in writing:
-            size = h.written_size()
-            if size >= 0:
-                return _attributes(names[-1], Attrs(False, size, 0, False))
-        a = self._run("stat", self.s.fs.stat, names)
-        if isinstance(a, int):
-            return a
-        return _attributes(names[-1] if names else "/", a)
-
-    lstat = stat
-
-    def open(self, path: str, flags: int, attr: paramiko.SFTPAttributes) -> paramiko.SFTPHandle | int:
-        try:
-            names = split_path(path)
-        except BadPathError as e:
-            return _code(e, self.s.user, "open")
-        if not flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND):  # write flags, as Tahoe
-            self._others(names)  # a read after another session's close sees what it wrote
-            node = self._run("open", self.s.fs.file_node, names)
-            if isinstance(node, int):
-                return node
-            handle: paramiko.SFTPHandle = ReadHandle(self.s, node)
-        else:
-            opened = self._open_write(names, flags)
-            if isinstance(opened, int):
-                return opened
-            handle = opened
-        handle.filename = join_path(names)  # type: ignore[attr-defined]
-        return handle
-
-    def _open_write(self, names: tuple[str, ...], flags: int) -> WriteHandle | int:
-        if not names:
-            return SFTP_FAILURE
-        session = self.s
-        try:
-            session.bridge.call(self._check_parent, names)
-        except Exception as e:
-            return _code(e, session.user, "open")
-        existing = self._run("open", self._existing, names)
-        if isinstance(existing, int):
-            return existing
-        if existing is not None and flags & os.O_EXCL:
-            return SFTP_FAILURE
-        if existing is None and not flags & os.O_CREAT:
-            return SFTP_NO_SUCH_FILE
-        if not session.writers.acquire(blocking=False):
-            return SFTP_FAILURE
-        try:
-            os.makedirs(session.spool_dir, mode=0o700, exist_ok=True)
-            fd, spool_path = tempfile.mkstemp(prefix="sftp-", dir=session.spool_dir)
-        except OSError:
-            session.writers.release()
-            return SFTP_FAILURE
-        spool = os.fdopen(fd, "w+b", buffering=0)  # unbuffered: fstat is the size written
-        if existing is not None and not flags & os.O_TRUNC:
-            try:
-                self._copy_into(existing, spool)
-            except Exception as e:
-                spool.close()
-                os.unlink(spool_path)
-                session.writers.release()
-                return _code(e, session.user, "open")
-        handle = WriteHandle(session, names, spool, spool_path, append=bool(flags & os.O_APPEND))
-        key = self._run("open", session.fs.direntry, names)
-        if isinstance(key, int):
+    def logout(self) -> None:
+        # as Tahoe: files still open for writing when the login ends are abandoned
+        for handle in list(self.writing):
             handle.abandon()
-            return key
-        handle.key = key
-        session.open_files.add(key, handle)
-        return handle
 
-    def _others(self, names: tuple[str, ...]) -> list[WriteHandle]:
+    def gotVersion(self, otherVersion: int, extData: Mapping[bytes, bytes]) -> dict[bytes, bytes]:
+        return {b"posix-rename@openssh.com": b"1"}
+
+    def realPath(self, path: bytes) -> bytes:
+        try:
+            return join_path(_names(path)).encode("utf-8")
+        except BadPathError:
+            return b"/"
+
+    async def _others(self, names: tuple[str, ...]) -> list[WriteFile]:
         """Files open for writing at `names` (any session), after waiting for any
         upload of one under way (bounded by COMMIT_WAIT)."""
-        if not names or not self.s.open_files:
+        if not names or not self.open_files:
             return []
         try:
-            key = self.s.bridge.call(self.s.fs.direntry, names)
-        except Exception:
+            key = await self.fs.direntry(names)
+        except (SFTPFSError, ShoalError, DirnodeError):
             return []
-        handles = self.s.open_files.get(key)
-        for h in handles:
+        for h in self.open_files.get(key):
             if h.uploading:
-                h.committed.wait(COMMIT_WAIT)
-        return [h for h in self.s.open_files.get(key) if not h.uploading]
+                try:
+                    await h.wait_committed().addTimeout(COMMIT_WAIT, _reactor())
+                except defer.TimeoutError:
+                    pass
+        return [h for h in self.open_files.get(key) if not h.uploading]
 
-    async def _check_parent(self, names: tuple[str, ...]) -> None:
-        parent = await self.s.fs.directory(names[:-1])
+    @_operation("stat")
+    async def getAttrs(self, path: bytes, followLinks: bool) -> dict[str, int]:
+        names = _names(path)
+        for h in await self._others(names):
+            size = h.written_size()
+            if size >= 0:
+                return attributes(Attrs(False, size, 0, False))
+        return attributes(await self.fs.stat(names))
+
+    def setAttrs(self, path: bytes, attrs: Mapping[str, Any]) -> None:
+        return None  # as Tahoe: permissions and times are not kept
+
+    @_operation("list")
+    async def openDirectory(self, path: bytes) -> Directory:
+        return Directory(await self.fs.listdir(_names(path)))
+
+    @_operation("open")
+    async def openFile(self, filename: bytes, flags: int, attrs: Mapping[str, Any]) -> ReadFile | WriteFile:
+        names = _names(filename)
+        if not flags & WRITE_FLAGS:  # write flags, as Tahoe (create or truncate alone count)
+            await self._others(names)  # a read after another session's close sees what it wrote
+            return ReadFile(self, await self.fs.file_node(names))
+        return await self._open_write(names, flags)
+
+    async def _open_write(self, names: tuple[str, ...], flags: int) -> WriteFile:
+        if not names:
+            raise Failure("/: is a directory")
+        parent = await self.fs.directory(names[:-1])
         if parent.is_readonly() or not parent.is_mutable():
-            raise PermissionDenied("read-only directory")
+            raise PermissionDenied(f"{join_path(names[:-1])}: read-only directory")
+        existing = await self._existing(names)
+        if existing is not None and flags & FXF_EXCL:
+            raise Failure(f"{join_path(names)}: exists")
+        if existing is None and not flags & FXF_CREAT:
+            raise NoSuchFile(f"{join_path(names)}: no such file")
+        if len(self.writing) >= MAX_OPEN_WRITES:
+            raise Failure(f"at most {MAX_OPEN_WRITES} files open for writing at once")
+        try:
+            os.makedirs(self.spool_dir, mode=0o700, exist_ok=True)
+            fd, spool_path = tempfile.mkstemp(prefix="sftp-", dir=self.spool_dir)
+        except OSError:
+            raise Failure("cannot make a spool file") from None
+        spool = os.fdopen(fd, "w+b", buffering=0)  # unbuffered: fstat is the size written
+        handle = WriteFile(self, names, spool, spool_path, append=bool(flags & FXF_APPEND))
+        self.writing.add(handle)
+        try:
+            if existing is not None and not flags & FXF_TRUNC:
+                await self._copy_into(existing, spool)
+            handle.key = await self.fs.direntry(names)
+        except BaseException:
+            handle.abandon()
+            raise
+        self.open_files.add(handle.key, handle)
+        return handle
 
     async def _existing(self, names: tuple[str, ...]) -> Any:
         try:
-            a = await self.s.fs.stat(names)
+            a = await self.fs.stat(names)
         except NoSuchFile:
             return None
         if a.is_dir:
-            raise Failure("is a directory")
+            raise Failure(f"{join_path(names)}: is a directory")
         if a.readonly:
-            raise PermissionDenied("a no-write link")
-        return await self.s.fs.file_node(names)
+            raise PermissionDenied(f"{join_path(names)}: a no-write link")
+        return await self.fs.file_node(names)
 
-    def _copy_into(self, node: Any, spool: BinaryIO) -> None:
+    async def _copy_into(self, node: Any, spool: BinaryIO) -> None:
         offset = 0
         while True:
-            chunk = self.s.bridge.call(self.s.fs.read, node, offset, READ_AHEAD)
+            chunk = await self.fs.read(node, offset, BLOCK)
             if not chunk:
                 return
-            _write_all(spool, chunk)
+            os.pwrite(spool.fileno(), chunk, offset)
             offset += len(chunk)
             if offset > MAX_FILE_SIZE:
                 raise Failure("file too large")
 
-    def _names_op(self, what: str, fn: Callable[..., Coroutine[Any, Any, Any]], *paths: str, **kwargs: Any) -> int:
-        try:
-            names = [split_path(p) for p in paths]
-        except BadPathError as e:
-            return _code(e, self.s.user, what)
-        result = self._run(what, fn, *names, **kwargs)
-        return result if isinstance(result, int) else SFTP_OK
-
-    def remove(self, path: str) -> int:
+    @_operation("remove")
+    async def removeFile(self, filename: bytes) -> None:
         # as Tahoe: removing a file open for writing (any session) abandons it, so it
         # is not linked later; removing only such a file (not yet linked) succeeds
-        try:
-            names = split_path(path)
-        except BadPathError as e:
-            return _code(e, self.s.user, "remove")
-        writing = self._others(names)
+        names = _names(filename)
+        writing = await self._others(names)
         for h in writing:
             h.abandon()
-        code = self._names_op("remove", self.s.fs.remove, path)
-        return SFTP_OK if writing and code == SFTP_NO_SUCH_FILE else code
+        try:
+            await self.fs.remove(names)
+        except NoSuchFile:
+            if not writing:
+                raise
 
-    def rmdir(self, path: str) -> int:
-        return self._names_op("rmdir", self.s.fs.rmdir, path)
+    @_operation("rmdir")
+    async def removeDirectory(self, path: bytes) -> None:
+        await self.fs.rmdir(_names(path))
 
-    def mkdir(self, path: str, attr: paramiko.SFTPAttributes) -> int:
-        return self._names_op("mkdir", self.s.fs.mkdir, path)
+    @_operation("mkdir")
+    async def makeDirectory(self, path: bytes, attrs: Mapping[str, Any]) -> None:
+        await self.fs.mkdir(_names(path))
 
-    def rename(self, oldpath: str, newpath: str) -> int:
-        return self._names_op("rename", self.s.fs.rename, oldpath, newpath, overwrite=False)
+    @_operation("rename")
+    async def renameFile(self, oldpath: bytes, newpath: bytes, overwrite: bool = False) -> None:
+        await self.fs.rename(_names(oldpath), _names(newpath), overwrite=overwrite)
 
-    def posix_rename(self, oldpath: str, newpath: str) -> int:
-        return self._names_op("rename", self.s.fs.rename, oldpath, newpath, overwrite=True)
+    def readLink(self, path: bytes) -> None:
+        raise SFTPError(FX_OP_UNSUPPORTED, "symbolic links are not supported")
 
-    def chattr(self, path: str, attr: paramiko.SFTPAttributes) -> int:
-        return SFTP_OK  # as Tahoe: permissions and times are not kept
+    def makeLink(self, linkPath: bytes, targetPath: bytes) -> None:
+        raise SFTPError(FX_OP_UNSUPPORTED, "symbolic links are not supported")
 
-    def symlink(self, target_path: str, path: str) -> int:
-        return SFTP_OP_UNSUPPORTED
+    def extendedRequest(self, extName: bytes, extData: bytes) -> None:
+        raise SFTPError(FX_OP_UNSUPPORTED, "unsupported extension")
 
-    def readlink(self, path: str) -> str | int:
-        return SFTP_OP_UNSUPPORTED
+
+class SFTPFileTransfer(FileTransferServer):
+    """conch's SFTP subsystem, with two changes: a file still open for writing when
+    the session ends is abandoned, not uploaded (conch closes every handle left
+    open), and posix-rename@openssh.com answers a status (OpenSSH's client expects
+    one; conch would send an extended reply)."""
+
+    def connectionLost(self, reason: TwistedFailure = connectionDone) -> None:
+        for handle in list(self.openFiles.values()):
+            if isinstance(handle, WriteFile):
+                handle.abandon()
+        self.openFiles = {}
+        super().connectionLost(reason)
+
+    def packet_EXTENDED(self, data: bytes) -> None:
+        request_id, rest = data[:4], data[4:]
+        try:
+            name, ext = getNS(rest)
+        except Exception:
+            self._sendStatus(request_id, FX_BAD_MESSAGE, b"bad extended request")
+            return
+        if name != b"posix-rename@openssh.com":
+            super().packet_EXTENDED(data)
+            return
+        try:
+            old, ext = getNS(ext)
+            new, ext = getNS(ext)
+            if ext:
+                raise ValueError("trailing bytes")
+        except Exception:
+            self._sendStatus(request_id, FX_BAD_MESSAGE, b"could not parse posix-rename@openssh.com request")
+            return
+        user: Any = self.client
+        d = user.renameFile(old, new, overwrite=True)
+        d.addCallback(self._cbStatus, request_id, b"rename succeeded")
+        d.addErrback(self._ebStatus, request_id, b"rename failed")
+
+
+@implementer(ICredentialsChecker)
+class AccountsChecker:
+    """Public-key logins against the accounts file (no passwords, as Tahoe 1.20)."""
+
+    credentialInterfaces = (ISSHPrivateKey,)
+
+    def __init__(self, accounts: Mapping[str, Account]) -> None:
+        self._accounts = accounts
+
+    def requestAvatarId(self, credentials: Any) -> "defer.Deferred[str]":
+        try:
+            user = credentials.username.decode("utf-8")
+        except UnicodeDecodeError:
+            return defer.fail(UnauthorizedLogin())
+        account = self._accounts.get(user)
+        if account is None or credentials.blob != account.key_blob:
+            return defer.fail(UnauthorizedLogin())
+        if credentials.signature is None:
+            return defer.fail(conch_error.ValidPublicKey())  # the client may sign with it
+        try:
+            ok = keys.Key.fromString(credentials.blob).verify(credentials.signature, credentials.sigData)
+        except Exception:
+            ok = False
+        if not ok:
+            return defer.fail(UnauthorizedLogin())
+        return defer.succeed(user)
+
+
+@implementer(portal.IRealm)
+class Realm:
+    def __init__(self, make_user: Callable[[str], SFTPUser]) -> None:
+        self._make_user = make_user
+
+    def requestAvatar(self, avatarId: str, mind: Any, *interfaces: Any) -> tuple[Any, SFTPUser, Callable[[], None]]:
+        if IConchUser not in interfaces:
+            raise NotImplementedError("only SSH logins")
+        user = self._make_user(avatarId)
+        return IConchUser, user, user.logout
+
+
+class UserAuth(userauth.SSHUserAuthServer):
+    loginTimeout = int(AUTH_TIMEOUT)
+    attemptsBeforeDisconnect = 10
+
+    def tryAuth(self, kind: bytes, user: bytes, data: bytes) -> Any:
+        if kind == b"password":
+            _log.info("sftp: password login refused for {user}", user=user[:64].decode("utf-8", "replace"))
+        return super().tryAuth(kind, user, data)
+
+
+class ServerTransport(transport.SSHServerTransport):
+    """A connection: dropped when no login succeeded within AUTH_TIMEOUT."""
+
+    factory: "SSHFactory"
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self._auth_timer = _reactor().callLater(AUTH_TIMEOUT, self._auth_timeout)
+
+    def sendExtInfo(self, extensions: list[tuple[bytes, bytes]]) -> None:
+        # conch advertises its host key algorithms as server-sig-algs (RFC 8308); a
+        # client picks how to sign with its user key from this list (paramiko gives up
+        # on an RSA key that the list leaves out), so it names the user key kinds
+        super().sendExtInfo([(k, USER_SIG_ALGS if k == b"server-sig-algs" else v) for k, v in extensions])
+
+    def _auth_timeout(self) -> None:
+        if not isinstance(self.service, connection.SSHConnection):
+            _log.info("sftp: no login within {t:.0f}s: connection dropped", t=AUTH_TIMEOUT)
+            tcp: Any = self.transport
+            tcp.loseConnection()
+
+    def connectionLost(self, reason: TwistedFailure | None = None) -> None:
+        if self._auth_timer.active():
+            self._auth_timer.cancel()
+        self.factory.dropped(self)
+        super().connectionLost(reason)
+
+
+class SSHFactory(factory.SSHFactory):
+    """At most MAX_CONNECTIONS connections at once; more are closed at once."""
+
+    protocol = ServerTransport
+    services = {b"ssh-userauth": UserAuth, b"ssh-connection": connection.SSHConnection}
+
+    def __init__(self, host_key: keys.Key, public_key: keys.Key, cred_portal: portal.Portal,
+                 max_connections: int = MAX_CONNECTIONS) -> None:
+        self.privateKeys = {host_key.sshType(): host_key}
+        self.publicKeys = {public_key.sshType(): public_key}
+        self.portal = cred_portal
+        self._max = max_connections
+        self.live: set[Any] = set()
+
+    def getPrimes(self) -> Any:
+        try:  # as Tahoe: when present, enables diffie-hellman-group-exchange
+            from twisted.conch.openssh_compat import primes
+
+            return primes.parseModuliFile("/etc/ssh/moduli")
+        except (OSError, ValueError):
+            return None
+
+    def buildProtocol(self, addr: Any) -> Any:
+        if len(self.live) >= self._max:
+            _log.info("sftp: {n} connections open: one refused", n=len(self.live))
+            return None
+        p = super().buildProtocol(addr)
+        self.live.add(p)
+        return p
+
+    def dropped(self, p: Any) -> None:
+        self.live.discard(p)
+
+    def drop_all(self) -> None:
+        for p in list(self.live):
+            tcp: Any = p.transport
+            if tcp is not None:
+                tcp.loseConnection()
+
+
+def make_factory(host_key: keys.Key, public_key: keys.Key, accounts: Mapping[str, Account],
+                 make_user: Callable[[str], SFTPUser]) -> SSHFactory:
+    realm: Any = Realm(make_user)
+    checker: Any = AccountsChecker(accounts)
+    p = portal.Portal(realm)
+    p.registerChecker(checker)
+    return SSHFactory(host_key, public_key, p)
+

@@ -2,30 +2,27 @@
 host_pubkey_file, host_privkey_file, accounts.file; relative paths are under the
 node's directory).
 
-The listening socket and each connection run in their own threads; shoal.sftp.server
-calls into the reactor for grid work. ``port`` is a Twisted-style endpoint string of
-the ``tcp`` kind (``tcp:8022:interface=127.0.0.1``); at most MAX_CONNECTIONS at once.
+The server (shoal.sftp.server, twisted.conch) listens on the node's reactor. ``port``
+is a Twisted-style endpoint string of the ``tcp`` kind (``tcp:8022:interface=127.0.0.1``);
+at most shoal.sftp.server.MAX_CONNECTIONS connections at once.
 """
 
 import os
-import socket
-import threading
 from collections.abc import Mapping
 from typing import Any
 
-import paramiko
 from twisted.application import service
+from twisted.conch.ssh import keys
 from twisted.logger import Logger
 
 from shoal.dirnode import NodeMaker
 from shoal.errors import CallerError
 from shoal.sftp.accounts import Account, AccountsError, load_accounts
 from shoal.sftp.filesystem import AccountFS
-from shoal.sftp.server import Bridge, OpenFiles, Session, SFTPInterface, SFTPSubsystem, SSHServer
+from shoal.sftp.server import OpenFiles, SFTPUser, make_factory
 
 _log = Logger()
-MAX_CONNECTIONS = 32
-AUTH_TIMEOUT = 30.0
+MAX_KEY_FILE = 64 * 1024
 
 
 class SFTPConfigError(CallerError):
@@ -74,56 +71,62 @@ def parse_port(text: str) -> tuple[str, int]:
     return interface, int(port_text)
 
 
-def load_host_key(privkey_path: str, pubkey_path: str | None) -> paramiko.PKey:
+def load_host_key(privkey_path: str, pubkey_path: str | None) -> tuple[keys.Key, keys.Key]:
+    """The host's private key and its public half (from host_pubkey_file when given,
+    which must match; as Tahoe 1.20's host_privkey_file and host_pubkey_file)."""
     try:
-        key = paramiko.PKey.from_path(privkey_path)
+        with open(privkey_path, "rb") as f:
+            data = f.read(MAX_KEY_FILE + 1)
     except FileNotFoundError:
         raise SFTPConfigError(f"[sftpd]host_privkey_file: {privkey_path}: no such file") from None
-    except (paramiko.SSHException, ValueError, OSError) as e:
+    except OSError as e:
+        raise SFTPConfigError(f"[sftpd]host_privkey_file: {privkey_path}: cannot read it ({e.strerror})") from None
+    try:
+        if len(data) > MAX_KEY_FILE:
+            raise ValueError("too large")
+        key = keys.Key.fromString(data)
+        if not key.isPublic():
+            public = key.public()
+        else:
+            raise ValueError("a public key")
+    except Exception as e:
         raise SFTPConfigError(f"[sftpd]host_privkey_file: {privkey_path}: not a usable "
                               f"unencrypted SSH private key ({type(e).__name__})") from None
     if pubkey_path is not None:
         try:
-            with open(pubkey_path, encoding="ascii") as f:
-                fields = f.read(64 * 1024).split()
-        except (OSError, UnicodeDecodeError):
+            with open(pubkey_path, "rb") as f:
+                given = keys.Key.fromString(f.read(MAX_KEY_FILE))
+        except OSError:
             raise SFTPConfigError(f"[sftpd]host_pubkey_file: {pubkey_path}: cannot read it") from None
-        if len(fields) < 2 or fields[1] != key.get_base64():
+        except Exception:
+            raise SFTPConfigError(f"[sftpd]host_pubkey_file: {pubkey_path}: not an SSH public key") from None
+        if given.blob() != public.blob():
             raise SFTPConfigError(f"[sftpd]host_pubkey_file: {pubkey_path}: not the public half of host_privkey_file")
-    return key
+        public = given
+    return key, public
 
 
 class SFTPService(service.Service):
-    def __init__(self, *, interface: str, port: int, host_key: paramiko.PKey, accounts: Mapping[str, Account],
-                 nodemaker: NodeMaker, files: Any, spool_dir: str, reactor: Any) -> None:
-        self._address = (interface, port)
-        self._host_key = host_key
+    def __init__(self, *, interface: str, port: int, host_key: tuple[keys.Key, keys.Key],
+                 accounts: Mapping[str, Account], nodemaker: NodeMaker, files: Any, spool_dir: str,
+                 reactor: Any) -> None:
+        self._interface, self._port = interface, port
         self._accounts = dict(accounts)
         self._nodemaker = nodemaker
         self._files = files
         self._spool_dir = spool_dir
-        self._bridge = Bridge(reactor)
+        self._reactor = reactor
         self._open_files = OpenFiles()
-        self._sock: socket.socket | None = None
-        self._thread: threading.Thread | None = None
-        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
-        self._transports: set[paramiko.Transport] = set()
-        self._lock = threading.Lock()
+        self._factory = make_factory(host_key[0], host_key[1], self._accounts, self._make_user)
+        self._listening: Any = None
         self.port: int | None = None
 
     def startService(self) -> None:
         super().startService()
         self._clean_spool()
-        family = socket.AF_INET6 if ":" in self._address[0] else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(self._address)
-        sock.listen(16)
-        self._sock = sock
-        self.port = sock.getsockname()[1]
-        self._thread = threading.Thread(target=self._accept_loop, name="sftp-accept", daemon=True)
-        self._thread.start()
-        _log.info("SFTP server listening on {host}:{port}", host=self._address[0], port=self.port)
+        self._listening = self._reactor.listenTCP(self._port, self._factory, backlog=16, interface=self._interface)
+        self.port = self._listening.getHost().port
+        _log.info("SFTP server listening on {host}:{port}", host=self._interface, port=self.port)
 
     def _clean_spool(self) -> None:
         """Files left by writes that a stopped node never uploaded."""
@@ -139,61 +142,17 @@ class SFTPService(service.Service):
                     pass
 
     def stopService(self) -> Any:
-        sock, self._sock = self._sock, None
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            sock.close()
-        with self._lock:
-            transports = list(self._transports)
-        for t in transports:
-            t.close()
-        return super().stopService()
+        super().stopService()
+        listening, self._listening = self._listening, None
+        self._factory.drop_all()
+        if listening is not None:
+            return listening.stopListening()
+        return None
 
-    def _accept_loop(self) -> None:
-        while True:
-            sock = self._sock
-            if sock is None:
-                return
-            try:
-                conn, _ = sock.accept()
-            except OSError:
-                if self._sock is None:
-                    return
-                continue
-            if not self._slots.acquire(blocking=False):
-                conn.close()
-                continue
-            threading.Thread(target=self._serve, args=(conn,), name="sftp-conn", daemon=True).start()
-
-    def _make_session(self, account: Account) -> Session:
-        return Session(account.user, AccountFS(self._nodemaker, self._files, account.rootcap),
-                       self._bridge, self._spool_dir, self._open_files)
-
-    def _serve(self, conn: socket.socket) -> None:
-        transport: paramiko.Transport | None = None
-        try:
-            transport = paramiko.Transport(conn)
-            transport.auth_timeout = AUTH_TIMEOUT
-            transport.banner_timeout = AUTH_TIMEOUT
-            transport.add_server_key(self._host_key)
-            transport.set_subsystem_handler("sftp", SFTPSubsystem, SFTPInterface)
-            with self._lock:
-                self._transports.add(transport)
-            transport.start_server(server=SSHServer(self._accounts, self._make_session))
-            while transport.is_active():
-                transport.join(1.0)
-        except (paramiko.SSHException, OSError, EOFError) as e:
-            _log.info("sftp connection ended: {kind}", kind=type(e).__name__)
-        finally:
-            if transport is not None:
-                transport.close()
-                with self._lock:
-                    self._transports.discard(transport)
-            conn.close()
-            self._slots.release()
+    def _make_user(self, user: str) -> SFTPUser:
+        account = self._accounts[user]
+        return SFTPUser(account.user, AccountFS(self._nodemaker, self._files, account.rootcap),
+                        self._spool_dir, self._open_files)
 
 
 def make_sftp_service(section: Mapping[str, str], basedir: str, nodemaker: NodeMaker, files: Any,

@@ -23,7 +23,7 @@ after close (or abort) raise BucketClosedError.
 
 import bisect
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shoal.formats import immutable_container as ic
 from shoal.formats.lease import LeaseInfo
@@ -138,30 +138,43 @@ class BucketWriter:
             self._check_open("write")
             check_offset(self.storage_index, "write offset", offset)
             check_data(self.storage_index, "write data", data)
-            end = offset + len(data)
-            if end > self.allocated_size:
-                raise DataTooLargeError(
-                    f"{self._where()}: write of {len(data)} bytes at offset {offset} passes "
-                    f"the allocated size {self.allocated_size}"
-                )
-            self.last_activity = self._server.clock()
             try:
                 with open(self.incoming_path, "r+b") as handle:
-                    for start, stop in self._written.overlaps(offset, end):
-                        handle.seek(ic.DATA_OFFSET + start)
-                        if handle.read(stop - start) != data[start - offset : stop - offset]:
-                            raise ConflictingWriteError(
-                                f"{self._where()}: write at offset {offset} disagrees with the "
-                                f"bytes already written at offsets {start}-{stop}"
-                            )
-                    handle.seek(ic.DATA_OFFSET + offset)
-                    handle.write(data)
+                    self._write_checked(handle, offset, data, offset + len(data))
             except OSError as e:
-                full = disk_full(e, f"{self._where()}: write at offset {offset}")
-                if full is None:
-                    raise
-                raise full from e
-            self._written.add(offset, end)
+                raise self._os_error(e, offset) from e
+            self._written.add(offset, offset + len(data))
+
+    def _write_checked(self, handle: Any, offset: int, data: bytes | memoryview, limit: int) -> None:
+        """Write ``data`` at ``offset`` through ``handle`` if it passes every check (under the lock);
+        ``limit`` is where the caller's own range ends."""
+        self._check_open("write")
+        check_offset(self.storage_index, "write offset", offset)
+        end = offset + len(data)
+        if end > self.allocated_size or end > limit:
+            raise DataTooLargeError(
+                f"{self._where()}: write of {len(data)} bytes at offset {offset} passes "
+                f"the allocated size {self.allocated_size}" if end > self.allocated_size else
+                f"{self._where()}: write of {len(data)} bytes at offset {offset} passes its range's end {limit}"
+            )
+        self.last_activity = self._server.clock()
+        for start, stop in self._written.overlaps(offset, end):
+            handle.seek(ic.DATA_OFFSET + start)
+            if handle.read(stop - start) != data[start - offset : stop - offset]:
+                raise ConflictingWriteError(
+                    f"{self._where()}: write at offset {offset} disagrees with the "
+                    f"bytes already written at offsets {start}-{stop}"
+                )
+        handle.seek(ic.DATA_OFFSET + offset)
+        handle.write(data)
+
+    def _os_error(self, e: OSError, offset: int) -> Exception:
+        full = disk_full(e, f"{self._where()}: write at offset {offset}")
+        return e if full is None else full
+
+    def stream(self, start: int, end: int) -> "ShareStream":
+        """A write of share data ``[start, end)`` that arrives in pieces (an HTTP request body)."""
+        return ShareStream(self, start, end)
 
     def remaining(self) -> list[tuple[int, int]]:
         """The [start, end) ranges of the share data not written yet."""
@@ -201,6 +214,58 @@ class BucketWriter:
         bucket = os.path.dirname(self.incoming_path)
         if layout.remove_empty_dir(bucket):
             layout.remove_empty_dir(os.path.dirname(bucket))
+
+
+class ShareStream:
+    """One write of ``[start, end)`` into a BucketWriter's share, fed a piece at a time.
+
+    Each piece is checked as ``BucketWriter.write`` checks a whole write
+    (bytes already written must be repeated exactly, nothing past the
+    allocated size or the range's end) and written straight into the
+    incoming file, but the range counts as written only when ``commit``
+    finds every byte of it arrived. A stream that is ``abandon``-ed (its
+    connection dropped) or failed leaves its range missing, so the client
+    can send it again; the bytes it left in that missing range are
+    overwritten by the next write of it and never read before then.
+    """
+
+    def __init__(self, writer: BucketWriter, start: int, end: int) -> None:
+        self.writer = writer
+        self.start = start
+        self.end = end
+        self.at = start
+        self._handle: Any = None
+
+    def write(self, data: bytes | memoryview) -> None:
+        writer = self.writer
+        with writer._server.lock:
+            try:
+                writer._check_open("write")
+                if self._handle is None:
+                    self._handle = open(writer.incoming_path, "r+b", buffering=0)
+                writer._write_checked(self._handle, self.at, data, self.end)
+            except OSError as e:
+                self.abandon()
+                raise writer._os_error(e, self.at) from e
+            except BaseException:
+                self.abandon()
+                raise
+        self.at += len(data)
+
+    def commit(self) -> None:
+        """Count the range as written (every byte arrived); ValueError if some did not."""
+        with self.writer._server.lock:
+            self.abandon()
+            if self.at != self.end:
+                raise ValueError(f"stream ended at offset {self.at} of {self.start}-{self.end}")
+            self.writer._check_open("write")
+            self.writer._written.add(self.start, self.end)
+
+    def abandon(self) -> None:
+        """Stop: the range stays missing."""
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            handle.close()
 
 
 class BucketReader:

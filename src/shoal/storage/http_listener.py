@@ -5,6 +5,8 @@ client opens with a TLS ClientHello. So each connection a Tub's listener
 accepts is held until its first 8 bytes arrive (30 seconds at most), then
 handed whole to Foolscap's own server-side Negotiation or to TLS (with the
 Tub's own certificate, private/node.pem) in front of the HTTP storage Site.
+The TLS is the stdlib ``ssl`` module's (shoal.storage.http_tls), not
+pyOpenSSL's: it costs the server less than half the CPU per byte.
 
 shoal does this without Tahoe's class swapping: the Tub's Listener is made
 with ``negotiationClass`` set to ``FoolscapOrHttps``, which stays the
@@ -22,8 +24,8 @@ from foolscap.negotiate import Negotiation
 from foolscap.pb import Listener
 from twisted.internet import reactor as _reactor
 from twisted.internet.protocol import Protocol
-from twisted.internet.ssl import CertificateOptions
-from twisted.protocols.tls import TLSMemoryBIOFactory
+
+from shoal.storage.http_tls import StdlibTLSFactory, server_context
 
 reactor: Any = _reactor
 
@@ -37,14 +39,13 @@ class HttpsBesideFoolscap:
 
     def __init__(self, clock: Any = None) -> None:
         self.clock = clock if clock is not None else reactor
-        self.https_factory: Any = None  # a TLSMemoryBIOFactory in front of the Site
+        self.https_factory: Any = None  # a StdlibTLSFactory in front of the Site
         self.connections = {"foolscap": 0, "https": 0, "refused": 0}
 
-    def serve(self, site: Any, certificate: Any) -> None:
-        """Serve ``site`` over TLS with ``certificate`` (a twisted PrivateCertificate: the Tub's)."""
-        options = CertificateOptions(privateKey=certificate.privateKey.original,
-                                     certificate=certificate.original)
-        self.https_factory = TLSMemoryBIOFactory(options, False, site)  # type: ignore[arg-type]
+    def serve(self, site: Any, certificate: Any, scratch: str | None = None) -> None:
+        """Serve ``site`` over TLS with ``certificate`` (a twisted PrivateCertificate: the Tub's);
+        ``scratch`` is where its key may be written for the moment it is loaded (the node's private/)."""
+        self.https_factory = StdlibTLSFactory(server_context(certificate.dumpPEM(), scratch), site, self.clock)
 
     def negotiation_class(self) -> Any:
         """A stand-in for Foolscap's Negotiation class, for a Listener's ``negotiationClass``."""

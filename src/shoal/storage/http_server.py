@@ -63,7 +63,8 @@ from shoal.storage.errors import (
     StorageError,
 )
 from shoal.storage.http_request import CappedRequest, CappedSite
-from shoal.storage.http_streams import answer_range, store_chunk, stream_share
+from shoal.storage.http_sinks import InFlightSinks, UploadSink, transport_pauser
+from shoal.storage.http_streams import answer_range, finish_chunk, stream_share
 from shoal.storage.http_uploads import UploadsInProgress
 from shoal.storage.server import StorageServer
 
@@ -124,6 +125,7 @@ class HttpStorageServer:
         self._in_cpu_pool = in_cpu_pool
         self._next_turn = next_turn
         self.uploads = UploadsInProgress()
+        self.sinks = InFlightSinks()
         self.requests: collections.Counter[str] = collections.Counter()
         self._handlers: dict[Endpoint, Callable[[CappedRequest, Route, dict[Secret, bytes]], Awaitable[None]]] = {
             Endpoint.VERSION: self._version,
@@ -147,7 +149,8 @@ class HttpStorageServer:
 
     def site(self) -> CappedSite:
         """A twisted.web Site serving only this protocol (wrap it in TLS to listen)."""
-        return _QuietSite(self.resource(), self.body_limit, timeout=IDLE_CONNECTION_TIMEOUT)
+        return _QuietSite(self.resource(), self.body_limit, open_sink=self.open_sink, sink_closed=self.sinks.ended,
+                          timeout=IDLE_CONNECTION_TIMEOUT)
 
     def body_limit(self, method: bytes, path: bytes) -> int:
         """How many body bytes the endpoint at ``method path`` takes (stored before it is handled)."""
@@ -173,6 +176,46 @@ class HttpStorageServer:
             result[f"storage_server.http.{name.replace('-', '_')}"] = count
         return result
 
+    def _check_headers(self, request: CappedRequest, route: Route) -> dict[Secret, bytes]:
+        """The request's secrets, once its Authorization, secrets and Accept headers pass."""
+        headers = request.requestHeaders
+        hs.check_authorization(headers.getRawHeaders(hs.AUTHORIZATION), self._swissnum)
+        secrets = hs.parse_secrets(headers.getRawHeaders(hs.SECRETS_HEADER), route.endpoint.secrets)
+        if route.endpoint in CBOR_ANSWERS and not hs.accepts_cbor(headers.getRawHeaders(hs.ACCEPT)):
+            raise HttpRequestError(NOT_ACCEPTABLE, "this server answers in application/cbor only")
+        return secrets
+
+    def open_sink(self, request: CappedRequest, length: int | None) -> UploadSink | None:
+        """For an upload chunk whose headers just arrived: the sink its body goes into.
+
+        None for any other request, and for a chunk refused from its headers
+        (the refusal is kept on the request and answered after the body).
+        """
+        target = request.pending_target()
+        try:
+            route = hs.route(*target) if target is not None else None
+        except HttpRequestError:
+            return None
+        if route is None or route.endpoint is not Endpoint.IMMUTABLE_WRITE:
+            return None
+        try:
+            secrets = self._check_headers(request, route)
+            chunk = parse_content_range(request.getHeader(hs.CONTENT_RANGE)).range
+            writer = self.uploads.get(_si(route), _shnum(route), secrets[Secret.UPLOAD])
+            if chunk.end > writer.allocated_size:
+                raise HttpRequestError(
+                    RANGE_NOT_SATISFIABLE,
+                    f"Content-Range ends at {chunk.end}, past the allocated size {writer.allocated_size}",
+                )
+            if length is not None and length != chunk.length:
+                raise HttpRequestError(BAD_REQUEST, f"body of {length} bytes for a Content-Range of {chunk.length}")
+        except (HttpRequestError, StorageError) as error:
+            request.sink_refusal = error
+            return None
+        sink = UploadSink(writer.stream(chunk.start, chunk.end), *transport_pauser(request))
+        self.sinks.add(sink)
+        return sink
+
     async def handle(self, request: CappedRequest) -> None:
         """Answer one request; every refusal is a status and one line of text."""
         request.defaultContentType = None  # type: ignore[assignment]
@@ -183,11 +226,7 @@ class HttpStorageServer:
                 # Tahoe's client checks a read's Content-Type before its status
                 error_type = hs.OCTET_STREAM.encode("ascii")
             self.requests[route.endpoint.value[2]] += 1
-            headers = request.requestHeaders
-            hs.check_authorization(headers.getRawHeaders(hs.AUTHORIZATION), self._swissnum)
-            secrets = hs.parse_secrets(headers.getRawHeaders(hs.SECRETS_HEADER), route.endpoint.secrets)
-            if route.endpoint in CBOR_ANSWERS and not hs.accepts_cbor(headers.getRawHeaders(hs.ACCEPT)):
-                raise HttpRequestError(NOT_ACCEPTABLE, "this server answers in application/cbor only")
+            secrets = self._check_headers(request, route)
             if request.body_too_large:
                 raise HttpRequestError(TOO_LARGE, "request body is larger than this endpoint takes")
             await self._handlers[route.endpoint](request, route, secrets)
@@ -270,19 +309,23 @@ class HttpStorageServer:
         self._cbor(request, bodies.AllocateResponse(already, allocated).encode())
 
     async def _write(self, request: CappedRequest, route: Route, secrets: dict[Secret, bytes]) -> None:
-        content_range = parse_content_range(request.getHeader(hs.CONTENT_RANGE))
-        writer = self.uploads.get(_si(route), _shnum(route), secrets[Secret.UPLOAD])
-        chunk = content_range.range
-        if chunk.end > writer.allocated_size:
-            raise HttpRequestError(
-                RANGE_NOT_SATISFIABLE,
-                f"Content-Range ends at {chunk.end}, past the allocated size {writer.allocated_size}",
-            )
-        content = _content(request)
-        size = content.seek(0, 2)
-        if size != chunk.length:
-            raise HttpRequestError(BAD_REQUEST, f"body of {size} bytes for a Content-Range of {chunk.length}")
-        remaining = await self._in_thread(store_chunk, self._storage.lock, content, writer, chunk)
+        if request.sink_refusal is not None:
+            raise request.sink_refusal
+        sink: UploadSink | None = request.sink
+        if sink is None:
+            raise HttpRequestError(BAD_REQUEST, "upload chunk without a body")
+        try:
+            await sink.ready()
+            if sink.error is not None:
+                raise sink.error
+            if sink.received != sink.length:
+                raise HttpRequestError(BAD_REQUEST, f"body of {sink.received} bytes for a Content-Range of "
+                                                    f"{sink.length}")
+            writer = sink.stream.writer
+            remaining = await self._in_thread(finish_chunk, self._storage.lock, sink.stream)
+        finally:
+            sink.abandon()
+            self.sinks.ended(sink)
         status = OK
         if not remaining:
             self.uploads.forget(writer)

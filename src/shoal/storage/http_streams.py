@@ -8,31 +8,29 @@ of the share, or 204 when nothing of it is left. The data goes out in
 every 4 MiB. A share that changes length under a streamed read cuts the
 connection (the status is already sent).
 
-Upload chunks: the body (already capped and stored by CappedRequest) is
-written into the bucket writer 1 MiB at a time in a thread, and the share is
-closed under the server lock once nothing is missing.
+Upload chunks: the body went straight into the share as it arrived
+(shoal.storage.http_sinks); once it is all in, its range is counted as
+written and the share is closed (fsync, rename) in a thread, under the
+server lock, once nothing is missing.
 """
 
 from collections.abc import Awaitable, Callable
-from typing import IO, Any
+from typing import Any
 
 from twisted.web import server
 
 from shoal.protocol import http_storage as hs
 from shoal.protocol.http_errors import (
-    BAD_REQUEST,
     NO_CONTENT,
     OK,
     PARTIAL_CONTENT,
-    HttpRequestError,
 )
 from shoal.protocol.http_ranges import ByteRange, format_content_range, parse_range
-from shoal.storage.buckets import BucketWriter
+from shoal.storage.buckets import ShareStream
 from shoal.storage.errors import ShareNotFoundError
 from shoal.streaming import ClientGoneError, ConsumerWriter
 
 READ_CHUNK = 256 * 1024  # bytes per share read while streaming an answer
-WRITE_CHUNK = 1024 * 1024  # bytes per bucket write while storing an upload chunk
 CHUNKS_PER_TURN = 16  # a streaming read gives the reactor a turn after this many chunks
 
 
@@ -92,18 +90,12 @@ async def _pour(request: server.Request, read: Callable[[int, int], bytes], span
             await next_turn()
 
 
-def store_chunk(lock: Any, content: IO[bytes], writer: BucketWriter, chunk: ByteRange) -> list[tuple[int, int]]:
-    """Store an upload chunk's body at its offset, a piece at a time, and close the share once
-    nothing is missing; the ranges still missing (runs in a thread)."""
-    content.seek(0)
-    at = chunk.start
-    while at < chunk.end:
-        data = content.read(min(WRITE_CHUNK, chunk.end - at))
-        if not data:
-            raise HttpRequestError(BAD_REQUEST, f"upload body ended at offset {at}")
-        writer.write(at, data)
-        at += len(data)
+def finish_chunk(lock: Any, stream: ShareStream) -> list[tuple[int, int]]:
+    """Count a fully arrived upload chunk as written and close the share once nothing is
+    missing; the ranges still missing (runs in a thread)."""
+    writer = stream.writer
     with lock:  # two chunks finishing at once: one closes the share, both answer 201
+        stream.commit()
         remaining = writer.remaining()
         if not remaining and not writer.closed:
             writer.close()

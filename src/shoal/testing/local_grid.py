@@ -210,6 +210,16 @@ class LocalGrid:
 
         self.call(hang)
 
+    def slow(self, i: int, seconds: float, methods: frozenset[str] = frozenset({"write", "close", "abort"})) -> None:
+        """Server i behind a slow link: each of its calls named in `methods` (by
+        default a bucket's writes, close and abort) takes `seconds`, one after another."""
+
+        def slow() -> None:
+            for c in self.servers[i].connections:
+                c.slow(seconds, methods)
+
+        self.call(slow)
+
     def set_lying(self, i: int, reads: ReaderFilter | None = None, slots: ReaderFilter | None = None) -> None:
         """Server i's bucket reads pass through `reads`, its slot reads through `slots`
         (None: the truth)."""

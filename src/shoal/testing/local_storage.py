@@ -66,6 +66,9 @@ class _Link:
         self.open_writers: set[Any] = set()  # the server's BucketWriters this client has not closed
         self.reader_filter: ReaderFilter | None = None
         self.slot_filter: ReaderFilter | None = None  # the same for mutable slot reads
+        self.slow_seconds = 0.0  # calls named in slow_methods take this long each, one after another
+        self.slow_methods: frozenset[str] = frozenset()
+        self._busy_until = 0.0
 
     def call(
         self, seconds: float, method: str, fn: Callable[..., Any], *args: Any, in_pool: bool = False
@@ -76,8 +79,16 @@ class _Link:
             return with_deadline(d, seconds, self.clock, self.name, method)
         self.pending.add(d)
         if not self.hung and method not in self.hung_methods:
-            _reactor.callLater(0, self._run, d, method, fn, args, in_pool)
+            _reactor.callLater(self._queue(method), self._run, d, method, fn, args, in_pool)
         return with_deadline(d, seconds, self.clock, self.name, method)
+
+    def _queue(self, method: str) -> float:
+        """How long until the call starts: a slow link runs its slow calls one after another."""
+        if not self.slow_seconds or method not in self.slow_methods:
+            return 0
+        now = _reactor.seconds()
+        self._busy_until = max(now, self._busy_until) + self.slow_seconds
+        return self._busy_until - now
 
     def _fail(self, d: "defer.Deferred[Any]", method: str, why: str) -> None:
         self.pending.discard(d)
@@ -224,6 +235,21 @@ class LocalStorageClient:
 
         return self._query("get_buckets", get)
 
+    def read_unlisted(
+        self, storage_index: bytes, shnum: int, offset: int, length: int
+    ) -> "defer.Deferred[tuple[BucketReader, bytes] | None]":
+        """As over HTTP: one read by share number without listing first; None for no such share."""
+
+        def read() -> tuple[BucketReader, bytes] | None:
+            reader = self._link.server.get_buckets(storage_index).get(shnum)
+            if reader is None:
+                return None
+            data = reader.read(offset, length)
+            lie = self._link.reader_filter
+            return LocalBucketReader(self._link, reader), lie(offset, data) if lie is not None else data
+
+        return self._link.call(self._link.deadlines.read, "read", read)
+
     def add_lease(self, storage_index: bytes, renew_secret: bytes, cancel_secret: bytes) -> "defer.Deferred[None]":
         return self._query("add_lease", self._link.server.add_lease, storage_index, renew_secret, cancel_secret)
 
@@ -286,6 +312,7 @@ class LocalConnection:
         self._started = False
         self._hung = False
         self._hung_methods: frozenset[str] = frozenset()
+        self._slow: tuple[float, frozenset[str]] = (0.0, frozenset())
         self.reader_filter: ReaderFilter | None = None
         self.slot_filter: ReaderFilter | None = None
 
@@ -302,6 +329,7 @@ class LocalConnection:
         self.link = _Link(server, self._name, self._clock, self._deadlines)
         self.link.hung = self._hung
         self.link.hung_methods = self._hung_methods
+        self.link.slow_seconds, self.link.slow_methods = self._slow
         self.link.reader_filter = self.reader_filter
         self.link.slot_filter = self.slot_filter
         client = LocalStorageClient(self.link)
@@ -324,6 +352,13 @@ class LocalConnection:
             self._hung = hung
         if self.link is not None:
             self.link.hung, self.link.hung_methods = self._hung, self._hung_methods
+
+    def slow(self, seconds: float, methods: frozenset[str]) -> None:
+        """A slow uplink: each call named in `methods` takes `seconds`, queued
+        behind the previous one (0: as fast as the rest again, for new calls)."""
+        self._slow = (seconds, methods)
+        if self.link is not None:
+            self.link.slow_seconds, self.link.slow_methods = self._slow
 
     def set_reader_filter(self, lie: ReaderFilter | None, slots: ReaderFilter | None = None) -> None:
         """Make the server lie: `lie` changes bucket reads, `slots` slot reads."""

@@ -45,8 +45,16 @@ from shoal.testing.netlinks import (
     relay_ip,
     tbf_args,
 )
-from shoal.testing.processes import NodeProcess, create, set_config, start_node, stop_all
+from shoal.testing.processes import (
+    NodeProcess,
+    NodeProcessError,
+    create,
+    set_config,
+    start_node,
+    stop_all,
+)
 from shoal.testing.relay import Relay
+from shoal.testing.wait import wait_until
 
 TUB_PORT = 4000  # every node's Foolscap/HTTPS port, inside its own namespace
 WEB_PORT = 8000  # every client's web API port, inside its own namespace
@@ -290,6 +298,23 @@ class NetGrid:
     def popen(self, name: str, argv: Sequence[str], **kwargs: object) -> subprocess.Popen:
         """Any command inside the host's namespace (the caller stops it by pid)."""
         return subprocess.Popen([*self.exec_prefix(name), *argv], **kwargs)  # type: ignore[call-overload]
+
+    def start_tahoe(self, name: str, tahoe: str, nodedir: str, ready: str, timeout: float = 180) -> NodeProcess:
+        """`tahoe run nodedir` (the reference peer) on the host; returns once the node
+        wrote `ready` (a file under nodedir: node.url, private/storage.furl). Stopped by
+        pid at close(), or earlier by the caller."""
+        proc = self.popen(name, [tahoe, "run", nodedir], stdin=subprocess.PIPE,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        node = NodeProcess(nodedir, proc)
+        self.processes.append(node)
+
+        def up() -> bool:
+            if proc.poll() is not None:
+                raise NodeProcessError(f"tahoe node {nodedir} exited with {proc.returncode}")
+            return os.path.exists(os.path.join(nodedir, ready))
+
+        wait_until(up, timeout, f"tahoe node {nodedir} to write {ready}", interval=0.2)
+        return node
 
     # -- a shoal grid on the hosts -------------------------------------------------
 

@@ -216,3 +216,14 @@ def set_config(nodedir: str, section: str, key: str, value: str) -> None:
         out.append(f"{key} = {value}")
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(out) + "\n")
+
+
+def memory_kib(pid: int, field: str = "VmRSS") -> int:
+    """One memory figure of a live process in KiB, from /proc/PID/status (Linux): VmRSS (resident
+    now) or VmHWM (the peak since exec). OSError if the process is gone."""
+    prefix = field + ":"
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith(prefix):
+                return int(line.split()[1])
+    raise ValueError(f"no {field} in /proc/{pid}/status")

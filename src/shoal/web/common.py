@@ -18,14 +18,19 @@ a server's      502 (one storage server failed and nothing routed around it)
 a bug           500, logged; the text names the class only
 anything else   500, logged; the same text (internals never leak)
 
-The text goes out as one line of text/plain, or, to a browser (Accept names
-text/html), as the templated HTML error page. Tahoe 1.20 sends its HTML
-ErrorPage for every failure found while walking a path whatever the client
-accepts; shoal keeps plain text for scripts and the CLIs, which send */*.
+A failure found while walking a path (a missing child, a file in the way, an
+empty path segment: Tahoe 1.20's getChild, web/common.py exception_to_child)
+is a WalkError, answered as Tahoe answers it whatever the client accepts:
+twisted's ErrorPage HTML (title "CODE - Error", <h1>Error</h1>, <p>text</p>;
+text/html), its text HTML-escaped (Tahoe's is not; the same bytes for any text
+without &, < or >). A failure while rendering goes out as one line of
+text/plain, or, to a browser (Accept names text/html), as the templated HTML
+error page.
 """
 
 import base64
 import binascii
+import html
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal, Protocol
 
@@ -172,6 +177,62 @@ def is_bug(exc: BaseException) -> bool:
     return not isinstance(exc, ShoalError) or exc.fault is Fault.BUG
 
 
+# twisted.web.resource.ErrorPage's page, as Tahoe 1.20 answers a failure in getChild
+_ERROR_PAGE = """
+<html>
+  <head><title>%(code)s - %(brief)s</title></head>
+  <body>
+    <h1>%(brief)s</h1>
+    <p>%(detail)s</p>
+  </body>
+</html>
+"""
+
+
+class WalkError(Exception):
+    """A failure found while walking a path: `error` answered as Tahoe's ErrorPage
+    (brief "Error", its humanized text the detail), or, made with page(), a page
+    with its own brief and detail (Tahoe's "Files have no children named ...")."""
+
+    def __init__(self, error: BaseException, brief: str = "Error", detail: str | None = None,
+                 code: int | None = None) -> None:
+        super().__init__(type(error).__name__)
+        self.error = error
+        self.brief = brief
+        self.detail = detail
+        self.code = code
+
+    @classmethod
+    def page(cls, code: int, brief: str, detail: str = "no details") -> "WalkError":
+        return cls(WebError(brief, code), brief, detail, code)
+
+    def answer(self) -> tuple[int, bytes]:
+        text, code = humanize(self.error)
+        if self.code is not None:
+            code = self.code
+        detail = text if self.detail is None else self.detail
+        return code, error_page(code, self.brief, detail)
+
+
+def error_page(code: int, brief: str, detail: str) -> bytes:
+    """twisted's ErrorPage body (Tahoe's answer to a failure while walking a path)."""
+    return (_ERROR_PAGE % {"code": code, "brief": html.escape(brief, quote=False),
+                           "detail": html.escape(detail, quote=False)}).encode("utf-8")
+
+
+def error_answer(request: Request, exc: BaseException) -> tuple[int, bytes]:
+    """(status, body) of the answer to `exc`, its content type set; a bug is logged."""
+    inner = exc.error if isinstance(exc, WalkError) else exc
+    if is_bug(inner):
+        log.err(inner, "web request failed")
+    if isinstance(exc, WalkError):
+        code, body = exc.answer()
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        return code, body
+    text, code = humanize(exc)
+    return code, error_body(request, text, code)
+
+
 def wants_html(request: Request) -> bool:
     """Whether the client is a browser: its Accept header names text/html (curl, the
     CLIs and scripts send */* or nothing, and get the error as one line of text)."""
@@ -193,16 +254,16 @@ def error_body(request: Request, text: str, code: int) -> bytes:
 
 def send_error(request: Request, exc: BaseException) -> None:
     """Answer with the error's status and text (or cut a response already started)."""
-    text, code = humanize(exc)
-    if is_bug(exc):
-        log.err(exc, "web request failed")
     if request.startedWriting:
+        inner = exc.error if isinstance(exc, WalkError) else exc
+        if is_bug(inner):
+            log.err(inner, "web request failed")
         request.loseConnection()  # too late for a status: cut the response short
         return
-    request.setResponseCode(code)
     request.responseHeaders.removeHeader(b"content-disposition")
     request.responseHeaders.removeHeader(b"content-range")
-    body = error_body(request, text, code)
+    code, body = error_answer(request, exc)
+    request.setResponseCode(code)
     request.setHeader(b"content-length", b"%d" % len(body))
     if request.method != b"HEAD":
         request.write(body)
@@ -251,11 +312,9 @@ def render_sync(request: Request, handler: Callable[[], Body]) -> bytes:
     try:
         body = handler()
     except Exception as e:
-        text, code = humanize(e)
-        if is_bug(e):
-            log.err(e, "web request failed")
+        code, body = error_answer(request, e)
         request.setResponseCode(code)
-        return error_body(request, text, code)
+        return body
     if isinstance(body, str):
         if not request.responseHeaders.hasHeader(b"content-type"):
             request.setHeader(b"content-type", b"text/plain; charset=utf-8")

@@ -26,6 +26,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from twisted.internet import defer
 from twisted.web import http, resource
 from twisted.web.server import Request
 
@@ -54,6 +55,7 @@ from shoal.web.children import (
 )
 from shoal.web.common import (
     NotAvailable,
+    WalkError,
     WebError,
     arg,
     format_arg,
@@ -158,10 +160,10 @@ async def walk(services: WebServices, root: DirectoryNode, path: list[str], requ
     name: str | None = None
     entry: Entry | None = None
     for depth, segment in enumerate(path):
-        if not isinstance(node, DirectoryNode):
+        if not isinstance(node, DirectoryNode):  # Tahoe's ErrorPages, with their own titles
             if create:
-                raise WebError(f"Unable to create directory {name!r}: a file was in the way", http.CONFLICT)
-            raise WebError(f"Files have no children named {segment!r}")
+                raise WalkError.page(http.CONFLICT, f"Unable to create directory {name!r}: a file was in the way")
+            raise WalkError.page(http.BAD_REQUEST, f"Files have no children named {segment!r}")
         last = depth == len(path) - 1
         try:
             entry = await node.get(segment)
@@ -209,7 +211,12 @@ class DirectoryResource(resource.Resource):
         root = self.root
         if not isinstance(root, DirectoryNode):
             raise WebError("a directory verify cap cannot be read or listed; use it with t=check")
-        target = await walk(self.services, root, self.rest, request)
+        try:
+            target = await walk(self.services, root, self.rest, request)
+        except (WalkError, defer.CancelledError):
+            raise
+        except Exception as e:  # found while walking the path: Tahoe's getChild answers an ErrorPage
+            raise WalkError(e) from None
         node = target.node
         match node:
             case None:
@@ -241,7 +248,7 @@ class DirectoryResource(resource.Resource):
             return await put_child_cap(self.services, request, parent, name)
         if request.method == b"POST" and t == "upload":
             return await _when_done(request, await upload_form_child(self.services, request, parent, name))
-        raise WebError(f"No such child: {name}", http.NOT_FOUND)
+        raise WalkError(WebError(f"No such child: {name}", http.NOT_FOUND))  # Tahoe: in getChild
 
 
 async def _unknown(request: Request, node: UnknownNode, target: Target) -> str:

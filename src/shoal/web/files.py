@@ -45,10 +45,11 @@ from twisted.web.server import Request
 from shoal.dirnode import FileNode, VerifierNode
 from shoal.encoding import digits
 from shoal.encoding.base32 import b2a
-from shoal.mutable.filenode import MutableFileNode, version_tag
+from shoal.mutable.filenode import MutableFileNode, MutableVersion, version_tag
 from shoal.streaming import ConsumerWriter
 from shoal.web.children import put_child_cap, put_child_file, unlink_child
 from shoal.web.common import (
+    WalkError,
     WebError,
     arg,
     bool_arg,
@@ -132,9 +133,15 @@ class FileResource(resource.Resource):
         self.metadata = metadata
         self.rest = rest or []
 
-    def _check_path(self) -> None:
+    def _check_path(self, request: Request) -> None:
+        # as Tahoe's FileNodeHandler.getChild: an ErrorPage with its own title
         if self.rest and any(self.rest):
-            raise WebError(f"Files have no children named {self.rest[0]!r}")
+            name = self.rest[0]
+            if request.method in (b"PUT", b"POST") and t_arg(request) not in ("delete", "rename", "rename-form",
+                                                                             "check"):
+                raise WalkError.page(http.CONFLICT, f"Cannot create directory {name!r}, because its parent is "
+                                     "a file, not a directory")
+            raise WalkError.page(http.BAD_REQUEST, f"Files have no children named {name!r}")
 
     # -- GET / HEAD --
 
@@ -145,14 +152,14 @@ class FileResource(resource.Resource):
         return run_async(request, lambda: self._head(request))
 
     async def _head(self, request: Request) -> bytes | None:
-        self._check_path()
+        self._check_path(request)
         t = t_arg(request)
         if t:
             raise WebError(f"HEAD file: bad t={t}")
         return await self._download(request, head=True)
 
     async def _get(self, request: Request) -> bytes | str | None:
-        self._check_path()
+        self._check_path(request)
         t = t_arg(request)
         node = self.node
         if not node.is_mutable() and t in ("", "json", "uri", "readonly-uri"):
@@ -196,7 +203,10 @@ class FileResource(resource.Resource):
 
     async def _download(self, request: Request, head: bool = False) -> bytes | None:
         filename = arg(request, "filename", self.name) or "unknown"
-        size = await self.node.get_current_size()
+        node = self.node
+        # a mutable file is mapped once: its size, then its bytes, from one version
+        version = await node.best_readable_version() if isinstance(node, MutableFileNode) else None
+        size = version.size if version is not None else await node.get_current_size()
         request.setHeader(b"content-type", content_type_for(filename).encode("ascii", "replace"))
         if bool_arg(request, "save"):
             quoted = filename.replace("\\", "\\\\").replace('"', '\\"')
@@ -214,15 +224,16 @@ class FileResource(resource.Resource):
         request.setHeader(b"content-length", b"%d" % length)
         if head or length == 0:
             return b""
-        await self._stream(request, first, length)
+        await self._stream(request, first, length, version)
         return None
 
-    async def _stream(self, request: Request, first: int, length: int) -> None:
+    async def _stream(self, request: Request, first: int, length: int, version: MutableVersion | None = None) -> None:
         node = self.node
         if isinstance(node, MutableFileNode):
+            version = version if version is not None else await node.best_readable_version()
+            request.setHeader(b"etag", version.tag.encode("ascii"))
             with ConsumerWriter(request) as writer:
-                await self._fetch(node, writer, first, length,
-                                  on_version=lambda v: request.setHeader(b"etag", version_tag(v).encode("ascii")))
+                await self._fetch(node, writer, first, length, version=version)
             return
         await self._stream_immutable(request, first, length)
 
@@ -235,7 +246,7 @@ class FileResource(resource.Resource):
             await self._fetch(node, writer, first, length)
 
     async def _fetch(self, node: FileNode | VerifierNode, writer: ConsumerWriter, first: int, length: int,
-                     on_version: Any = None) -> None:
+                     version: MutableVersion | None = None) -> None:
         """Read from the grid, as an operation of the node's history and statistics."""
         services = self.services
         mutable = node.is_mutable()
@@ -243,8 +254,8 @@ class FileResource(resource.Resource):
         op.phase = "fetching"
         op.progress_of = lambda: writer.written
         try:
-            if on_version is not None and isinstance(node, MutableFileNode):
-                await node.read(writer.write, first, length, on_version=on_version)
+            if version is not None:
+                await version.read(writer.write, first, length)
                 result = None
             else:
                 result = await node.read(writer.write, first, length)
@@ -276,7 +287,7 @@ class FileResource(resource.Resource):
         return node
 
     async def _put(self, request: Request) -> bytes | str | None:
-        self._check_path()
+        self._check_path(request)
         t = t_arg(request)
         if t == "uri" and self.parent is not None:
             return await put_child_cap(self.services, request, self.parent, self.name or "")
@@ -314,7 +325,7 @@ class FileResource(resource.Resource):
         return run_async(request, lambda: self._post(request))
 
     async def _post(self, request: Request) -> bytes | str | None:
-        self._check_path()
+        self._check_path(request)
         t = t_arg(request)
         if t == "upload" and self.node.is_mutable():
             node = self._mutable("POST")
@@ -348,14 +359,14 @@ class VerifierResource(FileResource):
         super().__init__(services, node, **kwargs)
 
     async def _head(self, request: Request) -> bytes | None:
-        self._check_path()
+        self._check_path(request)
         t = t_arg(request)
         if t:
             raise WebError(f"HEAD file: bad t={t}")
         raise WebError(VERIFY_CAP_UNREADABLE)
 
     async def _get(self, request: Request) -> bytes | str | None:
-        self._check_path()
+        self._check_path(request)
         raise WebError(VERIFY_CAP_UNREADABLE)
 
 

@@ -31,14 +31,3 @@ def ago_text(when: float | None, now: float | None = None) -> str:
     if delta < 86400:
         return f"{delta / 3600:.1f}h ago"
     return f"{delta / 86400:.1f}d ago"
-
-
-def page(title: str, body: str, *, refresh: int | None = None) -> str:
-    """A whole page around `body`, HTML its caller has already escaped, in the
-    templates' frame (base.html). For pages not yet written as templates of their
-    own; a new page should be a template in shoal/web/templates/."""
-    from markupsafe import Markup
-
-    from shoal.web.templating import render  # templating imports this module
-
-    return render("frame.html", title=title, body=Markup(body), refresh=refresh)

@@ -34,6 +34,8 @@ from twisted.python import log
 from twisted.web import http, server
 
 from shoal import cpu
+from shoal.protocol.body_rate import BodyRatePolicy
+from shoal.streaming import BodyRateChannel
 from shoal.web import access_log
 
 BATCH = 4 * 1024 * 1024  # bytes per pool job (disk append + hash)
@@ -218,9 +220,10 @@ class StreamingRequest(server.Request):
 IDLE_TIMEOUT = 60  # seconds without a byte from the client while no request is being handled
 HEADER_TIMEOUT = 30  # seconds from a request's first line to its last header
 STALL_TIMEOUT = 120  # seconds a response may wait for a client that reads none of it
+DEFAULT_BODY_RATE = BodyRatePolicy()
 
 
-class ShoalChannel(http.HTTPChannel):
+class ShoalChannel(BodyRateChannel):
     """HTTPChannel answering 414 to a request line longer than it reads (16 KiB)
     where Twisted closes the connection without a word; a header line too long
     is 431.
@@ -231,11 +234,15 @@ class ShoalChannel(http.HTTPChannel):
     minute kept a connection forever); a response whose client reads nothing
     for STALL_TIMEOUT (the transport has paused us: its buffer is full) is
     aborted, so a vanished or half-open client releases its producer; TCP
-    keepalive finds peers that vanished while a long request is handled.
+    keepalive finds peers that vanished while a long request is handled; a
+    request body must keep its Site's `body_rate` (protocol.body_rate: so many
+    bytes a second in every window, windows in which our spool paused the
+    sender excused) or the connection is closed.
     """
 
     _header_timer: Any = None
     _stall_timer: Any = None
+    default_body_rate = DEFAULT_BODY_RATE
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -249,6 +256,14 @@ class ShoalChannel(http.HTTPChannel):
     def allHeadersReceived(self) -> None:
         self._cancel("_header_timer")
         super().allHeadersReceived()
+
+    def body_paused(self) -> bool:
+        request = self.requests[-1] if self.requests else None
+        content = getattr(request, "content", None)
+        return isinstance(content, BodySpool) and content._paused
+
+    def body_too_slow(self, why: str) -> None:
+        self._give_up(why)
 
     def pauseProducing(self) -> None:
         if self._stall_timer is None:
@@ -272,6 +287,7 @@ class ShoalChannel(http.HTTPChannel):
 
     def _give_up(self, why: str) -> None:
         self._header_timer = self._stall_timer = None
+        self._stop_rate()
         transport: Any = self.transport
         if transport is None:
             return
@@ -313,6 +329,8 @@ class ShoalSite(server.Site):
 
     requestFactory = StreamingRequest
     protocol = http_channel
+
+    body_rate: BodyRatePolicy = DEFAULT_BODY_RATE  # read by ShoalChannel; the node sets it from tahoe.cfg
 
     def __init__(self, resource: Any, key_hasher: KeyHasherFactory | None = None, **kw: Any) -> None:
         kw.setdefault("logFormatter", access_log.log_formatter)  # no cap in the log

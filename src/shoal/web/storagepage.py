@@ -18,6 +18,7 @@ import attrs
 from twisted.web import http, resource
 from twisted.web.server import Request
 
+from shoal.encoding.abbreviate import abbreviate_time
 from shoal.web.common import WebError, render_sync, t_arg
 from shoal.web.templating import render
 
@@ -58,23 +59,10 @@ def storage_json(source: StorageSource, now: float) -> dict[str, Any]:
             "lease-checker": lease, "lease-checker-progress": lease_progress(lease, now)}
 
 
-def _seconds(s: float | None) -> str:
-    """Tahoe's abbreviate_time, near enough: 42s, 12m, 3h, 2 days."""
-    if s is None:
-        return "?"
-    if s < 120:
-        return f"{s:.0f} seconds"
-    if s < 7200:
-        return f"{s / 60:.0f} minutes"
-    if s < 2 * 86400:
-        return f"{s / 3600:.0f} hours"
-    return f"{s / 86400:.0f} days"
-
-
 def crawl_text(progress: Mapping[str, Any]) -> str:
     if progress["cycle-in-progress"]:
         return f"Current crawl {progress['cycle-complete-percentage']:.1f}% complete"
-    return f"Next crawl in {_seconds(progress['remaining-wait-time'])}"
+    return f"Next crawl in {abbreviate_time(progress['remaining-wait-time'])}"
 
 
 def expiration_texts(policy: Mapping[str, Any]) -> tuple[str, str]:
@@ -84,7 +72,7 @@ def expiration_texts(policy: Mapping[str, Any]) -> tuple[str, str]:
     if policy.get("mode", "age") == "age":
         override = policy.get("override_lease_duration")
         mode = ("Leases will expire naturally, probably 31 days after creation or renewal." if override is None
-                else f"Leases created or last renewed more than {_seconds(override)} ago will be considered expired.")
+                else f"Leases created or last renewed more than {abbreviate_time(override)} ago will be considered expired.")
     else:
         cutoff = float(policy.get("cutoff_date") or 0)
         mode = (f"Leases created or last renewed before {time.strftime('%Y-%m-%d', time.gmtime(cutoff))} "

@@ -5,14 +5,15 @@ otherwise), StrictUndefined (a name a template uses but the code did not pass is
 an error, not an empty string), and the filters the pages share: `size`
 (1536 -> "1.5 KiB"), `ago` ("12s ago"), `pct` (0.5 -> "50.0%"), `when`
 (Tahoe's "%H:%M:%S %d-%b-%Y", local time) and `urlpart` (one path segment,
-percent-encoded). Rendering is pure: text in, text out, no reactor.
+percent-encoded). Rendering is pure: text in, text out, no reactor. Jinja2 is
+imported, and the environment built, at the first render: a node that serves
+no page (a storage node) never loads it.
 """
 
+import functools
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
-
-import jinja2
 
 from shoal.web.page import NAV, ago_text, size_text
 
@@ -30,19 +31,29 @@ def _urlpart(text: str) -> str:
     return quote(text, safe="")
 
 
-ENV = jinja2.Environment(
-    loader=jinja2.PackageLoader("shoal.web", "templates"),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    keep_trailing_newline=True,
-)
-ENV.filters.update(size=size_text, ago=ago_text, pct=_pct, when=when_text, urlpart=_urlpart)
-# the navigation bar of a client node's pages, and no reload; a page may pass its own
-ENV.globals.update(nav=NAV, refresh=None)
+if TYPE_CHECKING:
+    import jinja2
+
+
+@functools.cache
+def environment() -> "jinja2.Environment":
+    """The one template environment (made once, on first use)."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("shoal.web", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(size=size_text, ago=ago_text, pct=_pct, when=when_text, urlpart=_urlpart)
+    # the navigation bar of a client node's pages, and no reload; a page may pass its own
+    env.globals.update(nav=NAV, refresh=None)
+    return env
 
 
 def render(template: str, /, **context: Any) -> str:
     """The named template (e.g. "welcome.html") rendered with `context`."""
-    return ENV.get_template(template).render(**context)
+    return environment().get_template(template).render(**context)

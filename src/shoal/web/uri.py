@@ -14,7 +14,6 @@ POST /uri?t=mkdir, t=mkdir-with-children, t=mkdir-immutable   new directories
 /file/$CAP/NAME           the same, deprecated, GET and HEAD only
 """
 
-import html
 import io
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -26,6 +25,7 @@ from shoal.caps import UnknownCap, parse_cap
 from shoal.dirnode import DirectoryNode, ImmutableFileNode, Node, UnknownNode, VerifierNode
 from shoal.mutable.filenode import MutableFileNode
 from shoal.web.common import (
+    WalkError,
     WebError,
     arg,
     bool_arg,
@@ -38,8 +38,8 @@ from shoal.web.common import (
 )
 from shoal.web.directories import DirectoryResource, mkdir_unlinked, nodemaker
 from shoal.web.files import FileResource, file_resource
-from shoal.web.page import page
 from shoal.web.services import WebServices
+from shoal.web.templating import render
 from shoal.web.upload import create_mutable, read_body, upload_body, upload_file
 
 ONLY = "/uri accepts only PUT, PUT?t=mkdir, POST?t=upload, and POST?t=mkdir"
@@ -77,8 +77,8 @@ def resource_for_cap(services: WebServices, name: bytes, request: Request) -> re
         text = name.decode("utf-8")
         rest = _segments(request)
         request.postpath = []
-        if any(s == "" for s in rest[:-1]):
-            raise WebError("The webapi does not allow empty pathname components, i.e. a double slash")
+        if any(s == "" for s in rest[:-1]):  # Tahoe: in getChild, an ErrorPage
+            raise WalkError(WebError("The webapi does not allow empty pathname components, i.e. a double slash"))
         if not text.strip():
             raise WebError("empty cap")
         return node_resource(services, nodemaker(services).node_for(parse_cap(text)), text, rest)
@@ -108,7 +108,8 @@ class URIRoot(resource.Resource):
     def getChild(self, path: bytes, request: Request) -> resource.Resource:
         if path == b"":
             if request.postpath:
-                return ErrorResource(WebError("The webapi does not allow empty pathname components, i.e. a double slash"))
+                return ErrorResource(WalkError(WebError(
+                    "The webapi does not allow empty pathname components, i.e. a double slash")))
             return self
         return resource_for_cap(self.services, path, request)
 
@@ -193,16 +194,9 @@ def upload_results_page(request: Request, cap: str, size: int) -> str:
     """The page Tahoe 1.20 answers an immutable POST /uri?t=upload with (upload-results.xhtml):
     title "File Uploaded", "Uploading File... done!", the cap in ``URI: <tt><span>``, a
     download link and the size, so a script scraping Tahoe's page finds the cap the same way."""
-    e = html.escape
-    link = "/uri/" + quote(cap, safe="")
     request.setHeader(b"content-type", b"text/html; charset=utf-8")
-    return page("File Uploaded", (
-        "<h1>Uploading File... done!</h1><h2>Upload Results:</h2><ul>"
-        f"<li>URI: <tt><span id='uri'>{e(cap)}</span></tt></li>"
-        f"<li>Download link: <a href='{e(link)}'>{e('/uri/' + cap)}</a></li>"
-        f"<li>File Size: {size} bytes</li>"
-        f"<li><a href='{e(link)}?t=info'>More info</a></li></ul>"
-    ))
+    return render("upload_results.html", title="File Uploaded", cap=cap, link="/uri/" + quote(cap, safe=""),
+                  size=size)
 
 
 class NamedRoot(resource.Resource):

@@ -30,13 +30,13 @@ def server(tmp_path, monkeypatch):
     port = reactor_thread.call(lambda: reactor_thread.reactor.listenSSL(
         0, site, ssl.PrivateCertificate.loadPEM(cert + key).options(), interface="127.0.0.1"))
     stored: list[int] = []
-    real = http_server.store_chunk
+    real = http_server.finish_chunk
 
-    def counting(lock, content, writer, chunk):
-        stored.append(chunk.length)
-        return real(lock, content, writer, chunk)
+    def counting(lock, stream):  # each upload chunk whose whole body arrived
+        stored.append(stream.end - stream.start)
+        return real(lock, stream)
 
-    monkeypatch.setattr(http_server, "store_chunk", counting)
+    monkeypatch.setattr(http_server, "finish_chunk", counting)
     clients: list[HttpStorageClient] = []
 
     def connect() -> HttpStorageClient:

@@ -129,3 +129,25 @@ def test_a_repair_fails_only_when_nothing_is_left():
     assert policy.after_loss(planner, can_replace=True) is LossDecision.CONTINUE
     planner.drop("s1", 1, "gone")
     assert policy.after_loss(planner, can_replace=True) is LossDecision.FAIL
+
+
+# --- a straggler ------------------------------------------------------------------------
+
+
+def test_a_straggler_is_spared_only_while_happiness_holds_without_it_and_the_planner_is_unchanged():
+    policy = PlacementPolicy.upload(8)
+    planner = pushing(policy, SERVERS[:N])
+    assert policy.can_spare(planner, "s4", 4, can_replace=True)
+    assert planner.happiness() == N and planner.answers["s4"].error is None  # only a trial
+    planner.drop("s0", 0, "gone")
+    assert policy.can_spare(planner, "s4", 4, can_replace=True)  # 9 -> 8: still happy
+    planner.drop("s1", 1, "gone")
+    assert not policy.can_spare(planner, "s4", 4, can_replace=True)  # 8 -> 7: never below happiness
+
+
+def test_a_straggler_is_not_spared_when_a_spare_server_would_take_its_share():
+    """after_loss would re-place it (a second pass): not what a straggler is dropped for."""
+    policy = PlacementPolicy.upload(7)
+    planner = pushing(policy, SERVERS)
+    assert not policy.can_spare(planner, "s4", 4, can_replace=True)
+    assert policy.can_spare(planner, "s4", 4, can_replace=False)

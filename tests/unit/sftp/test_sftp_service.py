@@ -42,7 +42,9 @@ def test_host_keys(tmp_path):
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
     _write_key(a)
     _write_key(b)
-    assert load_host_key(a, a + ".pub").get_name() == "ssh-ed25519"
+    private, public = load_host_key(a, a + ".pub")
+    assert private.sshType() == b"ssh-ed25519" and not private.isPublic() and public.isPublic()
+    assert public.blob() == private.public().blob()
     with pytest.raises(SFTPConfigError, match=r"^\[sftpd\]host_pubkey_file: .*not the public half"):
         load_host_key(a, b + ".pub")
     with pytest.raises(SFTPConfigError, match=r"^\[sftpd\]host_privkey_file: .*no such file"):

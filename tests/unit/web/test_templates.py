@@ -23,7 +23,6 @@ from shoal.web.dirpage import (
     type_text,
 )
 from shoal.web.history import History
-from shoal.web.page import page
 from shoal.web.staticfiles import FILES, static_bytes
 from shoal.web.status import find_operation, operation_html, status_html
 from shoal.web.templating import render
@@ -46,10 +45,26 @@ def test_values_are_escaped():
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&#34;" in page
 
 
-def test_page_frames_an_escaped_body():
-    framed = page("T <1>", "<h1>built elsewhere</h1>", refresh=3)
-    assert "<h1>built elsewhere</h1>" in framed and "<title>T &lt;1&gt; - shoal</title>" in framed
-    assert '<meta http-equiv="refresh" content="3">' in framed and "/static/shoal.css" in framed
+def test_upload_results_page_is_tahoes_and_escaped():
+    cap = "URI:CHK:aaaa:bbbb:3:10:4096"
+    text = render("upload_results.html", title="File Uploaded", cap=cap, link="/uri/URI%3ACHK%3Aaaaa", size=4096)
+    assert "<title>File Uploaded - shoal</title>" in text and "<h1>Uploading File... done!</h1>" in text
+    assert re.search(r"URI: <tt><span[^>]*>(URI:CHK:[^<]+)</span></tt>", text).group(1) == cap  # scripts scrape it
+    assert "File Size: 4096 bytes" in text and "href='/uri/URI%3ACHK%3Aaaaa?t=info'" in text
+    hostile = render("upload_results.html", title="File Uploaded", cap=HOSTILE, link="/uri/x", size=1)
+    assert "<script>" not in hostile
+
+
+def test_helper_status_page_escapes_what_it_lists():
+    text = render("helper_status.html", title="Helper status", running=True,
+                  uploads=[{"storage_index": HOSTILE, "phase": "encoding", "have": 1536, "size": None}],
+                  counters=[("chk_upload_helper.active_uploads", "1"), (HOSTILE, "2")])
+    assert "<script>" not in text and "1.5 KiB" in text and "chk_upload_helper.active_uploads" in text
+    assert "No uploads under way." not in text
+    idle = render("helper_status.html", title="Helper status", running=True, uploads=[], counters=[])
+    assert "No uploads under way." in idle
+    absent = render("helper_status.html", title="Helper status", running=False, uploads=[], counters=[])
+    assert "This node does not run an upload helper." in absent and "Counters" not in absent
 
 
 def test_a_name_the_code_did_not_pass_is_an_error():

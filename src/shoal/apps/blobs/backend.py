@@ -220,7 +220,7 @@ class GridBlobsBackend:
     def _dirnode(self, cap: str) -> DirectoryNode:
         node = self._maker.node_for(cap)
         if not isinstance(node, DirectoryNode):
-            raise BlobStoreError(f"the blob directory {cap[:40]}... is not a directory")
+            raise BlobStoreError("an entry of the blob directories is not a directory")  # no cap: it is secret
         return node
 
     async def _link(self, batcher: DirectoryBatcher, entries: Mapping[str, ChildSpec]) -> None:
@@ -378,8 +378,16 @@ class GridBlobsBackend:
         self._reserve(index, user, [key], size)
         try:
             async with self._blob_locks.hold(key):
-                row = await self._upload(user, namespace, blob_id, source, size)
-                await self._link(await self._entry_dir(index, user, namespace, blob_id), {blob_id: entry_spec(row)})
+                # the directory the entry goes to (made, with an RSA key and a publish, if
+                # new) is found while the blob uploads: an empty directory on the grid is
+                # harmless if the upload then fails, and the entry is linked only after it
+                where = defer.ensureDeferred(self._entry_dir(index, user, namespace, blob_id))
+                try:
+                    row = await self._upload(user, namespace, blob_id, source, size)
+                except BaseException:
+                    where.addErrback(lambda _: None)
+                    raise
+                await self._link(await where, {blob_id: entry_spec(row)})
                 index.put(row)
                 return row
         finally:

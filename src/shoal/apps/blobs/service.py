@@ -54,7 +54,8 @@ DEFAULT_PORT = "tcp:2424:interface=127.0.0.1"
 DEFAULT_QUOTA = 200 * 1024 * 1024
 DEFAULT_INDEX = "private/blobs/index.sqlite"
 OLD_DEFAULT_INDEX = "blobs/index.sqlite"  # before issue #15: outside private/, mode 0644
-KNOWN_KEYS = frozenset({"enabled", "port", "tokens_file", "quota", "max_objects", "root_cap", "index"})
+KNOWN_KEYS = frozenset({"enabled", "port", "tokens_file", "quota", "max_objects", "root_cap", "index",
+                        "min_body_rate", "body_rate_window"})  # the last two are read by the node
 
 
 class BlobConfigError(BlobError):

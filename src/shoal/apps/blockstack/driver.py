@@ -253,7 +253,11 @@ class ShoalDriver:
         raise DriverError(f"mutable id {data_id!r}: the grid still shows a version older than {pin}")
 
     def _write(self, data_id: str, kind: int, payload: bytes) -> None:
-        cap = self._writecap(data_id)
+        # An id this driver never wrote nor read is most likely new: create its file and
+        # link it with replace=false without looking the name up first (a directory read
+        # saved per new id); if another client linked it already, the link is refused
+        # (409) and the write goes through that client's file by compare-and-swap below.
+        cap = self.writecaps.get(data_id) if data_id not in self.pins else self._writecap(data_id)
         if cap is None:
             version = self.pins.get(data_id, -1) + 1
             data = pack_record(Record(kind, version, payload))
@@ -261,9 +265,10 @@ class ShoalDriver:
             try:
                 self._call("PUT", self._entry(self.dircaps["mutable"], mutable_name(data_id))
                            + "?t=uri&replace=false", new_cap.encode("ascii"))
-                self.writecaps[data_id] = new_cap
-                self._pin(data_id, version)
-                self._save()
+                with self._lock:
+                    self.writecaps[data_id] = new_cap
+                    self.pins[data_id] = max(version, self.pins.get(data_id, -1))
+                    self._save_locked()
                 return
             except DriverError as e:
                 if "409" not in str(e):
