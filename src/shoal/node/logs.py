@@ -21,11 +21,17 @@ import logging
 import logging.handlers
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import attrs
-from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogBeginner
+from twisted.logger import (
+    ILogObserver,
+    LogLevel,
+    formatEvent,
+    globalLogBeginner,
+    globalLogPublisher,
+)
 from zope.interface import implementer
 
 from shoal.caps.censor import censor_secrets
@@ -132,9 +138,22 @@ class TwistedToLogging:
         logger.log(level, "%s", text, extra=extra)
 
 
-def start_logging(config: NodeConfig) -> None:
-    """Send everything the node logs (Twisted's global log included) to NODEDIR/logs/shoal.log."""
+def start_logging(config: NodeConfig) -> Callable[[], None]:
+    """Send everything the node logs (Twisted's global log included) to NODEDIR/logs/shoal.log.
+
+    Returns the undo: it takes the Twisted observer and the root handler off again and
+    puts the root logger's level back (run_node calls it once the reactor has stopped,
+    so a process that runs a node in-process keeps no global log state of it)."""
     settings = LogSettings.from_config(config)
+    root = logging.getLogger()
+    level = root.level
     install(settings, make_handler(config.basedir, settings))
     observer = cast(ILogObserver, TwistedToLogging())  # @implementer is invisible to mypy
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+
+    def stop_logging() -> None:
+        globalLogPublisher.removeObserver(observer)
+        uninstall()
+        root.setLevel(level)
+
+    return stop_logging

@@ -17,6 +17,7 @@ line of its own naming the node, its FURL files and its web URL.
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer, stdio
@@ -105,8 +106,9 @@ def run_node(basedir: str, allow_stdin_close: bool, eliot: list[eliot_log.FileDe
     pidfile = claim_pidfile(basedir)
     failure: list[BaseException] = []
     eliot_service: eliot_log.EliotLogging | None = None
+    stop_logging: Callable[[], None] | None = None
     try:
-        start_logging(config)  # logs/shoal.log, JSON lines, censored ([logging])
+        stop_logging = start_logging(config)  # logs/shoal.log, JSON lines, censored ([logging])
         logger = logging.getLogger("shoal.node.run")
         logger.info("starting in %s: %s", basedir, ", ".join(f"{name} {v}" for name, v in versions()))
         if eliot:
@@ -155,6 +157,8 @@ def run_node(basedir: str, allow_stdin_close: bool, eliot: list[eliot_log.FileDe
     finally:
         if eliot_service is not None and eliot_service.running:
             eliot_service.stopService()  # its writer thread drains the queue, then ends
+        if stop_logging is not None:
+            stop_logging()  # no global observer or handler outlives the node (in-process callers)
         try:
             os.unlink(pidfile)
         except FileNotFoundError:

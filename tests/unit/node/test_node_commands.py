@@ -3,13 +3,16 @@
 readiness line, bare web.port numbers."""
 
 import configparser
+import logging
 import re
 
 import pytest
+from twisted.python import log
 
 from shoal.main import build_parser, main
 from shoal.node.config import load_config
 from shoal.node.eliot_log import FileDestinationSpec
+from shoal.node.logs import LOG_FILE
 from shoal.node.run import readiness_line
 
 
@@ -112,3 +115,25 @@ def test_unwritable_eliot_destination_is_one_line_and_frees_the_pidfile(tmp_path
     err = capsys.readouterr().err
     assert rc == 1 and "--eliot-destination" in err and err.count("\n") == 1
     assert not (tmp_path / "n" / "running.process").exists()
+
+
+def test_run_in_process_leaves_no_global_log_observer_or_handler(tmp_path, capsys):
+    """run_node's logging (Twisted observer, root handler, root level) is undone when it returns."""
+    assert main(["create-node", "--hostname", "127.0.0.1", "--webport", "none", str(tmp_path / "n")]) == 0
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")  # the run fails after its logging has started
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    assert main(["--eliot-destination", f"file:{blocker}/sub/eliot.json", "run", str(tmp_path / "n")]) == 1
+    assert root.level == level and root.handlers == handlers
+    seen: list[logging.LogRecord] = []
+    catcher = logging.Handler(logging.DEBUG)
+    catcher.emit = seen.append  # type: ignore[method-assign]
+    logging.getLogger("twisted").addHandler(catcher)
+    try:
+        log.msg("after the run: no observer of it relays this")
+    finally:
+        logging.getLogger("twisted").removeHandler(catcher)
+    assert seen == []
+    with open(tmp_path / "n" / LOG_FILE, encoding="utf-8") as f:
+        assert "after the run" not in f.read()
