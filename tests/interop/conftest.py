@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from shoal.testing import ports
 from shoal.testing.grid import Grid, wait_for_servers
 from shoal.testing.processes import start_all, stop_all
 from shoal.testing.wait import WaitTimeout, wait_until
@@ -103,9 +104,8 @@ class TahoeNode:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port of this xdist worker's own block (shoal.testing.ports): no other worker's pick."""
+    return ports.free_port()
 
 
 def tahoe(peer: pathlib.Path, *args: str) -> None:

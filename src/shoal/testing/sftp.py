@@ -3,11 +3,11 @@ Tahoe-LAFS 1.20's docs configure it (used by tests/integration/test_sftp.py and
 bench/sftp.py)."""
 
 import os
-import socket
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from shoal.testing import ports
 from shoal.testing.processes import create, set_config
 
 HOST_KEY = "private/ssh_host_ed25519_key"
@@ -30,10 +30,8 @@ def write_keypair(path: str, comment: str) -> str:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A port of this xdist worker's own block (shoal.testing.ports): no other worker's pick."""
+    return ports.free_port()
 
 
 def make_sftp_node(nodedir: str, introducer_furl: str, port: int, accounts: str, *create_args: str) -> None:

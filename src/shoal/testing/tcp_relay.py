@@ -18,6 +18,8 @@ import threading
 import time
 from typing import Any
 
+from shoal.testing import ports
+
 BUFFER = 64 * 1024
 
 
@@ -143,9 +145,8 @@ class Relay:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port of this xdist worker's own block (shoal.testing.ports): no other worker's pick."""
+    return ports.free_port()
 
 
 def add_relayed_storage(grid: Any, name: str, limiter: Limiter) -> tuple[Any, Relay, int]:

@@ -1,11 +1,11 @@
 """The `shoal` command line itself: --help with an example everywhere, exit codes
 (0 ok, 1 failed, 2 usage), and one-line errors without tracebacks."""
 
-import socket
 
 import pytest
 
 from shoal.main import main
+from shoal.testing.ports import free_port
 
 GRID_COMMANDS = ["put", "get", "ls", "mkdir", "cp", "mv", "ln", "unlink", "create-alias", "add-alias",
                  "list-aliases", "check", "deep-check", "manifest", "stats", "status", "backup", "webopen"]
@@ -13,9 +13,7 @@ DIR = "URI:DIR2:nqox2gd77r2dix4bg64axnee5a:2yoxr6of6amzb7xrosilm33lflkoxvipe6a2a
 
 
 def closed_port_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}/"
+    return f"http://127.0.0.1:{free_port()}/"  # outside the ephemeral range: nobody takes it meanwhile
 
 
 @pytest.mark.parametrize("command", GRID_COMMANDS)
