@@ -32,6 +32,11 @@ def xdist_group_of(nodeid: str) -> str:
     return module
 
 
+def pytest_configure(config) -> None:
+    # xdist registers it when loaded; with -p no:xdist (serial) the marks stay, unknown otherwise
+    config.addinivalue_line("markers", "xdist_group(name): run with the other tests of the group on one worker")
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the marks (it runs in the workers too)
 def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
