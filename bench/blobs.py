@@ -188,6 +188,8 @@ def fill_namespace(url: str, user: str, namespace: str, start: int, stop: int) -
         tiny = [(f"fill{i:07d}", os.urandom(FILL_BYTES)) for i in batch]
         status, _, body = client.stream("upload", upload_body(tiny), query=f"namespace={namespace}")
         check(status, body, f"fill {batch.start}..{batch.stop}")
+        if batch.stop // 10_000 > batch.start // 10_000:
+            print(f"  filled {batch.stop} ({time.strftime('%H:%M:%S')})", flush=True)
 
     with ThreadPoolExecutor(FILL_PARALLEL) as pool:
         list(pool.map(send, batches))
@@ -196,7 +198,6 @@ def fill_namespace(url: str, user: str, namespace: str, start: int, stop: int) -
 def put_latency_at_scale(url: str, user: str, sizes: list[int], puts: int,
                          cpu: "CpuMeter | None" = None) -> list[tuple[int, float]]:
     """(entries in the namespace, median seconds of one 10 KB PUT) at each size."""
-    client = BlobHTTP(url, user, persistent=True)
     ns = "scale"
     filled = 0
     out = []
@@ -207,6 +208,7 @@ def put_latency_at_scale(url: str, user: str, sizes: list[int], puts: int,
             print(f"filled to {size} entries in {time.perf_counter() - t:.1f} s"
                   + (f" ({cpu.since()})" if cpu else ""), flush=True)
             filled = size
+        client = BlobHTTP(url, user, persistent=True)  # a new connection: the fill outlasts its idle timeout
         times = []
         for i in range(puts):
             data = os.urandom(10 * 1000)
