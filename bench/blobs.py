@@ -72,6 +72,7 @@ sys.path.insert(0, str(ROOT))
 
 from shoal.apps.blobs import parse_download_stream, upload_body  # noqa: E402
 from shoal.testing.grid import Grid  # noqa: E402
+from shoal.testing.processes import memory_kib  # noqa: E402
 from tests.integration.test_blobs import BlobHTTP, start_blob_client  # noqa: E402
 
 SOLEDAD = {"1 x 10 MB": 2.20, "1000 x 10 KB": 72.5}  # seconds, blobs with persistent connections
@@ -171,32 +172,73 @@ def streamed(url: str, user: str, blobs: dict[str, bytes], batch: int,
     return up_s, down_s
 
 
+FILL_PARALLEL = 4  # /stream fill requests in flight at once (their shard edits share publishes)
+FILL_BATCH = 1000  # tiny blobs per fill request (the service's limit)
+FILL_BYTES = 40  # a fill blob's size: at most 55 bytes is a literal cap, so no grid upload
+
+
+def fill_namespace(url: str, user: str, namespace: str, start: int, stop: int) -> None:
+    """Add entries start..stop-1 to a namespace through the real service: /stream uploads
+    of FILL_BATCH tiny (literal) blobs, FILL_PARALLEL requests at once. Each costs only
+    directory edits, and concurrent requests' edits of one shard go out in one publish."""
+    batches = [range(i, min(i + FILL_BATCH, stop)) for i in range(start, stop, FILL_BATCH)]
+
+    def send(batch: range) -> None:
+        client = BlobHTTP(url, user)
+        tiny = [(f"fill{i:07d}", os.urandom(FILL_BYTES)) for i in batch]
+        status, _, body = client.stream("upload", upload_body(tiny), query=f"namespace={namespace}")
+        check(status, body, f"fill {batch.start}..{batch.stop}")
+        if batch.stop // 10_000 > batch.start // 10_000:
+            print(f"  filled {batch.stop} ({time.strftime('%H:%M:%S')})", flush=True)
+
+    with ThreadPoolExecutor(FILL_PARALLEL) as pool:
+        list(pool.map(send, batches))
+
+
 def put_latency_at_scale(url: str, user: str, sizes: list[int], puts: int,
-                         batch: int = 1000) -> list[tuple[int, float]]:
+                         cpu: "CpuMeter | None" = None) -> list[tuple[int, float]]:
     """(entries in the namespace, median seconds of one 10 KB PUT) at each size."""
-    client = BlobHTTP(url, user, persistent=True)
-    ns = "namespace=scale"
+    ns = "scale"
     filled = 0
     out = []
     for size in sorted(sizes):
-        while filled < size:
-            n = min(batch, size - filled)
-            tiny = [(f"fill{filled + i:07d}", os.urandom(40)) for i in range(n)]  # literal caps: no grid upload
-            status, _, body = client.stream("upload", upload_body(tiny), query=ns)
-            check(status, body, f"fill to {size}")
-            filled += n
+        if filled < size:
+            t = time.perf_counter()
+            fill_namespace(url, user, ns, filled, size)
+            print(f"filled to {size} entries in {time.perf_counter() - t:.1f} s"
+                  + (f" ({cpu.since()})" if cpu else ""), flush=True)
+            filled = size
+        client = BlobHTTP(url, user, persistent=True)  # a new connection: the fill outlasts its idle timeout
         times = []
         for i in range(puts):
             data = os.urandom(10 * 1000)
             t = time.perf_counter()
-            status, _, body = client.blob("PUT", f"probe{size:07d}x{i:03d}", query=ns, body=data)
+            status, _, body = client.blob("PUT", f"probe{size:07d}x{i:03d}", query=f"namespace={ns}", body=data)
             times.append(time.perf_counter() - t)
             check(status, body, "latency PUT")
         filled += puts
         times.sort()
         out.append((size, times[len(times) // 2]))
-        print(f"PUT latency at {size} entries: median {out[-1][1] * 1000:.0f} ms of {puts}", flush=True)
+        print(f"PUT latency at {size} entries: median {out[-1][1] * 1000:.0f} ms of {puts}"
+              + (f" ({cpu.since()})" if cpu else ""), flush=True)
     return out
+
+
+def rebuild_memory(grid: Grid, client_dir: str, user: str, namespace: str, k: int, happy: int, n: int
+                   ) -> tuple[float, int, int, int]:
+    """A second gateway on an empty disk with the first one's root cap reads `user` back from
+    the grid (the first request that needs the index); (seconds, live blobs it counts,
+    its RSS before in KiB, its peak RSS after in KiB)."""
+    with open(os.path.join(client_dir, "private", "blobs.rootcap"), encoding="ascii") as f:
+        root_cap = f.read().strip()
+    node, url = start_blob_client(grid, "rebuilder", shares=(k, happy, n), quota="10GiB",
+                                  max_objects="1000000", root_cap=root_cap)
+    before = memory_kib(node.pid, "VmRSS")
+    t = time.perf_counter()
+    status, _, body = BlobHTTP(url, user).blob("GET", query=f"namespace={namespace}&only_count=true")
+    seconds = time.perf_counter() - t
+    check(status, body, "count after a rebuild")
+    return seconds, int(json.loads(body)["count"]), before, memory_kib(node.pid, "VmHWM")
 
 
 # --- Blockstack driver rates ------------------------------------------------------------
@@ -230,6 +272,7 @@ def main() -> None:
     ap.add_argument("--scale", default="100,1000,10000", help="namespace sizes for the PUT latency ('' skips)")
     ap.add_argument("--latency-puts", type=int, default=15)
     ap.add_argument("--no-driver", action="store_true", help="skip the Blockstack driver and BlobManager rows")
+    ap.add_argument("--no-rebuild", action="store_true", help="skip the rebuild of the scale namespace")
     ap.add_argument("--no-workloads", action="store_true", help="skip Soledad's two workloads")
     args = ap.parse_args()
     scale = [int(x) for x in args.scale.split(",") if x]
@@ -265,7 +308,10 @@ def main() -> None:
             up, down = streamed(url, user, blobs, args.stream_batch, cpu)
             rows.append((name, f"/stream ({min(args.stream_batch, len(blobs))} per request)", up, down))
             print(rows[-1], flush=True)
-        latency = put_latency_at_scale(url, "alice", scale, args.latency_puts) if scale else []
+        latency = put_latency_at_scale(url, "alice", scale, args.latency_puts, cpu) if scale else []
+        rebuild = None
+        if scale and not args.no_rebuild:
+            rebuild = rebuild_memory(grid, client.nodedir, "alice", "scale", k, happy, n)
         driver = [] if args.no_driver else driver_rates(grid, client.nodedir)
     finally:
         grid.stop()
@@ -287,6 +333,10 @@ def main() -> None:
         worst = max(seconds for _, seconds in latency) / base
         print(f"target: latency at {latency[-1][0]} within 1.5x of {latency[0][0]}:"
               f" {worst:.2f}x -> {'met' if worst <= 1.5 else 'NOT met'}")
+    if rebuild is not None:
+        seconds, count, before, peak = rebuild
+        print(f"rebuild on an empty disk: {count} live blobs of alice/scale in {seconds:.1f} s;"
+              f" gateway RSS {before / 1024:.0f} MiB before, peak {peak / 1024:.0f} MiB")
     for workload, seconds, note in driver:
         print(f"{workload:<16} {'driver':<28} {seconds:>9.2f} {'':>11} {note}")
 

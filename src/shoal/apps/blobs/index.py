@@ -10,6 +10,11 @@ again from the grid on first use. Used from the reactor thread only.
 Tables: ``meta`` (root cap, clean flag, whether the root was listed),
 ``users`` (user -> directory cap, loaded?), ``namespaces`` ((user,
 namespace) -> directory cap), ``blobs`` (one row per id, live or tombstone).
+
+The sums every upload's quota check needs (a user's live bytes and live
+blobs, a namespace's entries and live blobs) are counted from the table once
+and then kept up to date by every write, in memory: counted on each PUT they
+cost ~50 ms of the reactor thread per PUT at 100,000 blobs.
 """
 
 import json
@@ -79,6 +84,8 @@ class BlobIndex:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._user_sums: dict[str, list[int]] = {}  # user -> [live bytes, live blobs]
+        self._namespace_sums: dict[tuple[str, str], list[int]] = {}  # -> [entries, live blobs]
         if self._meta("root_cap") != root_cap or self._meta("clean") != "1":
             self._wipe()
         self._set_meta("root_cap", root_cap)
@@ -93,7 +100,17 @@ class BlobIndex:
     def _set_meta(self, key: str, value: str) -> None:
         self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
+    def _forget_sums(self, user: str | None = None) -> None:
+        if user is None:
+            self._user_sums.clear()
+            self._namespace_sums.clear()
+            return
+        self._user_sums.pop(user, None)
+        for key in [k for k in self._namespace_sums if k[0] == user]:
+            del self._namespace_sums[key]
+
     def _wipe(self) -> None:
+        self._forget_sums()
         with self._db:
             self._db.execute("BEGIN")
             for table in ("meta", "users", "namespaces", "shards", "blobs"):
@@ -140,6 +157,7 @@ class BlobIndex:
         """Start reading `user` from the grid: forget what the index had, record the
         namespaces; rows then come in batches (put_many) and finish_load marks the
         user loaded. A load cut short leaves the user unloaded, to be read again."""
+        self._forget_sums(user)
         with self._db:
             self._db.execute("BEGIN")
             self._db.execute("UPDATE users SET loaded = 0 WHERE user = ?", (user,))
@@ -182,20 +200,39 @@ class BlobIndex:
     # --- blobs ----------------------------------------------------------------------
 
     def _insert(self, row: BlobRow) -> None:
+        user_sums = self._user_sums.get(row.user)
+        namespace_sums = self._namespace_sums.get((row.user, row.namespace))
+        old = None
+        if user_sums is not None or namespace_sums is not None:
+            old = self._db.execute("SELECT size, deleted FROM blobs WHERE user = ? AND namespace = ? AND blob_id = ?",
+                                   (row.user, row.namespace, row.blob_id)).fetchone()
         self._db.execute(
             "INSERT OR REPLACE INTO blobs (user, namespace, blob_id, cap, size, tag, flags, created, deleted)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (row.user, row.namespace, row.blob_id, row.cap, row.size, row.tag, json.dumps(list(row.flags)),
              row.created, row.deleted))
+        old_live = old is not None and old[1] is None
+        old_bytes = int(old[0]) if old is not None and old_live else 0
+        live = int(row.live) - int(old_live)
+        if user_sums is not None:
+            user_sums[0] += (row.size if row.live else 0) - old_bytes
+            user_sums[1] += live
+        if namespace_sums is not None:
+            namespace_sums[0] += int(old is None)
+            namespace_sums[1] += live
 
     def put(self, row: BlobRow) -> None:
         self._insert(row)
 
     def put_many(self, rows: Iterable[BlobRow]) -> None:
-        with self._db:
-            self._db.execute("BEGIN")
-            for row in rows:
-                self._insert(row)
+        try:
+            with self._db:
+                self._db.execute("BEGIN")
+                for row in rows:
+                    self._insert(row)
+        except BaseException:
+            self._forget_sums()  # rolled back: the sums are counted again from the table
+            raise
 
     def get(self, user: str, namespace: str, blob_id: str) -> BlobRow | None:
         """The row of an id, live or tombstone."""
@@ -220,25 +257,34 @@ class BlobIndex:
         rows = self._db.execute(query, (user, namespace)).fetchall()
         return [blob_id for blob_id, flags in rows if filter_flag is None or filter_flag in json.loads(flags)]
 
+    def _namespace_sum(self, user: str, namespace: str) -> list[int]:
+        sums = self._namespace_sums.get((user, namespace))
+        if sums is None:
+            row = self._db.execute("SELECT COUNT(*), COUNT(*) FILTER (WHERE deleted IS NULL) FROM blobs"
+                                   " WHERE user = ? AND namespace = ?", (user, namespace)).fetchone()
+            sums = self._namespace_sums[(user, namespace)] = [int(row[0]), int(row[1])]
+        return sums
+
+    def _user_sum(self, user: str) -> list[int]:
+        sums = self._user_sums.get(user)
+        if sums is None:
+            row = self._db.execute("SELECT COALESCE(SUM(size), 0), COUNT(*) FROM blobs"
+                                   " WHERE user = ? AND deleted IS NULL", (user,)).fetchone()
+            sums = self._user_sums[user] = [int(row[0]), int(row[1])]
+        return sums
+
     def count(self, user: str, namespace: str) -> int:
         """Live blobs only (Soledad's server counted tombstones too)."""
-        row = self._db.execute("SELECT COUNT(*) FROM blobs WHERE user = ? AND namespace = ? AND deleted IS NULL",
-                               (user, namespace)).fetchone()
-        return int(row[0])
+        return self._namespace_sum(user, namespace)[1]
 
     def entries(self, user: str, namespace: str) -> int:
         """Entries of a namespace's directory: live blobs and tombstones."""
-        row = self._db.execute("SELECT COUNT(*) FROM blobs WHERE user = ? AND namespace = ?",
-                               (user, namespace)).fetchone()
-        return int(row[0])
+        return self._namespace_sum(user, namespace)[0]
 
     def objects(self, user: str) -> int:
         """The user's live blobs over every namespace."""
-        row = self._db.execute("SELECT COUNT(*) FROM blobs WHERE user = ? AND deleted IS NULL", (user,)).fetchone()
-        return int(row[0])
+        return self._user_sum(user)[1]
 
     def usage(self, user: str) -> int:
         """Bytes of the user's live blobs over every namespace."""
-        row = self._db.execute("SELECT COALESCE(SUM(size), 0) FROM blobs WHERE user = ? AND deleted IS NULL",
-                               (user,)).fetchone()
-        return int(row[0])
+        return self._user_sum(user)[0]

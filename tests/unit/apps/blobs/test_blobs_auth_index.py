@@ -4,6 +4,8 @@ empties itself after an unclean stop or for another root)."""
 import os
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from shoal.apps.blobs.auth import TokenFile, TokenFileError, credentials, parse_tokens, token_header
 from shoal.apps.blobs.errors import Unauthorized
@@ -128,3 +130,44 @@ def test_an_index_at_the_old_default_place_moves_under_private(tmp_path):
     index = BlobIndex(new, ROOT)
     assert index.list_ids("alice", "default") == ["a"]  # kept, not rebuilt
     index.close()
+
+
+_rows = st.builds(
+    lambda user, namespace, blob_id, size, dead: BlobRow(user, namespace, blob_id, "URI:LIT:" if dead else "URI:CHK:x",
+                                                         0 if dead else size, "", (), 1.0, 2.0 if dead else None),
+    st.sampled_from(["alice", "bob"]), st.sampled_from(["default", "mail"]), st.sampled_from(["a", "b", "c", "d"]),
+    st.integers(0, 10**9), st.booleans())
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(st.tuples(st.integers(0, 3), st.lists(_rows, max_size=4)), max_size=12))
+def test_index_sums_kept_in_memory_match_the_table(tmp_path_factory, steps):
+    """usage/objects/entries/count are counted once and then updated by each write: after any
+    mix of puts, batches, tombstones, re-creations and reloads they equal what the table says."""
+    index = BlobIndex(str(tmp_path_factory.mktemp("sums") / "index.sqlite"), ROOT)
+    index.add_user("alice", "URI:DIR2:a:b")
+    table: dict[tuple[str, str, str], BlobRow] = {}
+
+    def check() -> None:
+        for user in ("alice", "bob"):
+            live = [r for r in table.values() if r.user == user and r.live]
+            assert index.usage(user) == sum(r.size for r in live)
+            assert index.objects(user) == len(live)
+            for ns in ("default", "mail"):
+                assert index.entries(user, ns) == sum(1 for k in table if k[:2] == (user, ns))
+                assert index.count(user, ns) == sum(1 for r in live if r.namespace == ns)
+
+    for how, rows in steps:
+        if how == 3:  # a reload of alice from the grid forgets her rows and sums
+            index.begin_load("alice", {})
+            table = {k: r for k, r in table.items() if k[0] != "alice"}
+            index.finish_load("alice")
+        elif how == 2 or len(rows) != 1:
+            index.put_many(rows)
+        else:
+            index.put(rows[0])
+        if how != 3:
+            table.update({(r.user, r.namespace, r.blob_id): r for r in rows})
+        if how != 0:  # sometimes write several steps before the sums are read
+            check()
+    check()
