@@ -65,10 +65,10 @@ $(PEER_STAMP): $(PEER_LOCK)
 
 peer: $(PEER_STAMP)
 
-# Two pytest-xdist workers (one's waits overlap the other's CPU); each module runs on one
-# worker so its module-scoped grid starts once (tests/conftest.py groups them).
-# `make unit PYTEST_PARALLEL=` runs in one process.
-PYTEST_PARALLEL ?= -n 2 --dist loadgroup
+# Serial by default. `make unit PYTEST_PARALLEL="-n 2 --dist loadgroup"` runs two pytest-xdist
+# workers, but xdist 3.8 does not yet see the per-module groups that tests/conftest.py adds
+# (tests of one module still split between workers, and a module that relies on its order fails).
+PYTEST_PARALLEL ?=
 
 unit: $(STAMP) $(PEER_STAMP)
 	SHOAL_REQUIRE_PEER=1 $(PY) -b -m pytest -q $(PYTEST_PARALLEL)
