@@ -284,7 +284,8 @@ def test_racing_overwrites_are_reported(grid):
     assert sum(outcomes) >= 1  # the writers did race (both start in the same reactor turn)
 
 
-def test_rollback_is_detected_when_k_servers_have_the_new_version(grid, client):
+def _roll_back(grid, client):
+    """A file at version two whose first N - K servers were rolled back to version one."""
     node = create(grid, client, b"version one", "SDMF")
     si = node.storage_index
     saved = {}
@@ -293,20 +294,37 @@ def test_rollback_is_detected_when_k_servers_have_the_new_version(grid, client):
         shutil.copyfile(path, saved[key])
     run(grid, node.overwrite, b"version two")
     paths = share_paths(grid, si)
-    keys = sorted(paths)
-    # N - K servers roll back to version one; K still hold version two
-    for key in keys[: N - K]:
+    for key in sorted(paths)[: N - K]:
         shutil.copyfile(saved[key], paths[key])
-    assert run(grid, node.download_best_version) == b"version two"
-    smap = run(grid, node.servermap, MODE_CHECK)
+    for p in saved.values():
+        os.remove(p)
+    return node
+
+
+def test_rollback_is_detected_when_k_servers_have_the_new_version(grid, client):
+    node = _roll_back(grid, client)
+    other = MutableClient(grid.broker, lease_secret=b"L" * 32, k=K, n=N).node_for(node.cap)
+    assert run(grid, other.download_best_version) == b"version two"
+    smap = run(grid, other.servermap, MODE_CHECK)
     assert [v.seqnum for v in smap.recoverable_versions()] == [1, 2]
     # a write after the rollback builds on the newest version and overwrites the old shares
+    run(grid, other.modify, lambda old: old + b"+")
+    assert run(grid, other.download_best_version) == b"version two+"
+    smap = run(grid, other.servermap, MODE_CHECK)
+    assert [v.seqnum for v in smap.versions()] == [3]
+
+
+def test_rollback_behind_the_writers_back_is_settled_once(grid, client):
+    """The writer remembers version two as on every server; its next modify starts
+    there, the rolled-back servers refuse it, and the modify settles every share on
+    one version holding its change exactly once."""
+    node = _roll_back(grid, client)
+    assert client.own_versions.get(node.storage_index) is not None
     run(grid, node.modify, lambda old: old + b"+")
     assert run(grid, node.download_best_version) == b"version two+"
     smap = run(grid, node.servermap, MODE_CHECK)
-    assert [v.seqnum for v in smap.versions()] == [3]
-    for p in saved.values():
-        os.remove(p)
+    assert len(smap.versions()) == 1 and len(smap.shares) == N
+    assert smap.best_recoverable_version().seqnum >= 3
 
 
 @pytest.mark.parametrize("fmt", ["SDMF", "MDMF"])

@@ -161,10 +161,17 @@ def test_a_modify_after_a_read_writes_from_its_map(grid, counter, fmt):
     assert counted(grid, counter, fresh.list)[1] == 1
     _, rounds, _ = counted(grid, counter, fresh.set_child, "b", LIT)
     assert rounds == 1
-    _, rounds, _ = counted(grid, counter, fresh.set_child, "c", LIT)  # no read before: a write map
-    assert rounds == 2
+    # no read before, but this client wrote the version: it writes from its own map
+    _, rounds, _ = counted(grid, counter, fresh.set_child, "c", LIT)
+    assert rounds == 1
+    other = make_maker(grid).node_for(node.cap)
+    grid.call(lambda: defer.ensureDeferred(other.list()))  # hints, so the write map costs one round
+    _, rounds, _ = counted(grid, counter, other.set_child, "d", LIT)  # read, then write from it
+    assert rounds == 1
+    _, rounds, _ = counted(grid, counter, fresh.set_child, "e", LIT)  # someone else wrote since: refused, retried
+    assert rounds == 3
     assert sorted(grid.call(lambda: defer.ensureDeferred(make_maker(grid).node_for(node.cap).list()))) == [
-        "a", "b", "c"]
+        "a", "b", "c", "d", "e"]
 
 
 def test_a_modify_from_a_stale_read_retries_and_loses_nothing(grid):

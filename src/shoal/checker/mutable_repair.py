@@ -96,6 +96,7 @@ async def _restore_missing(broker: Any, mutable: Any, cap: Any, smap: ServerMap,
         if sid in load:
             load[sid] += 1
     placed = 0
+    mutable.own_versions.forget(cap.storage_index)  # its map of the shares no longer holds
     for shnum in missing:
         for server in sorted(servers, key=lambda s: load[s.server_id]):
             if (server.server_id, shnum) in holds:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -15,6 +17,7 @@ from shoal.mutable.encoder import WriteKeys, encode_version
 from shoal.mutable.errors import MutableUsageError
 from shoal.mutable.filenode import MutableCap, MutableFileNode
 from shoal.mutable.keypool import KeyPool
+from shoal.mutable.own_versions import OwnVersions
 from shoal.mutable.publish import Publisher
 from shoal.mutable.servermap import ServerMap, ShareHints
 
@@ -25,7 +28,8 @@ class MutableClient:
     """Creates and opens mutable files on the grid the broker knows."""
 
     def __init__(
-        self, broker: Any, *, lease_secret: bytes, k: int = 3, n: int = 10, key_pool: KeyPool | None = None
+        self, broker: Any, *, lease_secret: bytes, k: int = 3, n: int = 10, key_pool: KeyPool | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not 1 <= k <= n <= 255:
             raise MutableUsageError(f"bad encoding parameters k={k} n={n}")
@@ -37,6 +41,8 @@ class MutableClient:
         self._locks = KeyedLocks()
         # where this client last saw each file's shares (asked first by the next server map)
         self.share_hints = ShareHints()
+        # the version this client last published of each file (its next edit starts there)
+        self.own_versions = OwnVersions(clock)
         # segment size of new MDMF versions (Tahoe's 128 KiB; tests may lower it)
         self.mdmf_segment_size = MDMF_DEFAULT_SEGMENT_SIZE
 
@@ -67,6 +73,10 @@ class MutableClient:
             max_segment_size=self.mdmf_segment_size,
         )
         async with self.lock(node.storage_index):
-            await Publisher(self.broker, node.storage_index, ServerMap(), keys, self.lease_secret,
-                            hints=self.share_hints).publish(encoded)
+            publisher = Publisher(self.broker, node.storage_index, ServerMap(), keys, self.lease_secret,
+                                  hints=self.share_hints)
+            await publisher.publish(encoded)
+            settled = publisher.settled_map(encoded)
+            if settled is not None:
+                self.own_versions.remember(node.storage_index, bytes(contents), settled, keys)
         return node

@@ -5,11 +5,18 @@ write), so it acts on the newest version the grid holds. Writes to one file
 from one MutableClient are serialised by a per-storage-index lock; writes
 from elsewhere are caught by the test-and-set writes (UncoordinatedWriteError).
 
+A modify of a file this client itself last published starts from that
+version (shoal.mutable.own_versions: contents, keys and where each share
+went), so it costs only the test-and-set writes; if anyone wrote the file
+since, the servers refuse those writes and it goes on as below.
+
 modify() re-reads and retries after an uncoordinated write (so a modifier
 may be called more than once, each time with the contents it should change).
 When the race left no recoverable version as new as the one we had written
 (each writer won on some servers), it republishes its own last contents
-instead of building on an older version, so its change cannot be lost; when
+instead of building on an older version, so its change cannot be lost (and
+when its raced write is the best version, it does not apply the change
+again, it only settles the servers that refused it); when
 several versions share the highest seqnum it republishes even if the
 modifier has nothing to add, so the grid converges on one version.
 
@@ -228,10 +235,16 @@ class MutableFileNode:
             encode_version, contents, version=self._version, seqnum=smap.highest_seqnum() + 1,
             k=k, n=n, keys=keys, max_segment_size=self._client.mdmf_segment_size,
         )
-        await Publisher(
+        own = self._client.own_versions
+        own.forget(self.storage_index)
+        publisher = Publisher(
             self._client.broker, self.storage_index, smap, keys, self._client.lease_secret,
             hints=self._client.share_hints,
-        ).publish(encoded)
+        )
+        await publisher.publish(encoded)
+        settled = publisher.settled_map(encoded)
+        if settled is not None:
+            own.remember(self.storage_index, contents, settled, keys)
         return encoded.prefix
 
     async def overwrite(self, contents: bytes) -> SignedPrefix:
@@ -269,6 +282,22 @@ class MutableFileNode:
         ours: tuple[int, bytes] | None = None  # (seqnum, contents) of our last raced write
         last_error: UncoordinatedWriteError | None = None
         for attempt in range(MAX_MODIFY_ATTEMPTS):
+            own = self._client.own_versions.get(self.storage_index) if attempt == 0 else None
+            if own is not None:
+                # we wrote the current version: start from it (its test-and-set still guards)
+                self._keys = own.keys
+                changed = modifier(own.contents)
+                if changed is None or changed == own.contents:
+                    return
+                top = own.smap.highest_seqnum()
+                try:
+                    await self._publish(bytes(changed), own.smap)
+                    return
+                except UncoordinatedWriteError as e:
+                    # someone else wrote it since: ask the servers (our partial write is healed there)
+                    last_error = e
+                    ours = (top + 1, bytes(changed))
+                    continue
             smap = (await self._recent_map() if attempt == 0 else None) or await self._write_map()
             best = smap.best_recoverable_version()
             top = smap.highest_seqnum()
@@ -280,12 +309,19 @@ class MutableFileNode:
             else:
                 current = await self._read_version(smap, best)
                 contested = len([v for v in smap.versions() if v.seqnum == top]) > 1
-                heal = ours is not None and (contested or best.seqnum < top)
-                new = modifier(current)
-                if new is None or new == current:
-                    if not heal:
+                if ours is not None and (best.seqnum, current) == ours:
+                    # our raced write is the best version: our change is in (do not apply it
+                    # twice); settle the servers that refused it on that version
+                    if _complete(smap, best):
                         return
-                    new = current  # settle the grid on one version
+                    new = current
+                else:
+                    heal = ours is not None and (contested or best.seqnum < top)
+                    new = modifier(current)
+                    if new is None or new == current:
+                        if not heal:
+                            return
+                        new = current  # settle the grid on one version
             assert new is not None
             try:
                 await self._publish(bytes(new), smap)
@@ -405,6 +441,7 @@ class MutableFileNode:
             seqnum=best.seqnum + 1, keys=keys,
         )
         wanted = {(i.server.server_id, sh) for sh, infos in smap.shares_of(best).items() for i in infos}
+        self._client.own_versions.forget(self.storage_index)
         await Publisher(
             self._client.broker, self.storage_index, smap, keys, self._client.lease_secret,
             only_shares=wanted, hints=self._client.share_hints,

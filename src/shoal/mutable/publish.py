@@ -25,12 +25,13 @@ from typing import Any
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from shoal.formats.mutable_share import checkstring_size
+from shoal.formats.errors import FormatError
+from shoal.formats.mutable_share import checkstring_size, unpack_header
 from shoal.grid.storage_client import ServerError, ServerFull, SlotWrite, TestVector
 from shoal.mutable import remote
 from shoal.mutable.encoder import EncodedVersion, WriteKeys
 from shoal.mutable.errors import MutableFullError, NotEnoughServersError, UncoordinatedWriteError
-from shoal.mutable.servermap import ServerMap, ShareHints
+from shoal.mutable.servermap import INITIAL_READ, MODE_WRITE, ServerMap, ShareHints, ShareInfo
 
 _log = Logger()
 MUST_NOT_EXIST: TestVector = [(0, 1, b"eq", b"")]
@@ -61,6 +62,8 @@ class Publisher:
         self.errors: list[str] = []
         self.full: list[bool] = []  # per error: whether the server said it had no room
         self.placed: dict[int, set[bytes]] = defaultdict(set)  # shnum -> server ids
+        self._servers: dict[bytes, Any] = {}  # server id -> the server written to
+        self._heads: dict[int, bytes] = {}  # shnum -> the share's first bytes as written
 
     def _tests(self, server_id: bytes, shnum: int) -> TestVector:
         key = (server_id, shnum)
@@ -164,12 +167,38 @@ class Publisher:
                 f"{k} are needed; errors: {'; '.join(self.errors + self.surprises) or 'no servers'}"
             )
 
+    def settled_map(self, encoded: EncodedVersion) -> ServerMap | None:
+        """What the servers hold after a clean full publish of `encoded`: a map with
+        every share of the new version where it was placed, as a MODE_WRITE map
+        would find it, so the next write may skip the query. None unless the map
+        published from had no bad share and no server error, every one of the N
+        shares was placed, and no server failed or surprised us."""
+        prefix = encoded.prefix
+        if (self.only_known or self.errors or self.surprises or self.smap.bad_shares
+                or self.smap.server_errors or len(self.placed) != prefix.n):
+            return None
+        settled = ServerMap(MODE_WRITE)
+        for shnum, sids in self.placed.items():
+            try:
+                _, offsets = unpack_header(self._heads.get(shnum, b""))
+            except FormatError:
+                return None
+            for sid in sids:
+                server = self._servers[sid]
+                settled.servers_queried[sid] = server
+                settled.shares[(sid, shnum)] = ShareInfo(server, shnum, prefix, offsets, self._heads[shnum])
+        return settled
+
     async def _write(self, server: Any, shnums: list[int], encoded: EncodedVersion, new_cs: bytes) -> None:
         sid = server.server_id
         vectors = {sh: SlotWrite(self._tests(sid, sh), encoded.share_writes(sh, self.keys)) for sh in shnums}
         if not self.only_known:
             end = max((o + len(d) for v in vectors.values() for o, d in v.writes), default=0)
             self.share_size = max(self.share_size, end)
+        self._servers[sid] = server
+        for sh, vector in vectors.items():
+            head = next((data for offset, data in vector.writes if offset == 0), b"")
+            self._heads[sh] = head[:INITIAL_READ]
         secrets = remote.write_secrets(self.keys.writekey, self.lease_secret, self.si, server)
         cs_len = checkstring_size(encoded.prefix.version)
         result = await remote.test_and_write(server, self.si, secrets, vectors, [(0, cs_len)])
