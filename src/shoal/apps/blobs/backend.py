@@ -39,11 +39,13 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, BinaryIO, TypeVar
 
+import attrs
 from twisted.internet import defer
 from twisted.internet.interfaces import IConsumer
 from twisted.python import log
 from zope.interface import implementer
 
+from shoal.apps.blobs import packs
 from shoal.apps.blobs.errors import (
     BlobExists,
     BlobNotFound,
@@ -370,6 +372,20 @@ class GridBlobsBackend:
         result = await self._files.upload(source, size)
         return BlobRow(user, namespace, blob_id, result.cap, size, tag, (), self._clock())
 
+    async def _upload_group(self, user: str, namespace: str, items: Sequence[tuple[str, int]],
+                            starts: Sequence[int], spool: BinaryIO) -> list[BlobRow]:
+        """Upload blobs spooled one after another in `spool` (at `starts`): one blob on
+        its own, several as one pack (shoal.apps.blobs.packs)."""
+        if len(items) == 1:
+            spool.seek(starts[0])
+            return [await self._upload(user, namespace, items[0][0], spool, items[0][1])]
+        tags = [tag_of(_tail(spool, start, size)) for (_, size), start in zip(items, starts, strict=True)]
+        spool.seek(0)
+        result = await self._files.upload(spool, starts[-1] + items[-1][1])
+        now = self._clock()
+        return [BlobRow(user, namespace, blob_id, result.cap, size, tag, (), now, None, start)
+                for (blob_id, size), start, tag in zip(items, starts, tags, strict=True)]
+
     async def store(self, user: str, blob_id: str, source: BinaryIO, size: int, namespace: str = "") -> BlobRow:
         """Store `size` bytes of `source` (from its current position) as a new blob."""
         namespace = self._names(user, blob_id, namespace)
@@ -407,13 +423,22 @@ class GridBlobsBackend:
         try:
             async with self._blob_locks.hold_all(keys):
                 limiter = defer.DeferredSemaphore(STREAM_PARALLEL)
-                jobs = []
-                for blob_id, size in items:
-                    part: BinaryIO = tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY)  # type: ignore[assignment]
-                    _copy(source, part, size)
-                    part.seek(0)
-                    jobs.append(_limited(limiter, self._upload(user, namespace, blob_id, part, size)))
-                rows: list[BlobRow] = await defer.gatherResults(jobs, consumeErrors=True)
+                groups = packs.plan([size for _, size in items])
+                group_of = {i: g for g, members in enumerate(groups) for i in members}
+                spools: list[BinaryIO] = [
+                    tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY) for _ in groups]  # type: ignore[misc]
+                starts: list[int] = []
+                for i, (_, size) in enumerate(items):  # the body in order, each blob into its upload
+                    spool = spools[group_of[i]]
+                    starts.append(spool.tell())
+                    _copy(source, spool, size)
+                jobs = [_limited(limiter, self._upload_group(user, namespace, [items[i] for i in members],
+                                                             [starts[i] for i in members], spools[g]))
+                        for g, members in enumerate(groups)]
+                uploaded: list[list[BlobRow]] = await defer.gatherResults(jobs, consumeErrors=True)
+                by_index = {i: row for members, rows_of in zip(groups, uploaded, strict=True)
+                            for i, row in zip(members, rows_of, strict=True)}
+                rows = [by_index[i] for i in range(len(items))]
                 previous = {k[2]: index.get(*k) for k in keys}
                 await self._link_rows(index, user, namespace, rows, previous)
                 index.put_many(rows)
@@ -441,7 +466,7 @@ class GridBlobsBackend:
             row = await self._live(user, blob_id, namespace)
             checked = tuple(check_flags(flags))
             index = await self._user(user)
-            new = BlobRow(row.user, row.namespace, row.blob_id, row.cap, row.size, row.tag, checked, row.created)
+            new = attrs.evolve(row, flags=checked)
             await self._link(await self._entry_dir(index, user, namespace, blob_id), {blob_id: entry_spec(new)})
             index.put(new)
 
@@ -460,7 +485,14 @@ class GridBlobsBackend:
                    length: int | None = None) -> None:
         async with self._blob_locks.hold((row.user, row.namespace, row.blob_id)):
             cap = parse_cap(row.cap)
-            await self._files.download(cap, write, offset, length)
+            if row.offset is None:
+                await self._files.download(cap, write, offset, length)
+                return
+            # a packed blob: its own bytes of the pack, never a neighbour's
+            offset = min(max(offset, 0), row.size)
+            left = row.size - offset if length is None else max(0, min(length, row.size - offset))
+            if left:
+                await self._files.download(cap, write, row.offset + offset, left)
 
     async def fetch(self, row: BlobRow) -> bytes:
         parts: list[bytes] = []

@@ -24,6 +24,7 @@ from collections.abc import Iterable
 
 import attrs
 
+SCHEMA_VERSION = "2"  # 2: blobs.pack_offset
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS users (user TEXT PRIMARY KEY, dircap TEXT NOT NULL, loaded INTEGER NOT NULL);
@@ -32,7 +33,7 @@ CREATE TABLE IF NOT EXISTS namespaces (
 CREATE TABLE IF NOT EXISTS blobs (
     user TEXT NOT NULL, namespace TEXT NOT NULL, blob_id TEXT NOT NULL,
     cap TEXT NOT NULL, size INTEGER NOT NULL, tag TEXT NOT NULL, flags TEXT NOT NULL,
-    created REAL NOT NULL, deleted REAL,
+    created REAL NOT NULL, deleted REAL, pack_offset INTEGER,
     PRIMARY KEY (user, namespace, blob_id));
 CREATE TABLE IF NOT EXISTS shards (
     user TEXT NOT NULL, namespace TEXT NOT NULL, shard TEXT NOT NULL, dircap TEXT NOT NULL,
@@ -52,6 +53,7 @@ class BlobRow:
     flags: tuple[str, ...] = ()
     created: float = 0.0
     deleted: float | None = None  # a tombstone's deletion time
+    offset: int | None = None  # where the blob starts in its pack (shoal.apps.blobs.packs); None: on its own
 
     @property
     def live(self) -> bool:
@@ -83,15 +85,26 @@ class BlobIndex:
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        if self._schema_version() != SCHEMA_VERSION:
+            # an index of an older layout is only a cache: start it again (read from the grid)
+            for table in ("meta", "users", "namespaces", "shards", "blobs"):
+                self._db.execute(f"DROP TABLE IF EXISTS {table}")
         self._db.executescript(_SCHEMA)
         self._user_sums: dict[str, list[int]] = {}  # user -> [live bytes, live blobs]
         self._namespace_sums: dict[tuple[str, str], list[int]] = {}  # -> [entries, live blobs]
         if self._meta("root_cap") != root_cap or self._meta("clean") != "1":
             self._wipe()
+        self._set_meta("schema", SCHEMA_VERSION)
         self._set_meta("root_cap", root_cap)
         self._set_meta("clean", "0")
 
     # --- bookkeeping ----------------------------------------------------------------
+
+    def _schema_version(self) -> str | None:
+        try:
+            return self._meta("schema")
+        except sqlite3.OperationalError:  # no meta table yet
+            return None
 
     def _meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -207,10 +220,10 @@ class BlobIndex:
             old = self._db.execute("SELECT size, deleted FROM blobs WHERE user = ? AND namespace = ? AND blob_id = ?",
                                    (row.user, row.namespace, row.blob_id)).fetchone()
         self._db.execute(
-            "INSERT OR REPLACE INTO blobs (user, namespace, blob_id, cap, size, tag, flags, created, deleted)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO blobs (user, namespace, blob_id, cap, size, tag, flags, created, deleted,"
+            " pack_offset) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (row.user, row.namespace, row.blob_id, row.cap, row.size, row.tag, json.dumps(list(row.flags)),
-             row.created, row.deleted))
+             row.created, row.deleted, row.offset))
         old_live = old is not None and old[1] is None
         old_bytes = int(old[0]) if old is not None and old_live else 0
         live = int(row.live) - int(old_live)
@@ -237,12 +250,12 @@ class BlobIndex:
     def get(self, user: str, namespace: str, blob_id: str) -> BlobRow | None:
         """The row of an id, live or tombstone."""
         row = self._db.execute(
-            "SELECT cap, size, tag, flags, created, deleted FROM blobs"
+            "SELECT cap, size, tag, flags, created, deleted, pack_offset FROM blobs"
             " WHERE user = ? AND namespace = ? AND blob_id = ?", (user, namespace, blob_id)).fetchone()
         if row is None:
             return None
-        cap, size, tag, flags, created, deleted = row
-        return BlobRow(user, namespace, blob_id, cap, size, tag, tuple(json.loads(flags)), created, deleted)
+        cap, size, tag, flags, created, deleted, offset = row
+        return BlobRow(user, namespace, blob_id, cap, size, tag, tuple(json.loads(flags)), created, deleted, offset)
 
     def list_ids(self, user: str, namespace: str, *, deleted: bool = False, filter_flag: str | None = None,
                  newest_first: bool | None = None) -> list[str]:

@@ -79,7 +79,10 @@ def is_shard_name(name: str) -> bool:
 
 
 def live_metadata(row: BlobRow) -> dict[str, Any]:
-    return {METADATA_KEY: {"size": row.size, "tag": row.tag, "flags": list(row.flags), "created": row.created}}
+    meta: dict[str, Any] = {"size": row.size, "tag": row.tag, "flags": list(row.flags), "created": row.created}
+    if row.offset is not None:
+        meta["offset"] = row.offset  # the cap is a pack's (shoal.apps.blobs.packs)
+    return {METADATA_KEY: meta}
 
 
 def tombstone_metadata(row: BlobRow) -> dict[str, Any]:
@@ -105,7 +108,11 @@ def row_from_entry(user: str, namespace: str, entry: Entry) -> BlobRow | None:
         if "deleted" in meta:
             return BlobRow(user, namespace, entry.name, TOMBSTONE_CAP, 0, "", (), created, float(meta["deleted"]))
         flags = tuple(str(f) for f in meta.get("flags", []))
-        return BlobRow(user, namespace, entry.name, cap, int(meta["size"]), str(meta["tag"]), flags, created)
+        size = int(meta["size"])
+        offset = meta.get("offset")
+        if size < 0 or (offset is not None and (type(offset) is not int or offset < 0)):
+            return None
+        return BlobRow(user, namespace, entry.name, cap, size, str(meta["tag"]), flags, created, None, offset)
     except (KeyError, TypeError, ValueError):
         return None
 
