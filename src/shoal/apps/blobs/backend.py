@@ -515,28 +515,50 @@ class GridBlobsBackend:
         check_name("user", user)
         return (await self._user(user)).usage(user)
 
+    async def _fetch_run(self, run: Sequence[BlobRow]) -> list[bytes]:
+        """The bytes of each row of a run: one blob, or neighbours in one pack read at once."""
+        if len(run) == 1:
+            return [await self.fetch(run[0])]
+        first = run[0]
+        assert first.offset is not None
+        async with self._blob_locks.hold_all([(r.user, r.namespace, r.blob_id) for r in run]):
+            parts: list[bytes] = []
+            await self._files.download(parse_cap(first.cap), parts.append, first.offset, sum(r.size for r in run))
+        data = b"".join(parts)
+        out, pos = [], 0
+        for r in run:
+            out.append(data[pos: pos + r.size])
+            pos += r.size
+        return out
+
     async def stream_out(self, rows: Sequence[BlobRow], writer: ConsumerWriter, frame: Callable[[BlobRow], bytes]
                          ) -> None:
         """Write `frame(row)` then each blob's bytes, in order; small blobs are fetched
-        a few at a time ahead of the one being written."""
+        a few at a time ahead of the one being written, neighbours in a pack with one
+        read of the pack."""
+        runs = _pack_runs(rows)
         limiter = defer.DeferredSemaphore(STREAM_PARALLEL)
         window = STREAM_PARALLEL * 2
-        pending: dict[int, defer.Deferred[bytes]] = {}
+        pending: dict[int, defer.Deferred[list[bytes]]] = {}
 
         def start(i: int) -> None:
-            if i < len(rows) and rows[i].size <= PREFETCH_LIMIT and i not in pending:
-                pending[i] = _limited(limiter, self.fetch(rows[i]))
+            if i < len(runs) and i not in pending and sum(r.size for r in runs[i]) <= PREFETCH_LIMIT:
+                pending[i] = _limited(limiter, self._fetch_run(runs[i]))
 
-        for i in range(min(window, len(rows))):
+        for i in range(min(window, len(runs))):
             start(i)
         try:
-            for i, row in enumerate(rows):
+            for i, run in enumerate(runs):
                 start(i + window)
-                await writer.write(frame(row))
                 if i in pending:
-                    await writer.write(await pending.pop(i))
+                    datas = await pending.pop(i)
+                    for row, data in zip(run, datas, strict=True):
+                        await writer.write(frame(row))
+                        await writer.write(data)
                 else:
-                    await self.read(row, writer.write)
+                    for row in run:
+                        await writer.write(frame(row))
+                        await self.read(row, writer.write)
         finally:
             for d in pending.values():
                 d.addErrback(lambda _: None)
@@ -599,6 +621,22 @@ class GridBlobsBackend:
 
     def set_flags(self, user: str, blob_id: str, flags: object, namespace: str = "") -> defer.Deferred[None]:
         return defer.ensureDeferred(self.set_flags_of(user, blob_id, flags, namespace))
+
+
+def _pack_runs(rows: Sequence[BlobRow]) -> list[list[BlobRow]]:
+    """Rows in order, grouped into runs: neighbours that lie one after another in
+    the same pack (up to PREFETCH_LIMIT bytes a run) form one; any other row is a
+    run of its own."""
+    runs: list[list[BlobRow]] = []
+    for row in rows:
+        last = runs[-1][-1] if runs else None
+        if (row.offset is not None and last is not None and last.offset is not None and last.cap == row.cap
+                and last.offset + last.size == row.offset
+                and sum(r.size for r in runs[-1]) + row.size <= PREFETCH_LIMIT):
+            runs[-1].append(row)
+        else:
+            runs.append([row])
+    return runs
 
 
 def _limited(limiter: defer.DeferredSemaphore, work: Coroutine[Any, Any, T]) -> defer.Deferred[T]:

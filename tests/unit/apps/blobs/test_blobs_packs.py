@@ -131,3 +131,33 @@ def test_concurrent_stream_uploads_pack_separately(grid, maker, tmp_path):
     for row, (_, data) in zip(rows_a + rows_b, first + second, strict=True):
         assert run(grid, b.fetch, row) == data
     grid.call(b.close)
+
+
+def test_stream_out_reads_neighbours_in_a_pack_at_once(grid, maker, tmp_path, monkeypatch):
+    from shoal.streaming import ConsumerWriter
+
+    b = new_backend(maker, tmp_path, "packout")
+    blobs = [(f"s{i:02d}", os.urandom(3000 + i)) for i in range(30)]
+    blobs.insert(10, ("solo", os.urandom(packs.PACK_MAX_BLOB + 10)))
+    rows = run(grid, b.store_many, "hal", [(i, len(d)) for i, d in blobs], io.BytesIO(b"".join(d for _, d in blobs)))
+    downloads = []
+    real = b._files.download
+
+    async def counting(cap, write, offset=0, length=None):
+        downloads.append(length)
+        return await real(cap, write, offset, length)
+
+    monkeypatch.setattr(b._files, "download", counting)
+    wanted = [rows[i] for i in (0, 1, 2, 3, 10, 4, 5, 20, 21, 7)]  # runs broken by order and by "solo"
+    out = Collector()
+
+    async def stream():
+        with ConsumerWriter(out) as writer:
+            await b.stream_out(wanted, writer, lambda row: b"<%s>" % row.blob_id.encode())
+
+    run(grid, stream)
+    data = dict(blobs)
+    assert out.data == b"".join(b"<%s>" % r.blob_id.encode() + data[r.blob_id] for r in wanted)
+    # s00-s03 in one read; solo; s04 (a neighbour of s03 in the pack, but after solo) with s05; s19-s20; s07
+    assert len(downloads) == 5
+    grid.call(b.close)
