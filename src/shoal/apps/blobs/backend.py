@@ -34,6 +34,7 @@ in memory, not the namespace.
 
 from __future__ import annotations
 
+import io
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
@@ -57,6 +58,7 @@ from shoal.apps.blobs.errors import (
 )
 from shoal.apps.blobs.index import BlobIndex, BlobRow
 from shoal.apps.blobs.interfaces import IBlobsBackend
+from shoal.apps.blobs.putqueue import PutQueue
 from shoal.apps.blobs.rules import (
     DEFAULT_NAMESPACE,
     TAG_BYTES,
@@ -135,6 +137,7 @@ class GridBlobsBackend:
         self._blob_locks = KeyedLocks()
         self._dir_locks = KeyedLocks()
         self._batchers: dict[str, DirectoryBatcher] = {}
+        self._put_queues: dict[tuple[str, str], PutQueue] = {}  # small PUTs packed per namespace
         self._edits = 0  # grid edits in flight
 
     # --- setup and the grid's directories ------------------------------------------
@@ -386,6 +389,37 @@ class GridBlobsBackend:
         return [BlobRow(user, namespace, blob_id, result.cap, size, tag, (), now, None, start)
                 for (blob_id, size), start, tag in zip(items, starts, tags, strict=True)]
 
+    async def _upload_datas(self, user: str, namespace: str, items: Sequence[tuple[str, bytes]]) -> list[BlobRow]:
+        spool = io.BytesIO()
+        starts = []
+        for _, data in items:
+            starts.append(spool.tell())
+            spool.write(data)
+        return await self._upload_group(user, namespace, [(b, len(d)) for b, d in items], starts, spool)
+
+    def _put_queue(self, user: str, namespace: str) -> PutQueue:
+        key = (user, namespace)
+        queue = self._put_queues.get(key)
+        if queue is None:
+            def idle() -> None:
+                current = self._put_queues.get(key)
+                if current is not None and current.idle:
+                    del self._put_queues[key]
+
+            queue = self._put_queues[key] = PutQueue(
+                lambda items: self._upload_datas(user, namespace, items), on_idle=idle)
+        return queue
+
+    async def _upload_one(self, user: str, namespace: str, blob_id: str, source: BinaryIO, size: int) -> BlobRow:
+        """A PUT's upload: a small blob joins the namespace's PutQueue (packed with
+        others that arrive meanwhile), any other goes on its own."""
+        if not packs.packable(size):
+            return await self._upload(user, namespace, blob_id, source, size)
+        data = source.read(size)
+        if len(data) != size:
+            raise BlobStoreError(f"the request body ended {size - len(data)} bytes early")
+        return await self._put_queue(user, namespace).add(blob_id, data)
+
     async def store(self, user: str, blob_id: str, source: BinaryIO, size: int, namespace: str = "") -> BlobRow:
         """Store `size` bytes of `source` (from its current position) as a new blob."""
         namespace = self._names(user, blob_id, namespace)
@@ -399,7 +433,7 @@ class GridBlobsBackend:
                 # harmless if the upload then fails, and the entry is linked only after it
                 where = defer.ensureDeferred(self._entry_dir(index, user, namespace, blob_id))
                 try:
-                    row = await self._upload(user, namespace, blob_id, source, size)
+                    row = await self._upload_one(user, namespace, blob_id, source, size)
                 except BaseException:
                     where.addErrback(lambda _: None)
                     raise
