@@ -1,7 +1,9 @@
 """Where the blob service keeps its record on the grid.
 
-Every blob is an immutable file (CHK, or LIT when 55 bytes or fewer). The
-rest lives in mutable directories (DIR2 over SDMF)::
+Every blob is an immutable file (CHK, or LIT when 55 bytes or fewer) or a
+part of one (a pack of small blobs, shoal.apps.blobs.packs: the entry's
+metadata then has the blob's ``offset`` in it). The rest lives in mutable
+directories (DIR2 over SDMF)::
 
     root directory            (the [blobs] root_cap, or private/blobs.rootcap)
       <user>                  one directory per user
@@ -33,7 +35,7 @@ a new namespace cost 68 CPU-seconds flat against 101 sharded from the start
 The crossing lies between 1,000 and 4,000 entries, so the limit stays 1,024.
 
 A live entry's ``blob`` metadata holds ``size``, ``tag``, ``flags`` and
-``created`` (seconds since the epoch); a deleted blob's entry is a tombstone:
+``created`` (seconds since the epoch), and ``offset`` when the cap is a pack's; a deleted blob's entry is a tombstone:
 the empty literal cap ``URI:LIT:`` with ``{"blob": {"deleted": T, "created":
 T0}}``, so the blob's file is no longer referenced (its leases lapse) while
 the id is still listed with ``deleted=true``. Reading these directories is
