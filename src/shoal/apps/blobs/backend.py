@@ -42,6 +42,7 @@ from typing import Any, BinaryIO, TypeVar
 
 import attrs
 from twisted.internet import defer
+from twisted.internet import reactor as _reactor
 from twisted.internet.interfaces import IConsumer
 from twisted.python import log
 from zope.interface import implementer
@@ -81,6 +82,7 @@ from shoal.grid.locks import KeyedLocks
 from shoal.streaming import ConsumerWriter
 
 T = TypeVar("T")
+reactor: Any = _reactor
 SPOOL_IN_MEMORY = 1024 * 1024  # bodies up to this stay in memory while spooled
 STREAM_PARALLEL = 8  # blobs uploaded / fetched at once within one /stream request
 PREFETCH_LIMIT = 1024 * 1024  # /stream download prefetches blobs up to this size
@@ -162,7 +164,7 @@ class GridBlobsBackend:
         key = node.cap.to_string()
         batcher = self._batchers.get(key)
         if batcher is None:
-            batcher = self._batchers[key] = DirectoryBatcher(node)
+            batcher = self._batchers[key] = DirectoryBatcher(node, soon=lambda f: reactor.callLater(0, f))
         return batcher
 
     async def _user(self, user: str) -> BlobIndex:

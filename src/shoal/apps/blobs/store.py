@@ -53,7 +53,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from twisted.internet import defer
@@ -137,8 +137,11 @@ class DirectoryBatcher:
     batch stays all or nothing), later edits of a name overriding earlier ones.
     """
 
-    def __init__(self, node: DirectoryNode) -> None:
+    def __init__(self, node: DirectoryNode, soon: Callable[[Callable[[], None]], object] | None = None) -> None:
         self.node = node
+        # how the first edit starts a publish: at once, or `soon` (the reactor's next
+        # turn), so edits made in the same turn (a pack's blobs) share the publish
+        self._soon = soon
         self._queue: list[tuple[Mapping[str, ChildSpec], int, defer.Deferred[None]]] = []
         self._running = False
         self.writes = 0  # publishes made (for tests and the benchmark)
@@ -152,8 +155,14 @@ class DirectoryBatcher:
         self._queue.append((dict(entries), size, waiter))
         if not self._running:
             self._running = True
-            defer.ensureDeferred(self._drain())
+            if self._soon is None:
+                defer.ensureDeferred(self._drain())
+            else:
+                self._soon(self._start_drain)
         await waiter
+
+    def _start_drain(self) -> None:
+        defer.ensureDeferred(self._drain())
 
     def _next_batch(self) -> tuple[dict[str, ChildSpec], list[defer.Deferred[None]]]:
         batch: dict[str, ChildSpec] = {}

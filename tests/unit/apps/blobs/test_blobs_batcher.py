@@ -101,3 +101,20 @@ def test_a_publish_is_bounded_by_entries_and_bytes_without_splitting_a_caller(mo
     assert sorted(node.published[-1]) == ["y2", "y3"]
     node.finish()
     assert not node.pending
+
+
+def test_edits_made_in_one_turn_share_the_first_publish():
+    node = HeldNode()
+    turns: list[Any] = []
+    b = DirectoryBatcher(node, soon=turns.append)  # type: ignore[arg-type]
+    outcomes = [link(b, {name: spec(1)}) for name in ("a", "b", "c")]  # e.g. the blobs of one pack
+    assert node.published == [] and len(turns) == 1  # nothing until the turn ends
+    turns.pop()()
+    assert node.published == [{"a": spec(1), "b": spec(1), "c": spec(1)}]
+    node.finish()
+    assert outcomes == [["done"]] * 3 and b.writes == 1
+    later = link(b, {"d": spec(1)})
+    assert len(turns) == 1
+    turns.pop()()
+    node.finish()
+    assert later == ["done"] and b.writes == 2
