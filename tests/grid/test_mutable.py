@@ -386,9 +386,18 @@ def test_publish_survives_a_stopped_server(grid, client):
         grid.call(lambda: None)
         run(grid, node.overwrite, b"after")
         assert run(grid, node.download_best_version) == b"after"
+        # remembered: every share of the new version is on a connected server
+        assert client.own_versions.get(node.storage_index) is not None
     finally:
         grid.restart_server(first)
         grid.wait_connected(N)
+    # the stopped server is back (with its old share): the next write maps the servers
+    # again and settles every share, that one's too
+    assert client.own_versions.get(node.storage_index, node._connected()) is None
+    run(grid, node.modify, lambda old: old + b"!")
+    assert client.own_versions.get(node.storage_index) is not None
+    smap = run(grid, node.servermap, MODE_CHECK)
+    assert len(smap.versions()) == 1 and run(grid, node.download_best_version) == b"after!"
 
 
 def test_missing_file(grid, client):

@@ -78,5 +78,6 @@ class MutableClient:
             await publisher.publish(encoded)
             settled = publisher.settled_map(encoded)
             if settled is not None:
-                self.own_versions.remember(node.storage_index, bytes(contents), settled, keys)
+                self.own_versions.remember(node.storage_index, bytes(contents), settled, keys,
+                                           publisher.servers_connected)
         return node

@@ -111,7 +111,8 @@ class MutableFileNode:
         )
         self._keys: WriteKeys | None = None
         # the last read's map when it found every share of one version (a modify may write from it)
-        self._last_map: tuple[float, int, ServerMap] | None = None  # (when, publishes then, map)
+        # (when, publishes then, servers connected then, map)
+        self._last_map: tuple[float, int, frozenset[bytes], ServerMap] | None = None
 
     def __repr__(self) -> str:
         return f"<MutableFileNode {self.format} {self.verifier_cap!r}>"
@@ -148,7 +149,8 @@ class MutableFileNode:
         if best is None:
             raise NotEnoughSharesError(_no_version(self, smap))
         if self._writekey is not None and _complete(smap, best):
-            self._last_map = (reactor.seconds(), self._client.share_hints.publishes(self.storage_index), smap)
+            self._last_map = (reactor.seconds(), self._client.share_hints.publishes(self.storage_index),
+                              self._connected(), smap)
         return smap, best
 
     async def read(
@@ -244,7 +246,7 @@ class MutableFileNode:
         await publisher.publish(encoded)
         settled = publisher.settled_map(encoded)
         if settled is not None:
-            own.remember(self.storage_index, contents, settled, keys)
+            own.remember(self.storage_index, contents, settled, keys, publisher.servers_connected)
         return encoded.prefix
 
     async def overwrite(self, contents: bytes) -> SignedPrefix:
@@ -282,7 +284,7 @@ class MutableFileNode:
         ours: tuple[int, bytes] | None = None  # (seqnum, contents) of our last raced write
         last_error: UncoordinatedWriteError | None = None
         for attempt in range(MAX_MODIFY_ATTEMPTS):
-            own = self._client.own_versions.get(self.storage_index) if attempt == 0 else None
+            own = self._client.own_versions.get(self.storage_index, self._connected()) if attempt == 0 else None
             if own is not None:
                 # we wrote the current version: start from it (its test-and-set still guards)
                 self._keys = own.keys
@@ -333,6 +335,9 @@ class MutableFileNode:
         assert last_error is not None
         raise last_error
 
+    def _connected(self) -> frozenset[bytes]:
+        return frozenset(s.server_id for s in self._client.broker.get_servers_for_psi(self.storage_index))
+
     async def _recent_map(self) -> ServerMap | None:
         """The map of a read made just before (REUSE_MAP_SECONDS), if it found all N
         shares of one version and nothing newer, with the private key at hand, and
@@ -342,11 +347,13 @@ class MutableFileNode:
         last, self._last_map = self._last_map, None
         if last is None:
             return None
-        when, publishes, smap = last
+        when, publishes, servers, smap = last
         if reactor.seconds() - when > REUSE_MAP_SECONDS:
             return None
         if publishes != self._client.share_hints.publishes(self.storage_index):
             return None  # this client wrote the file since
+        if not self._connected() <= servers:
+            return None  # a server came back since: it may hold an older share to overwrite
         if self._keys is None:
             assert self._writekey is not None
             await find_private_key(smap, self.storage_index, self._writekey)

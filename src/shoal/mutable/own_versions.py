@@ -16,7 +16,9 @@ written with a test of the checkstring remembered, so if anyone else wrote
 the file since (another gateway, a Tahoe client holding the write cap) the
 servers refuse it, the modify forgets the entry and starts again from a fresh
 MODE_WRITE map. An entry is dropped when any write of the file starts (and
-replaced only after a clean one), after MAX_AGE seconds, and oldest first
+replaced only after a clean one), after MAX_AGE seconds, when a server
+connects that was not connected at the publish (it may hold an older share
+of the file, which only a fresh map finds and overwrites), and oldest first
 beyond MAX_ENTRIES files or MAX_BYTES of contents.
 """
 
@@ -41,6 +43,7 @@ class OwnVersion:
     smap: ServerMap  # what the servers hold after the publish (do not mutate)
     keys: WriteKeys
     when: float
+    servers: frozenset[bytes]  # the servers connected when it was published
 
 
 class OwnVersions:
@@ -59,11 +62,12 @@ class OwnVersions:
     def __len__(self) -> int:
         return len(self._by_si)
 
-    def remember(self, storage_index: bytes, contents: bytes, smap: ServerMap, keys: WriteKeys) -> None:
+    def remember(self, storage_index: bytes, contents: bytes, smap: ServerMap, keys: WriteKeys,
+                 servers: frozenset[bytes] = frozenset()) -> None:
         self.forget(storage_index)
         if len(contents) > self.max_bytes or self.max_entries <= 0:
             return
-        self._by_si[storage_index] = OwnVersion(bytes(contents), smap, keys, self._clock())
+        self._by_si[storage_index] = OwnVersion(bytes(contents), smap, keys, self._clock(), frozenset(servers))
         self._bytes += len(contents)
         while len(self._by_si) > self.max_entries or self._bytes > self.max_bytes:
             _, old = self._by_si.popitem(last=False)
@@ -74,12 +78,14 @@ class OwnVersions:
         if old is not None:
             self._bytes -= len(old.contents)
 
-    def get(self, storage_index: bytes) -> OwnVersion | None:
-        """The version last published here, unless it is older than max_age."""
+    def get(self, storage_index: bytes, servers: frozenset[bytes] | None = None) -> OwnVersion | None:
+        """The version last published here, unless it is older than max_age or a
+        server in `servers` (those connected now) was not connected then: it may
+        hold an older share that only a fresh map would find and overwrite."""
         own = self._by_si.get(storage_index)
         if own is None:
             return None
-        if self._clock() - own.when > self.max_age:
+        if self._clock() - own.when > self.max_age or (servers is not None and not servers <= own.servers):
             self.forget(storage_index)
             return None
         self._by_si.move_to_end(storage_index)

@@ -26,12 +26,12 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from shoal.formats.errors import FormatError
-from shoal.formats.mutable_share import checkstring_size, unpack_header
+from shoal.formats.mutable_share import checkstring_size, header_size, unpack_header
 from shoal.grid.storage_client import ServerError, ServerFull, SlotWrite, TestVector
 from shoal.mutable import remote
 from shoal.mutable.encoder import EncodedVersion, WriteKeys
 from shoal.mutable.errors import MutableFullError, NotEnoughServersError, UncoordinatedWriteError
-from shoal.mutable.servermap import INITIAL_READ, MODE_WRITE, ServerMap, ShareHints, ShareInfo
+from shoal.mutable.servermap import MODE_WRITE, ServerMap, ShareHints, ShareInfo
 
 _log = Logger()
 MUST_NOT_EXIST: TestVector = [(0, 1, b"eq", b"")]
@@ -63,7 +63,8 @@ class Publisher:
         self.full: list[bool] = []  # per error: whether the server said it had no room
         self.placed: dict[int, set[bytes]] = defaultdict(set)  # shnum -> server ids
         self._servers: dict[bytes, Any] = {}  # server id -> the server written to
-        self._heads: dict[int, bytes] = {}  # shnum -> the share's first bytes as written
+        self._heads: dict[int, bytes] = {}  # shnum -> the share's header as written
+        self.servers_connected: frozenset[bytes] = frozenset()  # when the publish started
 
     def _tests(self, server_id: bytes, shnum: int) -> TestVector:
         key = (server_id, shnum)
@@ -122,6 +123,7 @@ class Publisher:
         prefix = encoded.prefix
         n, k = prefix.n, prefix.k
         servers = list(self.broker.get_servers_for_psi(self.si))
+        self.servers_connected = frozenset(s.server_id for s in servers)
         by_id = {s.server_id: s for s in servers}
         for info in self.smap.shares.values():
             by_id.setdefault(info.server.server_id, info.server)
@@ -196,9 +198,10 @@ class Publisher:
             end = max((o + len(d) for v in vectors.values() for o, d in v.writes), default=0)
             self.share_size = max(self.share_size, end)
         self._servers[sid] = server
+        keep = header_size(encoded.prefix.version)  # the checkstring and the offsets table
         for sh, vector in vectors.items():
             head = next((data for offset, data in vector.writes if offset == 0), b"")
-            self._heads[sh] = head[:INITIAL_READ]
+            self._heads[sh] = head[:keep]
         secrets = remote.write_secrets(self.keys.writekey, self.lease_secret, self.si, server)
         cs_len = checkstring_size(encoded.prefix.version)
         result = await remote.test_and_write(server, self.si, secrets, vectors, [(0, cs_len)])
