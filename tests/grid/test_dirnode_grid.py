@@ -340,3 +340,24 @@ def test_format_names(grid, maker):
     assert isinstance(d.cap, MDMFDirectoryWriteCap)
     with pytest.raises(ValueError, match="SDMF or MDMF, not 'CHK'"):
         run(grid, maker.create_directory, format="CHK")
+
+
+def test_edits_after_another_writer_see_its_version(grid):
+    """Client A made the directory (it remembers that version); client B then
+    changes it. A's next edits must be decided on B's version, not on the one A
+    remembers: unlinking B's child works, re-adding a child B removed is written,
+    and unlinking a child B removed is NoSuchChildError."""
+    a, b = make_maker(grid), make_maker(grid)
+    lit = "URI:LIT:mfrgg"
+    d_a = mkdir(grid, a, {"kept": lit, "gone": lit})
+    d_b = b.node_for(d_a.cap)
+    run(grid, d_b.set_child, "added", lit)
+    run(grid, d_b.unlink, "gone")
+    run(grid, d_a.unlink, "added")  # A remembers no "added"
+    run(grid, d_b.set_child, "again", lit)
+    run(grid, d_a.set_child, "kept", lit, overwrite=True)  # a no-op on what A remembers: must check the grid
+    run(grid, d_b.unlink, "kept")
+    run(grid, d_a.set_child, "kept", lit)  # A remembers "kept" as it is: it must be written again
+    with pytest.raises(NoSuchChildError):
+        run(grid, d_a.unlink, "gone")
+    assert sorted(run(grid, make_maker(grid).node_for(d_a.cap).list)) == ["again", "kept"]

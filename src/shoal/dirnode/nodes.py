@@ -58,7 +58,7 @@ class MutableFile(Protocol):
     def is_readonly(self) -> bool: ...
     async def download_best_version(self) -> bytes: ...
     async def get_current_size(self) -> int: ...
-    async def modify(self, modifier: Callable[[bytes], bytes | None]) -> None: ...
+    async def edit(self, edit: Callable[[bytes, bool], bytes | None]) -> None: ...
 
 
 def _spec(name: str, spec: ChildSpec) -> tuple[str | None, str | None, Mapping[str, Any] | None]:
@@ -180,16 +180,10 @@ class DirectoryNode:
 
     async def _modify(self, edit: Callable[[Contents, bool], bytes | None]) -> None:
         """Apply `edit(contents, retry)` to the current version, as often as the
-        mutable file needs (after an uncoordinated write it calls us again)."""
+        mutable file needs (after an uncoordinated write it calls us again, with
+        retry true: our earlier attempt may have landed)."""
         file = self._writable()
-        attempts = 0
-
-        def modifier(old: bytes) -> bytes | None:
-            nonlocal attempts
-            attempts += 1
-            return edit(self._contents(old), attempts > 1)
-
-        await file.modify(modifier)
+        await file.edit(lambda old, retry: edit(self._contents(old), retry))
 
     async def set_child(self, name: str, cap: str, *, metadata: Mapping[str, Any] | None = None,
                         overwrite: Overwrite = True) -> None:

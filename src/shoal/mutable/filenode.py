@@ -7,8 +7,11 @@ from elsewhere are caught by the test-and-set writes (UncoordinatedWriteError).
 
 A modify of a file this client itself last published starts from that
 version (shoal.mutable.own_versions: contents, keys and where each share
-went), so it costs only the test-and-set writes; if anyone wrote the file
-since, the servers refuse those writes and it goes on as below.
+went), or from a read's map made just before, so it costs only the
+test-and-set writes; if anyone wrote the file since, the servers refuse
+those writes and it goes on as below. Such a start is tentative: when the
+edit refuses the remembered contents (raises) or leaves them unchanged, that
+is decided again on the current version, from a fresh map.
 
 modify() re-reads and retries after an uncoordinated write (so a modifier
 may be called more than once, each time with the contents it should change).
@@ -276,36 +279,65 @@ class MutableFileNode:
 
     async def modify(self, modifier: Callable[[bytes], bytes | None]) -> None:
         """Read-modify-write; re-reads and retries after an uncoordinated write."""
+        await self.edit(lambda old, retry: modifier(old))
+
+    async def edit(self, edit: Callable[[bytes, bool], bytes | None]) -> None:
+        """As modify, with `edit(contents, retry)`: retry is true once an earlier
+        attempt of this edit was written and refused by some server (so it may have
+        landed on others); a call on contents that turn out stale is not one."""
         self._need_writekey()
         async with self._client.lock(self.storage_index):
-            await self._modify_locked(modifier)
+            await self._modify_locked(edit)
 
-    async def _modify_locked(self, modifier: Callable[[bytes], bytes | None]) -> None:
+    async def _tentative(self, edit: Callable[[bytes, bool], bytes | None]) -> tuple[ServerMap, bytes, bytes] | None:
+        """A start that asks the servers nothing: the version this client published
+        last, or a read's recent map. (map, contents, new contents) when the edit
+        changes them; None (ask the servers) when there is no such start or the
+        edit refuses or leaves them as they are, which only the current version
+        may decide."""
+        own = self._client.own_versions.get(self.storage_index, self._connected())
+        if own is not None:
+            self._keys = own.keys
+            smap, current = own.smap, own.contents
+        else:
+            recent = await self._recent_map()
+            if recent is None:
+                return None
+            best = recent.best_recoverable_version()
+            if best is None:
+                return None
+            smap, current = recent, await self._read_version(recent, best)
+        try:
+            new = edit(current, False)
+        except Exception:  # noqa: BLE001 - decided again on the current version
+            return None
+        if new is None or new == current:
+            return None
+        return smap, current, new
+
+    async def _modify_locked(self, edit: Callable[[bytes, bool], bytes | None]) -> None:
         ours: tuple[int, bytes] | None = None  # (seqnum, contents) of our last raced write
         last_error: UncoordinatedWriteError | None = None
         for attempt in range(MAX_MODIFY_ATTEMPTS):
-            own = self._client.own_versions.get(self.storage_index, self._connected()) if attempt == 0 else None
-            if own is not None:
-                # we wrote the current version: start from it (its test-and-set still guards)
-                self._keys = own.keys
-                changed = modifier(own.contents)
-                if changed is None or changed == own.contents:
-                    return
-                top = own.smap.highest_seqnum()
+            start = await self._tentative(edit) if attempt == 0 else None
+            if start is not None:
+                # every share is still written with a test of the checkstring that start saw
+                smap, _, new = start
+                top = smap.highest_seqnum()
                 try:
-                    await self._publish(bytes(changed), own.smap)
+                    await self._publish(bytes(new), smap)
                     return
                 except UncoordinatedWriteError as e:
                     # someone else wrote it since: ask the servers (our partial write is healed there)
                     last_error = e
-                    ours = (top + 1, bytes(changed))
+                    ours = (top + 1, bytes(new))
                     continue
-            smap = (await self._recent_map() if attempt == 0 else None) or await self._write_map()
+            smap = await self._write_map()
             best = smap.best_recoverable_version()
             top = smap.highest_seqnum()
             if ours is not None and (best is None or best.seqnum < ours[0]):
                 # neither raced version survived whole: ours already holds our change
-                new: bytes | None = ours[1]
+                changed: bytes | None = ours[1]
             elif best is None:
                 raise NotEnoughSharesError(_no_version(self, smap))
             else:
@@ -316,21 +348,21 @@ class MutableFileNode:
                     # twice); settle the servers that refused it on that version
                     if _complete(smap, best):
                         return
-                    new = current
+                    changed = current
                 else:
                     heal = ours is not None and (contested or best.seqnum < top)
-                    new = modifier(current)
-                    if new is None or new == current:
+                    changed = edit(current, ours is not None)
+                    if changed is None or changed == current:
                         if not heal:
                             return
-                        new = current  # settle the grid on one version
-            assert new is not None
+                        changed = current  # settle the grid on one version
+            assert changed is not None
             try:
-                await self._publish(bytes(new), smap)
+                await self._publish(bytes(changed), smap)
                 return
             except UncoordinatedWriteError as e:
                 last_error = e
-                ours = (top + 1, bytes(new))
+                ours = (top + 1, bytes(changed))
             await _sleep(random.uniform(0.05, 0.3) * (attempt + 1))
         assert last_error is not None
         raise last_error
