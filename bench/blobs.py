@@ -93,14 +93,15 @@ class CpuMeter:
         self.client_pid, self.storage_pids = client_pid, storage_pids
         self.mark()
 
-    def _now(self) -> tuple[float, float]:
+    def now(self) -> tuple[float, float]:
+        """CPU seconds used so far: (the client node, the storage nodes summed)."""
         return cpu_seconds(self.client_pid), sum(cpu_seconds(p) for p in self.storage_pids)
 
     def mark(self) -> None:
-        self._start = self._now()
+        self._start = self.now()
 
     def since(self) -> str:
-        (client0, storage0), (client, storage) = self._start, self._now()
+        (client0, storage0), (client, storage) = self._start, self.now()
         self._start = (client, storage)
         return f"cpu: client {client - client0:.1f} s, storage nodes {storage - storage0:.1f} s"
 
@@ -246,8 +247,10 @@ def rebuild_memory(grid: Grid, client_dir: str, user: str, namespace: str, k: in
 # grid and the client node's directory, returning rows of (workload, seconds, note).
 
 
-def driver_rates(grid: Grid, client_dir: str) -> list[tuple[str, float, str]]:
-    """Blockstack driver put/get rates and BlobManager sync, from bench/blockstack.py."""
+def driver_rates(grid: Grid, client_dir: str, cpu: CpuMeter | None = None,
+                 blobmanager: bool = True) -> list[tuple[str, float, str]]:
+    """Blockstack driver put/get rates (with `cpu`, the CPU per op too) and BlobManager
+    sync, from bench/blockstack.py."""
     sys.path.insert(0, str(ROOT / "bench"))
     import blockstack as bs
 
@@ -256,7 +259,8 @@ def driver_rates(grid: Grid, client_dir: str) -> list[tuple[str, float, str]]:
     blobs_url = bs.wait_for_file(os.path.join(client_dir, "private", "blobs.url"))
     workdir = tempfile.mkdtemp(prefix="shoal-bench-driver-")
     node_url = bs.wait_for_file(os.path.join(client_dir, "node.url"))
-    return bs.driver_rows(node_url, workdir) + bs.blobmanager_rows(blobs_url, user, token, workdir)
+    rows = bs.driver_rows(node_url, workdir, cpu=cpu.now if cpu is not None else None)
+    return rows + (bs.blobmanager_rows(blobs_url, user, token, workdir) if blobmanager else [])
 
 
 # -----------------------------------------------------------------------------------------
@@ -272,6 +276,7 @@ def main() -> None:
     ap.add_argument("--scale", default="100,1000,10000", help="namespace sizes for the PUT latency ('' skips)")
     ap.add_argument("--latency-puts", type=int, default=15)
     ap.add_argument("--no-driver", action="store_true", help="skip the Blockstack driver and BlobManager rows")
+    ap.add_argument("--no-blobmanager", action="store_true", help="of the driver rows, skip BlobManager's")
     ap.add_argument("--no-rebuild", action="store_true", help="skip the rebuild of the scale namespace")
     ap.add_argument("--no-workloads", action="store_true", help="skip Soledad's two workloads")
     args = ap.parse_args()
@@ -312,7 +317,7 @@ def main() -> None:
         rebuild = None
         if scale and not args.no_rebuild:
             rebuild = rebuild_memory(grid, client.nodedir, "alice", "scale", k, happy, n)
-        driver = [] if args.no_driver else driver_rates(grid, client.nodedir)
+        driver = [] if args.no_driver else driver_rates(grid, client.nodedir, cpu, not args.no_blobmanager)
     finally:
         grid.stop()
     print()

@@ -40,18 +40,27 @@ from shoal.testing.reactor_thread import call  # noqa: E402
 Row = tuple[str, float, str]  # (workload, seconds, note), as bench/blobs.py prints them
 
 
-def timed(label: str, count: int, size: int, fn) -> Row:  # type: ignore[no-untyped-def]
+def timed(label: str, count: int, size: int, fn, cpu=None) -> Row:  # type: ignore[no-untyped-def]
+    """Run fn(0..count-1) one after another; with `cpu` (a (client, storage nodes) CPU
+    seconds sampler) the note also gives the CPU milliseconds each op cost."""
+    before = cpu() if cpu else None
     t0 = time.perf_counter()
     for i in range(count):
         assert fn(i), f"{label} #{i} failed"
     dt = time.perf_counter() - t0
     note = f"{label}: {count / dt:.1f} ops/s, {dt / count * 1000:.1f} ms/op"
+    if before is not None:
+        after = cpu()
+        note += (f", cpu/op client {(after[0] - before[0]) / count * 1000:.0f} ms"
+                 f" + storage {(after[1] - before[1]) / count * 1000:.0f} ms")
     print(f"{count} x {size} B  {note}", flush=True)
     return (f"{count} x {size // 1024 or size} {'KB' if size >= 1024 else 'B'}", dt, note)
 
 
-def driver_rows(node_url: str, workdir: str, count: int = 40, size: int = 4096) -> list[Row]:
-    """The driver's put/get rates through the client node at node_url, one call at a time."""
+def driver_rows(node_url: str, workdir: str, count: int = 40, size: int = 4096,
+                cpu=None) -> list[Row]:  # type: ignore[no-untyped-def]
+    """The driver's put/get rates through the client node at node_url, one call at a time
+    (with `cpu`, see timed, also the CPU each op cost)."""
     ini = os.path.join(workdir, "blockstack-client.ini")
     with open(ini, "w", encoding="utf-8") as f:
         f.write(f"[shoal]\nnode_url = {node_url}\nstate_file = {workdir}/blockstack-driver.json\n")
@@ -60,13 +69,14 @@ def driver_rows(node_url: str, workdir: str, count: int = 40, size: int = 4096) 
     hashes = [hashlib.sha256(b).hexdigest() for b in blobs]
     n, s = count, size
     rows = [
-        timed("immutable put", n, s, lambda i: driver.put_immutable_handler(hashes[i], blobs[i], "tx")),
-        timed("immutable get", n, s, lambda i: driver.get_immutable_handler(hashes[i]) == blobs[i]),
-        timed("mutable put, new id", n, s, lambda i: driver.put_mutable_handler(f"id{i}", blobs[i])),
-        timed("mutable put, overwrite", n, s, lambda i: driver.put_mutable_handler(f"id{i}", blobs[(i + 1) % n])),
+        timed("immutable put", n, s, lambda i: driver.put_immutable_handler(hashes[i], blobs[i], "tx"), cpu),
+        timed("immutable get", n, s, lambda i: driver.get_immutable_handler(hashes[i]) == blobs[i], cpu),
+        timed("mutable put, new id", n, s, lambda i: driver.put_mutable_handler(f"id{i}", blobs[i]), cpu),
+        timed("mutable put, overwrite", n, s, lambda i: driver.put_mutable_handler(f"id{i}", blobs[(i + 1) % n]), cpu),
     ]
     urls = [driver.make_mutable_url(f"id{i}") for i in range(n)]
-    rows.append(timed("mutable get", n, s, lambda i: driver.get_mutable_handler(urls[i]) == blobs[(i + 1) % n]))
+    rows.append(timed("mutable get", n, s, lambda i: driver.get_mutable_handler(urls[i]) == blobs[(i + 1) % n],
+                      cpu))
     return rows
 
 
