@@ -58,9 +58,10 @@ def timed(label: str, count: int, size: int, fn, cpu=None) -> Row:  # type: igno
 
 
 def driver_rows(node_url: str, workdir: str, count: int = 40, size: int = 4096,
-                cpu=None) -> list[Row]:  # type: ignore[no-untyped-def]
+                cpu=None, before_new_ids=None) -> list[Row]:  # type: ignore[no-untyped-def]
     """The driver's put/get rates through the client node at node_url, one call at a time
-    (with `cpu`, see timed, also the CPU each op cost)."""
+    (with `cpu`, see timed, also the CPU each op cost; `before_new_ids()` is called,
+    untimed, just before the new-id puts)."""
     ini = os.path.join(workdir, "blockstack-client.ini")
     with open(ini, "w", encoding="utf-8") as f:
         f.write(f"[shoal]\nnode_url = {node_url}\nstate_file = {workdir}/blockstack-driver.json\n")
@@ -71,6 +72,10 @@ def driver_rows(node_url: str, workdir: str, count: int = 40, size: int = 4096,
     rows = [
         timed("immutable put", n, s, lambda i: driver.put_immutable_handler(hashes[i], blobs[i], "tx"), cpu),
         timed("immutable get", n, s, lambda i: driver.get_immutable_handler(hashes[i]) == blobs[i], cpu),
+    ]
+    if before_new_ids is not None:
+        before_new_ids()
+    rows += [
         timed("mutable put, new id", n, s, lambda i: driver.put_mutable_handler(f"id{i}", blobs[i]), cpu),
         timed("mutable put, overwrite", n, s, lambda i: driver.put_mutable_handler(f"id{i}", blobs[(i + 1) % n]), cpu),
     ]
