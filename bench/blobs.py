@@ -248,9 +248,12 @@ def rebuild_memory(grid: Grid, client_dir: str, user: str, namespace: str, k: in
 # grid and the client node's directory, returning rows of (workload, seconds, note).
 
 
-def wait_for_keys(node_url: str, want: int, timeout: float = 120) -> None:
-    """Until the client node holds `want` RSA keys made ahead ([client]mutable.key_pool)."""
+def wait_for_keys(node_url: str, want: int, label: str = "", cpu: CpuMeter | None = None,
+                  timeout: float = 120) -> None:
+    """Until the client node holds `want` RSA keys made ahead ([client]mutable.key_pool);
+    prints how long that took and (with `cpu`) the client's CPU seconds meanwhile."""
     t = time.perf_counter()
+    before = cpu.now()[0] if cpu is not None else None
 
     def ready() -> int:
         with urllib.request.urlopen(node_url.rstrip("/") + "/statistics?t=json", timeout=10) as r:
@@ -260,7 +263,8 @@ def wait_for_keys(node_url: str, want: int, timeout: float = 120) -> None:
         if time.perf_counter() - t > timeout:
             raise SystemExit(f"the key pool did not reach {want} keys in {timeout} s")
         time.sleep(0.2)
-    print(f"key pool: {want} keys ready after {time.perf_counter() - t:.1f} s more", flush=True)
+    spent = f", client cpu {cpu.now()[0] - before:.1f} s" if cpu is not None and before is not None else ""
+    print(f"key pool {label}: {want} keys ready after {time.perf_counter() - t:.1f} s more{spent}", flush=True)
 
 
 def driver_rates(grid: Grid, client_dir: str, cpu: CpuMeter | None = None,
@@ -277,7 +281,7 @@ def driver_rates(grid: Grid, client_dir: str, cpu: CpuMeter | None = None,
     workdir = tempfile.mkdtemp(prefix="shoal-bench-driver-")
     node_url = bs.wait_for_file(os.path.join(client_dir, "node.url"))
     rows = bs.driver_rows(node_url, workdir, cpu=cpu.now if cpu is not None else None,
-                          before_new_ids=(lambda: wait_for_keys(node_url, key_pool)) if key_pool else None)
+                          settle=(lambda label: wait_for_keys(node_url, key_pool, label, cpu)) if key_pool else None)
     return rows + (bs.blobmanager_rows(blobs_url, user, token, workdir) if blobmanager else [])
 
 

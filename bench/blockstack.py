@@ -58,10 +58,10 @@ def timed(label: str, count: int, size: int, fn, cpu=None) -> Row:  # type: igno
 
 
 def driver_rows(node_url: str, workdir: str, count: int = 40, size: int = 4096,
-                cpu=None, before_new_ids=None) -> list[Row]:  # type: ignore[no-untyped-def]
+                cpu=None, settle=None) -> list[Row]:  # type: ignore[no-untyped-def]
     """The driver's put/get rates through the client node at node_url, one call at a time
-    (with `cpu`, see timed, also the CPU each op cost; `before_new_ids()` is called,
-    untimed, just before the new-id puts)."""
+    (with `cpu`, see timed, also the CPU each op cost; `settle(label)` is called, untimed,
+    before the new-id puts and again before the overwrites)."""
     ini = os.path.join(workdir, "blockstack-client.ini")
     with open(ini, "w", encoding="utf-8") as f:
         f.write(f"[shoal]\nnode_url = {node_url}\nstate_file = {workdir}/blockstack-driver.json\n")
@@ -73,12 +73,13 @@ def driver_rows(node_url: str, workdir: str, count: int = 40, size: int = 4096,
         timed("immutable put", n, s, lambda i: driver.put_immutable_handler(hashes[i], blobs[i], "tx"), cpu),
         timed("immutable get", n, s, lambda i: driver.get_immutable_handler(hashes[i]) == blobs[i], cpu),
     ]
-    if before_new_ids is not None:
-        before_new_ids()
-    rows += [
-        timed("mutable put, new id", n, s, lambda i: driver.put_mutable_handler(f"id{i}", blobs[i]), cpu),
-        timed("mutable put, overwrite", n, s, lambda i: driver.put_mutable_handler(f"id{i}", blobs[(i + 1) % n]), cpu),
-    ]
+    if settle is not None:
+        settle("before the new ids")
+    rows.append(timed("mutable put, new id", n, s, lambda i: driver.put_mutable_handler(f"id{i}", blobs[i]), cpu))
+    if settle is not None:
+        settle("after the new ids")
+    rows.append(timed("mutable put, overwrite", n, s,
+                      lambda i: driver.put_mutable_handler(f"id{i}", blobs[(i + 1) % n]), cpu))
     urls = [driver.make_mutable_url(f"id{i}") for i in range(n)]
     rows.append(timed("mutable get", n, s, lambda i: driver.get_mutable_handler(urls[i]) == blobs[(i + 1) % n],
                       cpu))
