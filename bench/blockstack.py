@@ -61,7 +61,7 @@ def driver_rows(node_url: str, workdir: str, count: int = 40, size: int = 4096,
                 cpu=None, settle=None) -> list[Row]:  # type: ignore[no-untyped-def]
     """The driver's put/get rates through the client node at node_url, one call at a time
     (with `cpu`, see timed, also the CPU each op cost; `settle(label)` is called, untimed,
-    before the new-id puts and again before the overwrites)."""
+    before the first puts, before the new-id puts and before the overwrites)."""
     ini = os.path.join(workdir, "blockstack-client.ini")
     with open(ini, "w", encoding="utf-8") as f:
         f.write(f"[shoal]\nnode_url = {node_url}\nstate_file = {workdir}/blockstack-driver.json\n")
@@ -69,6 +69,8 @@ def driver_rows(node_url: str, workdir: str, count: int = 40, size: int = 4096,
     blobs = [os.urandom(size) for _ in range(count)]
     hashes = [hashlib.sha256(b).hexdigest() for b in blobs]
     n, s = count, size
+    if settle is not None:
+        settle("at the start")
     rows = [
         timed("immutable put", n, s, lambda i: driver.put_immutable_handler(hashes[i], blobs[i], "tx"), cpu),
         timed("immutable get", n, s, lambda i: driver.get_immutable_handler(hashes[i]) == blobs[i], cpu),
