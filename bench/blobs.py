@@ -53,8 +53,9 @@ of --small 1000 --scale '', and the CPU lines of the same bench):
   (an RSA key, 42 ms of CPU, and two publishes each) and no batching, as the
   3 connections' edits go to different shards (see shoal.apps.blobs.store).
 
-The Blockstack driver's put/get rates have their own section below
-(`driver_rates`), filled in by the driver's engineer.
+The Blockstack driver's put/get rates come from `driver_rates` below (the
+rows of bench/blockstack.py; its docstring has the figures and where the
+time goes); --key-pool sets the client's [client]mutable.key_pool for them.
 """
 
 import argparse
