@@ -299,3 +299,20 @@ def test_overwrite_from_a_stale_etag_is_refused_then_lands_once(grid, tmp_path):
     assert [m for m, _, _ in calls] == ["PUT", "GET", "PUT"]  # 412 from the stale tag, a read, the write
     record = first._read_record(f"/uri/{quote(first.writecaps['moved-id'], safe='')}")
     assert record is not None and (record.version, record.data()) == (3, "first v3")
+
+
+def test_errors_name_the_call_but_not_its_cap(grid, tmp_path):
+    """A refused call's error (what safely() logs) names the method and path with the cap
+    replaced by [cap]."""
+    from shoal.apps.blockstack.driver import NotFound, redacted
+
+    d = ShoalDriver(grid.client_url, str(tmp_path / "err.json"))
+    d.open()
+    cap = d.dircaps["mutable"]
+    with pytest.raises(NotFound) as failed:
+        d._call("GET", d._entry(cap, "no-such-name") + "?t=json")
+    text = str(failed.value)
+    assert "GET /uri/[cap]/no-such-name?t=json: 404" in text
+    assert cap not in text and quote(cap, safe="") not in text
+    assert redacted("/uri?t=mkdir") == "/uri?t=mkdir"
+    assert redacted(f"/uri/{quote(cap, safe='')}") == "/uri/[cap]"

@@ -24,6 +24,7 @@ import configparser
 import json
 import logging
 import os
+import re
 import tempfile
 import threading
 import time
@@ -86,6 +87,14 @@ class VersionMoved(DriverError):
     fault = Fault.CALLER
 
 
+_CAP_IN_PATH = re.compile(r"(/uri/)[^/?]+")
+
+
+def redacted(path: str) -> str:
+    """A web API path fit for an error or a log line: its cap replaced by [cap]."""
+    return _CAP_IN_PATH.sub(r"\1[cap]", path)
+
+
 CAS_ATTEMPTS = 8  # conditional writes of one put before giving up on a busy id
 
 
@@ -122,15 +131,16 @@ class ShoalDriver:
                 return r.read(), r.headers.get("ETag")
         except urllib.error.HTTPError as e:
             detail = e.read()[:200].decode("utf-8", "replace")
+            where = f"{method} {redacted(path)}"  # the path holds a cap: never in an error
             if e.code == 404:
-                raise NotFound(f"{method} {path}: 404 {detail}") from None
+                raise NotFound(f"{where}: 404 {detail}") from None
             if e.code == 409:
-                raise Conflict(f"{method} {path}: 409 {detail}") from None
+                raise Conflict(f"{where}: 409 {detail}") from None
             if e.code == 412:
-                raise VersionMoved(f"{method} {path}: 412 {detail}") from None
+                raise VersionMoved(f"{where}: 412 {detail}") from None
             if e.code in ok:
                 return b"", None
-            raise DriverError(f"{method} {path}: node answered {e.code} {detail}") from None
+            raise DriverError(f"{where}: node answered {e.code} {detail}") from None
 
     def _entry(self, dircap: str, name: str) -> str:
         return f"/uri/{quote(dircap, safe='')}/{quote(name, safe='')}"
