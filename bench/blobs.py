@@ -53,8 +53,9 @@ of --small 1000 --scale '', and the CPU lines of the same bench):
   (an RSA key, 42 ms of CPU, and two publishes each) and no batching, as the
   3 connections' edits go to different shards (see shoal.apps.blobs.store).
 
-The Blockstack driver's put/get rates have their own section below
-(`driver_rates`), filled in by the driver's engineer.
+The Blockstack driver's put/get rates come from `driver_rates` below (the
+rows of bench/blockstack.py; its docstring has the figures and where the
+time goes); --key-pool sets the client's [client]mutable.key_pool for them.
 """
 
 import argparse
@@ -64,6 +65,7 @@ import pathlib
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -93,14 +95,15 @@ class CpuMeter:
         self.client_pid, self.storage_pids = client_pid, storage_pids
         self.mark()
 
-    def _now(self) -> tuple[float, float]:
+    def now(self) -> tuple[float, float]:
+        """CPU seconds used so far: (the client node, the storage nodes summed)."""
         return cpu_seconds(self.client_pid), sum(cpu_seconds(p) for p in self.storage_pids)
 
     def mark(self) -> None:
-        self._start = self._now()
+        self._start = self.now()
 
     def since(self) -> str:
-        (client0, storage0), (client, storage) = self._start, self._now()
+        (client0, storage0), (client, storage) = self._start, self.now()
         self._start = (client, storage)
         return f"cpu: client {client - client0:.1f} s, storage nodes {storage - storage0:.1f} s"
 
@@ -246,8 +249,30 @@ def rebuild_memory(grid: Grid, client_dir: str, user: str, namespace: str, k: in
 # grid and the client node's directory, returning rows of (workload, seconds, note).
 
 
-def driver_rates(grid: Grid, client_dir: str) -> list[tuple[str, float, str]]:
-    """Blockstack driver put/get rates and BlobManager sync, from bench/blockstack.py."""
+def wait_for_keys(node_url: str, want: int, label: str = "", cpu: CpuMeter | None = None,
+                  timeout: float = 120) -> None:
+    """Until the client node holds `want` RSA keys made ahead ([client]mutable.key_pool);
+    prints how long that took and (with `cpu`) the client's CPU seconds meanwhile."""
+    t = time.perf_counter()
+    before = cpu.now()[0] if cpu is not None else None
+
+    def ready() -> int:
+        with urllib.request.urlopen(node_url.rstrip("/") + "/statistics?t=json", timeout=10) as r:
+            return int(json.loads(r.read())["stats"].get("mutable.keys_ready") or 0)
+
+    while ready() < want:
+        if time.perf_counter() - t > timeout:
+            raise SystemExit(f"the key pool did not reach {want} keys in {timeout} s")
+        time.sleep(0.2)
+    spent = f", client cpu {cpu.now()[0] - before:.1f} s" if cpu is not None and before is not None else ""
+    print(f"key pool {label}: {want} keys ready after {time.perf_counter() - t:.1f} s more{spent}", flush=True)
+
+
+def driver_rates(grid: Grid, client_dir: str, cpu: CpuMeter | None = None,
+                 blobmanager: bool = True, key_pool: int = 0) -> list[tuple[str, float, str]]:
+    """Blockstack driver put/get rates (with `cpu`, the CPU per op too; with `key_pool`,
+    the new-id puts start with that many keys ready) and BlobManager sync, from
+    bench/blockstack.py."""
     sys.path.insert(0, str(ROOT / "bench"))
     import blockstack as bs
 
@@ -256,7 +281,9 @@ def driver_rates(grid: Grid, client_dir: str) -> list[tuple[str, float, str]]:
     blobs_url = bs.wait_for_file(os.path.join(client_dir, "private", "blobs.url"))
     workdir = tempfile.mkdtemp(prefix="shoal-bench-driver-")
     node_url = bs.wait_for_file(os.path.join(client_dir, "node.url"))
-    return bs.driver_rows(node_url, workdir) + bs.blobmanager_rows(blobs_url, user, token, workdir)
+    rows = bs.driver_rows(node_url, workdir, cpu=cpu.now if cpu is not None else None,
+                          settle=(lambda label: wait_for_keys(node_url, key_pool, label, cpu)) if key_pool else None)
+    return rows + (bs.blobmanager_rows(blobs_url, user, token, workdir) if blobmanager else [])
 
 
 # -----------------------------------------------------------------------------------------
@@ -272,6 +299,9 @@ def main() -> None:
     ap.add_argument("--scale", default="100,1000,10000", help="namespace sizes for the PUT latency ('' skips)")
     ap.add_argument("--latency-puts", type=int, default=15)
     ap.add_argument("--no-driver", action="store_true", help="skip the Blockstack driver and BlobManager rows")
+    ap.add_argument("--key-pool", type=int, default=0,
+                    help="the client's [client]mutable.key_pool, and wait for it to fill before the driver's new ids")
+    ap.add_argument("--no-blobmanager", action="store_true", help="of the driver rows, skip BlobManager's")
     ap.add_argument("--no-rebuild", action="store_true", help="skip the rebuild of the scale namespace")
     ap.add_argument("--no-workloads", action="store_true", help="skip Soledad's two workloads")
     args = ap.parse_args()
@@ -284,7 +314,8 @@ def main() -> None:
         grid.start_introducer()
         with ThreadPoolExecutor(args.storage_nodes) as pool:
             list(pool.map(grid.add_storage, [f"storage{i + 1}" for i in range(args.storage_nodes)]))
-        client, url = start_blob_client(grid, "client", shares=(k, happy, n),
+        pool = {("client", "mutable.key_pool"): str(args.key_pool)} if args.key_pool else {}
+        client, url = start_blob_client(grid, "client", shares=(k, happy, n), config=pool,
                                         quota="10GiB", max_objects=str(max([*scale, 0]) + 10_000))
         for user in ("alice", "bob", "streamer", "quota"):  # the root, user and namespace directories
             status, _, body = BlobHTTP(url, user).blob("PUT", "warm-up", body=b"w")  # (and their RSA keys)
@@ -312,7 +343,7 @@ def main() -> None:
         rebuild = None
         if scale and not args.no_rebuild:
             rebuild = rebuild_memory(grid, client.nodedir, "alice", "scale", k, happy, n)
-        driver = [] if args.no_driver else driver_rates(grid, client.nodedir)
+        driver = [] if args.no_driver else driver_rates(grid, client.nodedir, cpu, not args.no_blobmanager, args.key_pool)
     finally:
         grid.stop()
     print()

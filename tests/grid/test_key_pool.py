@@ -60,3 +60,35 @@ def test_create_takes_its_key_from_the_pool():
         assert parse_cap(node.cap.to_string()) == expected
         assert grid.call(lambda: defer.ensureDeferred(node.download_best_version())) == b"hello"
         grid.call(lambda: defer.ensureDeferred(pool.stop()))
+
+
+def test_refill_waits_for_a_lull_unless_the_pool_runs_low():
+    """A burst served from the pool makes no keys behind it (they would take the CPU the
+    burst needs) until a quarter of the pool is left; a lull of idle_delay refills it."""
+    from twisted.internet import task
+
+    made = []
+
+    def generate():
+        made.append(fresh_key())
+        return made[-1]
+
+    with LocalGrid(1) as grid:
+        clock = task.Clock()
+        pool = KeyPool(8, generate, idle_delay=1.0, clock=clock)
+        grid.call(pool.fill)
+        _wait(grid, pool, 8)
+        for _ in range(5):  # 8 -> 3 left: more than a quarter
+            grid.call(lambda: defer.ensureDeferred(pool.get()))
+        assert len(made) == 8 and grid.call(pool.ready) == 3  # nothing made during the burst
+        grid.call(clock.advance, 0.5)
+        grid.call(lambda: defer.ensureDeferred(pool.get()))  # 2 left: a quarter, refilled at once
+        _wait(grid, pool, 8)
+        assert len(made) == 14
+        grid.call(lambda: defer.ensureDeferred(pool.get()))  # 7 left: waits for the lull
+        grid.call(clock.advance, 0.9)
+        assert grid.call(pool.ready) == 7 and len(made) == 14
+        grid.call(clock.advance, 0.2)  # a second without a get(): refilled
+        _wait(grid, pool, 8)
+        assert len(made) == 15 and pool.served_from_pool == 7
+        grid.call(lambda: defer.ensureDeferred(pool.stop()))

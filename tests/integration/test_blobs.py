@@ -72,12 +72,13 @@ class BlobHTTP:
         return json.loads(body)
 
 
-def start_blob_client(grid: Grid, name: str, shares: tuple[int, int, int] = (2, 3, 4),
-                      **blobs: str) -> tuple[NodeProcess, str]:
+def start_blob_client(grid: Grid, name: str, shares: tuple[int, int, int] = (2, 3, 4), *,
+                      config: dict[tuple[str, str], str] | None = None, **blobs: str) -> tuple[NodeProcess, str]:
     """A client node with the blob service on its own port ([blobs] keys given
-    override the defaults here); (process, blob URL)."""
+    override the defaults here; `config`: more tahoe.cfg settings); (process, blob URL)."""
     settings = {"enabled": "true", "port": "tcp:0:interface=127.0.0.1", "quota": str(QUOTA), **blobs}
-    node = grid.add_client(name, *shares_args(*shares), config={("blobs", k): v for k, v in settings.items()},
+    node = grid.add_client(name, *shares_args(*shares),
+                           config={**{("blobs", k): v for k, v in settings.items()}, **(config or {})},
                            files={os.path.join("private", "blobs.tokens"):
                                   "".join(f"{user}:{token}\n" for user, token in TOKENS.items())})
     url_file = node.private("blobs.url")

@@ -247,3 +247,72 @@ def test_read_your_writes_with_lagging_servers(grid, tmp_path):
     again = ShoalDriver(grid.client_url, d.state_file)
     again.open()
     assert again.pins["profile"] == d.pins["profile"] >= 1
+
+
+def _recording(d: ShoalDriver) -> list[tuple[str, str, dict]]:
+    """Record the (method, path, headers) of every web request the driver makes."""
+    calls: list[tuple[str, str, dict]] = []
+    real = d._call_tagged
+
+    def call(method, path, body=None, ok=(200, 201), headers=None):
+        calls.append((method, path, dict(headers or {})))
+        return real(method, path, body, ok, headers)
+
+    d._call_tagged = call  # type: ignore[method-assign]
+    return calls
+
+
+def test_new_id_is_one_request_and_an_overwrite_after_own_write_is_one(grid, tmp_path):
+    """A new id is created and linked by one PUT (format=SDMF, replace=false); the
+    driver that wrote or read the current version overwrites it with one conditional
+    PUT naming that version's ETag, reading nothing first."""
+    d = ShoalDriver(grid.client_url, str(tmp_path / "one.json"), read_pause=0.05)
+    d.open()
+    calls = _recording(d)
+    assert d.put_mutable("fresh-id", "v0")
+    assert [(m, p.rpartition("?")[2]) for m, p, _ in calls] == [("PUT", "format=SDMF&replace=false")]
+    assert d.get_mutable(d.mutable_url("fresh-id")) == "v0"  # the read's ETag is remembered
+    del calls[:]
+    assert d.put_mutable("fresh-id", "v1")
+    assert [m for m, _, _ in calls] == ["PUT"] and calls[0][2]["If-Match"].startswith('"')
+    del calls[:]
+    assert d.put_mutable("fresh-id", "v2")  # from the ETag the last PUT answered
+    assert [m for m, _, _ in calls] == ["PUT"]
+    record = d._read_record(f"/uri/{quote(d.writecaps['fresh-id'], safe='')}")
+    assert record is not None and (record.version, record.data()) == (2, "v2")
+
+
+def test_overwrite_from_a_stale_etag_is_refused_then_lands_once(grid, tmp_path):
+    """When another writer moved the id after this driver's last write, the remembered
+    ETag is refused (412, nothing written) and the put lands, once, on top of the other
+    writer's version: neither write is lost and no version number is used twice."""
+    first = ShoalDriver(grid.client_url, str(tmp_path / "s1.json"), read_pause=0.05)
+    first.open()
+    assert first.put_mutable("moved-id", "first v0")
+    assert first.put_mutable("moved-id", "first v1")
+    shutil.copy(first.state_file, tmp_path / "s2.json")
+    second = ShoalDriver(grid.client_url, str(tmp_path / "s2.json"), read_pause=0.05)
+    second.open()
+    assert second.put_mutable("moved-id", "second v2")
+    calls = _recording(first)
+    assert first.put_mutable("moved-id", "first v3")
+    assert [m for m, _, _ in calls] == ["PUT", "GET", "PUT"]  # 412 from the stale tag, a read, the write
+    record = first._read_record(f"/uri/{quote(first.writecaps['moved-id'], safe='')}")
+    assert record is not None and (record.version, record.data()) == (3, "first v3")
+
+
+def test_errors_name_the_call_but_not_its_cap(grid, tmp_path):
+    """A refused call's error (what safely() logs) names the method and path with the cap
+    replaced by [cap]."""
+    from shoal.apps.blockstack.driver import NotFound, redacted
+
+    d = ShoalDriver(grid.client_url, str(tmp_path / "err.json"))
+    d.open()
+    cap = d.dircaps["mutable"]
+    with pytest.raises(NotFound) as failed:
+        d._call("GET", d._entry(cap, "no-such-name") + "?t=json")
+    text = str(failed.value)
+    assert "GET /uri/[cap]/no-such-name?t=json: 404" in text
+    assert cap not in text and quote(cap, safe="") not in text
+    assert redacted("/uri?t=mkdir") == "/uri?t=mkdir"
+    assert redacted(f"/uri/{quote(cap, safe='')}") == "/uri/[cap]"

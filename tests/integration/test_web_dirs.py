@@ -89,6 +89,27 @@ def test_directory_tree(url):
     assert page.status == 200 and "big.bin" in page.text and "48.8 KiB" in page.text
 
 
+def test_mutable_child_created_in_one_put_and_replace_false(url):
+    """PUT /uri/$DIRCAP/name?format=SDMF creates a mutable file and links it (201, its
+    write cap); with replace=false a name already there is 409 and nothing changes,
+    a mutable file's contents included (Tahoe 1.20's early trap)."""
+    root = request(url, "POST", "/uri?t=mkdir").text
+    r = request(url, "PUT", u(root, "m") + "?format=SDMF&replace=false", b"first")
+    assert r.status == 201 and r.text.startswith("URI:SSK:")
+    cap = r.text
+    kind, info = children(url, root)["m"]
+    assert kind == "filenode" and info["rw_uri"] == cap and info["mutable"] is True
+    r = request(url, "PUT", u(root, "m") + "?format=SDMF&replace=false", b"second")
+    assert r.status == 409 and cap not in r.text
+    assert request(url, "PUT", u(root, "m") + "?replace=false", b"third").status == 409
+    assert request(url, "GET", u(root, "m")).body == b"first"
+    assert request(url, "GET", u(cap)).body == b"first"
+    # without replace=false a PUT to the mutable child still replaces its contents in place
+    assert request(url, "PUT", u(root, "m"), b"fourth").status == 200
+    assert request(url, "GET", u(cap)).body == b"fourth"
+    assert children(url, root)["m"][1]["rw_uri"] == cap
+
+
 def test_directory_edits(url):
     root = request(url, "POST", "/uri?t=mkdir").text
     file_cap = request(url, "PUT", "/uri", b"linked file contents that are long enough for CHK").text

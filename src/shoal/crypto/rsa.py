@@ -21,11 +21,14 @@ where a private one is wanted, and so a private key's repr shows no secret.
 
 from __future__ import annotations
 
+import math
+
 import attrs
 from Crypto.Hash import SHA256
-from Crypto.IO import PEM
+from Crypto.IO import PEM, PKCS8
 from Crypto.PublicKey import RSA
 from Crypto.Signature import pss
+from Crypto.Util.asn1 import DerSequence
 from cryptography.hazmat.primitives.asymmetric import rsa as openssl_rsa
 
 from shoal.errors import Fault, ShoalError
@@ -35,6 +38,7 @@ KEY_BITS = 2048
 PUBLIC_EXPONENT = 65537
 PSS_SALT_LENGTH = 32
 _PEM_MARKERS = ("RSA PRIVATE KEY", "PRIVATE KEY")
+_RSA_ENCRYPTION_OID = "1.2.840.113549.1.1.1"
 # What pycryptodome's importers raise on malformed input. BytesWarning: its
 # PKCS#8 reader compares a bytes element with 0 when the version is not an
 # INTEGER, which is an exception under ``python -b -W error::BytesWarning``.
@@ -134,6 +138,42 @@ def private_key_from_der(data: bytes, *, bits: int | None = KEY_BITS) -> Private
     if bits is not None and key.size_in_bits() != bits:
         raise BadKeyError(f"RSA private key must be {bits} bits, not {key.size_in_bits()}")
     return PrivateKey(key)
+
+
+def private_key_from_authenticated_der(der: bytes, *, bits: int = KEY_BITS) -> PrivateKey:
+    """Load the PKCS#8 DER of a private key whose bytes the caller has already
+    authenticated: a mutable file's signing key, whose tagged hash is the writekey
+    of the cap (so these are the bytes the file's creator made, nobody else's).
+
+    private_key_from_der tests p and q for primality on every import, 20-70 ms of
+    pure Python holding the GIL, paid by every modify of a mutable file or directory
+    opened afresh; here the key is only checked for consistency (n = p*q, e*d = 1
+    modulo lcm(p-1, q-1), the CRT values) and for writing back out as these very
+    bytes, which together cost well under a millisecond of big-integer arithmetic.
+    """
+    if not isinstance(der, bytes):
+        raise TypeError(f"private key must be bytes, not {type(der).__name__}")
+    try:
+        oid, pkcs1, _params = PKCS8.unwrap(der)
+        if oid != _RSA_ENCRYPTION_OID:
+            raise ValueError(f"algorithm {oid} is not rsaEncryption")
+        fields = DerSequence().decode(pkcs1, nr_elements=9, only_ints_expected=True)
+    except _IMPORT_ERRORS as err:
+        raise BadKeyError(f"not an RSA private key in PKCS#8 DER: {err}") from None
+    version, n, e, d, p, q, dp, dq, qinv = (int(fields[i]) for i in range(9))
+    if version != 0 or min(p, q) < 3 or not 1 < e < n:
+        raise BadKeyError("RSA private key fields out of range")
+    if n.bit_length() != bits:
+        raise BadKeyError(f"RSA private key must be {bits} bits, not {n.bit_length()}")
+    if math.gcd(p, q) != 1:
+        raise BadKeyError("inconsistent RSA private key (p and q share a factor)")
+    lcm = math.lcm(p - 1, q - 1)
+    if p * q != n or (e * d) % lcm != 1 or dp != d % (p - 1) or dq != d % (q - 1) or (q * qinv) % p != 1:
+        raise BadKeyError("inconsistent RSA private key (n, e, d and the CRT values do not agree)")
+    key = PrivateKey(RSA.construct((n, e, d, p, q, pow(p, -1, q)), consistency_check=False))
+    if private_key_to_der(key) != der:
+        raise BadKeyError("RSA private key is not canonical PKCS#8 DER")
+    return key
 
 
 def _unarmour(data: bytes) -> bytes:

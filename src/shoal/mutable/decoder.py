@@ -108,6 +108,6 @@ def decrypt_private_key(writekey: bytes, enc_privkey: bytes) -> rsa.PrivateKey:
     if not constant_time_equal(ssk_writekey_hash(der), writekey):
         raise ShareCheckError("encrypted private key does not match the writekey")
     try:
-        return rsa.private_key_from_der(der)
+        return rsa.private_key_from_authenticated_der(der)  # the writekey hash vouches for the bytes
     except rsa.BadKeyError as e:
         raise ShareCheckError(f"private key: {e}") from None

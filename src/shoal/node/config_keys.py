@@ -91,6 +91,12 @@ _ENTRIES: tuple[Key, ...] = (
         "Seconds a query or a read of one storage server may take before the client gives up on that "
         "server (unset: 30; a write or close gets twice as long); 1 to 3600.",
         "shoal's own: Tahoe refuses the key."),
+    Key("client", "mutable.key_pool", "integer", "2",
+        "RSA-2048 signing keys made ahead in the background, so that creating a mutable file or "
+        "directory need not wait for one (a key costs 40-100 ms of CPU to make and a few KB of "
+        "memory to keep); 0 to 1024. A gateway that creates mutable files in bursts (a Blockstack "
+        "driver's new ids) keeps about a burst's worth.",
+        "shoal's own: Tahoe makes every key on demand."),
     Key("client", "key_generator.furl", "FURL", "", _IGNORED, used=False),
     Key("client", "mutable.format", "text", "", _IGNORED + " Clients choose per request (format=MDMF).",
         "Tahoe makes new mutable files and directories MDMF when this says MDMF, else SDMF.", used=False),

@@ -35,6 +35,16 @@ def encoding_params(config: NodeConfig) -> EncodingParams:
 
 
 MAX_STORAGE_TIMEOUT = 3600
+MAX_KEY_POOL = 1024
+DEFAULT_KEY_POOL = 2
+
+
+def key_pool_size(config: NodeConfig) -> int:
+    """[client] mutable.key_pool: how many RSA keys the node keeps made ahead (0..1024)."""
+    size = config.get_int("client", "mutable.key_pool", DEFAULT_KEY_POOL)
+    if not 0 <= size <= MAX_KEY_POOL:
+        raise ConfigError(f"{config.path}: [client]mutable.key_pool: {size} is not 0..{MAX_KEY_POOL} keys")
+    return size
 
 
 def storage_deadlines(config: NodeConfig) -> Deadlines:

@@ -39,7 +39,7 @@ from shoal.mutable import MutableClient
 from shoal.mutable.keypool import KeyPool
 from shoal.node import helped_files
 from shoal.node.config import ConfigError, NodeConfig, body_rate, parse_size
-from shoal.node.files import ClientFiles, encoding_params, storage_deadlines
+from shoal.node.files import ClientFiles, encoding_params, key_pool_size, storage_deadlines
 from shoal.node.identity import (
     NodeIdentity,
     load_identity,
@@ -69,7 +69,6 @@ if TYPE_CHECKING:  # the blob service and SFTP are imported only by a node that 
 HOUSEKEEPING_INTERVAL = 1.0  # seconds between crawler slices
 CRAWLER_SLICE = 0.1  # seconds of work per slice (keeps the reactor responsive)
 CHECKER_SETTLE = 5.0  # seconds without a new server connecting before the checker job starts
-KEY_POOL_SIZE = 2  # RSA keys made ahead, so creating a mutable file or directory need not wait
 
 
 def _sleep(seconds: float) -> "defer.Deferred[None]":
@@ -303,7 +302,7 @@ class Node(service.MultiService):
         connection = self.helper_connection
         self.files = (ClientFiles(self.broker, params, self.identity) if connection is None
                       else helped_files.HelpedFiles(self.broker, params, self.identity, connection.helper))
-        self.key_pool = KeyPool(KEY_POOL_SIZE)
+        self.key_pool = KeyPool(key_pool_size(self.config))  # RSA keys made ahead ([client]mutable.key_pool)
         self.mutable = MutableClient(
             self.broker, lease_secret=self.identity.lease_secret, k=params.k, n=params.n, key_pool=self.key_pool
         )

@@ -17,7 +17,9 @@ a directory  GET: HTML listing (shoal.web.dirpage), t=json (["dirnode", {"childr
              t=stream-manifest and t=stream-deep-check (JSON lines, shoal.web.deep);
              when_done= redirects after success. DELETE: unlink it from its parent.
 a file       shoal.web.files (PUT replaces it: 200; replace=false: 409).
-nothing      PUT: upload a file there (201; format=SDMF|MDMF for a mutable one);
+nothing      PUT: upload a file there (201; format=SDMF|MDMF for a mutable one; with
+             replace=false the name is not looked up first: the link refuses it,
+             409, if it is there after all, leaving the new file unlinked);
              PUT t=uri: link the cap in the body; PUT/POST t=mkdir...: make the
              directory; POST t=upload: upload the form's file; else 404 No such child.
 """
@@ -155,6 +157,10 @@ async def walk(services: WebServices, root: DirectoryNode, path: list[str], requ
     maker = nodemaker(services)
     t = t_arg(request)
     create = request.method in (b"PUT", b"POST") and t not in NO_INTERMEDIATES
+    # a PUT of a new file with replace=false needs no lookup of its name: the link's
+    # own check (overwrite=False) refuses a name already there with the same 409, and
+    # the new-name case, the one such a PUT expects, saves a read of the directory
+    unlooked = request.method == b"PUT" and t == "" and replace_arg(request) is False
     node: Node = root
     parent: DirectoryNode | None = None
     name: str | None = None
@@ -165,6 +171,8 @@ async def walk(services: WebServices, root: DirectoryNode, path: list[str], requ
                 raise WalkError.page(http.CONFLICT, f"Unable to create directory {name!r}: a file was in the way")
             raise WalkError.page(http.BAD_REQUEST, f"Files have no children named {segment!r}")
         last = depth == len(path) - 1
+        if last and unlooked:
+            return Target(None, node, segment)
         try:
             entry = await node.get(segment)
         except NoSuchChildError:

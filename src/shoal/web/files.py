@@ -13,7 +13,8 @@ GET   t=info           an HTML page about the object
 GET   t=uri            the cap; t=readonly-uri: its read-only cap
 HEAD  (no t)           the headers of GET
 PUT   (no t)           mutable file: replace the contents, or `offset=` to write in place
-                       (MDMF; SDMF read-modify-write); immutable file: 400.
+                       (MDMF; SDMF read-modify-write); immutable file: 400 (a
+                       directory's child: replaced by a new upload); replace=false: 409.
                        shoal's extension (Tahoe clients send no If-Match and see no change):
                        `If-Match: <ETag>` replaces the contents only if the file's current
                        version has that tag (`*`: any), else 412 and nothing written;
@@ -47,7 +48,7 @@ from shoal.encoding import digits
 from shoal.encoding.base32 import b2a
 from shoal.mutable.filenode import MutableFileNode, MutableVersion, version_tag
 from shoal.streaming import ConsumerWriter
-from shoal.web.children import put_child_cap, put_child_file, unlink_child
+from shoal.web.children import check_replace, put_child_cap, put_child_file, unlink_child
 from shoal.web.common import (
     WalkError,
     WebError,
@@ -293,6 +294,9 @@ class FileResource(resource.Resource):
             return await put_child_cap(self.services, request, self.parent, self.name or "")
         if t:
             raise WebError(f"PUT to a file: bad t={t}")
+        # replace=false and a file is already there: 409 before anything is written, a
+        # mutable one's contents included (Tahoe's early trap)
+        check_replace(request, True)
         if self.parent is not None and not self.node.is_mutable():
             return await put_child_file(self.services, request, self.parent, self.name or "")
         node = self._mutable("PUT")

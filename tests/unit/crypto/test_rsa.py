@@ -180,12 +180,13 @@ def test_random_bytes_raise_only_bad_key(data):
             pass
 
 
+@pytest.mark.parametrize("load", [rsa.private_key_from_der, rsa.private_key_from_authenticated_der])
 @given(position=st.integers(min_value=0, max_value=1216), bit=st.integers(0, 7))
-def test_damaged_der_raises_only_bad_key(key_der, position, bit):
+def test_damaged_der_raises_only_bad_key(key_der, load, position, bit):
     damaged = bytearray(key_der)
     damaged[position % len(damaged)] ^= 1 << bit
     try:
-        loaded = rsa.private_key_from_der(bytes(damaged))
+        loaded = load(bytes(damaged))
     except rsa.BadKeyError:
         return
     # A flip that survives the consistency checks still gives a usable key.
@@ -250,3 +251,71 @@ def test_signatures_interoperate_with_cryptography(key, key_der):
         rsa.verify(key.public_key(), theirs.sign(b"prefix", max_salt, hashes.SHA256()), b"prefix")
     with pytest.raises(InvalidSignature):
         theirs.public_key().verify(ours, b"prefiX", tahoe_padding, hashes.SHA256())
+
+
+# --- keys whose bytes a writekey already vouches for -----------------------------------
+
+
+def _der_with(key: rsa.PrivateKey, **fields: int) -> bytes:
+    """The key's PKCS#8 DER with some RSAPrivateKey integers replaced."""
+    from Crypto.IO import PKCS8
+    from Crypto.Util.asn1 import DerNull, DerSequence
+
+    k = key.key
+    values = {"version": 0, "n": int(k.n), "e": int(k.e), "d": int(k.d), "p": int(k.p), "q": int(k.q),
+              "dp": int(k.d) % (int(k.p) - 1), "dq": int(k.d) % (int(k.q) - 1), "qinv": pow(int(k.q), -1, int(k.p))}
+    values.update(fields)
+    pkcs1 = DerSequence(list(values.values())).encode()
+    return bytes(PKCS8.wrap(pkcs1, "1.2.840.113549.1.1.1", key_params=DerNull()))
+
+
+def test_authenticated_der_loads_the_same_key(tahoe_vectors, key, key_der):
+    assert _der_with(key) == key_der
+    for vector in tahoe_vectors["mutable"]:
+        der = base64.urlsafe_b64decode(vector["private_key_der_b64url"])
+        loaded = rsa.private_key_from_authenticated_der(der)
+        assert loaded == rsa.private_key_from_der(der)
+        assert rsa.private_key_to_der(loaded) == der
+        rsa.verify(loaded.public_key(), rsa.sign(loaded, b"m"), b"m")
+
+
+def test_authenticated_der_skips_the_primality_tests(key_der, monkeypatch):
+    """The point of it: no prime test (tens of ms of Python on the reactor per modify)."""
+    from Crypto.Math import Primality
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("primality test run")
+
+    monkeypatch.setattr(Primality, "test_probable_prime", refuse)
+    monkeypatch.setattr(Primality, "miller_rabin_test", refuse)
+    with pytest.raises(AssertionError):
+        rsa.private_key_from_der(key_der)  # the full import does test
+    assert rsa.private_key_to_der(rsa.private_key_from_authenticated_der(key_der)) == key_der
+
+
+@pytest.mark.parametrize("change", [
+    {"version": 1}, {"n": 12345}, {"e": 3}, {"dp": 5}, {"dq": 7}, {"qinv": 11},
+])
+def test_authenticated_der_still_checks_consistency(key, change):
+    k = key.key
+    with pytest.raises(rsa.BadKeyError):
+        rsa.private_key_from_authenticated_der(_der_with(key, **change))
+    # d not matching e, and p, q swapped for a wrong factorisation
+    with pytest.raises(rsa.BadKeyError):
+        rsa.private_key_from_authenticated_der(_der_with(key, d=int(k.d) + 2))
+    with pytest.raises(rsa.BadKeyError):
+        rsa.private_key_from_authenticated_der(_der_with(key, p=int(k.p) + 2))
+
+
+def test_authenticated_der_refuses_other_sizes_forms_and_junk(key, key_der):
+    small = rsa.generate_private_key(1024)
+    with pytest.raises(rsa.BadKeyError):
+        rsa.private_key_from_authenticated_der(rsa.private_key_to_der(small))
+    assert rsa.private_key_from_authenticated_der(rsa.private_key_to_der(small), bits=1024) == small
+    for bad in (b"", key_der[:-1], key_der + b"\x00", key.key.export_key(format="DER", pkcs=1),
+                _pem(key_der, "PRIVATE KEY"), rsa.public_key_to_der(key.public_key())):
+        with pytest.raises(rsa.BadKeyError):
+            rsa.private_key_from_authenticated_der(bad)
+    with pytest.raises(TypeError):
+        rsa.private_key_from_authenticated_der(bytearray(key_der))  # type: ignore[arg-type]
+

@@ -5,14 +5,7 @@ import pytest
 from shoal.grid.storage_client import Deadlines
 from shoal.node.config import ConfigError, load_config
 from shoal.node.files import storage_deadlines
-from shoal.testing.processes import create_storage_node, set_config
-
-
-@pytest.fixture
-def nodedir(tmp_path):
-    d = str(tmp_path / "node")
-    create_storage_node(d)
-    return d
+from shoal.testing.processes import set_config
 
 
 def test_unset_is_the_default(nodedir):

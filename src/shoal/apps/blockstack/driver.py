@@ -5,15 +5,18 @@ top of Tahoe-LAFS 1.20 web API calls (docs/frontends/webapi.rst) and one shoal
 extension, a conditional overwrite (``PUT /uri/$WRITECAP`` with ``If-Match``
 the ETag of the version read; 412 if it moved):
 ``POST /uri?t=mkdir`` (the driver's directories), ``PUT /uri/$DIRCAP/name``
-(immutable data, CHK), ``PUT /uri?format=SDMF`` and ``PUT /uri/$WRITECAP``
-(create and overwrite one mutable file per id), ``PUT /uri/$DIRCAP/name?t=uri``
-(link it), ``GET /uri/$DIRCAP/name?t=json`` (find it), ``DELETE``.
+(immutable data, CHK; with ``format=SDMF&replace=false``: a new id's mutable
+file, created and linked in one request, 409 if the name is taken),
+``PUT /uri/$WRITECAP`` (overwrite it), ``GET /uri/$DIRCAP/name?t=json`` (find
+it), ``DELETE``.
 
 The driver keeps a small JSON state file: its directory caps (so a restarted
 client finds its data again) and, per mutable id, the highest record version it
-wrote or read. A read that returns an older version (a lagging storage server,
-a directory not yet showing a new entry) is retried with growing pauses and
-never handed to the caller. Blocking stdlib HTTP only: Blockstack calls drivers
+wrote or read; in memory, the ETag of the version of each id it last wrote or
+read, so an overwrite names it in If-Match without reading it first. A read
+that returns an older version (a lagging storage server, a directory not yet
+showing a new entry) is retried with growing pauses and never handed to the
+caller. Blocking stdlib HTTP only: Blockstack calls drivers
 synchronously.
 """
 
@@ -21,6 +24,7 @@ import configparser
 import json
 import logging
 import os
+import re
 import tempfile
 import threading
 import time
@@ -70,11 +74,25 @@ class NotFound(DriverError, NotFoundError):
     fault = Fault.CALLER
 
 
+class Conflict(DriverError):
+    """The node refused to link a name that is already there (409, replace=false)."""
+
+    fault = Fault.CALLER
+
+
 class VersionMoved(DriverError):
     """A conditional write (If-Match) found the record at another version (412):
     another writer got there first."""
 
     fault = Fault.CALLER
+
+
+_CAP_IN_PATH = re.compile(r"(/uri/)[^/?]+")
+
+
+def redacted(path: str) -> str:
+    """A web API path fit for an error or a log line: its cap replaced by [cap]."""
+    return _CAP_IN_PATH.sub(r"\1[cap]", path)
 
 
 CAS_ATTEMPTS = 8  # conditional writes of one put before giving up on a busy id
@@ -93,6 +111,9 @@ class ShoalDriver:
         self.dircaps: dict[str, str] = {}
         self.pins: dict[str, int] = {}
         self.writecaps: dict[str, str] = {}
+        # per mutable id, (record version, ETag) of the version this driver last wrote or
+        # read: the If-Match of its next write (kept in memory only)
+        self.tags: dict[str, tuple[int, str]] = {}
         self._lock = threading.RLock()
 
     # -- HTTP ---------------------------------------------------------------
@@ -110,13 +131,16 @@ class ShoalDriver:
                 return r.read(), r.headers.get("ETag")
         except urllib.error.HTTPError as e:
             detail = e.read()[:200].decode("utf-8", "replace")
+            where = f"{method} {redacted(path)}"  # the path holds a cap: never in an error
             if e.code == 404:
-                raise NotFound(f"{method} {path}: 404 {detail}") from None
+                raise NotFound(f"{where}: 404 {detail}") from None
+            if e.code == 409:
+                raise Conflict(f"{where}: 409 {detail}") from None
             if e.code == 412:
-                raise VersionMoved(f"{method} {path}: 412 {detail}") from None
+                raise VersionMoved(f"{where}: 412 {detail}") from None
             if e.code in ok:
                 return b"", None
-            raise DriverError(f"{method} {path}: node answered {e.code} {detail}") from None
+            raise DriverError(f"{where}: node answered {e.code} {detail}") from None
 
     def _entry(self, dircap: str, name: str) -> str:
         return f"/uri/{quote(dircap, safe='')}/{quote(name, safe='')}"
@@ -254,46 +278,69 @@ class ShoalDriver:
 
     def _write(self, data_id: str, kind: int, payload: bytes) -> None:
         # An id this driver never wrote nor read is most likely new: create its file and
-        # link it with replace=false without looking the name up first (a directory read
-        # saved per new id); if another client linked it already, the link is refused
-        # (409) and the write goes through that client's file by compare-and-swap below.
+        # link it in one request (PUT to the directory entry with format=SDMF and
+        # replace=false), without looking the name up first; if another client linked
+        # it already, that is 409 and the write goes through that client's file by
+        # compare-and-swap below.
         cap = self.writecaps.get(data_id) if data_id not in self.pins else self._writecap(data_id)
         if cap is None:
             version = self.pins.get(data_id, -1) + 1
             data = pack_record(Record(kind, version, payload))
-            new_cap = self._call("PUT", "/uri?format=SDMF", data).decode("ascii").strip()
             try:
-                self._call("PUT", self._entry(self.dircaps["mutable"], mutable_name(data_id))
-                           + "?t=uri&replace=false", new_cap.encode("ascii"))
+                body, tag = self._call_tagged("PUT", self._entry(self.dircaps["mutable"], mutable_name(data_id))
+                                              + "?format=SDMF&replace=false", data)
+            except Conflict:
+                body = b""
+            if body:
+                new_cap = body.decode("ascii").strip()
                 with self._lock:
                     self.writecaps[data_id] = new_cap
+                    self._remember(data_id, version, tag)
                     self.pins[data_id] = max(version, self.pins.get(data_id, -1))
                     self._save_locked()
                 return
-            except DriverError as e:
-                if "409" not in str(e):
-                    raise
             cap = self._writecap(data_id)  # another client linked one first: write through it
             if cap is None:
                 raise DriverError(f"mutable id {data_id!r}: linked by another client but not readable")
-        # compare-and-swap: write version+1 only over the version just read (If-Match
-        # its ETag); if another writer moved it meanwhile (412), read again and retry,
-        # so two writers never both write the same version number
         path = f"/uri/{quote(cap, safe='')}"
+        # compare-and-swap: write version+1 only over the version known to be current
+        # (If-Match its ETag); if another writer moved it meanwhile (412), read again
+        # and retry, so two writers never both write the same version number. The
+        # version this driver last wrote or read (its ETag, from the node's answer) is
+        # tried first without reading it again; a 412 then costs the read it saved.
+        known = self.tags.get(data_id)
         for attempt in range(CAS_ATTEMPTS):
-            current, tag = self._read_tagged(path)
+            remembered = known is not None
+            if known is not None:
+                current_version, tag = known
+                known = None
+            else:
+                current, tag = self._read_tagged(path)
+                current_version = current.version if current else -1
             # no need to wait for a lagging grid here: pin + 1 supersedes whatever it shows
-            version = max(self.pins.get(data_id, -1), current.version if current else -1) + 1
+            version = max(self.pins.get(data_id, -1), current_version) + 1
             headers = {"If-Match": tag} if tag else {}
             try:
-                self._call_tagged("PUT", path, pack_record(Record(kind, version, payload)), headers=headers)
+                _, new_tag = self._call_tagged("PUT", path, pack_record(Record(kind, version, payload)),
+                                               headers=headers)
             except VersionMoved:
                 log.info("mutable id %r moved while writing version %d; retrying", data_id, version)
-                time.sleep(self.read_pause * (attempt + 1))
+                self._remember(data_id, version, None)
+                if not remembered:  # a remembered tag gone stale is retried at once, from a read
+                    time.sleep(self.read_pause * (attempt + 1))
                 continue
+            self._remember(data_id, version, new_tag)
             self._pin(data_id, version)
             return
         raise VersionMoved(f"mutable id {data_id!r}: other writers kept moving it ({CAS_ATTEMPTS} attempts)")
+
+    def _remember(self, data_id: str, version: int, tag: str | None) -> None:
+        """Note the ETag of a version of `data_id` just written or read (None: forget)."""
+        with self._lock:
+            if tag:
+                self.tags[data_id] = (version, tag)
+            else:
+                self.tags.pop(data_id, None)
 
     def put_mutable(self, data_id: str, data: bytes | str) -> bool:
         self._write(data_id, data_kind(data), as_bytes(data))
@@ -308,8 +355,16 @@ class ShoalDriver:
         own = dircap == self.dircaps.get("mutable-ro") or dircap == self.dircaps.get("mutable")
         cap = self._writecap(data_id) if own else None
         path = f"/uri/{quote(cap, safe='')}" if cap else self._entry(dircap, name)
+        seen: list[str | None] = [None]
+
+        def fetch() -> Record | None:
+            record, seen[0] = self._read_tagged(path)
+            return record
+
         # pins are per id for our own data, per URL for another driver's
-        record = self._fresh(data_id if own else url, lambda: self._read_record(path))
+        record = self._fresh(data_id if own else url, fetch)
+        if own and cap and record is not None:
+            self._remember(data_id, record.version, seen[0])
         if record is None or record.is_tombstone:
             return None
         return record.data()
