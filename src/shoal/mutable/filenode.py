@@ -289,9 +289,9 @@ class MutableFileNode:
         async with self._client.lock(self.storage_index):
             await self._modify_locked(edit)
 
-    async def _tentative(self, edit: Callable[[bytes, bool], bytes | None]) -> tuple[ServerMap, bytes, bytes] | None:
+    async def _tentative(self, edit: Callable[[bytes, bool], bytes | None]) -> tuple[ServerMap, bytes] | None:
         """A start that asks the servers nothing: the version this client published
-        last, or a read's recent map. (map, contents, new contents) when the edit
+        last, or a read's recent map. (map, new contents) when the edit
         changes them; None (ask the servers) when there is no such start or the
         edit refuses or leaves them as they are, which only the current version
         may decide."""
@@ -313,7 +313,7 @@ class MutableFileNode:
             return None
         if new is None or new == current:
             return None
-        return smap, current, new
+        return smap, new
 
     async def _modify_locked(self, edit: Callable[[bytes, bool], bytes | None]) -> None:
         ours: tuple[int, bytes] | None = None  # (seqnum, contents) of our last raced write
@@ -322,48 +322,43 @@ class MutableFileNode:
             start = await self._tentative(edit) if attempt == 0 else None
             if start is not None:
                 # every share is still written with a test of the checkstring that start saw
-                smap, _, new = start
+                smap, changed = start
                 top = smap.highest_seqnum()
-                try:
-                    await self._publish(bytes(new), smap)
-                    return
-                except UncoordinatedWriteError as e:
-                    # someone else wrote it since: ask the servers (our partial write is healed there)
-                    last_error = e
-                    ours = (top + 1, bytes(new))
-                    continue
-            smap = await self._write_map()
-            best = smap.best_recoverable_version()
-            top = smap.highest_seqnum()
-            if ours is not None and (best is None or best.seqnum < ours[0]):
-                # neither raced version survived whole: ours already holds our change
-                changed: bytes | None = ours[1]
-            elif best is None:
-                raise NotEnoughSharesError(_no_version(self, smap))
             else:
-                current = await self._read_version(smap, best)
-                contested = len([v for v in smap.versions() if v.seqnum == top]) > 1
-                if ours is not None and (best.seqnum, current) == ours:
-                    # our raced write is the best version: our change is in (do not apply it
-                    # twice); settle the servers that refused it on that version
-                    if _complete(smap, best):
-                        return
-                    changed = current
+                smap = await self._write_map()
+                best = smap.best_recoverable_version()
+                top = smap.highest_seqnum()
+                if ours is not None and (best is None or best.seqnum < ours[0]):
+                    # neither raced version survived whole: ours already holds our change
+                    changed = ours[1]
+                elif best is None:
+                    raise NotEnoughSharesError(_no_version(self, smap))
                 else:
-                    heal = ours is not None and (contested or best.seqnum < top)
-                    changed = edit(current, ours is not None)
-                    if changed is None or changed == current:
-                        if not heal:
+                    current = await self._read_version(smap, best)
+                    contested = len([v for v in smap.versions() if v.seqnum == top]) > 1
+                    if ours is not None and (best.seqnum, current) == ours:
+                        # our raced write is the best version: our change is in (do not apply
+                        # it twice); settle the servers that refused it on that version
+                        if _complete(smap, best):
                             return
-                        changed = current  # settle the grid on one version
-            assert changed is not None
+                        changed = current
+                    else:
+                        heal = ours is not None and (contested or best.seqnum < top)
+                        edited = edit(current, ours is not None)
+                        if edited is None or edited == current:
+                            if not heal:
+                                return
+                            edited = current  # settle the grid on one version
+                        changed = edited
             try:
                 await self._publish(bytes(changed), smap)
                 return
             except UncoordinatedWriteError as e:
+                # someone else wrote it since: ask the servers again (a partial write is healed there)
                 last_error = e
                 ours = (top + 1, bytes(changed))
-            await _sleep(random.uniform(0.05, 0.3) * (attempt + 1))
+            if start is None:
+                await _sleep(random.uniform(0.05, 0.3) * (attempt + 1))
         assert last_error is not None
         raise last_error
 
