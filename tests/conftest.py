@@ -3,7 +3,6 @@
 import hashlib
 import json
 import pathlib
-import shlex
 import sys
 
 import pytest
@@ -33,17 +32,9 @@ def pytest_xdist_make_scheduler(config, log):
 
 @pytest.hookimpl(trylast=True)  # after xdist turned -n into config.option.tx
 def pytest_configure(config) -> None:
-    # xdist starts its workers as `python -u -c ...`: without -b a bytes/str mix-up would
-    # raise no BytesWarning in them, so a worker gets the controller's -b too
-    if sys.flags.bytes_warning and getattr(config.option, "tx", None):
-        flag = "-bb" if sys.flags.bytes_warning > 1 else "-b"
-        config.option.tx = [_with_python_flag(spec, flag) for spec in config.option.tx]
-
-
-def _with_python_flag(spec: str, flag: str) -> str:
-    if spec != "popen":  # a spec of the caller's own (--tx) is left as given
-        return spec
-    return f"popen//python={shlex.quote(sys.executable)} {flag}"
+    if getattr(config.option, "tx", None):  # workers get the controller's -b (scheduling.worker_spec)
+        config.option.tx = [scheduling.worker_spec(spec, sys.executable, sys.flags.bytes_warning)
+                            for spec in config.option.tx]
 
 
 def vector_plaintext(seed: str, size: int) -> bytes:

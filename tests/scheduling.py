@@ -15,6 +15,7 @@ read from the node id's path, which both versions give the controller.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -70,6 +71,16 @@ def next_unit(waiting: Iterable[str], seconds: Mapping[str, float] = MEASURED_SE
     if best is None:
         raise ValueError("no unit is waiting")
     return best
+
+
+def worker_spec(spec: str, executable: str, bytes_warning: int) -> str:
+    """The execnet spec of a worker: a plain `popen` runs `executable` with the controller's
+    -b/-bb (xdist starts it as `python -u -c ...`, where a bytes/str mix-up would warn
+    nobody); a spec of the caller's own (--tx) is left as given."""
+    if spec != "popen" or not bytes_warning:
+        return spec
+    flag = "-bb" if bytes_warning > 1 else "-b"
+    return f"popen//python={shlex.quote(executable)} {flag}"
 
 
 def make_scheduler(config: Any, log: Any) -> Any:

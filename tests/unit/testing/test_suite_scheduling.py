@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.scheduling import MEASURED_SECONDS, next_unit, unit_of
+from tests.scheduling import MEASURED_SECONDS, next_unit, unit_of, worker_spec
 
 
 def test_a_module_is_one_unit_whatever_the_test_id():
@@ -40,3 +40,14 @@ def test_measured_units_are_real_paths():
     root = pathlib.Path(__file__).resolve().parents[3]
     for unit in MEASURED_SECONDS:
         assert (root / unit).exists(), unit
+
+
+def test_a_popen_worker_gets_the_controllers_bytes_warning_flag():
+    assert worker_spec("popen", "/v/bin/python", 1) == "popen//python=/v/bin/python -b"
+    assert worker_spec("popen", "/v/bin/python", 2) == "popen//python=/v/bin/python -bb"
+    assert worker_spec("popen", "/a dir/python", 1) == "popen//python='/a dir/python' -b"
+
+
+def test_without_b_or_with_a_spec_of_ones_own_nothing_changes():
+    assert worker_spec("popen", "/v/bin/python", 0) == "popen"
+    assert worker_spec("ssh=host//python=python3", "/v/bin/python", 1) == "ssh=host//python=python3"
