@@ -65,10 +65,10 @@ $(PEER_STAMP): $(PEER_LOCK)
 
 peer: $(PEER_STAMP)
 
-# Serial by default. `make unit PYTEST_PARALLEL="-n 2 --dist loadgroup"` runs two pytest-xdist
-# workers, but xdist 3.8 does not yet see the per-module groups that tests/conftest.py adds
-# (tests of one module still split between workers, and a module that relies on its order fails).
-PYTEST_PARALLEL ?=
+# Parallel by default: one pytest-xdist worker per core (at most 8, the port blocks of
+# shoal.testing.ports); tests/scheduling.py keeps each module (the netgrid package) on one
+# worker, in order, and starts the slowest first. PYTEST_PARALLEL= runs serially.
+PYTEST_PARALLEL ?= -n auto --maxprocesses=8
 
 unit: $(STAMP) $(PEER_STAMP)
 	SHOAL_REQUIRE_PEER=1 $(PY) -b -m pytest -q $(PYTEST_PARALLEL)

@@ -3,11 +3,13 @@
 import hashlib
 import json
 import pathlib
+import sys
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 from shoal.testing.grid import Grid, shares_args, start_grid
+from tests import scheduling
 
 VECTORS = pathlib.Path(__file__).parent / "vectors"
 
@@ -15,33 +17,24 @@ settings.register_profile("shoal", deadline=None, suppress_health_check=[HealthC
 settings.load_profile("shoal")
 
 
-# --- parallel runs (pytest-xdist, `make test` runs -n 2 --dist loadgroup) ----------
-# Every test without its own xdist_group runs on the worker of its module, so a
-# module-scoped grid starts once; the netgrid package shares one package-scoped grid
-# (`wan`), so all of it is one group. Session-scoped grids start once per worker
-# that needs them.
-
-PACKAGE_GROUPS = ("tests/netgrid/",)
+# --- parallel runs (pytest-xdist; `make test` runs -n auto) ------------------------
+# tests/scheduling.py deals out whole modules (the netgrid package as one), so a
+# module-scoped grid starts once and a module's tests run in order on one worker.
+# Session-scoped grids start once per worker that needs them.
 
 
-def xdist_group_of(nodeid: str) -> str:
-    module = nodeid.split("::", 1)[0]
-    for package in PACKAGE_GROUPS:
-        if module.startswith(package):
-            return package.rstrip("/")
-    return module
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: unknown when xdist is not loaded
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") == "each":
+        return None
+    return scheduling.make_scheduler(config, log)
 
 
+@pytest.hookimpl(trylast=True)  # after xdist turned -n into config.option.tx
 def pytest_configure(config) -> None:
-    # xdist registers it when loaded; with -p no:xdist (serial) the marks stay, unknown otherwise
-    config.addinivalue_line("markers", "xdist_group(name): run with the other tests of the group on one worker")
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the marks (it runs in the workers too)
-def pytest_collection_modifyitems(config, items) -> None:
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(xdist_group_of(item.nodeid)))
+    if getattr(config.option, "tx", None):  # workers get the controller's -b (scheduling.worker_spec)
+        config.option.tx = [scheduling.worker_spec(spec, sys.executable, sys.flags.bytes_warning)
+                            for spec in config.option.tx]
 
 
 def vector_plaintext(seed: str, size: int) -> bytes:
