@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from shoal import cpu
 from shoal.caps import (
     CHKCap,
     CHKDirectoryCap,
@@ -47,6 +46,7 @@ from shoal.dirnode.filenodes import ImmutableFileNode, ImmutableFiles, UnknownNo
 from shoal.dirnode.nodes import ChildSpec, DirectoryNode, resolve_spec
 from shoal.formats.dirnode import normalize_name
 from shoal.mutable.filenode import MutableFileNode
+from shoal.mutable.keypool import KeyPool
 
 FORMATS = ("SDMF", "MDMF")
 
@@ -57,6 +57,9 @@ class MutableFiles(Protocol):
     async def create(self, contents: bytes = b"", *, format: str = "SDMF",
                      private_key: rsa.PrivateKey | None = None) -> Any: ...
     def node_for(self, cap: Any) -> Any: ...
+
+    @property
+    def key_pool(self) -> KeyPool: ...
 
 
 Node = DirectoryNode | ImmutableFileNode | MutableFileNode | VerifierNode | UnknownNode
@@ -123,7 +126,7 @@ class NodeMaker:
         fmt = _format(format)
         resolved = self._children(children)
         if resolved:
-            key = private_key if private_key is not None else await cpu.run(rsa.generate_private_key)
+            key = private_key if private_key is not None else await self.mutable.key_pool.get()
             writekey, _ = writekey_and_fingerprint(key)
             packed = pack_new_directory(resolved, writekey=writekey, mutable=True)
             file = await self.mutable.create(packed, format=fmt, private_key=key)
