@@ -29,29 +29,35 @@ Each upload and download phase also prints the CPU seconds the client node and
 the storage nodes (summed) used in it: on this shared 2-core machine wall times
 swing with the other sessions' load, CPU seconds much less.
 
-Where the time goes (issue #19; py-spy on the client node, 50 Hz, the whole run
-of --small 1000 --scale '', and the CPU lines of the same bench):
+Where the time goes (issue #19), figures of one run of int4 b24ebd8 (stop 28), the
+machine nearly quiet (load average 1-5), 5 storage nodes, 3-of-5:
 
-* The client node mostly waits: its reactor thread was busy in about half its
-  samples, its I/O threads blocked in TLS reads from the storage nodes. Of the
-  reactor's busy samples: immutable upload 27% (placement and allocate 9%,
-  pushing shares 12%), directory edits 15% (DirectoryNode.set_children: the
-  mutable modify's servermap query, retrieve, parse of the entries 5%,
-  publish), twisted.web receiving the blob requests 11%, downloads 8%, the
-  SQLite index under 1%, the blob service's own code (auth, tags, spooling)
-  about 2%.
-* CPU per 1,000 x 10 KB (client + storage nodes): one request each, upload
-  26.5 + 41.2 = 68 s, download 6.3 + 7.2 = 13.5 s; /stream upload 8.8 + 16.4 =
-  25 s, download 6.7 + 7.9 = 14.6 s. A PUT costs 2.7x a /stream upload: the
-  difference, ~43 ms of CPU per blob, is the namespace directory's publishes
-  (with 3 connections at most 3 edits share one). Both workloads are CPU-bound
-  here: 7.25 s for 1,000 PUTs would need at most 14.5 ms of CPU per blob on
-  2 cores, 3.6 s through /stream at most 7.2 ms; the immutable upload alone
-  (the /stream figure) is 25 ms.
+* /stream: a request's small blobs (56 B to 64 KiB) go to the grid as packs
+  of up to 1 MiB (shoal.apps.blobs.packs), one immutable upload per pack
+  instead of one per blob, and the download reads a pack's neighbours with
+  one ranged read. 1,000 x 10 KB: upload 0.42 s (173.8x Soledad's 72.5 s),
+  download 0.23 s (314.9x); before packs (same stop, machine loaded) 22.1 s
+  and 13.0 s, 29.5 CPU-s for the upload.
+* One request each, 3 connections: 40.8 s up (1.8x; was 46.7 s quiet at the
+  last stop, 60.6 s loaded at the start of this one), 9.1 s down (8.0x).
+  CPU per 1,000 PUTs: client 23.2 + storage 25.1 = 48 s, against 75 s at
+  the start of this stop (loaded) and 68 s before; what saved it: the
+  client's memory of the versions it published (shoal.mutable.own_versions:
+  a directory edit is only the test-and-set writes), PUTs that arrive while
+  an upload of their namespace is in flight packed together
+  (shoal.apps.blobs.putqueue), and a pack's entries linked in one publish.
+  What is left is latency, not CPU: each PUT waits for three rounds of
+  requests to 5 storage nodes in turn (allocate, write the shares, write
+  the directory's shares), each ending in fsyncs (~3 ms a file fsync on
+  this disk), and 3 connections never have more than 3 blobs to batch.
+  7.25 s needs ~22 ms a round of 3 blobs; acknowledging before the grid
+  holds the blob and its entry would get there, but is not what a PUT's
+  200 means here.
 * Sharding a namespace from its first entry (FLAT_LIMIT 0 or 128) made the
-  1,000 PUTs cost 101 CPU-seconds instead of 68: ~250 shard directories made
-  (an RSA key, 42 ms of CPU, and two publishes each) and no batching, as the
-  3 connections' edits go to different shards (see shoal.apps.blobs.store).
+  1,000 PUTs cost 101 CPU-seconds instead of 68 before own versions: ~250
+  shard directories made (an RSA key, 42 ms of CPU, and two publishes each)
+  and no batching, as the 3 connections' edits go to different shards (see
+  shoal.apps.blobs.store).
 
 The Blockstack driver's put/get rates come from `driver_rates` below (the
 rows of bench/blockstack.py; its docstring has the figures and where the
