@@ -13,7 +13,7 @@ from shoal.caps.mutable import mutable_caps_from_private_key
 from shoal.crypto import rsa
 from shoal.formats.mutable_share import MDMF_DEFAULT_SEGMENT_SIZE, MDMF_VERSION, SDMF_VERSION
 from shoal.grid.locks import KeyedLocks
-from shoal.mutable.encoder import WriteKeys, encode_version
+from shoal.mutable.encoder import EncodedVersion, WriteKeys, encode_version
 from shoal.mutable.errors import MutableUsageError
 from shoal.mutable.filenode import MutableCap, MutableFileNode
 from shoal.mutable.keypool import KeyPool
@@ -73,11 +73,18 @@ class MutableClient:
             max_segment_size=self.mdmf_segment_size,
         )
         async with self.lock(node.storage_index):
-            publisher = Publisher(self.broker, node.storage_index, ServerMap(), keys, self.lease_secret,
-                                  hints=self.share_hints)
-            await publisher.publish(encoded)
-            settled = publisher.settled_map(encoded)
-            if settled is not None:
-                self.own_versions.remember(node.storage_index, bytes(contents), settled, keys,
-                                           publisher.servers_connected)
+            await self.publish(node.storage_index, ServerMap(), keys, encoded, bytes(contents))
         return node
+
+    async def publish(self, storage_index: bytes, smap: ServerMap, keys: WriteKeys, encoded: EncodedVersion,
+                      contents: bytes | None, *, only_shares: set[tuple[bytes, int]] | None = None) -> None:
+        """Write `encoded` over what `smap` saw (test-and-set, shoal.mutable.publish);
+        after a clean full publish, remember it as this client's own version of the
+        file, holding `contents` (None: not known here, nothing remembered)."""
+        self.own_versions.forget(storage_index)
+        publisher = Publisher(self.broker, storage_index, smap, keys, self.lease_secret,
+                              only_shares=only_shares, hints=self.share_hints)
+        await publisher.publish(encoded)
+        settled = publisher.settled_map(encoded)
+        if settled is not None and contents is not None:
+            self.own_versions.remember(storage_index, contents, settled, keys, publisher.servers_connected)

@@ -68,7 +68,6 @@ from shoal.mutable.errors import (
     UncoordinatedWriteError,
     VersionChangedError,
 )
-from shoal.mutable.publish import Publisher
 from shoal.mutable.retrieve import Retriever
 from shoal.mutable.servermap import (
     MODE_READ,
@@ -240,16 +239,7 @@ class MutableFileNode:
             encode_version, contents, version=self._version, seqnum=smap.highest_seqnum() + 1,
             k=k, n=n, keys=keys, max_segment_size=self._client.mdmf_segment_size,
         )
-        own = self._client.own_versions
-        own.forget(self.storage_index)
-        publisher = Publisher(
-            self._client.broker, self.storage_index, smap, keys, self._client.lease_secret,
-            hints=self._client.share_hints,
-        )
-        await publisher.publish(encoded)
-        settled = publisher.settled_map(encoded)
-        if settled is not None:
-            own.remember(self.storage_index, contents, settled, keys, publisher.servers_connected)
+        await self._client.publish(self.storage_index, smap, keys, encoded, contents)
         return encoded.prefix
 
     async def overwrite(self, contents: bytes) -> SignedPrefix:
@@ -475,11 +465,7 @@ class MutableFileNode:
             seqnum=best.seqnum + 1, keys=keys,
         )
         wanted = {(i.server.server_id, sh) for sh, infos in smap.shares_of(best).items() for i in infos}
-        self._client.own_versions.forget(self.storage_index)
-        await Publisher(
-            self._client.broker, self.storage_index, smap, keys, self._client.lease_secret,
-            only_shares=wanted, hints=self._client.share_hints,
-        ).publish(encoded)
+        await self._client.publish(self.storage_index, smap, keys, encoded, None, only_shares=wanted)
         return True
 
 

@@ -664,14 +664,16 @@ def _pack_runs(rows: Sequence[BlobRow]) -> list[list[BlobRow]]:
     the same pack (up to PREFETCH_LIMIT bytes a run) form one; any other row is a
     run of its own."""
     runs: list[list[BlobRow]] = []
+    run_bytes = 0
     for row in rows:
         last = runs[-1][-1] if runs else None
         if (row.offset is not None and last is not None and last.offset is not None and last.cap == row.cap
-                and last.offset + last.size == row.offset
-                and sum(r.size for r in runs[-1]) + row.size <= PREFETCH_LIMIT):
+                and last.offset + last.size == row.offset and run_bytes + row.size <= PREFETCH_LIMIT):
             runs[-1].append(row)
+            run_bytes += row.size
         else:
             runs.append([row])
+            run_bytes = row.size
     return runs
 
 

@@ -31,13 +31,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-LIT_MAX = 55  # blobs this small are literal caps (no upload at all)
+from shoal.immutable.params import LIT_THRESHOLD
+
 PACK_MAX_BLOB = 64 * 1024  # larger blobs are always stored on their own
 PACK_BYTES = 1024 * 1024  # a pack stops growing at this size
 
 
 def packable(size: int) -> bool:
-    return LIT_MAX < size <= PACK_MAX_BLOB
+    return LIT_THRESHOLD < size <= PACK_MAX_BLOB  # at most LIT_THRESHOLD: a literal cap, no upload
 
 
 def plan(sizes: Sequence[int], pack_bytes: int = PACK_BYTES) -> list[list[int]]:
